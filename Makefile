@@ -1,0 +1,136 @@
+# pg_monitoring: build, install, test. `make help` lists the targets.
+
+EXTENSION  := pg_monitoring
+EXTVERSION := $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" $(EXTENSION).control)
+PG_CONFIG  ?= pg_config
+PG_MAJOR   := $(shell $(PG_CONFIG) --version | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')
+
+# The built scripts live inside the Python package: `pg-monitoring install` runs the very
+# files that `make install` copies into the server's extension directory.
+BUILD_DIR   := python/pg_monitoring/extension
+CURRENT     := $(BUILD_DIR)/$(EXTENSION)--$(EXTVERSION).sql
+RELEASED    := $(patsubst sql/released/%,$(BUILD_DIR)/%,$(wildcard sql/released/*.sql))
+UPGRADES    := $(patsubst sql/upgrades/%,$(BUILD_DIR)/%,$(wildcard sql/upgrades/*.sql))
+EXT_SCRIPTS     := $(CURRENT) $(RELEASED) $(UPGRADES)
+SQL_SOURCES := $(wildcard sql/*.sql)
+
+VENV       := .venv
+VENV_BIN   := $(VENV)/bin
+VENV_STAMP := $(VENV)/.installed
+
+# `make test` and `make demo` run against a throwaway cluster from Debian's pg_virtualenv
+# (initdb as the postgres user when we are root, free port, removed on exit or Ctrl-C). The
+# extension is installed into STAGE and found there through Debian's extension_destdir.
+STAGE   := $(CURDIR)/build/stage
+CLUSTER := pg_virtualenv -t \
+	-o shared_preload_libraries=pg_stat_statements \
+	-o extension_destdir=$(STAGE)
+
+.PHONY: all help release test lint deps system-deps stage test-in-cluster pgtap pytest \
+	demo test-docker
+
+all: $(EXT_SCRIPTS) $(BUILD_DIR)/$(EXTENSION).control
+
+help:
+	@echo 'make            build the extension scripts into $(BUILD_DIR)'
+	@echo 'make install    install them into $$($(PG_CONFIG) --sharedir)/extension'
+	@echo 'make test       lint + pgTAP + pytest on a throwaway cluster (installs what it needs)'
+	@echo 'make demo       the demo, on $$DATABASE_URL or else on a throwaway cluster'
+	@echo 'make release    freeze the current version into sql/released/'
+	@echo 'make test-docker  pgTAP in the official postgres image (needs a Docker engine)'
+
+$(BUILD_DIR):
+	mkdir -p $@
+
+$(CURRENT): sql/$(EXTENSION).sql $(SQL_SOURCES) sql/flatten.awk | $(BUILD_DIR)
+	awk -v version=$(EXTVERSION) -f sql/flatten.awk $< > $@.tmp && mv $@.tmp $@
+
+# An upgrade records the version after the last "--" of its name.
+$(BUILD_DIR)/$(EXTENSION)--%.sql: sql/upgrades/$(EXTENSION)--%.sql $(SQL_SOURCES) \
+		sql/flatten.awk | $(BUILD_DIR)
+	awk -v version=$(lastword $(subst --, ,$*)) -f sql/flatten.awk $< > $@.tmp && mv $@.tmp $@
+
+$(BUILD_DIR)/%.sql: sql/released/%.sql | $(BUILD_DIR)
+	cp $< $@
+
+$(BUILD_DIR)/$(EXTENSION).control: $(EXTENSION).control | $(BUILD_DIR)
+	cp $< $@
+
+# Released scripts are frozen: users have them installed, and upgrades start from them.
+release: $(CURRENT) $(UPGRADES)
+	@if [ -e sql/released/$(notdir $(CURRENT)) ]; then \
+		echo "$(EXTVERSION) is released already; raise default_version in $(EXTENSION).control"; \
+		exit 1; fi
+	cp $(CURRENT) $(UPGRADES) sql/released/
+	rm -f $(wildcard sql/upgrades/*.sql)
+	@echo "Froze $(EXTVERSION). Next: raise default_version in $(EXTENSION).control and the"
+	@echo "version in python/pyproject.toml, and start sql/upgrades/$(EXTENSION)--$(EXTVERSION)--NEXT.sql"
+
+# `make install`: PGXS where the server's build files are installed, else a plain copy.
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifneq ($(wildcard $(PGXS)),)
+DATA := $(EXT_SCRIPTS)
+EXTRA_CLEAN := $(BUILD_DIR) build
+include $(PGXS)
+else
+EXTENSION_DIR := $(DESTDIR)$(shell $(PG_CONFIG) --sharedir)/extension
+.PHONY: install uninstall clean
+install: all
+	install -d $(EXTENSION_DIR)
+	install -m 644 $(EXTENSION).control $(EXT_SCRIPTS) $(EXTENSION_DIR)/
+uninstall:
+	rm -f $(EXTENSION_DIR)/$(EXTENSION).control $(EXTENSION_DIR)/$(EXTENSION)--*.sql
+clean:
+	rm -rf $(BUILD_DIR) build
+endif
+
+$(VENV_STAMP): python/pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV_BIN)/pip install --quiet --upgrade pip
+	$(VENV_BIN)/pip install --quiet -e './python[dev]'
+	touch $@
+
+deps: $(VENV_STAMP) system-deps
+
+system-deps:
+	@PG_MAJOR=$(PG_MAJOR) tests/system-deps.sh
+
+lint: $(VENV_STAMP)
+	$(VENV_BIN)/sqlfluff lint --processes 2 sql pgtap
+	$(VENV_BIN)/ruff check python tests
+	$(VENV_BIN)/ruff format --check python tests
+
+stage: all
+	rm -rf $(STAGE)
+	$(MAKE) --no-print-directory install DESTDIR=$(STAGE) >/dev/null
+	@if [ "$$(id -u)" = 0 ] && ! runuser -u postgres -- test -r $(STAGE)/$$($(PG_CONFIG) --sharedir)/extension/$(EXTENSION).control; then \
+		echo "The postgres user can not read $(STAGE); run from a directory it can read (e.g. under /tmp)."; \
+		exit 1; fi
+
+test: deps lint stage
+	$(CLUSTER) $(MAKE) --no-print-directory test-in-cluster
+
+# The targets below expect PG* variables naming a disposable server (make test sets them).
+test-in-cluster: pgtap pytest
+
+pgtap:
+	dropdb --if-exists pgtap_suite
+	createdb pgtap_suite
+	psql -X -q -v ON_ERROR_STOP=1 -d pgtap_suite \
+		-c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION $(EXTENSION)' \
+		-f pgtap/fixtures/helpers.sql
+	pg_prove -d pgtap_suite --failures pgtap/*.sql
+
+pytest: $(VENV_STAMP)
+	$(VENV_BIN)/pytest tests
+
+demo: $(VENV_STAMP) all
+ifdef DATABASE_URL
+	$(VENV_BIN)/pg-monitoring demo
+else
+	$(CLUSTER) $(VENV_BIN)/pg-monitoring demo
+endif
+
+test-docker:
+	docker build -f tests/docker/Dockerfile -t $(EXTENSION)-test .
+	docker run --rm $(EXTENSION)-test

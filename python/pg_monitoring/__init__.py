@@ -1,0 +1,33 @@
+"""pg_monitoring: error tracking, cache, traces and alerts inside PostgreSQL.
+
+This package is the thin client: every call is one stored function in schema `monitoring`.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .connection import AsyncConnector, Connector
+from .errors import (
+    InstallError,
+    InvalidArgumentError,
+    NotInstalledError,
+    PermissionDeniedError,
+    PgMonitoringError,
+)
+
+try:
+    __version__ = version("pg-monitoring")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "AsyncConnector",
+    "Connector",
+    "InstallError",
+    "InvalidArgumentError",
+    "NotInstalledError",
+    "PermissionDeniedError",
+    "PgMonitoringError",
+    "__version__",
+]

@@ -1,0 +1,223 @@
+"""The `pg-monitoring` command.
+
+The database comes from --dsn, else DATABASE_URL, else libpq's PG* variables.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+import psycopg
+
+from . import installer
+from .errors import PgMonitoringError
+
+dsn_option = click.option(
+    "--dsn",
+    envvar="DATABASE_URL",
+    default="",
+    show_envvar=True,
+    help="libpq connection string or URL; empty means the PG* environment variables.",
+)
+
+OBJECTS_QUERY = """
+SELECT kind, name
+FROM (
+    SELECT
+        CASE c.relkind
+            WHEN 'r' THEN CASE c.relpersistence WHEN 'u' THEN 'unlogged table' ELSE 'table' END
+            WHEN 'p' THEN 'partitioned table'
+            WHEN 'v' THEN 'view'
+            WHEN 'm' THEN 'materialized view'
+            WHEN 'S' THEN 'sequence'
+        END AS kind,
+        c.relname::text AS name
+    FROM pg_catalog.pg_class AS c
+    WHERE c.relnamespace = 'monitoring'::regnamespace
+        AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+        AND NOT c.relispartition
+    UNION ALL
+    SELECT 'function', p.oid::regprocedure::text
+    FROM pg_catalog.pg_proc AS p
+    WHERE p.pronamespace = 'monitoring'::regnamespace
+) AS objects
+ORDER BY kind, name
+"""
+
+ROLES_QUERY = """
+SELECT r.rolname AS role,
+       coalesce(array_agg(m.rolname ORDER BY m.rolname)
+                FILTER (WHERE m.rolname IS NOT NULL), '{}') AS members
+FROM pg_catalog.pg_roles AS r
+LEFT JOIN pg_catalog.pg_auth_members AS am ON am.roleid = r.oid
+LEFT JOIN pg_catalog.pg_roles AS m ON m.oid = am.member
+WHERE r.rolname = ANY(%s)
+GROUP BY r.rolname
+ORDER BY r.rolname
+"""
+
+
+@contextmanager
+def connect(dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    try:
+        conn = psycopg.connect(dsn)
+    except psycopg.OperationalError as error:
+        raise click.ClickException(f"cannot connect: {error}".strip()) from error
+    with conn:
+        yield conn
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Our errors and the database's become one-line messages and exit status 1."""
+    try:
+        yield
+    except PgMonitoringError as error:
+        raise click.ClickException(str(error)) from error
+    except psycopg.Error as error:
+        diag = error.diag
+        message = diag.message_primary or str(error)
+        if diag.message_hint:
+            message += f"\nHint: {diag.message_hint}"
+        raise click.ClickException(message) from error
+
+
+def database_name(conn: psycopg.Connection[Any]) -> str:
+    return conn.info.dbname
+
+
+@click.group()
+@click.version_option(package_name="pg-monitoring")
+def main() -> None:
+    """pg_monitoring: error tracking, cache, traces and alerts inside PostgreSQL."""
+
+
+@main.command()
+@dsn_option
+@click.option("--version", "version", help="Version to install (default: the newest).")
+def install(dsn: str, version: str | None) -> None:
+    """Install the monitoring schema as a plain script (no superuser needed).
+
+    Runs in one transaction; running it again is a no-op.
+    """
+    with reported_errors(), connect(dsn) as conn:
+        outcome = installer.install(conn, version)
+        db = database_name(conn)
+    if outcome.action == "unchanged":
+        click.echo(f"pg_monitoring {outcome.version} is already installed in {db}; nothing to do.")
+    else:
+        click.echo(
+            f"Installed pg_monitoring {outcome.version} in {db} ({', '.join(outcome.steps)})."
+        )
+
+
+@main.command()
+@dsn_option
+@click.option("--version", "version", help="Version to upgrade to (default: the newest).")
+def upgrade(dsn: str, version: str | None) -> None:
+    """Apply the pending upgrade scripts in order, in one transaction."""
+    with reported_errors(), connect(dsn) as conn:
+        outcome = installer.upgrade(conn, version)
+        db = database_name(conn)
+    if outcome.action == "unchanged":
+        click.echo(f"pg_monitoring is at {outcome.version} in {db} already; nothing to do.")
+    else:
+        click.echo(f"Upgraded {db} to pg_monitoring {outcome.version}: {', '.join(outcome.steps)}.")
+
+
+@main.command()
+@dsn_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--drop-roles",
+    is_flag=True,
+    help="Also drop the monitoring_* roles (they are cluster-wide: other databases may use them).",
+)
+def uninstall(dsn: str, yes: bool, drop_roles: bool) -> None:
+    """Remove the schema and everything stored in it."""
+    with reported_errors(), connect(dsn) as conn:
+        db = database_name(conn)
+        current = installer.state(conn)
+        if not current.installed:
+            click.echo(f"pg_monitoring is not installed in {db}; nothing to do.")
+            return
+        if not yes:
+            click.confirm(
+                f"Drop pg_monitoring {current.version} from database {db}, with every error, "
+                "cache entry and setting it holds?",
+                abort=True,
+            )
+        installer.uninstall(conn, drop_roles=drop_roles)
+    click.echo(f"Removed pg_monitoring from {db}.")
+
+
+@main.command()
+@dsn_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(dsn: str, as_json: bool) -> None:
+    """Show the installed version, its objects and roles."""
+    with reported_errors(), connect(dsn) as conn:
+        report = status_report(conn)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    print_status(report)
+
+
+def status_report(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    current = installer.state(conn)
+    report: dict[str, Any] = {
+        "database": database_name(conn),
+        "installed": current.installed,
+        "version": current.version,
+        "mode": current.mode,
+        "objects": [],
+        "roles": [],
+    }
+    if current.installed:
+        report["objects"] = [
+            {"kind": kind, "name": name} for kind, name in conn.execute(OBJECTS_QUERY).fetchall()
+        ]
+        report["roles"] = [
+            {"role": role, "members": members}
+            for role, members in conn.execute(ROLES_QUERY, (list(installer.ROLES),)).fetchall()
+        ]
+    return report
+
+
+def print_status(report: dict[str, Any]) -> None:
+    if not report["installed"]:
+        click.echo(f"pg_monitoring is not installed in {report['database']}.")
+        return
+    mode = "CREATE EXTENSION" if report["mode"] == "extension" else "plain script"
+    click.echo(f"pg_monitoring {report['version']} in {report['database']} (installed by {mode})")
+    kinds: dict[str, list[str]] = {}
+    for obj in report["objects"]:
+        kinds.setdefault(obj["kind"], []).append(obj["name"])
+    for kind, names in kinds.items():
+        click.echo(f"\n{kind}s ({len(names)}):")
+        for name in names:
+            click.echo(f"  monitoring.{name}" if kind != "function" else f"  {name}")
+    click.echo("\nroles:")
+    for role in report["roles"]:
+        members = ", ".join(role["members"]) or "no members"
+        click.echo(f"  {role['role']}: {members}")
+
+
+@main.command()
+@dsn_option
+def demo(dsn: str) -> None:
+    """Install into the database and show what it holds (make demo runs this)."""
+    from .demo import run
+
+    with reported_errors(), connect(dsn) as conn:
+        run(conn, echo=click.echo)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

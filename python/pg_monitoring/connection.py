@@ -1,0 +1,137 @@
+"""Where the client gets its connections: a DSN, a psycopg pool, or a connection.
+
+Every client class takes one of these and wraps it in a connector. Calls run inside
+`conn.transaction()`, so on a caller's connection that is already in a transaction they
+become a savepoint of it, and otherwise they commit on their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, TypeAlias
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from .errors import translate
+
+Source: TypeAlias = str | psycopg.Connection[Any] | ConnectionPool
+AsyncSource: TypeAlias = str | psycopg.AsyncConnection[Any] | AsyncConnectionPool
+
+# A pool made from a DSN: small, because capture and cache calls are short.
+OWN_POOL_MIN_SIZE = 1
+OWN_POOL_MAX_SIZE = 4
+
+
+class Connector:
+    """Lends connections from a DSN (own pool, opened on first use), a pool or a connection."""
+
+    def __init__(self, source: Source) -> None:
+        self._pool: ConnectionPool | None = None
+        self._conn: psycopg.Connection[Any] | None = None
+        self._owns_pool = False
+        if isinstance(source, str):
+            self._pool = ConnectionPool(
+                source, min_size=OWN_POOL_MIN_SIZE, max_size=OWN_POOL_MAX_SIZE, open=False
+            )
+            self._owns_pool = True
+        elif isinstance(source, ConnectionPool):
+            self._pool = source
+        elif isinstance(source, psycopg.Connection):
+            self._conn = source
+        else:
+            raise TypeError(
+                f"expected a DSN string, a psycopg_pool.ConnectionPool or a psycopg.Connection, "
+                f"not {type(source).__name__}"
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection inside a transaction (or savepoint); database errors translated."""
+        try:
+            if self._conn is not None:
+                with self._conn.transaction():
+                    yield self._conn
+                return
+            assert self._pool is not None
+            if self._owns_pool and self._pool.closed:
+                self._pool.open()
+            with self._pool.connection() as conn, conn.transaction():
+                yield conn
+        except psycopg.Error as error:
+            raise translate(error) from error
+
+    def fetch_value(self, query: str, params: tuple[Any, ...] = ()) -> Any:
+        """The first column of the first row of `query` (None when it returns no row)."""
+        with self.transaction() as conn:
+            row = conn.execute(query, params).fetchone()
+        return None if row is None else row[0]
+
+    def fetch_all(self, query: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Every row of `query` as a dict."""
+        with self.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(query, params).fetchall()
+
+    def close(self) -> None:
+        """Closes the pool this connector made from a DSN; a caller's pool or connection stays."""
+        if self._owns_pool and self._pool is not None:
+            self._pool.close()
+
+
+class AsyncConnector:
+    """The asyncio twin of `Connector`."""
+
+    def __init__(self, source: AsyncSource) -> None:
+        self._pool: AsyncConnectionPool | None = None
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._owns_pool = False
+        if isinstance(source, str):
+            self._pool = AsyncConnectionPool(
+                source, min_size=OWN_POOL_MIN_SIZE, max_size=OWN_POOL_MAX_SIZE, open=False
+            )
+            self._owns_pool = True
+        elif isinstance(source, AsyncConnectionPool):
+            self._pool = source
+        elif isinstance(source, psycopg.AsyncConnection):
+            self._conn = source
+        else:
+            raise TypeError(
+                f"expected a DSN string, a psycopg_pool.AsyncConnectionPool or a "
+                f"psycopg.AsyncConnection, not {type(source).__name__}"
+            )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A connection inside a transaction (or savepoint); database errors translated."""
+        try:
+            if self._conn is not None:
+                async with self._conn.transaction():
+                    yield self._conn
+                return
+            assert self._pool is not None
+            if self._owns_pool and self._pool.closed:
+                await self._pool.open()
+            async with self._pool.connection() as conn, conn.transaction():
+                yield conn
+        except psycopg.Error as error:
+            raise translate(error) from error
+
+    async def fetch_value(self, query: str, params: tuple[Any, ...] = ()) -> Any:
+        """The first column of the first row of `query` (None when it returns no row)."""
+        async with self.transaction() as conn:
+            cur = await conn.execute(query, params)
+            row = await cur.fetchone()
+        return None if row is None else row[0]
+
+    async def fetch_all(self, query: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Every row of `query` as a dict."""
+        async with self.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(query, params)
+            return await cur.fetchall()
+
+    async def close(self) -> None:
+        """Closes the pool this connector made from a DSN; a caller's pool or connection stays."""
+        if self._owns_pool and self._pool is not None:
+            await self._pool.close()

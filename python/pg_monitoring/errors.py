@@ -1,0 +1,49 @@
+"""The exceptions pg_monitoring raises.
+
+The SQL functions raise with an SQLSTATE and a message naming the bad argument; `translate`
+maps those to this small hierarchy so callers need not know psycopg's error classes.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import errors as pg_errors
+
+
+class PgMonitoringError(Exception):
+    """Base class of every pg_monitoring error."""
+
+
+class InstallError(PgMonitoringError):
+    """The schema can not be installed, upgraded or removed as asked."""
+
+
+class NotInstalledError(PgMonitoringError):
+    """The database has no pg_monitoring schema (run `pg-monitoring install`)."""
+
+
+class InvalidArgumentError(PgMonitoringError, ValueError):
+    """A stored function rejected an argument; the message names it."""
+
+
+class PermissionDeniedError(PgMonitoringError, PermissionError):
+    """The role lacks the monitoring_* role the call needs."""
+
+
+_BY_SQLSTATE: dict[type[psycopg.Error], type[PgMonitoringError]] = {
+    pg_errors.InvalidParameterValue: InvalidArgumentError,
+    pg_errors.NullValueNotAllowed: InvalidArgumentError,
+    pg_errors.InvalidTextRepresentation: InvalidArgumentError,
+    pg_errors.StringDataRightTruncation: InvalidArgumentError,
+    pg_errors.InsufficientPrivilege: PermissionDeniedError,
+    pg_errors.InvalidSchemaName: NotInstalledError,
+    pg_errors.UndefinedFunction: NotInstalledError,
+}
+
+
+def translate(error: psycopg.Error) -> PgMonitoringError:
+    """The pg_monitoring exception for a database error (raise it `from error`)."""
+    for pg_class, our_class in _BY_SQLSTATE.items():
+        if isinstance(error, pg_class):
+            return our_class(error.diag.message_primary or str(error))
+    return PgMonitoringError(str(error))

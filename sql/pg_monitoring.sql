@@ -1,0 +1,11 @@
+-- pg_monitoring, the full install script of the version in pg_monitoring.control.
+--
+-- `make` expands each "-- @include FILE" line into FILE (sql/flatten.awk) and writes
+-- python/pg_monitoring/extension/pg_monitoring--<version>.sql, which installs both with
+-- CREATE EXTENSION pg_monitoring and as a plain script (pg-monitoring install).
+-- Components come in dependency order; privileges.sql stays last.
+
+-- @include schema.sql
+-- @include roles.sql
+-- @include settings.sql
+-- @include privileges.sql

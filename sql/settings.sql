@@ -1,0 +1,130 @@
+-- Settings. Each component declares its settings in setting_definitions, with a default;
+-- monitoring_admin overrides them with set_setting. Only overrides are stored in
+-- monitoring.settings, so a pg_dump of an extension install restores them on top of the
+-- definitions that CREATE EXTENSION recreates, without conflicting rows.
+CREATE TABLE monitoring.setting_definitions (
+    name text PRIMARY KEY,
+    default_value jsonb NOT NULL,
+    description text NOT NULL,
+    CONSTRAINT setting_definitions_default_not_null
+    CHECK (pg_catalog.jsonb_typeof(default_value) <> 'null')
+);
+
+COMMENT ON TABLE monitoring.setting_definitions IS
+'Every setting pg_monitoring knows, with its default; overrides live in monitoring.settings';
+
+CREATE TABLE monitoring.settings (
+    name text PRIMARY KEY REFERENCES monitoring.setting_definitions (name) ON DELETE CASCADE,
+    value jsonb NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_by name NOT NULL DEFAULT session_user
+);
+
+COMMENT ON TABLE monitoring.settings IS
+'Settings changed from their default by monitoring.set_setting';
+
+SELECT monitoring._keep_rows_in_dump('monitoring.settings');
+
+CREATE VIEW monitoring.effective_settings AS
+SELECT
+    d.name,
+    coalesce(s.value, d.default_value) AS value,
+    d.default_value,
+    s.name IS NULL AS is_default,
+    s.updated_at,
+    s.updated_by,
+    d.description
+FROM monitoring.setting_definitions AS d
+LEFT JOIN monitoring.settings AS s ON d.name = s.name;
+
+COMMENT ON VIEW monitoring.effective_settings IS
+'Every setting with the value in force, its default and who last changed it';
+
+CREATE FUNCTION monitoring.get_setting(p_name text)
+RETURNS jsonb
+LANGUAGE plpgsql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_value jsonb;
+BEGIN
+    SELECT coalesce(s.value, d.default_value)
+    INTO v_value
+    FROM monitoring.setting_definitions AS d
+    LEFT JOIN monitoring.settings AS s ON d.name = s.name
+    WHERE d.name = p_name;
+
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown setting: %', coalesce(quote_literal(p_name), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                HINT = 'SELECT name FROM monitoring.effective_settings lists them.';
+    END IF;
+    RETURN v_value;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.get_setting(text) IS
+'The value in force for setting p_name; raises invalid_parameter_value for unknown names';
+
+CREATE FUNCTION monitoring.set_setting(p_name text, p_value jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_default jsonb;
+BEGIN
+    SELECT d.default_value INTO v_default
+    FROM monitoring.setting_definitions AS d
+    WHERE d.name = p_name;
+
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown setting: %', coalesce(quote_literal(p_name), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                HINT = 'SELECT name FROM monitoring.effective_settings lists them.';
+    END IF;
+    IF p_value IS NULL OR jsonb_typeof(p_value) = 'null' THEN
+        RAISE EXCEPTION 'p_value must not be null; use monitoring.reset_setting(%) for the default',
+            quote_literal(p_name)
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF jsonb_typeof(p_value) <> jsonb_typeof(v_default) THEN
+        RAISE EXCEPTION 'setting % takes a % value, not %',
+            p_name, jsonb_typeof(v_default), jsonb_typeof(p_value)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- session_user: inside SECURITY DEFINER, current_user is the owner
+    INSERT INTO monitoring.settings AS s (name, value, updated_by)
+    VALUES (p_name, p_value, session_user)
+    ON CONFLICT (name) DO UPDATE
+        SET value = excluded.value, updated_at = now(), updated_by = session_user;
+    RETURN p_value;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.set_setting(text, jsonb) IS
+'Overrides setting p_name; the value must have the JSON type of the default';
+
+CREATE FUNCTION monitoring.reset_setting(p_name text)
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM monitoring.settings AS s WHERE s.name = p_name;
+    RETURN monitoring.get_setting(p_name);
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.reset_setting(text) IS
+'Puts setting p_name back to its default and returns that default';
+
+GRANT SELECT ON monitoring.effective_settings TO monitoring_reader;
+GRANT EXECUTE ON FUNCTION monitoring.get_setting(text) TO monitoring_reader, monitoring_admin;
+GRANT EXECUTE ON FUNCTION monitoring.set_setting(text, jsonb) TO monitoring_admin;
+GRANT EXECUTE ON FUNCTION monitoring.reset_setting(text) TO monitoring_admin;

@@ -1,0 +1,133 @@
+"""Fixtures: databases on the throwaway cluster that `make test` starts.
+
+The server comes from libpq's PG* variables (pg_virtualenv sets them) or from
+PG_MONITORING_TEST_DSN; it must be disposable, since tests create and drop databases and roles.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from pg_monitoring import installer
+
+REPO = Path(__file__).resolve().parent.parent
+OWNER_ROLE = "pgm_test_owner"
+OWNER_PASSWORD = "owner-secret"
+
+
+@pytest.fixture(scope="session")
+def server_dsn() -> str:
+    dsn = os.environ.get("PG_MONITORING_TEST_DSN", "")
+    if not dsn and not os.environ.get("PGHOST"):
+        pytest.exit(
+            "No test server: run `make test` (it starts a throwaway cluster), or set "
+            "PG_MONITORING_TEST_DSN to a disposable server.",
+            returncode=2,
+        )
+    return dsn
+
+
+def superuser(dsn: str) -> psycopg.Connection:
+    return psycopg.connect(dsn, autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def owner_role(server_dsn: str) -> str:
+    """An ordinary role, as on managed PostgreSQL: it owns its databases, nothing more.
+
+    The monitoring_* roles exist before it installs anything (an earlier install or an
+    administrator made them), so it needs no CREATEROLE.
+    """
+    with superuser(server_dsn) as conn:
+        if not conn.execute("SELECT FROM pg_roles WHERE rolname = %s", (OWNER_ROLE,)).rowcount:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(OWNER_ROLE), sql.Literal(OWNER_PASSWORD)
+                )
+            )
+        for role in installer.ROLES:
+            if not conn.execute("SELECT FROM pg_roles WHERE rolname = %s", (role,)).rowcount:
+                conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+        conn.execute("GRANT monitoring_reader, monitoring_writer TO monitoring_admin")
+    return OWNER_ROLE
+
+
+@pytest.fixture
+def make_database(server_dsn: str) -> Iterator[Callable[..., str]]:
+    """Creates empty databases (dropped afterwards) and returns a superuser DSN for each."""
+    created: list[str] = []
+
+    def make(owner: str | None = None) -> str:
+        name = f"pgm_{uuid.uuid4().hex[:10]}"
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if owner:
+            statement += sql.SQL(" OWNER {}").format(sql.Identifier(owner))
+        with superuser(server_dsn) as conn:
+            conn.execute(statement)
+        created.append(name)
+        return make_conninfo(server_dsn, dbname=name)
+
+    yield make
+    with superuser(server_dsn) as conn:
+        for name in created:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def as_owner(dsn: str) -> str:
+    """The same database, reached as the ordinary owner role over TCP with a password."""
+    return make_conninfo(dsn, user=OWNER_ROLE, password=OWNER_PASSWORD)
+
+
+@pytest.fixture
+def database(make_database: Callable[..., str]) -> str:
+    return make_database()
+
+
+@pytest.fixture
+def installed_db(database: str) -> str:
+    """A database with the newest version installed as a plain script."""
+    with psycopg.connect(database) as conn:
+        installer.install(conn)
+    return database
+
+
+def pg_dump_schema(dsn: str) -> str:
+    """`pg_dump --schema-only` of schema monitoring, minus its per-run random keys."""
+    out = subprocess.run(
+        ["pg_dump", "--schema-only", "--schema=monitoring", "--dbname", dsn],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return "\n".join(
+        line for line in out.splitlines() if not line.startswith(("\\restrict", "\\unrestrict"))
+    )
+
+
+def forget_extension(dsn: str) -> None:
+    """Turns an extension install into loose objects, so pg_dump prints all of them.
+
+    pg_dump prints an extension as one CREATE EXTENSION line and its privileges as changes
+    from the ones the script set (pg_init_privs); this is for comparing catalogs only.
+    """
+    with superuser(dsn) as conn, conn.transaction():
+        conn.execute(
+            """
+            DELETE FROM pg_depend
+            WHERE refclassid = 'pg_extension'::regclass
+              AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_monitoring')
+            """
+        )
+        conn.execute("DELETE FROM pg_init_privs WHERE privtype = 'e'")
+        conn.execute("DELETE FROM pg_extension WHERE extname = 'pg_monitoring'")
