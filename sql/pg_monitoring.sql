@@ -8,4 +8,13 @@
 -- @include schema.sql
 -- @include roles.sql
 -- @include settings.sql
+-- @include normalize.sql
+-- @include stack_traces.sql
+-- @include scrubbing.sql
+-- @include limits.sql
+-- @include fingerprint.sql
+-- @include errors.sql
+-- @include issues.sql
+-- @include capture.sql
+-- @include maintenance.sql
 -- @include privileges.sql

@@ -3,4 +3,13 @@
 -- Components new in this version are included whole; changes to 0.1.0 objects are written
 -- out here. tests/test_upgrade.py requires the result to equal a fresh 0.2.0 install.
 
+-- @include ../normalize.sql
+-- @include ../stack_traces.sql
+-- @include ../scrubbing.sql
+-- @include ../limits.sql
+-- @include ../fingerprint.sql
+-- @include ../errors.sql
+-- @include ../issues.sql
+-- @include ../capture.sql
+-- @include ../maintenance.sql
 -- @include ../privileges.sql

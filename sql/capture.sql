@@ -1,0 +1,734 @@
+-- Capturing errors: capture_error, capture_message, capture_event (Sentry's event JSON) and
+-- capture_events (a batch). They validate, cut oversize data, scrub, fingerprint, and store
+-- the event in one statement's transaction: an event is stored whole or not at all.
+--
+-- They are SECURITY DEFINER because monitoring_writer may capture errors but not read them.
+
+-- p_name is the caller's own name for the value, so errors name what the caller passed.
+CREATE FUNCTION monitoring._expect(p_value jsonb, p_type text, p_name text)
+RETURNS jsonb
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+BEGIN
+    IF p_value IS NULL OR jsonb_typeof(p_value) = 'null' THEN
+        RETURN NULL;
+    END IF;
+    IF jsonb_typeof(p_value) <> p_type THEN
+        RAISE EXCEPTION '% must be a JSON %, not %', p_name, p_type, jsonb_typeof(p_value)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN p_value;
+END
+$$;
+
+-- Sentry's levels; "warn" and "critical" are what Python's logging calls two of them.
+CREATE FUNCTION monitoring._level(p_level text, p_name text)
+RETURNS text
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+DECLARE
+    v_level text := lower(btrim(coalesce(p_level, 'error')));
+BEGIN
+    v_level := CASE v_level WHEN 'warn' THEN 'warning' WHEN 'critical' THEN 'fatal'
+        ELSE v_level END;
+    IF v_level NOT IN ('fatal', 'error', 'warning', 'info', 'debug') THEN
+        RAISE EXCEPTION '% must be one of fatal, error, warning, info, debug; not %',
+            p_name, quote_literal(p_level)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN v_level;
+END
+$$;
+
+-- JSON text from outside may hold what jsonb refuses: \u0000 and unpaired UTF-16 surrogates
+-- (JavaScript and Python produce both). They become U+FFFD instead of failing the capture.
+CREATE FUNCTION monitoring.parse_json(p_text text)
+RETURNS jsonb
+LANGUAGE plpgsql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+DECLARE
+    v_text text := p_text;
+BEGIN
+    IF v_text ~ '\\u(0000|[dD][89a-fA-F])' THEN
+        v_text := regexp_replace(v_text, '\\u0000', '\\ufffd', 'g');
+        v_text := regexp_replace(
+            v_text, '\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})',
+            '\\ufffd', 'g'
+        );
+        v_text := regexp_replace(
+            v_text, '(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}',
+            '\\ufffd', 'g'
+        );
+    END IF;
+    RETURN v_text::jsonb;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.parse_json(text) IS
+'p_text as jsonb, with \u0000 and unpaired surrogates (which jsonb refuses) made U+FFFD';
+
+-- Sentry exception values, or our own chain, as [{type, value, module, mechanism, frames}].
+CREATE FUNCTION monitoring._exception_chain(p_values jsonb, p_name text)
+RETURNS jsonb
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+DECLARE
+    v_chain jsonb;
+BEGIN
+    PERFORM monitoring._expect(p_values, 'array', p_name);
+    IF EXISTS (
+        SELECT FROM jsonb_array_elements(p_values) AS e (exc)
+        WHERE jsonb_typeof(e.exc) <> 'object'
+            OR jsonb_typeof(coalesce(e.exc -> 'stacktrace' -> 'frames', e.exc -> 'frames'))
+            NOT IN ('array', 'null')
+    ) THEN
+        RAISE EXCEPTION '% must hold objects, each with frames as an array', p_name
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT jsonb_agg(
+        jsonb_strip_nulls(jsonb_build_object(
+            'type', e.exc ->> 'type',
+            'value', e.exc ->> 'value',
+            'module', e.exc ->> 'module',
+            'mechanism', e.exc -> 'mechanism',
+            'frames', coalesce(e.exc -> 'stacktrace' -> 'frames', e.exc -> 'frames')
+        ))
+        ORDER BY e.ord
+    )
+    INTO v_chain
+    FROM jsonb_array_elements(p_values) WITH ORDINALITY AS e (exc, ord);
+    RETURN coalesce(v_chain, '[]');
+END
+$$;
+
+-- capture_error's p_stack_trace, in any of its forms, as a chain whose last (raised)
+-- exception carries p_exception_type and p_message when they are given.
+CREATE FUNCTION monitoring._stack_trace_chain(p_stack jsonb, p_type text, p_value text)
+RETURNS jsonb
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+DECLARE
+    v_chain jsonb;
+BEGIN
+    CASE
+        WHEN p_stack IS NULL OR jsonb_typeof(p_stack) = 'null' THEN
+            v_chain := '[]';
+        WHEN jsonb_typeof(p_stack) = 'string' THEN
+            v_chain := monitoring.parse_python_traceback(p_stack #>> '{}');
+        WHEN jsonb_typeof(p_stack) = 'object' AND p_stack ? 'values' THEN
+            v_chain := monitoring._exception_chain(p_stack -> 'values', 'p_stack_trace.values');
+        WHEN jsonb_typeof(p_stack) = 'object' AND p_stack ? 'frames' THEN
+            v_chain := monitoring._exception_chain(
+                jsonb_build_array(p_stack), 'p_stack_trace'
+            );
+        WHEN jsonb_typeof(p_stack) = 'array' AND EXISTS (
+            SELECT FROM jsonb_array_elements(p_stack) AS e (x)
+            WHERE jsonb_typeof(e.x) = 'object'
+                AND (e.x ? 'type' OR e.x ? 'stacktrace' OR e.x ? 'value')
+        ) THEN
+            v_chain := monitoring._exception_chain(p_stack, 'p_stack_trace');
+        WHEN jsonb_typeof(p_stack) = 'array' THEN
+            v_chain := monitoring._exception_chain(
+                jsonb_build_array(jsonb_build_object('frames', p_stack)), 'p_stack_trace'
+            );
+        ELSE
+            RAISE EXCEPTION 'p_stack_trace must be frames, {"frames": [...]}, {"values": [...]} or traceback text, not a JSON %',
+                jsonb_typeof(p_stack)
+                USING ERRCODE = 'invalid_parameter_value';
+    END CASE;
+
+    IF jsonb_array_length(v_chain) = 0 THEN
+        v_chain := '[{}]';
+    END IF;
+    RETURN jsonb_set(
+        v_chain, '{-1}',
+        (v_chain -> -1) || jsonb_strip_nulls(jsonb_build_object('type', p_type, 'value', p_value))
+    );
+END
+$$;
+
+-- Cuts an exception chain to the limits: frames per exception and value length, and the
+-- local variables of each frame when the chain is oversize.
+CREATE FUNCTION monitoring._limit_exceptions(
+    p_chain jsonb, p_max_frames integer, p_max_length integer, p_max_bytes integer
+)
+RETURNS jsonb
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT CASE
+        WHEN p_chain IS NULL THEN NULL
+        -- the common case: nothing to cut, nothing to rebuild
+        WHEN NOT EXISTS (
+            SELECT FROM pg_catalog.jsonb_array_elements(p_chain) AS e (exc)
+            WHERE pg_catalog.jsonb_array_length(coalesce(e.exc -> 'frames', '[]')) > p_max_frames
+                OR pg_catalog.length(e.exc ->> 'value') > p_max_length
+        ) AND pg_catalog.octet_length(p_chain::text) <= p_max_bytes
+            THEN p_chain
+        ELSE (
+            SELECT pg_catalog.jsonb_agg(
+                e.exc || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                    'value', monitoring.truncate_text(e.exc ->> 'value', p_max_length),
+                    'frames', (
+                        SELECT pg_catalog.jsonb_agg(
+                            CASE WHEN f.frame ? 'vars' THEN pg_catalog.jsonb_set(
+                                f.frame, '{vars}',
+                                monitoring.cap_object(f.frame -> 'vars', p_max_bytes / 64)
+                            ) ELSE f.frame END
+                            ORDER BY f.ord
+                        )
+                        FROM pg_catalog.jsonb_array_elements(
+                            monitoring.trim_frames(e.exc -> 'frames', p_max_frames)
+                        ) WITH ORDINALITY AS f (frame, ord)
+                    )
+                ))
+                ORDER BY e.ord
+            )
+            FROM pg_catalog.jsonb_array_elements(p_chain) WITH ORDINALITY AS e (exc, ord)
+        )
+    END;
+$$;
+
+-- Where it happened, as Sentry's culprit: "module in function" of the innermost in-app frame.
+CREATE FUNCTION monitoring._culprit(p_frames jsonb)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT coalesce(
+        nullif(f.frame ->> 'module', ''),
+        pg_catalog.regexp_replace(coalesce(f.frame ->> 'filename', ''), '^.*[/\\]', '')
+    ) || ' in ' || coalesce(f.frame ->> 'function', '?')
+    FROM pg_catalog.jsonb_array_elements(
+        CASE WHEN pg_catalog.jsonb_typeof(p_frames) = 'array' THEN p_frames END
+    ) WITH ORDINALITY AS f (frame, ord)
+    WHERE pg_catalog.jsonb_typeof(f.frame) = 'object' AND NOT (f.frame ? 'frames_omitted')
+    ORDER BY
+        coalesce(
+            (f.frame ->> 'in_app')::boolean,
+            monitoring.frame_in_app(
+                coalesce(f.frame ->> 'abs_path', f.frame ->> 'filename'), f.frame ->> 'module'
+            )
+        ) DESC,
+        f.ord DESC
+    LIMIT 1;
+$$;
+
+-- Stores one event given in the internal shape the capture functions build:
+-- {event_id, occurred_at, level, exceptions, message, fingerprint, context, tags, user,
+-- breadcrumbs, release, environment, service, trace_id, span_id, platform, server_name,
+-- transaction, data}, already validated.
+CREATE FUNCTION monitoring._ingest(p jsonb, OUT event_id uuid, OUT issue_id bigint)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_cfg jsonb;
+    v_occurred timestamptz;
+    v_service text;
+    v_environment text;
+    v_release text := nullif(p ->> 'release', '');
+    v_max_length integer;
+    v_max_bytes integer;
+    v_exceptions jsonb;
+    v_message text;
+    v_type text;
+    v_context jsonb;
+    v_tags jsonb;
+    v_user jsonb;
+    v_crumbs jsonb;
+    v_data jsonb;
+    v_pattern text;
+    v_safe text[];
+    v_fingerprint text;
+    v_source text;
+    v_group monitoring.error_groups;
+    v_reason text;
+BEGIN
+    -- Callers build p with jsonb_build_object: absent and JSON null mean the same here.
+    SELECT jsonb_object_agg(e.key, e.value) INTO p
+    FROM jsonb_each(p) AS e
+    WHERE jsonb_typeof(e.value) <> 'null';
+    p := coalesce(p, '{}');
+
+    -- One read of every setting capture needs.
+    SELECT jsonb_object_agg(d.name, coalesce(s.value, d.default_value))
+    INTO v_cfg
+    FROM monitoring.setting_definitions AS d
+    LEFT JOIN monitoring.settings AS s ON d.name = s.name
+    WHERE d.name LIKE 'errors.%' OR d.name LIKE 'scrub.%';
+
+    v_service := coalesce(nullif(p ->> 'service', ''), v_cfg ->> 'errors.default_service');
+    v_environment := coalesce(
+        nullif(p ->> 'environment', ''), v_cfg ->> 'errors.default_environment'
+    );
+    -- A client clock running ahead must not file events into the future.
+    v_occurred := least(coalesce((p ->> 'occurred_at')::timestamptz, now()), now());
+    v_max_length := (v_cfg ->> 'errors.max_message_length')::integer;
+    v_max_bytes := (v_cfg ->> 'errors.max_context_bytes')::integer;
+
+    v_exceptions := monitoring._limit_exceptions(
+        p -> 'exceptions', (v_cfg ->> 'errors.max_frames')::integer, v_max_length, v_max_bytes
+    );
+    v_message := monitoring.truncate_text(p ->> 'message', v_max_length);
+    v_context := coalesce(monitoring.cap_object(p -> 'context', v_max_bytes), '{}');
+    v_tags := coalesce(monitoring.cap_object(p -> 'tags', v_max_bytes), '{}');
+    v_user := monitoring.cap_object(p -> 'user', v_max_bytes);
+    v_data := monitoring.cap_object(p -> 'data', v_max_bytes);
+    v_crumbs := monitoring.cap_array_newest(
+        p -> 'breadcrumbs', (v_cfg ->> 'errors.max_breadcrumbs')::integer, v_max_bytes
+    );
+
+    IF (v_cfg ->> 'scrub.enabled')::boolean THEN
+        v_pattern := monitoring.scrub_key_pattern(v_cfg -> 'scrub.extra_keys');
+        v_safe := ARRAY(
+            SELECT lower(k) FROM jsonb_array_elements_text(v_cfg -> 'scrub.safe_keys') AS k
+        );
+        v_exceptions := monitoring.scrub_with(v_exceptions, v_pattern, v_safe);
+        v_message := monitoring.scrub_text(v_message);
+        v_context := monitoring.scrub_with(v_context, v_pattern, v_safe);
+        v_tags := monitoring.scrub_with(v_tags, v_pattern, v_safe);
+        v_user := monitoring.scrub_with(v_user, v_pattern, v_safe);
+        v_data := monitoring.scrub_with(v_data, v_pattern, v_safe);
+        v_crumbs := monitoring.scrub_with(v_crumbs, v_pattern, v_safe);
+    END IF;
+
+    SELECT f.fingerprint, f.source INTO v_fingerprint, v_source
+    FROM monitoring.compute_fingerprint(
+        v_exceptions, v_message,
+        ARRAY(SELECT jsonb_array_elements_text(p -> 'fingerprint'))
+    ) AS f;
+    v_type := nullif(v_exceptions -> -1 ->> 'type', '');
+    -- the raised exception's value is the event's message when there is one
+    v_message := coalesce(v_exceptions -> -1 ->> 'value', v_message);
+
+    event_id := coalesce((p ->> 'event_id')::uuid, gen_random_uuid());
+
+    SELECT * INTO v_group FROM monitoring.error_groups AS g
+    WHERE g.service = v_service AND g.environment = v_environment
+        AND g.fingerprint = v_fingerprint;
+    IF NOT FOUND THEN
+        INSERT INTO monitoring.error_groups AS g (
+            service, environment, fingerprint, fingerprint_source, title, culprit,
+            exception_type, level, platform, first_seen, last_seen, first_release
+        )
+        VALUES (
+            v_service, v_environment, v_fingerprint, v_source,
+            left(coalesce(
+                v_type || coalesce(': ' || nullif(split_part(btrim(v_message), E'\n', 1), ''), ''),
+                nullif(split_part(btrim(v_message), E'\n', 1), ''),
+                '<unlabeled event>'
+            ), 200),
+            coalesce(nullif(p ->> 'transaction', ''), monitoring._culprit(
+                v_exceptions -> -1 -> 'frames'
+            )),
+            v_type, p ->> 'level', p ->> 'platform', v_occurred, v_occurred, v_release
+        )
+        ON CONFLICT ON CONSTRAINT error_groups_identity DO NOTHING
+        RETURNING * INTO v_group;
+        IF v_group.id IS NOT NULL THEN
+            PERFORM monitoring._record_activity(
+                v_group.id, 'first_seen', NULL,
+                jsonb_build_object('event_id', event_id, 'level', p ->> 'level')
+            );
+        ELSE
+            -- another session created it since our look: use theirs
+            SELECT * INTO STRICT v_group FROM monitoring.error_groups AS g
+            WHERE g.service = v_service AND g.environment = v_environment
+                AND g.fingerprint = v_fingerprint;
+        END IF;
+    END IF;
+
+    issue_id := v_group.id;
+    INSERT INTO monitoring.error_events (
+        event_id, occurred_at, group_id, level, exception_type, message, exceptions,
+        context, tags, user_info, breadcrumbs, release, trace_id, span_id, platform,
+        server_name, transaction_name, data
+    )
+    VALUES (
+        event_id, v_occurred, v_group.id, p ->> 'level', v_type, v_message, v_exceptions,
+        v_context, v_tags, v_user, v_crumbs, v_release, nullif(p ->> 'trace_id', ''),
+        nullif(p ->> 'span_id', ''), p ->> 'platform', p ->> 'server_name',
+        nullif(p ->> 'transaction', ''), v_data
+    )
+    ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN;  -- the same event sent again: stored and counted once
+    END IF;
+
+    INSERT INTO monitoring.error_group_counts (group_id, occurred_at, user_key)
+    VALUES (
+        v_group.id, v_occurred,
+        coalesce(
+            v_user ->> 'id', v_user ->> 'username', v_user ->> 'email', v_user ->> 'ip_address'
+        )
+    );
+    IF v_release IS NOT NULL THEN
+        INSERT INTO monitoring.releases (service, version, first_seen)
+        VALUES (v_service, v_release, v_occurred)
+        ON CONFLICT DO NOTHING;
+    END IF;
+
+    -- Lifecycle. The status test is repeated in each UPDATE: concurrent events of one issue
+    -- queue on its row, and only the first finds it resolved or ignored.
+    IF v_group.status = 'resolved' AND monitoring._regresses(v_group, v_release) THEN
+        UPDATE monitoring.error_groups AS g
+        SET status = 'unresolved', substatus = 'regressed', substatus_at = now(),
+            resolved_at = NULL, resolved_by = NULL, resolution = NULL,
+            resolved_in_release = NULL
+        WHERE g.id = v_group.id AND g.status = 'resolved';
+        IF FOUND THEN
+            PERFORM monitoring._record_activity(
+                v_group.id, 'regression', NULL,
+                jsonb_strip_nulls(jsonb_build_object('event_id', event_id, 'release', v_release))
+            );
+        END IF;
+    ELSIF v_group.status = 'ignored' THEN
+        v_reason := monitoring._ignore_over(v_group);
+        IF v_reason IS NOT NULL THEN
+            UPDATE monitoring.error_groups AS g
+            SET status = 'unresolved', substatus = 'escalating', substatus_at = now(),
+                ignored_at = NULL, ignored_by = NULL, ignore_until = NULL,
+                ignore_until_times_seen = NULL, ignore_until_users_seen = NULL
+            WHERE g.id = v_group.id AND g.status = 'ignored';
+            IF FOUND THEN
+                PERFORM monitoring._record_activity(
+                    v_group.id, 'escalating', NULL,
+                    jsonb_build_object('event_id', event_id, 'reason', v_reason)
+                );
+            END IF;
+        END IF;
+    END IF;
+END
+$$;
+
+CREATE FUNCTION monitoring.capture_error(
+    p_exception_type text,
+    p_message text,
+    p_stack_trace jsonb DEFAULT NULL,
+    p_context jsonb DEFAULT NULL,
+    p_environment text DEFAULT NULL,
+    p_service text DEFAULT NULL,
+    p_release text DEFAULT NULL,
+    p_level text DEFAULT 'error',
+    p_tags jsonb DEFAULT NULL,
+    p_user jsonb DEFAULT NULL,
+    p_fingerprint text[] DEFAULT NULL,
+    p_trace_id text DEFAULT NULL,
+    p_span_id text DEFAULT NULL,
+    p_breadcrumbs jsonb DEFAULT NULL,
+    p_occurred_at timestamptz DEFAULT NULL,
+    p_event_id uuid DEFAULT NULL,
+    OUT event_id uuid,
+    OUT issue_id bigint
+)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_exception_type IS NULL AND p_message IS NULL AND p_stack_trace IS NULL THEN
+        RAISE EXCEPTION 'capture_error needs p_exception_type, p_message or p_stack_trace'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT i.event_id, i.issue_id INTO event_id, issue_id
+    FROM monitoring._ingest(jsonb_build_object(
+        'event_id', p_event_id,
+        'occurred_at', p_occurred_at,
+        'level', monitoring._level(p_level, 'p_level'),
+        'exceptions', monitoring._stack_trace_chain(p_stack_trace, p_exception_type, p_message),
+        'message', p_message,
+        'fingerprint', to_jsonb(p_fingerprint),
+        'context', monitoring._expect(p_context, 'object', 'p_context'),
+        'tags', monitoring._expect(p_tags, 'object', 'p_tags'),
+        'user', monitoring._expect(p_user, 'object', 'p_user'),
+        'breadcrumbs', monitoring._expect(p_breadcrumbs, 'array', 'p_breadcrumbs'),
+        'release', p_release,
+        'environment', p_environment,
+        'service', p_service,
+        'trace_id', p_trace_id,
+        'span_id', p_span_id
+    )) AS i;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.capture_error(
+    text, text, jsonb, jsonb, text, text, text, text, jsonb, jsonb, text[], text, text, jsonb,
+    timestamptz, uuid
+) IS
+'Captures an error; p_stack_trace is frames (oldest call first), {"frames": [...]}, '
+'{"values": [exceptions]} or a JSON string of Python traceback text. Returns the event id '
+'and the issue id';
+
+-- The same with p_stack_trace as text: JSON (as above) or a Python traceback as printed.
+CREATE FUNCTION monitoring.capture_error(
+    p_exception_type text,
+    p_message text,
+    p_stack_trace text,
+    p_context jsonb DEFAULT NULL,
+    p_environment text DEFAULT NULL,
+    p_service text DEFAULT NULL,
+    p_release text DEFAULT NULL,
+    p_level text DEFAULT 'error',
+    p_tags jsonb DEFAULT NULL,
+    p_user jsonb DEFAULT NULL,
+    p_fingerprint text[] DEFAULT NULL,
+    p_trace_id text DEFAULT NULL,
+    p_span_id text DEFAULT NULL,
+    p_breadcrumbs jsonb DEFAULT NULL,
+    p_occurred_at timestamptz DEFAULT NULL,
+    p_event_id uuid DEFAULT NULL,
+    OUT event_id uuid,
+    OUT issue_id bigint
+)
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.event_id, c.issue_id
+    FROM monitoring.capture_error(
+        p_exception_type, p_message,
+        CASE WHEN btrim(p_stack_trace) ~ '^[\[{]' THEN monitoring.parse_json(p_stack_trace)
+            ELSE to_jsonb(p_stack_trace)
+        END,
+        p_context, p_environment, p_service, p_release, p_level, p_tags, p_user, p_fingerprint,
+        p_trace_id, p_span_id, p_breadcrumbs, p_occurred_at, p_event_id
+    ) AS c;
+$$;
+
+COMMENT ON FUNCTION monitoring.capture_error(
+    text, text, text, jsonb, text, text, text, text, jsonb, jsonb, text[], text, text, jsonb,
+    timestamptz, uuid
+) IS
+'Captures an error whose p_stack_trace is text: Python traceback text as printed, or JSON';
+
+CREATE FUNCTION monitoring.capture_message(
+    p_message text,
+    p_level text DEFAULT 'info',
+    p_context jsonb DEFAULT NULL,
+    p_environment text DEFAULT NULL,
+    p_service text DEFAULT NULL,
+    p_release text DEFAULT NULL,
+    p_tags jsonb DEFAULT NULL,
+    p_user jsonb DEFAULT NULL,
+    p_fingerprint text[] DEFAULT NULL,
+    p_trace_id text DEFAULT NULL,
+    p_span_id text DEFAULT NULL,
+    p_breadcrumbs jsonb DEFAULT NULL,
+    p_occurred_at timestamptz DEFAULT NULL,
+    p_event_id uuid DEFAULT NULL,
+    OUT event_id uuid,
+    OUT issue_id bigint
+)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF coalesce(p_message, '') = '' THEN
+        RAISE EXCEPTION 'p_message must not be empty' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT i.event_id, i.issue_id INTO event_id, issue_id
+    FROM monitoring._ingest(jsonb_build_object(
+        'event_id', p_event_id,
+        'occurred_at', p_occurred_at,
+        'level', monitoring._level(p_level, 'p_level'),
+        'message', p_message,
+        'fingerprint', to_jsonb(p_fingerprint),
+        'context', monitoring._expect(p_context, 'object', 'p_context'),
+        'tags', monitoring._expect(p_tags, 'object', 'p_tags'),
+        'user', monitoring._expect(p_user, 'object', 'p_user'),
+        'breadcrumbs', monitoring._expect(p_breadcrumbs, 'array', 'p_breadcrumbs'),
+        'release', p_release,
+        'environment', p_environment,
+        'service', p_service,
+        'trace_id', p_trace_id,
+        'span_id', p_span_id
+    )) AS i;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.capture_message(
+    text, text, jsonb, text, text, text, jsonb, jsonb, text[], text, text, jsonb, timestamptz,
+    uuid
+) IS
+'Captures a message (grouped by its normalised text); returns the event id and the issue id';
+
+-- A Sentry event (sentry-python 2.x shape) in the internal shape _ingest takes.
+CREATE FUNCTION monitoring._from_sentry_event(p_event jsonb, p_name text)
+RETURNS jsonb
+LANGUAGE plpgsql
+STABLE
+AS $$
+DECLARE
+    v_exc jsonb := p_event -> 'exception';
+    v_tags jsonb := p_event -> 'tags';
+    v_crumbs jsonb := p_event -> 'breadcrumbs';
+    v_message jsonb := p_event -> 'message';
+    v_timestamp jsonb := p_event -> 'timestamp';
+    v_occurred timestamptz;
+BEGIN
+    PERFORM monitoring._expect(p_event, 'object', p_name);
+    IF p_event IS NULL OR jsonb_typeof(p_event) = 'null' THEN
+        RAISE EXCEPTION '% must not be null', p_name USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+
+    IF jsonb_typeof(v_exc) = 'object' THEN
+        v_exc := v_exc -> 'values';
+    END IF;
+    -- tags may come as [[key, value], ...]
+    IF jsonb_typeof(v_tags) = 'array' THEN
+        SELECT jsonb_object_agg(t.pair ->> 0, t.pair -> 1) INTO v_tags
+        FROM jsonb_array_elements(v_tags) AS t (pair)
+        WHERE jsonb_typeof(t.pair) = 'array' AND t.pair ->> 0 IS NOT NULL;
+    END IF;
+    IF jsonb_typeof(v_crumbs) = 'object' THEN
+        v_crumbs := v_crumbs -> 'values';
+    END IF;
+    IF jsonb_typeof(v_message) = 'object' THEN
+        v_message := coalesce(v_message -> 'formatted', v_message -> 'message');
+    END IF;
+    IF jsonb_typeof(v_timestamp) = 'number' THEN
+        v_occurred := to_timestamp((v_timestamp #>> '{}')::double precision);
+    ELSIF jsonb_typeof(v_timestamp) = 'string' THEN
+        -- SDKs send UTC, sometimes without saying so
+        v_occurred := CASE
+            WHEN v_timestamp #>> '{}' ~ '(Z|z|[+-]\d\d(:?\d\d)?)$'
+                THEN (v_timestamp #>> '{}')::timestamptz
+            ELSE (v_timestamp #>> '{}')::timestamp AT TIME ZONE 'UTC'
+        END;
+    END IF;
+
+    RETURN jsonb_build_object(
+        'event_id', nullif(p_event ->> 'event_id', ''),
+        'occurred_at', v_occurred,
+        'level', monitoring._level(p_event ->> 'level', p_name || '.level'),
+        'exceptions', CASE WHEN v_exc IS NOT NULL AND jsonb_typeof(v_exc) <> 'null'
+            THEN monitoring._exception_chain(v_exc, p_name || '.exception.values')
+        END,
+        'message', coalesce(
+            p_event -> 'logentry' ->> 'formatted',
+            p_event -> 'logentry' ->> 'message',
+            v_message #>> '{}'
+        ),
+        'fingerprint', monitoring._expect(p_event -> 'fingerprint', 'array', p_name || '.fingerprint'),
+        'context', monitoring._expect(
+            coalesce(p_event -> 'context', p_event -> 'extra'), 'object', p_name || '.extra'
+        ),
+        'tags', monitoring._expect(v_tags, 'object', p_name || '.tags'),
+        'user', monitoring._expect(p_event -> 'user', 'object', p_name || '.user'),
+        'breadcrumbs', monitoring._expect(v_crumbs, 'array', p_name || '.breadcrumbs'),
+        'release', p_event ->> 'release',
+        'environment', p_event ->> 'environment',
+        'service', coalesce(p_event ->> 'service', v_tags ->> 'service'),
+        'trace_id', p_event -> 'contexts' -> 'trace' ->> 'trace_id',
+        'span_id', p_event -> 'contexts' -> 'trace' ->> 'span_id',
+        'platform', p_event ->> 'platform',
+        'server_name', p_event ->> 'server_name',
+        'transaction', p_event ->> 'transaction',
+        'data', nullif(p_event - ARRAY[
+            'event_id', 'timestamp', 'level', 'exception', 'logentry', 'message', 'fingerprint',
+            'context', 'extra', 'tags', 'user', 'breadcrumbs', 'release', 'environment',
+            'service', 'platform', 'server_name', 'transaction'
+        ], '{}')
+    );
+END
+$$;
+
+CREATE FUNCTION monitoring.capture_event(p_event jsonb, OUT event_id uuid, OUT issue_id bigint)
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT i.event_id, i.issue_id
+    FROM monitoring._ingest(monitoring._from_sentry_event(p_event, 'p_event')) AS i;
+$$;
+
+COMMENT ON FUNCTION monitoring.capture_event(jsonb) IS
+'Captures an event in the JSON shape Sentry SDKs send (exception.values with stack traces, '
+'logentry, tags, user, breadcrumbs, contexts.trace...); returns the event id and issue id';
+
+CREATE FUNCTION monitoring.capture_event(p_event text, OUT event_id uuid, OUT issue_id bigint)
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.event_id, c.issue_id FROM monitoring.capture_event(monitoring.parse_json(p_event)) AS c;
+$$;
+
+COMMENT ON FUNCTION monitoring.capture_event(text) IS
+'capture_event for JSON text, with \u0000 and unpaired surrogates made U+FFFD instead of '
+'failing';
+
+-- A batch in one round trip and one transaction: all stored, or none and an error naming
+-- the event that failed.
+CREATE FUNCTION monitoring.capture_events(p_events jsonb)
+RETURNS TABLE (event_id uuid, issue_id bigint)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_index integer := 0;
+    v_event jsonb;
+    v_message text;
+    v_state text;
+BEGIN
+    PERFORM monitoring._expect(p_events, 'array', 'p_events');
+    BEGIN
+        FOR v_event IN SELECT e FROM jsonb_array_elements(p_events) AS e LOOP
+            SELECT i.event_id, i.issue_id INTO event_id, issue_id
+            FROM monitoring._ingest(
+                monitoring._from_sentry_event(v_event, format('p_events[%s]', v_index))
+            ) AS i;
+            RETURN NEXT;
+            v_index := v_index + 1;
+        END LOOP;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
+        RAISE EXCEPTION 'event % of the batch: %', v_index, v_message USING ERRCODE = v_state;
+    END;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.capture_events(jsonb) IS
+'Captures a JSON array of Sentry-shaped events in one transaction; returns one row per event';
+
+CREATE FUNCTION monitoring.capture_events(p_events text)
+RETURNS TABLE (event_id uuid, issue_id bigint)
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.event_id, c.issue_id FROM monitoring.capture_events(monitoring.parse_json(p_events)) AS c;
+$$;
+
+COMMENT ON FUNCTION monitoring.capture_events(text) IS
+'capture_events for JSON text, sanitised like capture_event(text)';
+
+GRANT EXECUTE ON FUNCTION
+monitoring.capture_error(
+    text, text, jsonb, jsonb, text, text, text, text, jsonb, jsonb, text[], text, text, jsonb,
+    timestamptz, uuid
+),
+monitoring.capture_error(
+    text, text, text, jsonb, text, text, text, text, jsonb, jsonb, text[], text, text, jsonb,
+    timestamptz, uuid
+),
+monitoring.capture_message(
+    text, text, jsonb, text, text, text, jsonb, jsonb, text[], text, text, jsonb, timestamptz,
+    uuid
+),
+monitoring.capture_event(jsonb),
+monitoring.capture_event(text),
+monitoring.capture_events(jsonb),
+monitoring.capture_events(text)
+TO monitoring_writer;
+
+GRANT EXECUTE ON FUNCTION monitoring.parse_json(text)
+TO monitoring_reader, monitoring_writer, monitoring_admin;

@@ -1,0 +1,272 @@
+-- Error storage: issues (groups of events with one fingerprint) and their events. Both are
+-- logged tables: errors must survive a crash and reach standbys.
+--
+-- The capture hot path never updates an issue row per event (see facts.md: a counter update
+-- on one hot row serialises every writer of an error storm). Each event appends one row to
+-- error_group_counts instead; run_maintenance folds those rows into error_groups, and the
+-- issues view adds the rows not folded yet, so counts read exact at any moment.
+
+INSERT INTO monitoring.setting_definitions (name, default_value, description) VALUES
+(
+    'errors.default_environment', '"production"',
+    'Environment of events captured without one'
+),
+(
+    'errors.default_service', '"default"',
+    'Service of events captured without one'
+),
+(
+    'errors.retention_days', '90',
+    'Days events are kept; older partitions are dropped by run_maintenance'
+),
+(
+    'errors.partition_days_ahead', '7',
+    'Daily event partitions run_maintenance keeps created ahead of today'
+);
+
+CREATE TABLE monitoring.error_groups (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    service text NOT NULL,
+    environment text NOT NULL,
+    fingerprint text NOT NULL,
+    fingerprint_source text NOT NULL,
+    title text NOT NULL,
+    culprit text,
+    exception_type text,
+    level text NOT NULL,
+    platform text,
+    status text NOT NULL DEFAULT 'unresolved'
+    CHECK (status IN ('unresolved', 'resolved', 'ignored')),
+    -- regressed or escalating, since substatus_at; new and ongoing are derived from first_seen
+    substatus text CHECK (substatus IN ('regressed', 'escalating')),
+    substatus_at timestamptz,
+    first_seen timestamptz NOT NULL,
+    -- as of the last fold; monitoring.issues adds the events not folded yet
+    last_seen timestamptz NOT NULL,
+    times_seen bigint NOT NULL DEFAULT 0,
+    users_seen bigint NOT NULL DEFAULT 0,
+    first_release text,
+    resolved_at timestamptz,
+    resolved_by text,
+    resolution text CHECK (resolution IN ('now', 'in_release', 'in_next_release')),
+    -- in_release: this release and later ones regress; in_next_release: releases after it
+    resolved_in_release text,
+    ignored_at timestamptz,
+    ignored_by text,
+    ignore_until timestamptz,
+    ignore_until_times_seen bigint,
+    ignore_until_users_seen bigint,
+    assignee text,
+    assigned_at timestamptz,
+    CONSTRAINT error_groups_identity UNIQUE (service, environment, fingerprint)
+);
+
+COMMENT ON TABLE monitoring.error_groups IS
+'Issues: events grouped by (service, environment, fingerprint), with their triage state; '
+'read monitoring.issues for exact counts';
+
+CREATE INDEX error_groups_last_seen ON monitoring.error_groups (last_seen DESC);
+
+-- Events, partitioned by day on occurred_at. The DEFAULT partition takes any event no daily
+-- partition covers, so an insert never fails when maintenance has not run.
+CREATE TABLE monitoring.error_events (
+    event_id uuid NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- no foreign key: its check would share-lock the hot issue row on every insert
+    group_id bigint NOT NULL,
+    level text NOT NULL,
+    exception_type text,
+    message text,
+    -- the exception chain, root cause first: [{type, value, module, mechanism, frames}]
+    exceptions jsonb,
+    context jsonb NOT NULL DEFAULT '{}',
+    tags jsonb NOT NULL DEFAULT '{}',
+    user_info jsonb,
+    breadcrumbs jsonb,
+    release text,
+    trace_id text,
+    span_id text,
+    platform text,
+    server_name text,
+    transaction_name text,
+    -- everything else the SDK sent (contexts, request, sdk...)
+    data jsonb,
+    -- a resent event (same id and time) is stored once
+    PRIMARY KEY (event_id, occurred_at)
+) PARTITION BY RANGE (occurred_at);
+
+COMMENT ON TABLE monitoring.error_events IS
+'Captured error events, partitioned by day; read monitoring.errors';
+
+CREATE TABLE monitoring.error_events_default PARTITION OF monitoring.error_events DEFAULT;
+
+CREATE INDEX error_events_group ON monitoring.error_events (group_id, occurred_at DESC);
+CREATE INDEX error_events_trace ON monitoring.error_events (trace_id)
+WHERE trace_id IS NOT NULL;
+
+-- One row per event not yet folded into error_groups; run_maintenance deletes what it folds.
+CREATE TABLE monitoring.error_group_counts (
+    group_id bigint NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    user_key text
+);
+
+CREATE INDEX error_group_counts_group ON monitoring.error_group_counts (group_id);
+
+COMMENT ON TABLE monitoring.error_group_counts IS
+'Events counted but not yet folded into error_groups (append-only, so writers never '
+'contend on an issue row)';
+
+-- Distinct users per issue (user id, else username, else email, else IP), as folded.
+CREATE TABLE monitoring.error_group_users (
+    group_id bigint NOT NULL,
+    user_key text NOT NULL,
+    first_seen timestamptz NOT NULL,
+    PRIMARY KEY (group_id, user_key)
+);
+
+-- First sighting of each release per service: "in next release" and "in release X"
+-- resolutions compare releases by it.
+CREATE TABLE monitoring.releases (
+    service text NOT NULL,
+    version text NOT NULL,
+    first_seen timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (service, version)
+);
+
+-- Every change of an issue, and the facts an alerting layer reads: first_seen, regression,
+-- escalating, resolved, ignored, unresolved, assigned, unassigned.
+CREATE TABLE monitoring.issue_activity (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    group_id bigint NOT NULL REFERENCES monitoring.error_groups (id) ON DELETE CASCADE,
+    occurred_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    actor text,
+    action text NOT NULL CHECK (action IN (
+        'first_seen', 'regression', 'escalating', 'resolved', 'ignored', 'unresolved',
+        'assigned', 'unassigned'
+    )),
+    data jsonb NOT NULL DEFAULT '{}'
+);
+
+CREATE INDEX issue_activity_group ON monitoring.issue_activity (group_id, id);
+
+SELECT monitoring._keep_rows_in_dump(t)
+FROM pg_catalog.unnest(ARRAY[
+    'monitoring.error_groups',
+    'monitoring.error_groups_id_seq',
+    'monitoring.error_events_default',
+    'monitoring.error_group_counts',
+    'monitoring.error_group_users',
+    'monitoring.releases',
+    'monitoring.issue_activity',
+    'monitoring.issue_activity_id_seq'
+]::regclass[]) AS t;
+
+-- Issues with exact counts: folded totals plus the events not folded yet.
+CREATE VIEW monitoring.issues AS
+SELECT
+    g.id,
+    g.service,
+    g.environment,
+    g.fingerprint,
+    g.fingerprint_source,
+    g.title,
+    g.culprit,
+    g.exception_type,
+    g.level,
+    g.platform,
+    g.status,
+    -- Sentry's sub-states: new for 7 days after the first event, regressed or escalating for
+    -- 7 days after it happened, ongoing otherwise.
+    CASE
+        WHEN g.status <> 'unresolved' THEN NULL
+        WHEN g.substatus IS NOT NULL AND g.substatus_at > pg_catalog.now() - interval '7 days'
+            THEN g.substatus
+        WHEN g.first_seen > pg_catalog.now() - interval '7 days' THEN 'new'
+        ELSE 'ongoing'
+    END AS substatus,
+    least(g.first_seen, p.first_seen) AS first_seen,
+    greatest(g.last_seen, p.last_seen) AS last_seen,
+    g.times_seen + coalesce(p.events, 0) AS times_seen,
+    g.users_seen + coalesce(p.new_users, 0) AS users_seen,
+    g.first_release,
+    g.assignee,
+    g.assigned_at,
+    g.resolved_at,
+    g.resolved_by,
+    g.resolution,
+    g.resolved_in_release,
+    g.ignored_at,
+    g.ignored_by,
+    g.ignore_until,
+    g.ignore_until_times_seen,
+    g.ignore_until_users_seen
+FROM monitoring.error_groups AS g
+LEFT JOIN LATERAL (
+    SELECT
+        pg_catalog.count(*) AS events,
+        pg_catalog.min(c.occurred_at) AS first_seen,
+        pg_catalog.max(c.occurred_at) AS last_seen,
+        pg_catalog.count(DISTINCT c.user_key) FILTER (
+            WHERE NOT EXISTS (
+                SELECT FROM monitoring.error_group_users AS u
+                WHERE u.group_id = c.group_id AND u.user_key = c.user_key
+            )
+        ) AS new_users
+    FROM monitoring.error_group_counts AS c
+    WHERE c.group_id = g.id
+) AS p ON TRUE;
+
+COMMENT ON VIEW monitoring.issues IS
+'Issues with exact times_seen, users_seen, first and last seen, status and sub-status';
+
+-- One row per event, with the columns the design document's queries use.
+CREATE VIEW monitoring.errors AS
+SELECT
+    e.event_id AS id,
+    g.fingerprint,
+    e.message,
+    e.exception_type,
+    -- frames of the exception that was raised last (the one the application saw)
+    e.exceptions -> -1 -> 'frames' AS stack_trace,
+    e.context,
+    e.occurred_at,
+    g.environment,
+    CASE WHEN g.status = 'resolved' THEN g.resolved_at END AS resolved_at,
+    e.trace_id,
+    e.span_id,
+    g.service,
+    e.group_id AS issue_id,
+    g.status AS issue_status,
+    e.level,
+    e.release,
+    e.tags,
+    e.user_info,
+    e.breadcrumbs,
+    e.exceptions,
+    e.platform,
+    e.server_name,
+    e.transaction_name,
+    e.data,
+    e.received_at
+FROM monitoring.error_events AS e
+INNER JOIN monitoring.error_groups AS g ON e.group_id = g.id;
+
+COMMENT ON VIEW monitoring.errors IS
+'Captured error events, one row per event, with their issue''s fingerprint and status';
+
+CREATE VIEW monitoring.issue_history AS
+SELECT
+    a.id,
+    a.group_id AS issue_id,
+    a.occurred_at,
+    a.actor,
+    a.action,
+    a.data
+FROM monitoring.issue_activity AS a;
+
+COMMENT ON VIEW monitoring.issue_history IS 'Every change of every issue: who, when, what';
+
+GRANT SELECT ON monitoring.issues, monitoring.errors, monitoring.issue_history
+TO monitoring_reader;

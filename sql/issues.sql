@@ -1,0 +1,379 @@
+-- The issue lifecycle: unresolved | resolved | ignored, as Sentry users know it. Changes are
+-- made by monitoring_admin through these functions, and each is kept in issue_activity.
+-- The capture functions regress resolved issues and wake ignored ones (see capture.sql).
+
+CREATE FUNCTION monitoring._issue_not_found(p_issue_id bigint)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    RAISE EXCEPTION 'no issue with id %', coalesce(p_issue_id::text, 'NULL')
+        USING ERRCODE = 'no_data_found';
+END
+$$;
+
+-- Finds an issue by fingerprint, as the Python API's resolve_error(fingerprint=...) does.
+CREATE FUNCTION monitoring.issue_id(
+    p_fingerprint text, p_environment text DEFAULT NULL, p_service text DEFAULT NULL
+)
+RETURNS bigint
+LANGUAGE plpgsql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_ids bigint[];
+    v_where text[];
+BEGIN
+    SELECT array_agg(g.id ORDER BY g.id), array_agg(g.service || '/' || g.environment)
+    INTO v_ids, v_where
+    FROM monitoring.error_groups AS g
+    WHERE g.fingerprint = p_fingerprint
+        AND (p_environment IS NULL OR g.environment = p_environment)
+        AND (p_service IS NULL OR g.service = p_service);
+
+    IF v_ids IS NULL THEN
+        RAISE EXCEPTION 'no issue with fingerprint %',
+            quote_literal(p_fingerprint)
+            || coalesce(' in environment ' || quote_literal(p_environment), '')
+            || coalesce(' of service ' || quote_literal(p_service), '')
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    IF cardinality(v_ids) > 1 THEN
+        RAISE EXCEPTION 'fingerprint % names % issues (service/environment: %)',
+            quote_literal(p_fingerprint), cardinality(v_ids), array_to_string(v_where, ', ')
+            USING ERRCODE = 'invalid_parameter_value',
+                HINT = 'Pass p_environment and p_service to choose one.';
+    END IF;
+    RETURN v_ids[1];
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.issue_id(text, text, text) IS
+'The issue with fingerprint p_fingerprint (narrowed by environment and service when given); '
+'raises no_data_found, or invalid_parameter_value when several match';
+
+-- p_actor NULL: pg_monitoring itself (a first event, a regression).
+CREATE FUNCTION monitoring._record_activity(
+    p_group_id bigint, p_action text, p_actor text, p_data jsonb DEFAULT '{}'
+)
+RETURNS void
+LANGUAGE sql
+AS $$
+    INSERT INTO monitoring.issue_activity (group_id, action, actor, data)
+    VALUES (p_group_id, p_action, p_actor, coalesce(p_data, '{}'));
+$$;
+
+-- Resolve now (p_in_release NULL, p_in_next_release false), in release X (events from older
+-- releases do not regress it), or in the next release (only releases newer than the latest
+-- one the issue has seen regress it).
+CREATE FUNCTION monitoring.resolve_issue(
+    p_issue_id bigint,
+    p_in_release text DEFAULT NULL,
+    p_in_next_release boolean DEFAULT FALSE,
+    p_actor text DEFAULT NULL
+)
+RETURNS monitoring.issues
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_release text;
+    v_resolution text := 'now';
+    v_result monitoring.issues;
+BEGIN
+    IF p_in_release IS NOT NULL AND coalesce(p_in_next_release, false) THEN
+        RAISE EXCEPTION 'pass p_in_release or p_in_next_release, not both'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM FROM monitoring.error_groups AS g WHERE g.id = p_issue_id FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM monitoring._issue_not_found(p_issue_id);
+    END IF;
+
+    IF p_in_release IS NOT NULL THEN
+        v_resolution := 'in_release';
+        v_release := p_in_release;
+    ELSIF p_in_next_release THEN
+        v_resolution := 'in_next_release';
+        SELECT e.release INTO v_release
+        FROM monitoring.error_events AS e
+        WHERE e.group_id = p_issue_id AND e.release IS NOT NULL
+        ORDER BY e.occurred_at DESC
+        LIMIT 1;
+        IF v_release IS NULL THEN
+            RAISE EXCEPTION 'issue % has no event with a release to resolve after',
+                p_issue_id
+                USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'Resolve it now, or in a named release.';
+        END IF;
+    END IF;
+
+    UPDATE monitoring.error_groups AS g
+    SET status = 'resolved',
+        substatus = NULL,
+        substatus_at = NULL,
+        resolved_at = now(),
+        resolved_by = coalesce(p_actor, session_user),
+        resolution = v_resolution,
+        resolved_in_release = v_release,
+        ignored_at = NULL,
+        ignored_by = NULL,
+        ignore_until = NULL,
+        ignore_until_times_seen = NULL,
+        ignore_until_users_seen = NULL
+    WHERE g.id = p_issue_id;
+
+    PERFORM monitoring._record_activity(
+        p_issue_id, 'resolved', coalesce(p_actor, session_user),
+        jsonb_strip_nulls(jsonb_build_object('resolution', v_resolution, 'release', v_release))
+    );
+    SELECT * INTO v_result FROM monitoring.issues AS i WHERE i.id = p_issue_id;
+    RETURN v_result;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.resolve_issue(bigint, text, boolean, text) IS
+'Resolves an issue now, in release p_in_release, or in the next release; a later event '
+'regresses it (see capture)';
+
+-- Ignore forever, until a time, until N more events or until N more users; whichever
+-- condition is given first wakes it (status unresolved, sub-status escalating).
+CREATE FUNCTION monitoring.ignore_issue(
+    p_issue_id bigint,
+    p_until timestamptz DEFAULT NULL,
+    p_until_events bigint DEFAULT NULL,
+    p_until_users bigint DEFAULT NULL,
+    p_actor text DEFAULT NULL
+)
+RETURNS monitoring.issues
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_now monitoring.issues;
+    v_result monitoring.issues;
+BEGIN
+    IF p_until IS NOT NULL AND p_until <= now() THEN
+        RAISE EXCEPTION 'p_until must be in the future, not %', p_until
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_until_events <= 0 OR p_until_users <= 0 THEN
+        RAISE EXCEPTION 'p_until_events and p_until_users must be positive'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM FROM monitoring.error_groups AS g WHERE g.id = p_issue_id FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM monitoring._issue_not_found(p_issue_id);
+    END IF;
+    SELECT * INTO v_now FROM monitoring.issues AS i WHERE i.id = p_issue_id;
+
+    UPDATE monitoring.error_groups AS g
+    SET status = 'ignored',
+        substatus = NULL,
+        substatus_at = NULL,
+        ignored_at = now(),
+        ignored_by = coalesce(p_actor, session_user),
+        ignore_until = p_until,
+        ignore_until_times_seen = v_now.times_seen + p_until_events,
+        ignore_until_users_seen = v_now.users_seen + p_until_users,
+        resolved_at = NULL,
+        resolved_by = NULL,
+        resolution = NULL,
+        resolved_in_release = NULL
+    WHERE g.id = p_issue_id;
+
+    PERFORM monitoring._record_activity(
+        p_issue_id, 'ignored', coalesce(p_actor, session_user),
+        jsonb_strip_nulls(jsonb_build_object(
+            'until', p_until, 'until_events', p_until_events, 'until_users', p_until_users
+        ))
+    );
+    SELECT * INTO v_result FROM monitoring.issues AS i WHERE i.id = p_issue_id;
+    RETURN v_result;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.ignore_issue(bigint, timestamptz, bigint, bigint, text) IS
+'Ignores an issue forever, or until p_until, p_until_events more events or p_until_users '
+'more users, whichever comes first';
+
+CREATE FUNCTION monitoring.reopen_issue(p_issue_id bigint, p_actor text DEFAULT NULL)
+RETURNS monitoring.issues
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_old text;
+    v_result monitoring.issues;
+BEGIN
+    SELECT g.status INTO v_old FROM monitoring.error_groups AS g
+    WHERE g.id = p_issue_id
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM monitoring._issue_not_found(p_issue_id);
+    END IF;
+    IF v_old <> 'unresolved' THEN
+        UPDATE monitoring.error_groups AS g
+        SET status = 'unresolved',
+            substatus = NULL,
+            substatus_at = NULL,
+            resolved_at = NULL,
+            resolved_by = NULL,
+            resolution = NULL,
+            resolved_in_release = NULL,
+            ignored_at = NULL,
+            ignored_by = NULL,
+            ignore_until = NULL,
+            ignore_until_times_seen = NULL,
+            ignore_until_users_seen = NULL
+        WHERE g.id = p_issue_id;
+        PERFORM monitoring._record_activity(
+            p_issue_id, 'unresolved', coalesce(p_actor, session_user), jsonb_build_object('from', v_old)
+        );
+    END IF;
+    SELECT * INTO v_result FROM monitoring.issues AS i WHERE i.id = p_issue_id;
+    RETURN v_result;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.reopen_issue(bigint, text) IS
+'Sets a resolved or ignored issue back to unresolved';
+
+CREATE FUNCTION monitoring.assign_issue(
+    p_issue_id bigint, p_assignee text, p_actor text DEFAULT NULL
+)
+RETURNS monitoring.issues
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_result monitoring.issues;
+BEGIN
+    IF coalesce(btrim(p_assignee), '') = '' THEN
+        RAISE EXCEPTION 'p_assignee must not be empty; use monitoring.unassign_issue'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    UPDATE monitoring.error_groups AS g
+    SET assignee = p_assignee, assigned_at = now()
+    WHERE g.id = p_issue_id;
+    IF NOT FOUND THEN
+        PERFORM monitoring._issue_not_found(p_issue_id);
+    END IF;
+    PERFORM monitoring._record_activity(
+        p_issue_id, 'assigned', coalesce(p_actor, session_user), jsonb_build_object('assignee', p_assignee)
+    );
+    SELECT * INTO v_result FROM monitoring.issues AS i WHERE i.id = p_issue_id;
+    RETURN v_result;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.assign_issue(bigint, text, text) IS
+'Assigns an issue to p_assignee (any text: an email, a team)';
+
+CREATE FUNCTION monitoring.unassign_issue(p_issue_id bigint, p_actor text DEFAULT NULL)
+RETURNS monitoring.issues
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_old text;
+    v_result monitoring.issues;
+BEGIN
+    SELECT g.assignee INTO v_old FROM monitoring.error_groups AS g
+    WHERE g.id = p_issue_id
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM monitoring._issue_not_found(p_issue_id);
+    END IF;
+    IF v_old IS NOT NULL THEN
+        UPDATE monitoring.error_groups AS g
+        SET assignee = NULL, assigned_at = NULL
+        WHERE g.id = p_issue_id;
+        PERFORM monitoring._record_activity(
+            p_issue_id, 'unassigned', coalesce(p_actor, session_user), jsonb_build_object('assignee', v_old)
+        );
+    END IF;
+    SELECT * INTO v_result FROM monitoring.issues AS i WHERE i.id = p_issue_id;
+    RETURN v_result;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.unassign_issue(bigint, text) IS 'Removes an issue''s assignee';
+
+-- Whether an event of release p_release regresses a resolved issue.
+CREATE FUNCTION monitoring._regresses(p_group monitoring.error_groups, p_release text)
+RETURNS boolean
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT CASE
+        WHEN p_group.resolution = 'now' OR p_group.resolution IS NULL THEN true
+        -- an event that names no release can not be shown to be old
+        WHEN p_release IS NULL THEN true
+        WHEN p_release = p_group.resolved_in_release
+            THEN p_group.resolution = 'in_release'
+        ELSE coalesce((
+            SELECT e.first_seen > r.first_seen
+            FROM monitoring.releases AS e
+            INNER JOIN monitoring.releases AS r
+                ON e.service = r.service AND r.version = p_group.resolved_in_release
+            WHERE e.service = p_group.service AND e.version = p_release
+        ),
+        -- a resolving release never seen yet is in the future: nothing seen is newer
+        false)
+    END;
+$$;
+
+-- Why an ignored issue wakes up, or NULL while it stays ignored. Counting stops at the
+-- threshold, so an error storm on an ignored issue costs each event a bounded scan.
+CREATE FUNCTION monitoring._ignore_over(p_group monitoring.error_groups)
+RETURNS text
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT CASE
+        WHEN p_group.ignore_until <= pg_catalog.now() THEN 'until time passed'
+        WHEN p_group.ignore_until_times_seen IS NOT NULL
+            AND p_group.times_seen + (
+                SELECT pg_catalog.count(*) FROM (
+                    SELECT FROM monitoring.error_group_counts AS c
+                    WHERE c.group_id = p_group.id
+                    LIMIT greatest(p_group.ignore_until_times_seen - p_group.times_seen, 0)
+                ) AS enough
+            ) >= p_group.ignore_until_times_seen
+            THEN 'event count reached'
+        WHEN p_group.ignore_until_users_seen IS NOT NULL
+            AND p_group.users_seen + (
+                SELECT pg_catalog.count(*) FROM (
+                    SELECT DISTINCT c.user_key
+                    FROM monitoring.error_group_counts AS c
+                    WHERE c.group_id = p_group.id AND c.user_key IS NOT NULL
+                        AND NOT EXISTS (
+                            SELECT FROM monitoring.error_group_users AS u
+                            WHERE u.group_id = c.group_id AND u.user_key = c.user_key
+                        )
+                    LIMIT greatest(p_group.ignore_until_users_seen - p_group.users_seen, 0)
+                ) AS enough
+            ) >= p_group.ignore_until_users_seen
+            THEN 'user count reached'
+    END;
+$$;
+
+GRANT EXECUTE ON FUNCTION
+monitoring.issue_id(text, text, text)
+TO monitoring_reader, monitoring_admin;
+
+GRANT EXECUTE ON FUNCTION
+monitoring.resolve_issue(bigint, text, boolean, text),
+monitoring.ignore_issue(bigint, timestamptz, bigint, bigint, text),
+monitoring.reopen_issue(bigint, text),
+monitoring.assign_issue(bigint, text, text),
+monitoring.unassign_issue(bigint, text)
+TO monitoring_admin;

@@ -1,0 +1,124 @@
+-- Size limits for captured data. An oversize event is stored cut down with a visible marker,
+-- never refused: the error it reports matters more than its full payload.
+
+INSERT INTO monitoring.setting_definitions (name, default_value, description) VALUES
+(
+    'errors.max_message_length', '8192',
+    'Characters kept of a message or exception value; the rest is cut with a marker'
+),
+(
+    'errors.max_frames', '100',
+    'Frames kept per exception: the outermost and innermost halves, with a marker between'
+),
+(
+    'errors.max_context_bytes', '65536',
+    'Bytes kept of the context, tags, user and other event data, each'
+),
+(
+    'errors.max_breadcrumbs', '100',
+    'Breadcrumbs kept per event, the newest'
+);
+
+CREATE FUNCTION monitoring.truncate_text(p_text text, p_max integer)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN pg_catalog.length(p_text) <= p_max THEN p_text
+        ELSE pg_catalog.left(p_text, p_max)
+            || pg_catalog.format('... [truncated: %s more characters]',
+                pg_catalog.length(p_text) - p_max)
+    END;
+$$;
+
+COMMENT ON FUNCTION monitoring.truncate_text(text, integer) IS
+'p_text cut to p_max characters with a marker saying how many were dropped';
+
+-- Keeps the first keys of an oversize object while they fit and says what was dropped.
+CREATE FUNCTION monitoring.cap_object(p_value jsonb, p_max_bytes integer)
+RETURNS jsonb
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN p_value IS NULL OR pg_catalog.octet_length(p_value::text) <= p_max_bytes
+            THEN p_value
+        WHEN pg_catalog.jsonb_typeof(p_value) <> 'object'
+            THEN pg_catalog.jsonb_build_object(
+                '_truncated', pg_catalog.format(
+                    'a %s of %s bytes, over the limit of %s',
+                    pg_catalog.jsonb_typeof(p_value), pg_catalog.octet_length(p_value::text),
+                    p_max_bytes
+                )
+            )
+        ELSE (
+            SELECT coalesce(pg_catalog.jsonb_object_agg(k.key, k.value) FILTER (
+                -- room is left for the marker itself
+                WHERE k.running <= p_max_bytes - 200
+            ), '{}')
+            || pg_catalog.jsonb_build_object(
+                '_truncated', pg_catalog.format(
+                    'kept %s of %s keys: the object had %s bytes, over the limit of %s',
+                    pg_catalog.count(*) FILTER (WHERE k.running <= p_max_bytes - 200),
+                    pg_catalog.count(*), pg_catalog.octet_length(p_value::text), p_max_bytes
+                )
+            )
+            FROM (
+                SELECT
+                    e.key,
+                    e.value,
+                    pg_catalog.sum(
+                        pg_catalog.octet_length(e.key) + pg_catalog.octet_length(e.value::text) + 6
+                    ) OVER (ORDER BY e.ord) AS running
+                FROM pg_catalog.jsonb_each(p_value) WITH ORDINALITY AS e (key, value, ord)
+            ) AS k
+        )
+    END;
+$$;
+
+COMMENT ON FUNCTION monitoring.cap_object(jsonb, integer) IS
+'p_value if it fits in p_max_bytes; else its first keys that fit plus a _truncated marker';
+
+-- Breadcrumbs lead up to the error: the newest matter most.
+CREATE FUNCTION monitoring.cap_array_newest(p_value jsonb, p_max_items integer, p_max_bytes integer)
+RETURNS jsonb
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN p_value IS NULL OR pg_catalog.jsonb_typeof(p_value) <> 'array'
+            OR (pg_catalog.jsonb_array_length(p_value) <= p_max_items
+                AND pg_catalog.octet_length(p_value::text) <= p_max_bytes)
+            THEN p_value
+        ELSE (
+            SELECT coalesce(
+                pg_catalog.jsonb_agg(k.value ORDER BY k.ord) FILTER (
+                    WHERE k.rank <= p_max_items AND k.running <= p_max_bytes
+                ),
+                '[]'
+            )
+            FROM (
+                SELECT
+                    e.value,
+                    e.ord,
+                    pg_catalog.row_number() OVER (ORDER BY e.ord DESC) AS rank,
+                    pg_catalog.sum(pg_catalog.octet_length(e.value::text) + 2)
+                        OVER (ORDER BY e.ord DESC) AS running
+                FROM pg_catalog.jsonb_array_elements(p_value) WITH ORDINALITY AS e (value, ord)
+            ) AS k
+        )
+    END;
+$$;
+
+COMMENT ON FUNCTION monitoring.cap_array_newest(jsonb, integer, integer) IS
+'The last p_max_items elements of p_value that fit in p_max_bytes, in their order';
+
+GRANT EXECUTE ON FUNCTION
+monitoring.truncate_text(text, integer),
+monitoring.cap_object(jsonb, integer),
+monitoring.cap_array_newest(jsonb, integer, integer)
+TO monitoring_reader, monitoring_writer, monitoring_admin;

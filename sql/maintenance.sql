@@ -1,0 +1,264 @@
+-- Maintenance: one idempotent entry point, monitoring.run_maintenance(), to run every minute
+-- or so, from pg_cron where installed (monitoring.schedule_maintenance) or from any client
+-- (`pg-monitoring maintain`). Capture never depends on it having run: counts read exact
+-- before folding, and events without a daily partition land in the DEFAULT one.
+
+-- Adds the events counted since the last fold to their issues. Concurrent captures are
+-- not blocked and not lost: rows they commit after the DELETE's snapshot stay for the next
+-- fold.
+CREATE FUNCTION monitoring.fold_error_counts()
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_events bigint;
+BEGIN
+    CREATE TEMPORARY TABLE IF NOT EXISTS pg_monitoring_fold (
+        group_id bigint, occurred_at timestamptz, user_key text
+    ) ON COMMIT DROP;
+    TRUNCATE pg_monitoring_fold;
+
+    WITH moved AS (
+        DELETE FROM monitoring.error_group_counts
+        RETURNING group_id, occurred_at, user_key
+    )
+    INSERT INTO pg_monitoring_fold SELECT * FROM moved;
+    GET DIAGNOSTICS v_events = ROW_COUNT;
+    IF v_events = 0 THEN
+        RETURN 0;
+    END IF;
+
+    -- Issue rows in id order, so two folds, or a fold and a lifecycle change, never deadlock.
+    PERFORM FROM monitoring.error_groups AS g
+    WHERE g.id IN (SELECT f.group_id FROM pg_monitoring_fold AS f)
+    ORDER BY g.id
+    FOR UPDATE;
+
+    WITH new_users AS (
+        INSERT INTO monitoring.error_group_users AS u (group_id, user_key, first_seen)
+        SELECT f.group_id, f.user_key, min(f.occurred_at)
+        FROM pg_monitoring_fold AS f
+        WHERE f.user_key IS NOT NULL
+        GROUP BY f.group_id, f.user_key
+        ON CONFLICT DO NOTHING
+        RETURNING u.group_id
+    ),
+    users AS (
+        SELECT n.group_id, count(*) AS n FROM new_users AS n GROUP BY n.group_id
+    ),
+    events AS (
+        SELECT f.group_id, count(*) AS n, min(f.occurred_at) AS first, max(f.occurred_at) AS last
+        FROM pg_monitoring_fold AS f
+        GROUP BY f.group_id
+    )
+    UPDATE monitoring.error_groups AS g
+    SET times_seen = g.times_seen + e.n,
+        users_seen = g.users_seen + coalesce(u.n, 0),
+        first_seen = least(g.first_seen, e.first),
+        last_seen = greatest(g.last_seen, e.last)
+    FROM events AS e
+    LEFT JOIN users AS u ON e.group_id = u.group_id
+    WHERE g.id = e.group_id;
+
+    RETURN v_events;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.fold_error_counts() IS
+'Adds the events counted since the last fold to their issues; returns how many';
+
+-- The daily partition for p_day (UTC). Events of that day that landed in the DEFAULT
+-- partition (maintenance did not run in time) move into it.
+CREATE FUNCTION monitoring._create_event_partition(p_day date)
+RETURNS boolean
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_name text := format('error_events_p%s', to_char(p_day, 'YYYYMMDD'));
+    v_from timestamptz := p_day::timestamp AT TIME ZONE 'UTC';
+    v_to timestamptz := (p_day + 1)::timestamp AT TIME ZONE 'UTC';
+BEGIN
+    IF to_regclass(format('monitoring.%I', v_name)) IS NOT NULL THEN
+        RETURN false;
+    END IF;
+    -- Created alone then attached: ATTACH takes a weaker lock on the parent than
+    -- CREATE ... PARTITION OF, so captures go on meanwhile.
+    EXECUTE format(
+        'CREATE TABLE monitoring.%I (LIKE monitoring.error_events INCLUDING DEFAULTS)', v_name
+    );
+    IF EXISTS (
+        SELECT FROM monitoring.error_events_default AS d
+        WHERE d.occurred_at >= v_from AND d.occurred_at < v_to
+    ) THEN
+        -- No capture may add rows of that day to DEFAULT between the move and the attach.
+        LOCK TABLE monitoring.error_events_default IN SHARE ROW EXCLUSIVE MODE;
+        EXECUTE format(
+            'WITH moved AS (DELETE FROM monitoring.error_events_default AS d '
+            'WHERE d.occurred_at >= $1 AND d.occurred_at < $2 RETURNING d.*) '
+            'INSERT INTO monitoring.%I SELECT * FROM moved',
+            v_name
+        ) USING v_from, v_to;
+    END IF;
+    EXECUTE format(
+        'ALTER TABLE monitoring.error_events ATTACH PARTITION monitoring.%I '
+        'FOR VALUES FROM (%L) TO (%L)',
+        v_name, v_from, v_to
+    );
+    RETURN true;
+END
+$$;
+
+CREATE FUNCTION monitoring.ensure_error_partitions(p_days_ahead integer DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_today date := (now() AT TIME ZONE 'UTC')::date;
+    v_ahead integer := coalesce(
+        p_days_ahead, (monitoring.get_setting('errors.partition_days_ahead'))::integer
+    );
+    v_created integer := 0;
+BEGIN
+    FOR i IN 0..v_ahead LOOP
+        IF monitoring._create_event_partition(v_today + i) THEN
+            v_created := v_created + 1;
+        END IF;
+    END LOOP;
+    RETURN v_created;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.ensure_error_partitions(integer) IS
+'Creates the daily event partitions from today (UTC) to p_days_ahead days ahead; returns '
+'how many it created';
+
+-- Drops partitions wholly older than the retention window (instant, no dead rows), deletes
+-- old rows that sit in the DEFAULT partition, and issues not seen within the window.
+CREATE FUNCTION monitoring.apply_error_retention()
+RETURNS jsonb
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_days integer := (monitoring.get_setting('errors.retention_days'))::integer;
+    v_cutoff timestamptz := now() - make_interval(days => v_days);
+    v_partition record;
+    v_dropped integer := 0;
+    v_default_rows bigint;
+    v_issues bigint;
+BEGIN
+    FOR v_partition IN
+        SELECT c.relname
+        FROM pg_catalog.pg_inherits AS i
+        INNER JOIN pg_catalog.pg_class AS c ON i.inhrelid = c.oid
+        WHERE i.inhparent = 'monitoring.error_events'::regclass
+            AND c.relname ~ '^error_events_p\d{8}$'
+            AND (to_date(substr(c.relname, 15), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC'
+            <= v_cutoff
+        ORDER BY c.relname
+    LOOP
+        EXECUTE format('DROP TABLE monitoring.%I', v_partition.relname);
+        v_dropped := v_dropped + 1;
+    END LOOP;
+
+    DELETE FROM monitoring.error_events_default AS d WHERE d.occurred_at < v_cutoff;
+    GET DIAGNOSTICS v_default_rows = ROW_COUNT;
+
+    DELETE FROM monitoring.error_groups AS g
+    WHERE g.last_seen < v_cutoff
+        AND NOT EXISTS (SELECT FROM monitoring.error_group_counts AS c WHERE c.group_id = g.id);
+    GET DIAGNOSTICS v_issues = ROW_COUNT;
+
+    RETURN jsonb_build_object(
+        'partitions_dropped', v_dropped,
+        'default_rows_deleted', v_default_rows,
+        'issues_deleted', v_issues
+    );
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.apply_error_retention() IS
+'Drops event partitions older than errors.retention_days, deletes older events from the '
+'DEFAULT partition and issues last seen before the window';
+
+-- A time-limited ignore that ran out without new events: the issue is unresolved again.
+CREATE FUNCTION monitoring.expire_ignores()
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    WITH expired AS (
+        UPDATE monitoring.error_groups AS g
+        SET status = 'unresolved', ignored_at = NULL, ignored_by = NULL, ignore_until = NULL,
+            ignore_until_times_seen = NULL, ignore_until_users_seen = NULL
+        WHERE g.status = 'ignored' AND g.ignore_until <= now()
+        RETURNING g.id
+    )
+    INSERT INTO monitoring.issue_activity (group_id, action, data)
+    SELECT e.id, 'unresolved', '{"reason": "ignore period ended"}'
+    FROM expired AS e;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END
+$$;
+
+CREATE FUNCTION monitoring.run_maintenance()
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_started timestamptz := clock_timestamp();
+    v_report jsonb;
+BEGIN
+    -- One run at a time; a second caller returns at once rather than queueing.
+    IF NOT pg_try_advisory_xact_lock(7378802412486251) THEN
+        RETURN jsonb_build_object('skipped', 'another run_maintenance is running');
+    END IF;
+    v_report := jsonb_build_object(
+        'events_folded', monitoring.fold_error_counts(),
+        'ignores_expired', monitoring.expire_ignores(),
+        'partitions_created', monitoring.ensure_error_partitions()
+    ) || monitoring.apply_error_retention();
+    RETURN v_report || jsonb_build_object(
+        'milliseconds',
+        round((extract(EPOCH FROM clock_timestamp() - v_started) * 1000)::numeric, 1)
+    );
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.run_maintenance() IS
+'Folds counts, ends expired ignores, creates partitions ahead and applies retention; '
+'returns what it did. Safe to run at any time and from several places';
+
+-- pg_cron, where the server has it: the job runs run_maintenance in this database.
+CREATE FUNCTION monitoring.schedule_maintenance(p_schedule text DEFAULT '* * * * *')
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_job bigint;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'pg_cron is not installed in this database'
+            USING ERRCODE = 'feature_not_supported',
+                HINT = 'Run `pg-monitoring maintain` (or SELECT monitoring.run_maintenance()) '
+                || 'every minute from any scheduler instead.';
+    END IF;
+    EXECUTE 'SELECT cron.schedule_in_database($1, $2, $3, $4)'
+    INTO v_job
+    USING
+        'pg_monitoring maintenance ' || current_database(), p_schedule,
+        'SELECT monitoring.run_maintenance()', current_database();
+    RETURN v_job;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.schedule_maintenance(text) IS
+'Schedules monitoring.run_maintenance() with pg_cron (every minute by default); returns '
+'the cron job id';
+
+GRANT EXECUTE ON FUNCTION monitoring.run_maintenance() TO monitoring_admin;
+GRANT EXECUTE ON FUNCTION monitoring.schedule_maintenance(text) TO monitoring_admin;

@@ -1,0 +1,168 @@
+-- Scrubbing: secrets never reach the tables. It runs inside the capture functions, so an
+-- event captured from psql is scrubbed like one from the Python client. Defaults follow
+-- Sentry's: values under keys containing a sensitive word, and values that look like card
+-- numbers, bearer tokens or PEM private keys, become "[Filtered]".
+
+INSERT INTO monitoring.setting_definitions (name, default_value, description) VALUES
+(
+    'scrub.enabled', 'true',
+    'Replace secrets in captured events by [Filtered] before they are stored'
+),
+(
+    'scrub.extra_keys', '[]',
+    'More key fragments to filter (matched case-insensitively anywhere in a key)'
+),
+(
+    'scrub.safe_keys', '[]',
+    'Keys never filtered even though they contain a sensitive fragment (exact, any case)'
+);
+
+-- Card numbers (Sentry's pattern; \y is a word boundary in PostgreSQL), bearer tokens and
+-- PEM private keys, replaced inside any string.
+CREATE FUNCTION monitoring.scrub_text(p_text text)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+    SELECT CASE
+        -- one cheap test first: most strings contain none of these
+        WHEN p_text IS NULL OR p_text !~* '(bearer|private key|\d[-\s]?\d[-\s]?\d[-\s]?\d)'
+            THEN p_text
+        ELSE pg_catalog.regexp_replace(
+            pg_catalog.regexp_replace(
+                pg_catalog.regexp_replace(
+                    p_text,
+                    '-----BEGIN[A-Z ]*PRIVATE KEY-----.*-----END[A-Z ]*PRIVATE KEY-----',
+                    '[Filtered]', 'g'
+                ),
+                '(bearer\s+)[A-Za-z0-9._~+/-]+=*', '\1[Filtered]', 'gi'
+            ),
+            '\y((3[47]\d|4\d{3}|5[1-5]\d\d|65\d\d|6011)([-\s]?\d){12})\y', '[Filtered]', 'g'
+        )
+    END;
+$$;
+
+COMMENT ON FUNCTION monitoring.scrub_text(text) IS
+'p_text with card numbers, bearer tokens and PEM private keys replaced by [Filtered]';
+
+-- The regular expression of sensitive key fragments: the defaults plus p_extra_keys (a JSON
+-- array of strings, escaped: they are literal text, not patterns).
+CREATE FUNCTION monitoring.scrub_key_pattern(p_extra_keys jsonb DEFAULT '[]')
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+    SELECT pg_catalog.array_to_string(
+        ARRAY[
+            'password', 'passwd', 'secret', 'api_key', 'apikey', 'auth', 'credentials',
+            'mysql_pwd', 'private_key', 'privatekey', 'token', 'session', 'csrf',
+            'cookie', 'authorization', 'set-cookie', 'x-api-key'
+        ]
+        || ARRAY(
+            SELECT pg_catalog.regexp_replace(
+                pg_catalog.lower(k.key), '([.^$*+?()\[\]{}|\\-])', '\\\1', 'g'
+            )
+            FROM pg_catalog.jsonb_array_elements_text(
+                CASE WHEN pg_catalog.jsonb_typeof(p_extra_keys) = 'array' THEN p_extra_keys END
+            ) AS k (key)
+            WHERE k.key <> ''
+        ),
+        '|'
+    );
+$$;
+
+COMMENT ON FUNCTION monitoring.scrub_key_pattern(jsonb) IS
+'The regular expression of sensitive key fragments: the defaults plus p_extra_keys, escaped';
+
+-- Walks p_value and filters it. p_key_pattern and p_safe_keys come from the settings
+-- (monitoring.scrub reads them); the capture functions read them once per event.
+CREATE FUNCTION monitoring.scrub_with(
+    p_value jsonb, p_key_pattern text, p_safe_keys text[]
+)
+RETURNS jsonb
+LANGUAGE plpgsql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+DECLARE
+    v_result jsonb;
+BEGIN
+    IF p_value IS NULL OR p_key_pattern IS NULL THEN
+        RETURN p_value;
+    END IF;
+    -- Most documents hold no secret: one regex over the text decides whether to walk it.
+    IF p_value::text !~* ('"[^"]*(' || p_key_pattern || ')[^"]*": ')
+        AND p_value::text !~* '(bearer|private key|\d[-\s]?\d[-\s]?\d[-\s]?\d)' THEN
+        RETURN p_value;
+    END IF;
+
+    CASE jsonb_typeof(p_value)
+        WHEN 'object' THEN
+            SELECT coalesce(jsonb_object_agg(
+                e.key,
+                CASE
+                    WHEN lower(e.key) ~ p_key_pattern
+                        AND NOT lower(e.key) = ANY(coalesce(p_safe_keys, '{}'))
+                        THEN '"[Filtered]"'::jsonb
+                    ELSE monitoring.scrub_with(e.value, p_key_pattern, p_safe_keys)
+                END
+            ), '{}')
+            INTO v_result
+            FROM jsonb_each(p_value) AS e;
+        WHEN 'array' THEN
+            SELECT coalesce(
+                jsonb_agg(
+                    monitoring.scrub_with(e.value, p_key_pattern, p_safe_keys)
+                    ORDER BY e.ord
+                ),
+                '[]'
+            )
+            INTO v_result
+            FROM jsonb_array_elements(p_value) WITH ORDINALITY AS e (value, ord);
+        WHEN 'string' THEN
+            v_result := to_jsonb(monitoring.scrub_text(p_value #>> '{}'));
+        ELSE
+            v_result := p_value;
+    END CASE;
+    RETURN v_result;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.scrub_with(jsonb, text, text[]) IS
+'p_value with the values under keys matching p_key_pattern (except p_safe_keys) and '
+'secret-looking strings replaced by [Filtered], at every depth';
+
+CREATE FUNCTION monitoring.scrub(p_value jsonb)
+RETURNS jsonb
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN monitoring.get_setting('scrub.enabled') = 'true'::jsonb THEN
+            monitoring.scrub_with(
+                p_value,
+                monitoring.scrub_key_pattern(monitoring.get_setting('scrub.extra_keys')),
+                ARRAY(
+                    SELECT lower(k.key)
+                    FROM jsonb_array_elements_text(
+                        monitoring.get_setting('scrub.safe_keys')
+                    ) AS k (key)
+                )
+            )
+        ELSE p_value
+    END;
+$$;
+
+COMMENT ON FUNCTION monitoring.scrub(jsonb) IS
+'p_value scrubbed as the capture functions scrub events, with the scrub.* settings in force';
+
+GRANT EXECUTE ON FUNCTION
+monitoring.scrub_text(text),
+monitoring.scrub_with(jsonb, text, text[]),
+monitoring.scrub_key_pattern(jsonb),
+monitoring.scrub(jsonb)
+TO monitoring_reader, monitoring_writer, monitoring_admin;
