@@ -134,8 +134,17 @@ BEGIN
         ) THEN
             v_chain := monitoring._exception_chain(p_stack, 'p_stack_trace');
         WHEN jsonb_typeof(p_stack) = 'array' THEN
-            v_chain := monitoring._exception_chain(
-                jsonb_build_array(jsonb_build_object('frames', p_stack)), 'p_stack_trace'
+            -- frames only, the common case: nothing to normalise
+            IF jsonb_path_exists(p_stack, '$[*] ? (@.type() != "object")') THEN
+                RAISE EXCEPTION 'p_stack_trace must hold frame objects'
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            -- jsonb_strip_nulls would rebuild the whole trace: leave out nulls by hand
+            RETURN jsonb_build_array(
+                jsonb_build_object('frames', p_stack)
+                || CASE WHEN p_type IS NULL THEN '{}' ELSE jsonb_build_object('type', p_type) END
+                || CASE WHEN p_value IS NULL THEN '{}' ELSE jsonb_build_object('value', p_value)
+                END
             );
         ELSE
             RAISE EXCEPTION 'p_stack_trace must be frames, {"frames": [...]}, {"values": [...]} or traceback text, not a JSON %',
@@ -159,40 +168,49 @@ CREATE FUNCTION monitoring._limit_exceptions(
     p_chain jsonb, p_max_frames integer, p_max_length integer, p_max_bytes integer
 )
 RETURNS jsonb
-LANGUAGE sql
+LANGUAGE plpgsql
 IMMUTABLE
 AS $$
-    SELECT CASE
-        WHEN p_chain IS NULL THEN NULL
-        -- the common case: nothing to cut, nothing to rebuild
-        WHEN NOT EXISTS (
-            SELECT FROM pg_catalog.jsonb_array_elements(p_chain) AS e (exc)
-            WHERE pg_catalog.jsonb_array_length(coalesce(e.exc -> 'frames', '[]')) > p_max_frames
-                OR pg_catalog.length(e.exc ->> 'value') > p_max_length
-        ) AND pg_catalog.octet_length(p_chain::text) <= p_max_bytes
-            THEN p_chain
-        ELSE (
-            SELECT pg_catalog.jsonb_agg(
-                e.exc || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-                    'value', monitoring.truncate_text(e.exc ->> 'value', p_max_length),
-                    'frames', (
-                        SELECT pg_catalog.jsonb_agg(
-                            CASE WHEN f.frame ? 'vars' THEN pg_catalog.jsonb_set(
-                                f.frame, '{vars}',
-                                monitoring.cap_object(f.frame -> 'vars', p_max_bytes / 64)
-                            ) ELSE f.frame END
-                            ORDER BY f.ord
-                        )
-                        FROM pg_catalog.jsonb_array_elements(
-                            monitoring.trim_frames(e.exc -> 'frames', p_max_frames)
-                        ) WITH ORDINALITY AS f (frame, ord)
-                    )
-                ))
-                ORDER BY e.ord
-            )
-            FROM pg_catalog.jsonb_array_elements(p_chain) WITH ORDINALITY AS e (exc, ord)
+BEGIN
+    -- the common case: nothing to cut, nothing to rebuild (a chain smaller than the longest
+    -- value allowed can not hold a longer one)
+    IF p_chain IS NULL OR (
+        pg_column_size(p_chain) <= p_max_bytes
+        AND NOT jsonb_path_exists(
+            p_chain, '$[*].frames ? (@.size() > $max)', jsonb_build_object('max', p_max_frames)
         )
-    END;
+        AND (
+            pg_column_size(p_chain) <= p_max_length
+            OR NOT EXISTS (
+                SELECT FROM jsonb_array_elements(p_chain) AS e (exc)
+                WHERE length(e.exc ->> 'value') > p_max_length
+            )
+        )
+    ) THEN
+        RETURN p_chain;
+    END IF;
+    RETURN (
+        SELECT jsonb_agg(
+            e.exc || jsonb_strip_nulls(jsonb_build_object(
+                'value', monitoring.truncate_text(e.exc ->> 'value', p_max_length),
+                'frames', (
+                    SELECT jsonb_agg(
+                        CASE WHEN f.frame ? 'vars' THEN jsonb_set(
+                            f.frame, '{vars}',
+                            monitoring.cap_object(f.frame -> 'vars', p_max_bytes / 64)
+                        ) ELSE f.frame END
+                        ORDER BY f.ord
+                    )
+                    FROM jsonb_array_elements(
+                        monitoring.trim_frames(e.exc -> 'frames', p_max_frames)
+                    ) WITH ORDINALITY AS f (frame, ord)
+                )
+            ))
+            ORDER BY e.ord
+        )
+        FROM jsonb_array_elements(p_chain) WITH ORDINALITY AS e (exc, ord)
+    );
+END
 $$;
 
 -- Where it happened, as Sentry's culprit: "module in function" of the innermost in-app frame.
@@ -220,11 +238,30 @@ AS $$
     LIMIT 1;
 $$;
 
--- Stores one event given in the internal shape the capture functions build:
--- {event_id, occurred_at, level, exceptions, message, fingerprint, context, tags, user,
--- breadcrumbs, release, environment, service, trace_id, span_id, platform, server_name,
--- transaction, data}, already validated.
-CREATE FUNCTION monitoring._ingest(p jsonb, OUT event_id uuid, OUT issue_id bigint)
+-- Stores one validated event: the capture functions all end here.
+CREATE FUNCTION monitoring._ingest(
+    p_event_id uuid,
+    p_occurred_at timestamptz,
+    p_level text,
+    p_exceptions jsonb,
+    p_message text,
+    p_fingerprint text[],
+    p_context jsonb,
+    p_tags jsonb,
+    p_user jsonb,
+    p_breadcrumbs jsonb,
+    p_release text,
+    p_environment text,
+    p_service text,
+    p_trace_id text,
+    p_span_id text,
+    p_platform text,
+    p_server_name text,
+    p_transaction text,
+    p_data jsonb,
+    OUT event_id uuid,
+    OUT issue_id bigint
+)
 LANGUAGE plpgsql
 AS $$
 DECLARE
@@ -232,7 +269,7 @@ DECLARE
     v_occurred timestamptz;
     v_service text;
     v_environment text;
-    v_release text := nullif(p ->> 'release', '');
+    v_release text := nullif(p_release, '');
     v_max_length integer;
     v_max_bytes integer;
     v_exceptions jsonb;
@@ -250,12 +287,6 @@ DECLARE
     v_group monitoring.error_groups;
     v_reason text;
 BEGIN
-    -- Callers build p with jsonb_build_object: absent and JSON null mean the same here.
-    SELECT jsonb_object_agg(e.key, e.value) INTO p
-    FROM jsonb_each(p) AS e
-    WHERE jsonb_typeof(e.value) <> 'null';
-    p := coalesce(p, '{}');
-
     -- One read of every setting capture needs.
     SELECT jsonb_object_agg(d.name, coalesce(s.value, d.default_value))
     INTO v_cfg
@@ -263,25 +294,25 @@ BEGIN
     LEFT JOIN monitoring.settings AS s ON d.name = s.name
     WHERE d.name LIKE 'errors.%' OR d.name LIKE 'scrub.%';
 
-    v_service := coalesce(nullif(p ->> 'service', ''), v_cfg ->> 'errors.default_service');
+    v_service := coalesce(nullif(p_service, ''), v_cfg ->> 'errors.default_service');
     v_environment := coalesce(
-        nullif(p ->> 'environment', ''), v_cfg ->> 'errors.default_environment'
+        nullif(p_environment, ''), v_cfg ->> 'errors.default_environment'
     );
     -- A client clock running ahead must not file events into the future.
-    v_occurred := least(coalesce((p ->> 'occurred_at')::timestamptz, now()), now());
+    v_occurred := least(coalesce(p_occurred_at, now()), now());
     v_max_length := (v_cfg ->> 'errors.max_message_length')::integer;
     v_max_bytes := (v_cfg ->> 'errors.max_context_bytes')::integer;
 
     v_exceptions := monitoring._limit_exceptions(
-        p -> 'exceptions', (v_cfg ->> 'errors.max_frames')::integer, v_max_length, v_max_bytes
+        p_exceptions, (v_cfg ->> 'errors.max_frames')::integer, v_max_length, v_max_bytes
     );
-    v_message := monitoring.truncate_text(p ->> 'message', v_max_length);
-    v_context := coalesce(monitoring.cap_object(p -> 'context', v_max_bytes), '{}');
-    v_tags := coalesce(monitoring.cap_object(p -> 'tags', v_max_bytes), '{}');
-    v_user := monitoring.cap_object(p -> 'user', v_max_bytes);
-    v_data := monitoring.cap_object(p -> 'data', v_max_bytes);
+    v_message := monitoring.truncate_text(p_message, v_max_length);
+    v_context := coalesce(monitoring.cap_object(p_context, v_max_bytes), '{}');
+    v_tags := coalesce(monitoring.cap_object(p_tags, v_max_bytes), '{}');
+    v_user := monitoring.cap_object(p_user, v_max_bytes);
+    v_data := monitoring.cap_object(p_data, v_max_bytes);
     v_crumbs := monitoring.cap_array_newest(
-        p -> 'breadcrumbs', (v_cfg ->> 'errors.max_breadcrumbs')::integer, v_max_bytes
+        p_breadcrumbs, (v_cfg ->> 'errors.max_breadcrumbs')::integer, v_max_bytes
     );
 
     IF (v_cfg ->> 'scrub.enabled')::boolean THEN
@@ -289,25 +320,31 @@ BEGIN
         v_safe := ARRAY(
             SELECT lower(k) FROM jsonb_array_elements_text(v_cfg -> 'scrub.safe_keys') AS k
         );
-        v_exceptions := monitoring.scrub_with(v_exceptions, v_pattern, v_safe);
+        v_exceptions := monitoring.scrub_exceptions(v_exceptions, v_pattern, v_safe);
         v_message := monitoring.scrub_text(v_message);
-        v_context := monitoring.scrub_with(v_context, v_pattern, v_safe);
-        v_tags := monitoring.scrub_with(v_tags, v_pattern, v_safe);
-        v_user := monitoring.scrub_with(v_user, v_pattern, v_safe);
-        v_data := monitoring.scrub_with(v_data, v_pattern, v_safe);
-        v_crumbs := monitoring.scrub_with(v_crumbs, v_pattern, v_safe);
+        -- one look at all the small documents together; each is walked only if it matters
+        IF monitoring.scrub_with(
+            jsonb_build_array(v_context, v_tags, v_user, v_data, v_crumbs), v_pattern, v_safe
+        ) IS DISTINCT FROM jsonb_build_array(v_context, v_tags, v_user, v_data, v_crumbs) THEN
+            v_context := monitoring.scrub_with(v_context, v_pattern, v_safe);
+            v_tags := monitoring.scrub_with(v_tags, v_pattern, v_safe);
+            v_user := monitoring.scrub_with(v_user, v_pattern, v_safe);
+            v_data := monitoring.scrub_with(v_data, v_pattern, v_safe);
+            v_crumbs := monitoring.scrub_with(v_crumbs, v_pattern, v_safe);
+        END IF;
     END IF;
 
-    SELECT f.fingerprint, f.source INTO v_fingerprint, v_source
-    FROM monitoring.compute_fingerprint(
-        v_exceptions, v_message,
-        ARRAY(SELECT jsonb_array_elements_text(p -> 'fingerprint'))
-    ) AS f;
+    IF coalesce(cardinality(p_fingerprint), 0) = 0 THEN
+        SELECT f.fingerprint, f.source INTO v_fingerprint, v_source
+        FROM monitoring.default_fingerprint(v_exceptions, v_message) AS f;
+    ELSE
+        SELECT f.fingerprint, f.source INTO v_fingerprint, v_source
+        FROM monitoring.compute_fingerprint(v_exceptions, v_message, p_fingerprint) AS f;
+    END IF;
     v_type := nullif(v_exceptions -> -1 ->> 'type', '');
     -- the raised exception's value is the event's message when there is one
     v_message := coalesce(v_exceptions -> -1 ->> 'value', v_message);
-
-    event_id := coalesce((p ->> 'event_id')::uuid, gen_random_uuid());
+    event_id := coalesce(p_event_id, gen_random_uuid());
 
     SELECT * INTO v_group FROM monitoring.error_groups AS g
     WHERE g.service = v_service AND g.environment = v_environment
@@ -324,17 +361,15 @@ BEGIN
                 nullif(split_part(btrim(v_message), E'\n', 1), ''),
                 '<unlabeled event>'
             ), 200),
-            coalesce(nullif(p ->> 'transaction', ''), monitoring._culprit(
-                v_exceptions -> -1 -> 'frames'
-            )),
-            v_type, p ->> 'level', p ->> 'platform', v_occurred, v_occurred, v_release
+            coalesce(nullif(p_transaction, ''), monitoring._culprit(v_exceptions -> -1 -> 'frames')),
+            v_type, p_level, p_platform, v_occurred, v_occurred, v_release
         )
         ON CONFLICT ON CONSTRAINT error_groups_identity DO NOTHING
         RETURNING * INTO v_group;
         IF v_group.id IS NOT NULL THEN
             PERFORM monitoring._record_activity(
                 v_group.id, 'first_seen', NULL,
-                jsonb_build_object('event_id', event_id, 'level', p ->> 'level')
+                jsonb_build_object('event_id', event_id, 'level', p_level)
             );
         ELSE
             -- another session created it since our look: use theirs
@@ -351,10 +386,9 @@ BEGIN
         server_name, transaction_name, data
     )
     VALUES (
-        event_id, v_occurred, v_group.id, p ->> 'level', v_type, v_message, v_exceptions,
-        v_context, v_tags, v_user, v_crumbs, v_release, nullif(p ->> 'trace_id', ''),
-        nullif(p ->> 'span_id', ''), p ->> 'platform', p ->> 'server_name',
-        nullif(p ->> 'transaction', ''), v_data
+        event_id, v_occurred, v_group.id, p_level, v_type, v_message, v_exceptions,
+        v_context, v_tags, v_user, v_crumbs, v_release, nullif(p_trace_id, ''),
+        nullif(p_span_id, ''), p_platform, p_server_name, nullif(p_transaction, ''), v_data
     )
     ON CONFLICT DO NOTHING;
     IF NOT FOUND THEN
@@ -437,23 +471,17 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
     SELECT i.event_id, i.issue_id INTO event_id, issue_id
-    FROM monitoring._ingest(jsonb_build_object(
-        'event_id', p_event_id,
-        'occurred_at', p_occurred_at,
-        'level', monitoring._level(p_level, 'p_level'),
-        'exceptions', monitoring._stack_trace_chain(p_stack_trace, p_exception_type, p_message),
-        'message', p_message,
-        'fingerprint', to_jsonb(p_fingerprint),
-        'context', monitoring._expect(p_context, 'object', 'p_context'),
-        'tags', monitoring._expect(p_tags, 'object', 'p_tags'),
-        'user', monitoring._expect(p_user, 'object', 'p_user'),
-        'breadcrumbs', monitoring._expect(p_breadcrumbs, 'array', 'p_breadcrumbs'),
-        'release', p_release,
-        'environment', p_environment,
-        'service', p_service,
-        'trace_id', p_trace_id,
-        'span_id', p_span_id
-    )) AS i;
+    FROM monitoring._ingest(
+        p_event_id, p_occurred_at, monitoring._level(p_level, 'p_level'),
+        monitoring._stack_trace_chain(p_stack_trace, p_exception_type, p_message),
+        p_message, p_fingerprint,
+        monitoring._expect(p_context, 'object', 'p_context'),
+        monitoring._expect(p_tags, 'object', 'p_tags'),
+        monitoring._expect(p_user, 'object', 'p_user'),
+        monitoring._expect(p_breadcrumbs, 'array', 'p_breadcrumbs'),
+        p_release, p_environment, p_service, p_trace_id, p_span_id,
+        'other', NULL, NULL, NULL
+    ) AS i;
 END
 $$;
 
@@ -534,22 +562,16 @@ BEGIN
         RAISE EXCEPTION 'p_message must not be empty' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     SELECT i.event_id, i.issue_id INTO event_id, issue_id
-    FROM monitoring._ingest(jsonb_build_object(
-        'event_id', p_event_id,
-        'occurred_at', p_occurred_at,
-        'level', monitoring._level(p_level, 'p_level'),
-        'message', p_message,
-        'fingerprint', to_jsonb(p_fingerprint),
-        'context', monitoring._expect(p_context, 'object', 'p_context'),
-        'tags', monitoring._expect(p_tags, 'object', 'p_tags'),
-        'user', monitoring._expect(p_user, 'object', 'p_user'),
-        'breadcrumbs', monitoring._expect(p_breadcrumbs, 'array', 'p_breadcrumbs'),
-        'release', p_release,
-        'environment', p_environment,
-        'service', p_service,
-        'trace_id', p_trace_id,
-        'span_id', p_span_id
-    )) AS i;
+    FROM monitoring._ingest(
+        p_event_id, p_occurred_at, monitoring._level(p_level, 'p_level'), NULL,
+        p_message, p_fingerprint,
+        monitoring._expect(p_context, 'object', 'p_context'),
+        monitoring._expect(p_tags, 'object', 'p_tags'),
+        monitoring._expect(p_user, 'object', 'p_user'),
+        monitoring._expect(p_breadcrumbs, 'array', 'p_breadcrumbs'),
+        p_release, p_environment, p_service, p_trace_id, p_span_id,
+        'other', NULL, NULL, NULL
+    ) AS i;
 END
 $$;
 
@@ -559,11 +581,11 @@ COMMENT ON FUNCTION monitoring.capture_message(
 ) IS
 'Captures a message (grouped by its normalised text); returns the event id and the issue id';
 
--- A Sentry event (sentry-python 2.x shape) in the internal shape _ingest takes.
-CREATE FUNCTION monitoring._from_sentry_event(p_event jsonb, p_name text)
-RETURNS jsonb
+-- Captures a Sentry event (sentry-python 2.x shape). p_name names it in errors.
+CREATE FUNCTION monitoring._capture_sentry_event(
+    p_event jsonb, p_name text, OUT event_id uuid, OUT issue_id bigint
+)
 LANGUAGE plpgsql
-STABLE
 AS $$
 DECLARE
     v_exc jsonb := p_event -> 'exception';
@@ -604,39 +626,44 @@ BEGIN
         END;
     END IF;
 
-    RETURN jsonb_build_object(
-        'event_id', nullif(p_event ->> 'event_id', ''),
-        'occurred_at', v_occurred,
-        'level', monitoring._level(p_event ->> 'level', p_name || '.level'),
-        'exceptions', CASE WHEN v_exc IS NOT NULL AND jsonb_typeof(v_exc) <> 'null'
+    SELECT i.event_id, i.issue_id INTO event_id, issue_id
+    FROM monitoring._ingest(
+        nullif(p_event ->> 'event_id', '')::uuid,
+        v_occurred,
+        monitoring._level(p_event ->> 'level', p_name || '.level'),
+        CASE WHEN v_exc IS NOT NULL AND jsonb_typeof(v_exc) <> 'null'
             THEN monitoring._exception_chain(v_exc, p_name || '.exception.values')
         END,
-        'message', coalesce(
+        coalesce(
             p_event -> 'logentry' ->> 'formatted',
             p_event -> 'logentry' ->> 'message',
             v_message #>> '{}'
         ),
-        'fingerprint', monitoring._expect(p_event -> 'fingerprint', 'array', p_name || '.fingerprint'),
-        'context', monitoring._expect(
+        ARRAY(
+            SELECT jsonb_array_elements_text(
+                monitoring._expect(p_event -> 'fingerprint', 'array', p_name || '.fingerprint')
+            )
+        ),
+        monitoring._expect(
             coalesce(p_event -> 'context', p_event -> 'extra'), 'object', p_name || '.extra'
         ),
-        'tags', monitoring._expect(v_tags, 'object', p_name || '.tags'),
-        'user', monitoring._expect(p_event -> 'user', 'object', p_name || '.user'),
-        'breadcrumbs', monitoring._expect(v_crumbs, 'array', p_name || '.breadcrumbs'),
-        'release', p_event ->> 'release',
-        'environment', p_event ->> 'environment',
-        'service', coalesce(p_event ->> 'service', v_tags ->> 'service'),
-        'trace_id', p_event -> 'contexts' -> 'trace' ->> 'trace_id',
-        'span_id', p_event -> 'contexts' -> 'trace' ->> 'span_id',
-        'platform', p_event ->> 'platform',
-        'server_name', p_event ->> 'server_name',
-        'transaction', p_event ->> 'transaction',
-        'data', nullif(p_event - ARRAY[
+        monitoring._expect(v_tags, 'object', p_name || '.tags'),
+        monitoring._expect(p_event -> 'user', 'object', p_name || '.user'),
+        monitoring._expect(v_crumbs, 'array', p_name || '.breadcrumbs'),
+        p_event ->> 'release',
+        p_event ->> 'environment',
+        coalesce(p_event ->> 'service', v_tags ->> 'service'),
+        p_event -> 'contexts' -> 'trace' ->> 'trace_id',
+        p_event -> 'contexts' -> 'trace' ->> 'span_id',
+        p_event ->> 'platform',
+        p_event ->> 'server_name',
+        p_event ->> 'transaction',
+        nullif(p_event - ARRAY[
             'event_id', 'timestamp', 'level', 'exception', 'logentry', 'message', 'fingerprint',
             'context', 'extra', 'tags', 'user', 'breadcrumbs', 'release', 'environment',
             'service', 'platform', 'server_name', 'transaction'
         ], '{}')
-    );
+    ) AS i;
 END
 $$;
 
@@ -645,8 +672,7 @@ LANGUAGE sql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT i.event_id, i.issue_id
-    FROM monitoring._ingest(monitoring._from_sentry_event(p_event, 'p_event')) AS i;
+    SELECT c.event_id, c.issue_id FROM monitoring._capture_sentry_event(p_event, 'p_event') AS c;
 $$;
 
 COMMENT ON FUNCTION monitoring.capture_event(jsonb) IS
@@ -682,10 +708,8 @@ BEGIN
     PERFORM monitoring._expect(p_events, 'array', 'p_events');
     BEGIN
         FOR v_event IN SELECT e FROM jsonb_array_elements(p_events) AS e LOOP
-            SELECT i.event_id, i.issue_id INTO event_id, issue_id
-            FROM monitoring._ingest(
-                monitoring._from_sentry_event(v_event, format('p_events[%s]', v_index))
-            ) AS i;
+            SELECT c.event_id, c.issue_id INTO event_id, issue_id
+            FROM monitoring._capture_sentry_event(v_event, format('p_events[%s]', v_index)) AS c;
             RETURN NEXT;
             v_index := v_index + 1;
         END LOOP;

@@ -37,46 +37,48 @@ COMMENT ON FUNCTION monitoring.truncate_text(text, integer) IS
 'p_text cut to p_max characters with a marker saying how many were dropped';
 
 -- Keeps the first keys of an oversize object while they fit and says what was dropped.
+-- PL/pgSQL so the common case (it fits) is one cheap test, not a query planned per call.
 CREATE FUNCTION monitoring.cap_object(p_value jsonb, p_max_bytes integer)
 RETURNS jsonb
-LANGUAGE sql
+LANGUAGE plpgsql
 IMMUTABLE
 PARALLEL SAFE
 AS $$
-    SELECT CASE
-        WHEN p_value IS NULL OR pg_catalog.octet_length(p_value::text) <= p_max_bytes
-            THEN p_value
-        WHEN pg_catalog.jsonb_typeof(p_value) <> 'object'
-            THEN pg_catalog.jsonb_build_object(
-                '_truncated', pg_catalog.format(
-                    'a %s of %s bytes, over the limit of %s',
-                    pg_catalog.jsonb_typeof(p_value), pg_catalog.octet_length(p_value::text),
-                    p_max_bytes
-                )
+BEGIN
+    -- the stored (binary) size: no text rendering on the common path
+    IF p_value IS NULL OR pg_column_size(p_value) <= p_max_bytes THEN
+        RETURN p_value;
+    END IF;
+    IF jsonb_typeof(p_value) <> 'object' THEN
+        RETURN jsonb_build_object(
+            '_truncated', format(
+                'a %s of %s bytes, over the limit of %s',
+                jsonb_typeof(p_value), pg_column_size(p_value), p_max_bytes
             )
-        ELSE (
-            SELECT coalesce(pg_catalog.jsonb_object_agg(k.key, k.value) FILTER (
-                -- room is left for the marker itself
-                WHERE k.running <= p_max_bytes - 200
-            ), '{}')
-            || pg_catalog.jsonb_build_object(
-                '_truncated', pg_catalog.format(
-                    'kept %s of %s keys: the object had %s bytes, over the limit of %s',
-                    pg_catalog.count(*) FILTER (WHERE k.running <= p_max_bytes - 200),
-                    pg_catalog.count(*), pg_catalog.octet_length(p_value::text), p_max_bytes
-                )
+        );
+    END IF;
+    RETURN (
+        SELECT coalesce(jsonb_object_agg(k.key, k.value) FILTER (
+            -- room is left for the marker itself
+            WHERE k.running <= p_max_bytes - 200
+        ), '{}')
+        || jsonb_build_object(
+            '_truncated', format(
+                'kept %s of %s keys: the object had %s bytes, over the limit of %s',
+                count(*) FILTER (WHERE k.running <= p_max_bytes - 200),
+                count(*), pg_column_size(p_value), p_max_bytes
             )
-            FROM (
-                SELECT
-                    e.key,
-                    e.value,
-                    pg_catalog.sum(
-                        pg_catalog.octet_length(e.key) + pg_catalog.octet_length(e.value::text) + 6
-                    ) OVER (ORDER BY e.ord) AS running
-                FROM pg_catalog.jsonb_each(p_value) WITH ORDINALITY AS e (key, value, ord)
-            ) AS k
         )
-    END;
+        FROM (
+            SELECT
+                e.key,
+                e.value,
+                sum(pg_column_size(e.value) + octet_length(e.key) + 8)
+                    OVER (ORDER BY e.ord) AS running
+            FROM jsonb_each(p_value) WITH ORDINALITY AS e (key, value, ord)
+        ) AS k
+    );
+END
 $$;
 
 COMMENT ON FUNCTION monitoring.cap_object(jsonb, integer) IS
@@ -85,33 +87,33 @@ COMMENT ON FUNCTION monitoring.cap_object(jsonb, integer) IS
 -- Breadcrumbs lead up to the error: the newest matter most.
 CREATE FUNCTION monitoring.cap_array_newest(p_value jsonb, p_max_items integer, p_max_bytes integer)
 RETURNS jsonb
-LANGUAGE sql
+LANGUAGE plpgsql
 IMMUTABLE
 PARALLEL SAFE
 AS $$
-    SELECT CASE
-        WHEN p_value IS NULL OR pg_catalog.jsonb_typeof(p_value) <> 'array'
-            OR (pg_catalog.jsonb_array_length(p_value) <= p_max_items
-                AND pg_catalog.octet_length(p_value::text) <= p_max_bytes)
-            THEN p_value
-        ELSE (
-            SELECT coalesce(
-                pg_catalog.jsonb_agg(k.value ORDER BY k.ord) FILTER (
-                    WHERE k.rank <= p_max_items AND k.running <= p_max_bytes
-                ),
-                '[]'
-            )
-            FROM (
-                SELECT
-                    e.value,
-                    e.ord,
-                    pg_catalog.row_number() OVER (ORDER BY e.ord DESC) AS rank,
-                    pg_catalog.sum(pg_catalog.octet_length(e.value::text) + 2)
-                        OVER (ORDER BY e.ord DESC) AS running
-                FROM pg_catalog.jsonb_array_elements(p_value) WITH ORDINALITY AS e (value, ord)
-            ) AS k
+BEGIN
+    IF p_value IS NULL OR jsonb_typeof(p_value) <> 'array'
+        OR (jsonb_array_length(p_value) <= p_max_items AND pg_column_size(p_value) <= p_max_bytes)
+        THEN
+        RETURN p_value;
+    END IF;
+    RETURN (
+        SELECT coalesce(
+            jsonb_agg(k.value ORDER BY k.ord) FILTER (
+                WHERE k.rank <= p_max_items AND k.running <= p_max_bytes
+            ),
+            '[]'
         )
-    END;
+        FROM (
+            SELECT
+                e.value,
+                e.ord,
+                row_number() OVER (ORDER BY e.ord DESC) AS rank,
+                sum(pg_column_size(e.value) + 4) OVER (ORDER BY e.ord DESC) AS running
+            FROM jsonb_array_elements(p_value) WITH ORDINALITY AS e (value, ord)
+        ) AS k
+    );
+END
 $$;
 
 COMMENT ON FUNCTION monitoring.cap_array_newest(jsonb, integer, integer) IS

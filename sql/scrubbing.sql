@@ -27,7 +27,7 @@ PARALLEL SAFE
 AS $$
     SELECT CASE
         -- one cheap test first: most strings contain none of these
-        WHEN p_text IS NULL OR p_text !~* '(bearer|private key|\d[-\s]?\d[-\s]?\d[-\s]?\d)'
+        WHEN p_text IS NULL OR p_text !~* '(bearer|private key|\d([-\s]?\d){12})'
             THEN p_text
         ELSE pg_catalog.regexp_replace(
             pg_catalog.regexp_replace(
@@ -93,8 +93,11 @@ BEGIN
         RETURN p_value;
     END IF;
     -- Most documents hold no secret: one regex over the text decides whether to walk it.
-    IF p_value::text !~* ('"[^"]*(' || p_key_pattern || ')[^"]*": ')
-        AND p_value::text !~* '(bearer|private key|\d[-\s]?\d[-\s]?\d[-\s]?\d)' THEN
+    -- It finds every key the walk would filter (keys print as "key": ) and a superset of the
+    -- strings scrub_text changes.
+    IF p_value::text !~* (
+        '"[^"]*(' || p_key_pattern || ')[^"]*": |bearer|private key|\d([-\s]?\d){12}'
+    ) THEN
         RETURN p_value;
     END IF;
 
@@ -133,6 +136,59 @@ $$;
 COMMENT ON FUNCTION monitoring.scrub_with(jsonb, text, text[]) IS
 'p_value with the values under keys matching p_key_pattern (except p_safe_keys) and '
 'secret-looking strings replaced by [Filtered], at every depth';
+
+-- An exception chain holds user data in two places: exception values and frame variables.
+-- The rest is SDK structure and source code, so only those two are scrubbed, and the chain
+-- is left untouched (not rebuilt) when neither can hold a secret.
+CREATE FUNCTION monitoring.scrub_exceptions(
+    p_chain jsonb, p_key_pattern text, p_safe_keys text[]
+)
+RETURNS jsonb
+LANGUAGE plpgsql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+BEGIN
+    IF p_chain IS NULL OR p_key_pattern IS NULL OR jsonb_typeof(p_chain) <> 'array' OR (
+        NOT jsonb_path_exists(p_chain, '$[*].frames[*].vars')
+        AND NOT EXISTS (
+            SELECT FROM jsonb_array_elements(p_chain) AS e (exc)
+            WHERE e.exc ->> 'value' ~* '(bearer|private key|\d([-\s]?\d){12})'
+        )
+    ) THEN
+        RETURN p_chain;
+    END IF;
+    RETURN (
+        SELECT jsonb_agg(
+            CASE WHEN jsonb_typeof(e.exc) <> 'object' THEN e.exc ELSE
+                e.exc || jsonb_strip_nulls(jsonb_build_object(
+                    'value', monitoring.scrub_text(e.exc ->> 'value'),
+                    'frames', (
+                        SELECT jsonb_agg(
+                            CASE WHEN jsonb_typeof(f.frame) = 'object' AND f.frame ? 'vars'
+                                THEN jsonb_set(f.frame, '{vars}', monitoring.scrub_with(
+                                    f.frame -> 'vars', p_key_pattern, p_safe_keys
+                                ))
+                                ELSE f.frame
+                            END
+                            ORDER BY f.ord
+                        )
+                        FROM jsonb_array_elements(
+                            CASE WHEN jsonb_typeof(e.exc -> 'frames') = 'array'
+                                THEN e.exc -> 'frames' END
+                        ) WITH ORDINALITY AS f (frame, ord)
+                    )
+                ))
+            END
+            ORDER BY e.ord
+        )
+        FROM jsonb_array_elements(p_chain) WITH ORDINALITY AS e (exc, ord)
+    );
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.scrub_exceptions(jsonb, text, text[]) IS
+'An exception chain with secret-looking exception values and frame variables scrubbed';
 
 CREATE FUNCTION monitoring.scrub(p_value jsonb)
 RETURNS jsonb

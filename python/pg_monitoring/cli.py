@@ -6,15 +6,18 @@ The database comes from --dsn, else DATABASE_URL, else libpq's PG* variables.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import click
 import psycopg
 
-from . import installer
+from . import installer, issues, render
+from .connection import Connector
 from .errors import PgMonitoringError
 
 dsn_option = click.option(
@@ -207,6 +210,213 @@ def print_status(report: dict[str, Any]) -> None:
     for role in report["roles"]:
         members = ", ".join(role["members"]) or "no members"
         click.echo(f"  {role['role']}: {members}")
+
+
+def parse_duration(text: str) -> timedelta:
+    """30s, 15m, 24h, 7d."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", text)
+    if match is None:
+        raise click.BadParameter(f"{text!r} is not a duration like 30m, 24h or 7d")
+    size = int(match.group(1))
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return timedelta(**{unit: size})
+
+
+def duration_option(name: str, dest: str, help_text: str) -> Any:
+    return click.option(
+        name,
+        dest,
+        callback=lambda _ctx, _param, value: value and parse_duration(value),
+        help=help_text,
+    )
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+environment_option = click.option("--environment", "-e", help="Only this environment.")
+service_option = click.option("--service", "-s", help="Only this service.")
+actor_option = click.option("--actor", help="Who does it (default: the database user).")
+
+
+@main.command(name="issues")
+@dsn_option
+@click.option(
+    "--status",
+    type=click.Choice([*issues.STATUSES, "all"]),
+    default="unresolved",
+    show_default=True,
+)
+@environment_option
+@service_option
+@duration_option("--since", "since", "Only issues seen within this long (30m, 24h, 7d).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+@json_option
+def list_issues(
+    dsn: str,
+    status: str,
+    environment: str | None,
+    service: str | None,
+    since: timedelta | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List issues, most recently seen first."""
+    with reported_errors(), connect(dsn) as conn:
+        rows = issues.list_issues(
+            Connector(conn),
+            issues.IssueFilter(
+                status=None if status == "all" else status,
+                environment=environment,
+                service=service,
+                since=since,
+                limit=limit,
+            ),
+        )
+    if as_json:
+        click.echo(render.to_json(rows))
+    elif not rows:
+        click.echo("No issues.")
+    else:
+        render.console().print(render.issues_table(rows))
+
+
+@main.command()
+@dsn_option
+@click.argument("issue")
+@environment_option
+@service_option
+@json_option
+def show(dsn: str, issue: str, environment: str | None, service: str | None, as_json: bool) -> None:
+    """Show an issue (by id or fingerprint): latest stack trace, tags, user, history."""
+    with reported_errors(), connect(dsn) as conn:
+        db = Connector(conn)
+        detail = issues.show_issue(db, issues.resolve_id(db, issue, environment, service))
+    if detail is None:
+        raise click.ClickException(f"no issue {issue}")
+    if as_json:
+        click.echo(render.to_json(detail))
+    else:
+        render.print_issue(render.console(), detail)
+
+
+def lifecycle_command(name: str, help_text: str) -> Any:
+    """Common options of resolve/ignore/assign/unassign/reopen."""
+
+    def decorate(function: Any) -> Any:
+        function = main.command(name=name, help=help_text)(
+            dsn_option(
+                click.argument("issue")(environment_option(service_option(actor_option(function))))
+            )
+        )
+        return function
+
+    return decorate
+
+
+def report_change(row: dict[str, Any]) -> None:
+    extra = f" ({row['substatus']})" if row.get("substatus") else ""
+    who = f", assigned to {row['assignee']}" if row.get("assignee") else ""
+    click.echo(f"#{row['id']} {row['title']}: {row['status']}{extra}{who}")
+
+
+@lifecycle_command("resolve", "Resolve an issue now, in a release, or in the next release.")
+@click.option("--in-release", help="Events from older releases do not reopen it.")
+@click.option("--in-next-release", is_flag=True, help="Only releases after the current reopen it.")
+def resolve(
+    dsn: str,
+    issue: str,
+    environment: str | None,
+    service: str | None,
+    actor: str | None,
+    in_release: str | None,
+    in_next_release: bool,
+) -> None:
+    with reported_errors(), connect(dsn) as conn:
+        db = Connector(conn)
+        issue_id = issues.resolve_id(db, issue, environment, service)
+        report_change(issues.resolve(db, issue_id, in_release, in_next_release, actor))
+
+
+@lifecycle_command("ignore", "Ignore an issue forever, or until a time, N events or N users.")
+@click.option("--until", "until", type=click.DateTime(), help="Until this time (UTC).")
+@duration_option("--for", "for_", "For this long (30m, 24h, 7d).")
+@click.option("--until-events", type=click.IntRange(min=1), help="Until N more events.")
+@click.option("--until-users", type=click.IntRange(min=1), help="Until N more users.")
+def ignore(
+    dsn: str,
+    issue: str,
+    environment: str | None,
+    service: str | None,
+    actor: str | None,
+    until: datetime | None,
+    for_: timedelta | None,
+    until_events: int | None,
+    until_users: int | None,
+) -> None:
+    if until is not None and for_ is not None:
+        raise click.UsageError("--until and --for are two ways to say the same; pick one")
+    deadline = until.replace(tzinfo=timezone.utc) if until else None
+    if for_ is not None:
+        deadline = datetime.now(timezone.utc) + for_
+    with reported_errors(), connect(dsn) as conn:
+        db = Connector(conn)
+        issue_id = issues.resolve_id(db, issue, environment, service)
+        report_change(issues.ignore(db, issue_id, deadline, until_events, until_users, actor))
+
+
+@lifecycle_command("reopen", "Set a resolved or ignored issue back to unresolved.")
+def reopen(
+    dsn: str, issue: str, environment: str | None, service: str | None, actor: str | None
+) -> None:
+    with reported_errors(), connect(dsn) as conn:
+        db = Connector(conn)
+        report_change(issues.reopen(db, issues.resolve_id(db, issue, environment, service), actor))
+
+
+@lifecycle_command("assign", "Assign an issue to someone (an email, a team name).")
+@click.option("--to", "assignee", required=True, help="The assignee.")
+def assign(
+    dsn: str,
+    issue: str,
+    environment: str | None,
+    service: str | None,
+    actor: str | None,
+    assignee: str,
+) -> None:
+    with reported_errors(), connect(dsn) as conn:
+        db = Connector(conn)
+        issue_id = issues.resolve_id(db, issue, environment, service)
+        report_change(issues.assign(db, issue_id, assignee, actor))
+
+
+@lifecycle_command("unassign", "Remove an issue's assignee.")
+def unassign(
+    dsn: str, issue: str, environment: str | None, service: str | None, actor: str | None
+) -> None:
+    with reported_errors(), connect(dsn) as conn:
+        db = Connector(conn)
+        issue_id = issues.resolve_id(db, issue, environment, service)
+        report_change(issues.unassign(db, issue_id, actor))
+
+
+@main.command()
+@dsn_option
+@click.option(
+    "--every",
+    type=click.IntRange(min=1),
+    help="Run every N seconds until interrupted (default: once).",
+)
+def maintain(dsn: str, every: int | None) -> None:
+    """Run monitoring.run_maintenance(): fold counts, partitions, retention."""
+    import time
+
+    with reported_errors(), connect(dsn) as conn:
+        conn.autocommit = True
+        while True:
+            report = issues.run_maintenance(Connector(conn))
+            click.echo(render.to_json(report) if every is None else json.dumps(report))
+            if every is None:
+                return
+            time.sleep(every)
 
 
 @main.command()

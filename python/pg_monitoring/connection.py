@@ -7,7 +7,7 @@ become a savepoint of it, and otherwise they commit on their own.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeAlias
 
@@ -17,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from .errors import translate
 
+Params: TypeAlias = Sequence[Any] | Mapping[str, Any]
 Source: TypeAlias = str | psycopg.Connection[Any] | ConnectionPool
 AsyncSource: TypeAlias = str | psycopg.AsyncConnection[Any] | AsyncConnectionPool
 
@@ -63,13 +64,13 @@ class Connector:
         except psycopg.Error as error:
             raise translate(error) from error
 
-    def fetch_value(self, query: str, params: tuple[Any, ...] = ()) -> Any:
+    def fetch_value(self, query: str, params: Params = ()) -> Any:
         """The first column of the first row of `query` (None when it returns no row)."""
         with self.transaction() as conn:
             row = conn.execute(query, params).fetchone()
         return None if row is None else row[0]
 
-    def fetch_all(self, query: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    def fetch_all(self, query: str, params: Params = ()) -> list[dict[str, Any]]:
         """Every row of `query` as a dict."""
         with self.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
             return cur.execute(query, params).fetchall()
@@ -118,14 +119,14 @@ class AsyncConnector:
         except psycopg.Error as error:
             raise translate(error) from error
 
-    async def fetch_value(self, query: str, params: tuple[Any, ...] = ()) -> Any:
+    async def fetch_value(self, query: str, params: Params = ()) -> Any:
         """The first column of the first row of `query` (None when it returns no row)."""
         async with self.transaction() as conn:
             cur = await conn.execute(query, params)
             row = await cur.fetchone()
         return None if row is None else row[0]
 
-    async def fetch_all(self, query: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    async def fetch_all(self, query: str, params: Params = ()) -> list[dict[str, Any]]:
         """Every row of `query` as a dict."""
         async with self.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(query, params)

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Capture throughput, side by side in one run (pgbench, same clients and duration for all):
+#   hot      capture_error on one fingerprint (an error storm)
+#   spread   the same capture over 5,000 fingerprints (normal traffic)
+#   insert   a bare INSERT of the same event row into monitoring.error_events
+#   raw      a bare INSERT of the event JSON into a table with one index
+# Scenarios are interleaved over several rounds; medians and ratios are printed.
+# Expects PG* variables naming a disposable server with pg_monitoring installable.
+set -euo pipefail
+
+CLIENTS=${BENCH_CLIENTS:-8}
+SECONDS_EACH=${BENCH_SECONDS:-10}
+ROUNDS=${BENCH_ROUNDS:-3}
+DB=bench_capture
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+dropdb --if-exists "$DB" >/dev/null
+createdb "$DB"
+psql -X -q -v ON_ERROR_STOP=1 -d "$DB" <<'SQL'
+CREATE EXTENSION pg_monitoring;
+CREATE TABLE bench_raw (id bigserial PRIMARY KEY, doc jsonb NOT NULL);
+SQL
+
+# A 10-frame stack trace of about 2.4 KB, like facts.md's measurements; FUNC varies per
+# fingerprint in the spread scenario.
+frames=$(python3 - <<'PY'
+import json
+frames = []
+for i in range(10):
+    frames.append({
+        "filename": f"app/services/payments_{i}.py",
+        "abs_path": f"/srv/app/services/payments_{i}.py",
+        "module": f"app.services.payments_{i}",
+        "function": "FUNC" if i == 9 else f"step_{i}",
+        "lineno": 100 + i,
+        "context_line": f"result = gateway.charge(order, amount=amount, retries={i})",
+        "pre_context": ["    order = load(order_id)", "    amount = order.total"],
+        "post_context": ["    return result"],
+        "in_app": True,
+    })
+print(json.dumps(frames).replace("'", "''"))
+PY
+)
+chain="[{\"type\": \"PaymentTimeout\", \"value\": \"timeout\", \"frames\": $frames}]"
+context='{"user_id": 42, "order_id": 1234, "request_id": "b1946ac9", "operation": "charge"}'
+
+capture() {  # $1: expression giving the FUNC name
+    cat <<SQL
+\set n random(1, 1000000)
+SELECT monitoring.capture_error('PaymentTimeout', 'timeout after ' || :n || ' ms',
+    replace('$frames', 'FUNC', $1)::jsonb, '$context'::jsonb);
+SQL
+}
+capture "'charge'" > "$work/hot.sql"
+capture "'handler_' || (:n % 5000)" > "$work/spread.sql"
+
+# The row capture stores, inserted directly (an existing issue, the same indexes).
+cat > "$work/insert.sql" <<SQL
+\set n random(1, 1000000)
+INSERT INTO monitoring.error_events (event_id, occurred_at, group_id, level, exception_type,
+    message, exceptions, context)
+VALUES (gen_random_uuid(), now(), 1, 'error', 'PaymentTimeout', 'timeout after ' || :n || ' ms',
+    replace('$chain', 'FUNC', 'charge')::jsonb, '$context'::jsonb);
+SQL
+cat > "$work/raw.sql" <<SQL
+\set n random(1, 1000000)
+INSERT INTO bench_raw (doc)
+VALUES (jsonb_build_object('message', 'timeout after ' || :n || ' ms',
+    'exceptions', replace('$chain', 'FUNC', 'charge')::jsonb, 'context', '$context'::jsonb));
+SQL
+
+# Warm up: create the hot issue (group 1) and the partitions.
+psql -X -q -d "$DB" -c "SELECT monitoring.run_maintenance()" >/dev/null
+pgbench -n -c 2 -j 2 -T 2 -f "$work/hot.sql" "$DB" >/dev/null
+
+scenarios=(hot spread insert raw)
+for round in $(seq "$ROUNDS"); do
+    for s in "${scenarios[@]}"; do
+        tps=$(pgbench -n -c "$CLIENTS" -j 2 -T "$SECONDS_EACH" -f "$work/$s.sql" "$DB" 2>&1 \
+            | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+        echo "$s $tps" >> "$work/results"
+        printf '  round %s %-7s %8.0f tps\n' "$round" "$s" "$tps"
+    done
+    # Maintenance runs every minute in production; fold between rounds like it would.
+    psql -X -q -d "$DB" -c "SELECT monitoring.run_maintenance()" >/dev/null
+done
+
+median() { awk -v s="$1" '$1 == s { print $2 }' "$work/results" | sort -n \
+    | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+hot=$(median hot); spread=$(median spread); insert=$(median insert); raw=$(median raw)
+
+echo
+echo "Capture throughput, $CLIENTS clients, ${SECONDS_EACH}s x $ROUNDS rounds, medians:"
+printf '  %-34s %8.0f tps\n' "capture, one hot fingerprint" "$hot" \
+    "capture, 5,000 fingerprints" "$spread" "bare INSERT of the event row" "$insert" \
+    "bare INSERT of raw JSON, one index" "$raw"
+awk -v h="$hot" -v s="$spread" -v i="$insert" -v r="$raw" 'BEGIN {
+    printf "  hot / spread   %.2f   (target >= 0.9: a storm is not slower than normal traffic)\n", h / s
+    printf "  hot / insert   %.2f   (target >= 0.8: grouping and scrubbing cost little)\n", h / i
+    printf "  hot / raw JSON %.2f   (reported)\n", h / r
+}'
+psql -X -q -At -d "$DB" -c "SELECT 'events stored: ' || count(*) FROM monitoring.error_events"
+dropdb "$DB"

@@ -1,0 +1,136 @@
+"""How the CLI prints issues and events (rich tables); --json bypasses all of this."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+STATUS_STYLE = {"unresolved": "red", "resolved": "green", "ignored": "dim"}
+
+
+def console() -> Console:
+    """The terminal's width; 160 columns when output goes to a file or a pipe."""
+    return Console(width=None if sys.stdout.isatty() else 160)
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str)
+
+
+def ago(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    seconds = int((datetime.now(timezone.utc) - moment).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{max(seconds, 0)}s ago"
+
+
+def issues_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(show_lines=False, header_style="bold", expand=False)
+    for column in ("id", "status", "level", "events", "users", "first seen", "last seen"):
+        table.add_column(column, justify="right" if column in ("id", "events", "users") else "left")
+    table.add_column("title / culprit", overflow="fold", min_width=30)
+    for row in rows:
+        status = row["status"] + (f" ({row['substatus']})" if row["substatus"] else "")
+        title = Text(row["title"])
+        if row["culprit"]:
+            title.append(f"\n{row['culprit']}", style="dim")
+        table.add_row(
+            str(row["id"]),
+            Text(status, style=STATUS_STYLE.get(row["status"], "")),
+            row["level"],
+            str(row["times_seen"]),
+            str(row["users_seen"]),
+            ago(row["first_seen"]),
+            ago(row["last_seen"]),
+            title,
+        )
+    return table
+
+
+def print_issue(console: Console, detail: dict[str, Any]) -> None:
+    issue = detail["issue"]
+    console.print(f"[bold]#{issue['id']} {issue['title']}[/bold]")
+    console.print(
+        f"{issue['status']}"
+        + (f" ({issue['substatus']})" if issue["substatus"] else "")
+        + f" | {issue['level']} | {issue['times_seen']} events | {issue['users_seen']} users"
+        + f" | {issue['service']}/{issue['environment']}"
+    )
+    console.print(
+        f"first seen {issue['first_seen']:%Y-%m-%d %H:%M:%S}, "
+        f"last seen {issue['last_seen']:%Y-%m-%d %H:%M:%S}"
+        + (f", assigned to {issue['assignee']}" if issue["assignee"] else "")
+    )
+    console.print(f"fingerprint {issue['fingerprint']} ({issue['fingerprint_source']})")
+    if issue["culprit"]:
+        console.print(f"culprit {issue['culprit']}")
+
+    event = detail["latest_event"]
+    if event is not None:
+        console.print(f"\n[bold]Latest event[/bold] {event['event_id']} at {event['occurred_at']}")
+        if event["release"]:
+            console.print(f"release {event['release']}")
+        print_exceptions(console, event["exceptions"] or [])
+        if not event["exceptions"] and event["message"]:
+            console.print(event["message"])
+        for label, key in (("tags", "tags"), ("user", "user_info"), ("context", "context")):
+            if event[key]:
+                console.print(f"\n[bold]{label}[/bold]")
+                for name, value in event[key].items():
+                    console.print(f"  {name}: {json.dumps(value, default=str)}", markup=False)
+        if event["breadcrumbs"]:
+            console.print("\n[bold]breadcrumbs[/bold]")
+            for crumb in event["breadcrumbs"]:
+                what = crumb.get("message") or json.dumps(crumb.get("data", {}), default=str)
+                console.print(
+                    f"  {crumb.get('timestamp', '')} {crumb.get('category', '')} {what}",
+                    markup=False,
+                )
+        if event["trace_id"]:
+            console.print(f"\ntrace {event['trace_id']} span {event['span_id'] or '-'}")
+
+    if detail["history"]:
+        console.print("\n[bold]history[/bold]")
+        for entry in detail["history"]:
+            data = ", ".join(f"{k}={v}" for k, v in entry["data"].items())
+            console.print(
+                f"  {entry['occurred_at']:%Y-%m-%d %H:%M:%S} {entry['actor']}: "
+                f"{entry['action']} {data}",
+                markup=False,
+            )
+
+
+def print_exceptions(console: Console, chain: list[dict[str, Any]]) -> None:
+    """Like Python prints a traceback: root cause first, oldest call first, with source."""
+    for index, exc in enumerate(chain):
+        if index:
+            console.print("\nThe above exception led to the following exception:\n", style="dim")
+        console.print("Traceback (most recent call last):", markup=False)
+        for frame in exc.get("frames") or []:
+            if "frames_omitted" in frame:
+                console.print(f"  ... {frame['function']} ...", markup=False, style="dim")
+                continue
+            where = frame.get("abs_path") or frame.get("filename") or frame.get("module") or "?"
+            marker = "" if frame.get("in_app", True) else "  (library)"
+            console.print(
+                f'  File "{where}", line {frame.get("lineno", "?")}, '
+                f"in {frame.get('function', '?')}{marker}",
+                markup=False,
+            )
+            for line in frame.get("pre_context") or []:
+                console.print(f"      {line}", markup=False, style="dim")
+            if frame.get("context_line"):
+                console.print(f"    > {frame['context_line'].strip()}", markup=False)
+            for line in frame.get("post_context") or []:
+                console.print(f"      {line}", markup=False, style="dim")
+        label = exc.get("type") or "Error"
+        console.print(f"{label}: {exc.get('value', '')}", markup=False, style="bold")
