@@ -27,7 +27,7 @@ CLUSTER := pg_virtualenv -t \
 	-o extension_destdir=$(STAGE)
 
 .PHONY: all help release test lint deps system-deps stage test-in-cluster pgtap pytest \
-	demo test-docker
+	demo test-docker bench bench-in-cluster bench-errors
 
 all: $(EXT_SCRIPTS) $(BUILD_DIR)/$(EXTENSION).control
 
@@ -36,6 +36,7 @@ help:
 	@echo 'make install    install them into $$($(PG_CONFIG) --sharedir)/extension'
 	@echo 'make test       lint + pgTAP + pytest on a throwaway cluster (installs what it needs)'
 	@echo 'make demo       the demo, on $$DATABASE_URL or else on a throwaway cluster'
+	@echo 'make bench      benchmarks side by side on a throwaway cluster (see BENCHMARKS.md)'
 	@echo 'make release    freeze the current version into sql/released/'
 	@echo 'make test-docker  pgTAP in the official postgres image (needs a Docker engine)'
 
@@ -130,6 +131,17 @@ ifdef DATABASE_URL
 else
 	$(CLUSTER) $(VENV_BIN)/pg-monitoring demo
 endif
+
+# Benchmarks print medians and ratios measured side by side in one run; BENCHMARKS.md keeps
+# the results. fsync stays on (pg_virtualenv turns it off for tests): commits cost what they
+# cost in production.
+bench: deps stage
+	$(CLUSTER) -o fsync=on $(MAKE) --no-print-directory bench-in-cluster
+
+bench-in-cluster: bench-errors
+
+bench-errors:
+	bench/capture.sh
 
 test-docker:
 	docker build -f tests/docker/Dockerfile -t $(EXTENSION)-test .

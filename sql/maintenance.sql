@@ -81,24 +81,21 @@ BEGIN
     IF to_regclass(format('monitoring.%I', v_name)) IS NOT NULL THEN
         RETURN false;
     END IF;
-    -- Created alone then attached: ATTACH takes a weaker lock on the parent than
-    -- CREATE ... PARTITION OF, so captures go on meanwhile.
+    -- Captures must not insert while the partition bounds change: one that chose its
+    -- partition before the ATTACH would put a row of that day into DEFAULT and fail its
+    -- constraint. This lock waits for running captures and holds new ones back for the
+    -- few milliseconds the attach takes.
+    LOCK TABLE monitoring.error_events IN SHARE ROW EXCLUSIVE MODE;
     EXECUTE format(
         'CREATE TABLE monitoring.%I (LIKE monitoring.error_events INCLUDING DEFAULTS)', v_name
     );
-    IF EXISTS (
-        SELECT FROM monitoring.error_events_default AS d
-        WHERE d.occurred_at >= v_from AND d.occurred_at < v_to
-    ) THEN
-        -- No capture may add rows of that day to DEFAULT between the move and the attach.
-        LOCK TABLE monitoring.error_events_default IN SHARE ROW EXCLUSIVE MODE;
-        EXECUTE format(
-            'WITH moved AS (DELETE FROM monitoring.error_events_default AS d '
-            'WHERE d.occurred_at >= $1 AND d.occurred_at < $2 RETURNING d.*) '
-            'INSERT INTO monitoring.%I SELECT * FROM moved',
-            v_name
-        ) USING v_from, v_to;
-    END IF;
+    -- Events of that day that landed in DEFAULT (maintenance did not run in time) move.
+    EXECUTE format(
+        'WITH moved AS (DELETE FROM monitoring.error_events_default AS d '
+        'WHERE d.occurred_at >= $1 AND d.occurred_at < $2 RETURNING d.*) '
+        'INSERT INTO monitoring.%I SELECT * FROM moved',
+        v_name
+    ) USING v_from, v_to;
     EXECUTE format(
         'ALTER TABLE monitoring.error_events ATTACH PARTITION monitoring.%I '
         'FOR VALUES FROM (%L) TO (%L)',
@@ -118,12 +115,22 @@ DECLARE
         p_days_ahead, (monitoring.get_setting('errors.partition_days_ahead'))::integer
     );
     v_created integer := 0;
+    v_lock_timeout text := current_setting('lock_timeout');
 BEGIN
-    FOR i IN 0..v_ahead LOOP
-        IF monitoring._create_event_partition(v_today + i) THEN
-            v_created := v_created + 1;
-        END IF;
-    END LOOP;
+    -- A capture inside a long application transaction holds its lock on the events table:
+    -- rather than stall every other capture behind our lock request, give up and retry
+    -- at the next run.
+    PERFORM set_config('lock_timeout', '500ms', true);
+    BEGIN
+        FOR i IN 0..v_ahead LOOP
+            IF monitoring._create_event_partition(v_today + i) THEN
+                v_created := v_created + 1;
+            END IF;
+        END LOOP;
+    EXCEPTION WHEN lock_not_available THEN
+        RAISE NOTICE 'pg_monitoring: events table busy, partitions left for the next run';
+    END;
+    PERFORM set_config('lock_timeout', v_lock_timeout, true);
     RETURN v_created;
 END
 $$;
@@ -145,7 +152,10 @@ DECLARE
     v_dropped integer := 0;
     v_default_rows bigint;
     v_issues bigint;
+    v_lock_timeout text := current_setting('lock_timeout');
 BEGIN
+    -- DROP locks the parent like ATTACH does (see ensure_error_partitions).
+    PERFORM set_config('lock_timeout', '500ms', true);
     FOR v_partition IN
         SELECT c.relname
         FROM pg_catalog.pg_inherits AS i
@@ -156,9 +166,14 @@ BEGIN
             <= v_cutoff
         ORDER BY c.relname
     LOOP
-        EXECUTE format('DROP TABLE monitoring.%I', v_partition.relname);
-        v_dropped := v_dropped + 1;
+        BEGIN
+            EXECUTE format('DROP TABLE monitoring.%I', v_partition.relname);
+            v_dropped := v_dropped + 1;
+        EXCEPTION WHEN lock_not_available THEN
+            EXIT;
+        END;
     END LOOP;
+    PERFORM set_config('lock_timeout', v_lock_timeout, true);
 
     DELETE FROM monitoring.error_events_default AS d WHERE d.occurred_at < v_cutoff;
     GET DIAGNOSTICS v_default_rows = ROW_COUNT;

@@ -1,0 +1,168 @@
+"""Triage from the command line: issues, show, resolve, ignore, reopen, assign, maintain."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+import pytest
+from click.testing import CliRunner, Result
+
+from pg_monitoring.cli import main
+
+TRACEBACK = """Traceback (most recent call last):
+  File "/srv/app/payments.py", line 42, in charge
+    response = gateway.post(order)
+  File "/usr/lib/python3/dist-packages/httpx/_client.py", line 100, in post
+    raise ReadTimeout("timed out")
+httpx.ReadTimeout: timed out after 30s
+"""
+
+
+def run(*args: str) -> Result:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result
+
+
+def capture(dsn: str, **kwargs: Any) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT issue_id FROM monitoring.capture_error("
+            "%(type)s, %(message)s, %(trace)s::text, %(context)s::jsonb, "
+            "p_environment => %(environment)s, p_user => %(user)s::jsonb, "
+            "p_release => %(release)s)",
+            {
+                "type": None,
+                "message": None,
+                "trace": TRACEBACK,
+                "context": '{"order_id": 1}',
+                "environment": None,
+                "user": None,
+                "release": None,
+                **kwargs,
+            },
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.fixture
+def issue(installed_db: str) -> tuple[str, int]:
+    issue_id = capture(installed_db, user='{"id": "u1"}')
+    capture(installed_db, user='{"id": "u2"}')
+    return installed_db, issue_id
+
+
+def test_issues_lists_grouped_counts(issue: tuple[str, int]) -> None:
+    dsn, issue_id = issue
+    result = run("issues", "--dsn", dsn, "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [(r["id"], r["times_seen"], r["users_seen"]) for r in rows] == [(issue_id, 2, 2)]
+    assert rows[0]["title"] == "ReadTimeout: timed out after 30s"
+    assert rows[0]["culprit"] == "payments.py in charge"
+
+    table = run("issues", "--dsn", dsn)
+    assert "ReadTimeout: timed out after 30s" in table.output
+    assert "unresolved (new)" in table.output
+
+
+def test_issues_filters(issue: tuple[str, int]) -> None:
+    dsn, _ = issue
+    capture(dsn, type="KeyError", message="x", trace="", environment="staging")
+    staging = json.loads(run("issues", "--dsn", dsn, "--json", "-e", "staging").output)
+    assert [r["environment"] for r in staging] == ["staging"]
+    assert json.loads(run("issues", "--dsn", dsn, "--json", "--status", "resolved").output) == []
+    recent = json.loads(run("issues", "--dsn", dsn, "--json", "--since", "1h").output)
+    assert len(recent) == 2
+    bad = CliRunner().invoke(main, ["issues", "--dsn", dsn, "--since", "soon"])
+    assert bad.exit_code == 2
+    assert "not a duration" in bad.output
+
+
+def test_show_prints_the_stack_and_history(issue: tuple[str, int]) -> None:
+    dsn, issue_id = issue
+    result = run("show", str(issue_id), "--dsn", dsn)
+    assert result.exit_code == 0, result.output
+    assert 'File "/srv/app/payments.py", line 42, in charge' in result.output
+    assert "> response = gateway.post(order)" in result.output
+    assert "(library)" in result.output, "the httpx frame is marked as not in-app"
+    assert "order_id: 1" in result.output
+    assert "first_seen" in result.output
+
+    detail = json.loads(run("show", str(issue_id), "--dsn", dsn, "--json").output)
+    assert detail["issue"]["id"] == issue_id
+    assert detail["latest_event"]["context"] == {"order_id": 1}
+    assert [h["action"] for h in detail["history"]] == ["first_seen"]
+
+
+def test_lifecycle_commands(issue: tuple[str, int]) -> None:
+    dsn, issue_id = issue
+    target = str(issue_id)
+    assert "resolved" in run("resolve", target, "--dsn", dsn, "--actor", "ann").output
+    assert "ignored" in run("ignore", target, "--dsn", dsn, "--for", "2h").output
+    assert "unresolved" in run("reopen", target, "--dsn", dsn).output
+    assigned = run("assign", target, "--to", "dev@example.com", "--dsn", dsn)
+    assert "assigned to dev@example.com" in assigned.output
+    assert "assigned to" not in run("unassign", target, "--dsn", dsn).output
+
+    history = json.loads(run("show", target, "--dsn", dsn, "--json").output)["history"]
+    assert [h["action"] for h in history] == [
+        "first_seen",
+        "resolved",
+        "ignored",
+        "unresolved",
+        "assigned",
+        "unassigned",
+    ]
+    assert history[1]["actor"] == "ann"
+
+
+def test_an_issue_by_fingerprint(installed_db: str) -> None:
+    with psycopg.connect(installed_db) as conn:
+        conn.execute(
+            "SELECT monitoring.capture_message('gateway down', "
+            "p_fingerprint => ARRAY['payment_timeout_error'])"
+        )
+    result = run("resolve", "payment_timeout_error", "--dsn", installed_db)
+    assert result.exit_code == 0, result.output
+    missing = CliRunner().invoke(main, ["resolve", "no_such_error", "--dsn", installed_db])
+    assert missing.exit_code == 1
+    assert "no issue with fingerprint 'no_such_error'" in missing.output
+
+
+def test_ignore_needs_one_way_to_say_until(issue: tuple[str, int]) -> None:
+    dsn, issue_id = issue
+    result = CliRunner().invoke(
+        main, ["ignore", str(issue_id), "--dsn", dsn, "--for", "1h", "--until", "2030-01-01"]
+    )
+    assert result.exit_code == 2
+
+
+def test_maintain_folds_counts(issue: tuple[str, int]) -> None:
+    dsn, issue_id = issue
+    result = run("maintain", "--dsn", dsn)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["events_folded"] == 2
+    assert report["partitions_created"] >= 1
+    with psycopg.connect(dsn) as conn:
+        folded = conn.execute(
+            "SELECT times_seen, users_seen FROM monitoring.error_groups WHERE id = %s", (issue_id,)
+        ).fetchone()
+    assert folded == (2, 2)
+
+
+def test_a_reader_may_list_but_not_resolve(issue: tuple[str, int]) -> None:
+    dsn, issue_id = issue
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET ROLE monitoring_reader")
+        from pg_monitoring import issues
+        from pg_monitoring.connection import Connector
+        from pg_monitoring.errors import PermissionDeniedError
+
+        db = Connector(conn)
+        assert issues.list_issues(db, issues.IssueFilter())[0]["id"] == issue_id
+        with pytest.raises(PermissionDeniedError):
+            issues.resolve(db, issue_id)
