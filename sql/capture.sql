@@ -211,7 +211,10 @@ AS $$
     WHERE pg_catalog.jsonb_typeof(f.frame) = 'object' AND NOT (f.frame ? 'frames_omitted')
     ORDER BY
         coalesce(
-            (f.frame ->> 'in_app')::boolean,
+            -- only a JSON boolean is a flag: a cast of "in_app": "maybe" would fail the capture
+            CASE WHEN pg_catalog.jsonb_typeof(f.frame -> 'in_app') = 'boolean'
+                    THEN (f.frame ->> 'in_app')::boolean
+            END,
             monitoring.frame_in_app(
                 coalesce(f.frame ->> 'abs_path', f.frame ->> 'filename'), f.frame ->> 'module'
             )
