@@ -574,11 +574,20 @@ DECLARE
     v_crumbs jsonb := p_event -> 'breadcrumbs';
     v_message jsonb := p_event -> 'message';
     v_timestamp jsonb := p_event -> 'timestamp';
+    v_event_id text := nullif(p_event ->> 'event_id', '');
     v_occurred timestamptz;
 BEGIN
     PERFORM monitoring._expect(p_event, 'object', p_name);
     IF p_event IS NULL OR jsonb_typeof(p_event) = 'null' THEN
         RAISE EXCEPTION '% must not be null', p_name USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- Checked here, where the field can be named: the cast to uuid in _ingest would fail
+    -- with a bare invalid_text_representation.
+    IF jsonb_typeof(p_event -> 'event_id') NOT IN ('string', 'null')
+        OR v_event_id !~* '^\{?[0-9a-f]{8}(-?[0-9a-f]{4}){3}-?[0-9a-f]{12}\}?$' THEN
+        RAISE EXCEPTION '%.event_id must be a UUID string (32 hex digits), not %',
+            p_name, p_event -> 'event_id'
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
     IF jsonb_typeof(v_exc) = 'object' THEN
@@ -605,10 +614,14 @@ BEGIN
                 THEN (v_timestamp #>> '{}')::timestamptz
             ELSE (v_timestamp #>> '{}')::timestamp AT TIME ZONE 'UTC'
         END;
+    ELSIF jsonb_typeof(v_timestamp) <> 'null' THEN
+        RAISE EXCEPTION '%.timestamp must be a JSON string or number, not %',
+            p_name, jsonb_typeof(v_timestamp)
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
     RETURN jsonb_build_object(
-        'event_id', nullif(p_event ->> 'event_id', ''),
+        'event_id', v_event_id,
         'occurred_at', v_occurred,
         'level', monitoring._level(p_event ->> 'level', p_name || '.level'),
         'exceptions', CASE WHEN v_exc IS NOT NULL AND jsonb_typeof(v_exc) <> 'null'
