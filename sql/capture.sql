@@ -608,9 +608,10 @@ BEGIN
     IF jsonb_typeof(v_timestamp) = 'number' THEN
         v_occurred := to_timestamp((v_timestamp #>> '{}')::double precision);
     ELSIF jsonb_typeof(v_timestamp) = 'string' THEN
-        -- SDKs send UTC, sometimes without saying so
+        -- SDKs send UTC, sometimes without saying so. An offset follows a time: the "-15"
+        -- ending the date 2024-01-15 is none.
         v_occurred := CASE
-            WHEN v_timestamp #>> '{}' ~ '(Z|z|[+-]\d\d(:?\d\d)?)$'
+            WHEN v_timestamp #>> '{}' ~ '(Z|z|\d:\d\d(:\d\d)?(\.\d+)?\s*[+-]\d\d(:?\d\d)?)$'
                 THEN (v_timestamp #>> '{}')::timestamptz
             ELSE (v_timestamp #>> '{}')::timestamp AT TIME ZONE 'UTC'
         END;
