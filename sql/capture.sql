@@ -229,7 +229,10 @@ AS $$
     WHERE pg_catalog.jsonb_typeof(f.frame) = 'object' AND NOT (f.frame ? 'frames_omitted')
     ORDER BY
         coalesce(
-            (f.frame ->> 'in_app')::boolean,
+            -- only a JSON boolean is a flag: a cast of "in_app": "maybe" would fail the capture
+            CASE WHEN pg_catalog.jsonb_typeof(f.frame -> 'in_app') = 'boolean'
+                    THEN (f.frame ->> 'in_app')::boolean
+            END,
             monitoring.frame_in_app(
                 coalesce(f.frame ->> 'abs_path', f.frame ->> 'filename'), f.frame ->> 'module'
             )
@@ -466,7 +469,9 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF p_exception_type IS NULL AND p_message IS NULL AND p_stack_trace IS NULL THEN
+    -- a blank type or message says nothing, as capture_message holds for its message
+    IF coalesce(btrim(p_exception_type), '') = '' AND coalesce(btrim(p_message), '') = ''
+        AND p_stack_trace IS NULL THEN
         RAISE EXCEPTION 'capture_error needs p_exception_type, p_message or p_stack_trace'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -558,7 +563,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF coalesce(p_message, '') = '' THEN
+    IF coalesce(btrim(p_message), '') = '' THEN
         RAISE EXCEPTION 'p_message must not be empty' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     SELECT i.event_id, i.issue_id INTO event_id, issue_id
@@ -593,11 +598,20 @@ DECLARE
     v_crumbs jsonb := p_event -> 'breadcrumbs';
     v_message jsonb := p_event -> 'message';
     v_timestamp jsonb := p_event -> 'timestamp';
+    v_event_id text := nullif(p_event ->> 'event_id', '');
     v_occurred timestamptz;
 BEGIN
     PERFORM monitoring._expect(p_event, 'object', p_name);
     IF p_event IS NULL OR jsonb_typeof(p_event) = 'null' THEN
         RAISE EXCEPTION '% must not be null', p_name USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- Checked here, where the field can be named: the cast to uuid in _ingest would fail
+    -- with a bare invalid_text_representation.
+    IF jsonb_typeof(p_event -> 'event_id') NOT IN ('string', 'null')
+        OR v_event_id !~* '^\{?[0-9a-f]{8}(-?[0-9a-f]{4}){3}-?[0-9a-f]{12}\}?$' THEN
+        RAISE EXCEPTION '%.event_id must be a UUID string (32 hex digits), not %',
+            p_name, p_event -> 'event_id'
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
     IF jsonb_typeof(v_exc) = 'object' THEN
@@ -618,17 +632,22 @@ BEGIN
     IF jsonb_typeof(v_timestamp) = 'number' THEN
         v_occurred := to_timestamp((v_timestamp #>> '{}')::double precision);
     ELSIF jsonb_typeof(v_timestamp) = 'string' THEN
-        -- SDKs send UTC, sometimes without saying so
+        -- SDKs send UTC, sometimes without saying so. An offset follows a time: the "-15"
+        -- ending the date 2024-01-15 is none.
         v_occurred := CASE
-            WHEN v_timestamp #>> '{}' ~ '(Z|z|[+-]\d\d(:?\d\d)?)$'
+            WHEN v_timestamp #>> '{}' ~ '(Z|z|\d:\d\d(:\d\d)?(\.\d+)?\s*[+-]\d\d(:?\d\d)?)$'
                 THEN (v_timestamp #>> '{}')::timestamptz
             ELSE (v_timestamp #>> '{}')::timestamp AT TIME ZONE 'UTC'
         END;
+    ELSIF jsonb_typeof(v_timestamp) <> 'null' THEN
+        RAISE EXCEPTION '%.timestamp must be a JSON string or number, not %',
+            p_name, jsonb_typeof(v_timestamp)
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
     SELECT i.event_id, i.issue_id INTO event_id, issue_id
     FROM monitoring._ingest(
-        nullif(p_event ->> 'event_id', '')::uuid,
+        v_event_id::uuid,
         v_occurred,
         monitoring._level(p_event ->> 'level', p_name || '.level'),
         CASE WHEN v_exc IS NOT NULL AND jsonb_typeof(v_exc) <> 'null'

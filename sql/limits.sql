@@ -109,7 +109,7 @@ BEGIN
                 e.value,
                 e.ord,
                 row_number() OVER (ORDER BY e.ord DESC) AS rank,
-                sum(pg_column_size(e.value) + 4) OVER (ORDER BY e.ord DESC) AS running
+                sum(octet_length(e.value::text) + 2) OVER (ORDER BY e.ord DESC) AS running
             FROM jsonb_array_elements(p_value) WITH ORDINALITY AS e (value, ord)
         ) AS k
     );

@@ -18,7 +18,8 @@ INSERT INTO monitoring.setting_definitions (name, default_value, description) VA
 );
 
 -- Card numbers (Sentry's pattern; \y is a word boundary in PostgreSQL), bearer tokens and
--- PEM private keys, replaced inside any string.
+-- PEM private keys, replaced inside any string. A key whose END line is missing (the size
+-- limits cut text before it is scrubbed) is replaced up to the end of the text.
 CREATE FUNCTION monitoring.scrub_text(p_text text)
 RETURNS text
 LANGUAGE sql
@@ -32,9 +33,12 @@ AS $$
         ELSE pg_catalog.regexp_replace(
             pg_catalog.regexp_replace(
                 pg_catalog.regexp_replace(
-                    p_text,
-                    '-----BEGIN[A-Z ]*PRIVATE KEY-----.*-----END[A-Z ]*PRIVATE KEY-----',
-                    '[Filtered]', 'g'
+                    pg_catalog.regexp_replace(
+                        p_text,
+                        '-----BEGIN[A-Z ]*PRIVATE KEY-----.*-----END[A-Z ]*PRIVATE KEY-----',
+                        '[Filtered]', 'g'
+                    ),
+                    '-----BEGIN[A-Z ]*PRIVATE KEY-----.*$', '[Filtered]'
                 ),
                 '(bearer\s+)[A-Za-z0-9._~+/-]+=*', '\1[Filtered]', 'gi'
             ),

@@ -11,8 +11,10 @@ PARALLEL SAFE
 AS $$
     SELECT NOT (
         coalesce(p_filename, '') ~ '(^|[/\\])(site|dist)-packages[/\\]'
-        -- the standard library: lib/python3.11/..., Lib\..., and frozen modules
-        OR coalesce(p_filename, '') ~ '(^|[/\\])[Ll]ib[/\\]python\d+(\.\d+)?[/\\]'
+        -- the standard library: lib/python3.11/... (lib64/ on Fedora and RHEL),
+        -- Python311\Lib\... on Windows, and frozen modules
+        OR coalesce(p_filename, '') ~ '(^|[/\\])[Ll]ib(64)?[/\\]python\d+(\.\d+)?[/\\]'
+        OR coalesce(p_filename, '') ~ '(^|[/\\])[Pp]ython\d*[/\\][Ll]ib[/\\]'
         OR coalesce(p_filename, '') ~ '^<(frozen|string|stdin)'
         OR coalesce(p_module, '') ~ '^(importlib|runpy|asyncio|concurrent|threading)(\.|$)'
     );

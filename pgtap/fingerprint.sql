@@ -1,0 +1,442 @@
+-- Grouping: which events are one issue. Sentry's default algorithm (in-app frames by module or
+-- file name, function and source line; else type and value; else message), explicit
+-- fingerprints, and the identity (service, environment, fingerprint). Written to hold with any
+-- sane message normaliser: only integers ever differ between messages that must group.
+BEGIN;
+SELECT plan(34);
+
+-- The issue an error with these frames (oldest call first) files into.
+CREATE FUNCTION pg_temp.issue(
+    p_type text, p_value text, p_frames jsonb,
+    p_fingerprint text[] DEFAULT NULL,
+    p_environment text DEFAULT 'production',
+    p_service text DEFAULT 'grouping'
+)
+RETURNS bigint
+LANGUAGE sql
+AS $$
+    SELECT c.issue_id
+    FROM monitoring.capture_error(
+        p_type, p_value, p_frames,
+        p_fingerprint => p_fingerprint, p_environment => p_environment, p_service => p_service
+    ) AS c;
+$$;
+
+CREATE TEMPORARY TABLE base AS
+SELECT pg_temp.issue(
+    'PaymentError', 'order 1001 declined',
+    '[{"filename": "/app/shop/views.py", "function": "checkout", "lineno": 10,
+       "context_line": "charge(order)"},
+      {"filename": "/srv/venv/lib/python3.11/site-packages/stripe/api.py",
+       "function": "request", "lineno": 300, "context_line": "return self._post(url)"},
+      {"filename": "/app/shop/payments.py", "function": "charge", "lineno": 42,
+       "context_line": "raise PaymentError(msg)"}]'
+) AS issue_id;
+
+-- The same bug, written differently: one issue.
+SELECT is(
+    pg_temp.issue(
+        'PaymentError', 'order 1001 declined',
+        '[{"filename": "/app/shop/views.py", "function": "checkout", "lineno": 12,
+           "context_line": "charge(order)"},
+          {"filename": "/srv/venv/lib/python3.11/site-packages/stripe/api.py",
+           "function": "request", "lineno": 301, "context_line": "return self._post(url)"},
+          {"filename": "/app/shop/payments.py", "function": "charge", "lineno": 57,
+           "context_line": "raise PaymentError(msg)"}]'
+    ),
+    (SELECT issue_id FROM base),
+    'other line numbers: the same issue'
+);
+SELECT is(
+    pg_temp.issue(
+        'PaymentError', 'order 1001 declined',
+        '[{"filename": "/home/deploy/releases/42/shop/views.py", "function": "checkout",
+           "context_line": "charge(order)"},
+          {"filename": "/usr/local/lib/python3.11/site-packages/stripe/api.py",
+           "function": "request", "context_line": "return self._post(url)"},
+          {"filename": "C:\\build\\shop\\payments.py", "function": "charge",
+           "context_line": "raise PaymentError(msg)"}]'
+    ),
+    (SELECT issue_id FROM base),
+    'other absolute paths (another machine, container or release directory): the same issue'
+);
+SELECT is(
+    pg_temp.issue(
+        'PaymentError', 'order 2002 declined after 3 retries',
+        '[{"filename": "/app/shop/views.py", "function": "checkout",
+           "context_line": "charge(order)"},
+          {"filename": "/srv/venv/lib/python3.11/site-packages/stripe/api.py",
+           "function": "request", "context_line": "return self._post(url)"},
+          {"filename": "/app/shop/payments.py", "function": "charge",
+           "context_line": "raise PaymentError(msg)"}]'
+    ),
+    (SELECT issue_id FROM base),
+    'other ids and words in the message: the same issue, since the frames decide'
+);
+SELECT is(
+    pg_temp.issue(
+        'PaymentError', 'order 1001 declined',
+        '[{"filename": "/app/shop/views.py", "function": "checkout",
+           "context_line": "charge(order)"},
+          {"filename": "/srv/venv/lib/python3.11/site-packages/stripe/http.py",
+           "function": "send", "context_line": "return conn.send(req)"},
+          {"filename": "/srv/venv/lib/python3.11/site-packages/stripe/api.py",
+           "function": "_post", "context_line": "return self.http.send()"},
+          {"filename": "/app/shop/payments.py", "function": "charge",
+           "context_line": "raise PaymentError(msg)"}]'
+    ),
+    (SELECT issue_id FROM base),
+    'other library frames (an upgraded package): the same issue, only in-app frames count'
+);
+SELECT is(
+    pg_temp.issue(
+        'PaymentError', 'order 1001 declined',
+        '[{"filename": "/app/shop/views.py", "function": "checkout",
+           "context_line": "  charge(order)  "},
+          {"filename": "/app/shop/payments.py", "function": "charge",
+           "context_line": "raise \t  PaymentError(msg)"}]'
+    ),
+    (SELECT issue_id FROM base),
+    'other whitespace in the source lines: the same issue'
+);
+
+-- Another bug: another issue.
+SELECT isnt(
+    pg_temp.issue(
+        'PaymentError', 'order 1001 declined',
+        '[{"filename": "/app/shop/views.py", "function": "checkout",
+           "context_line": "charge(order)"},
+          {"filename": "/app/shop/payments.py", "function": "refund",
+           "context_line": "raise PaymentError(msg)"}]'
+    ),
+    (SELECT issue_id FROM base),
+    'another function: another issue'
+);
+SELECT isnt(
+    pg_temp.issue(
+        'RefundError', 'order 1001 declined',
+        '[{"filename": "/app/shop/views.py", "function": "checkout",
+           "context_line": "charge(order)"},
+          {"filename": "/app/shop/payments.py", "function": "charge",
+           "context_line": "raise PaymentError(msg)"}]'
+    ),
+    (SELECT issue_id FROM base),
+    'another exception type: another issue'
+);
+SELECT isnt(
+    pg_temp.issue(
+        'PaymentError', 'order 1001 declined',
+        '[{"filename": "/app/shop/views.py", "function": "checkout",
+           "context_line": "charge(order)"},
+          {"filename": "/app/shop/payments.py", "function": "charge",
+           "context_line": "raise PaymentError(other_msg)"}]'
+    ),
+    (SELECT issue_id FROM base),
+    'another source line: another issue'
+);
+SELECT isnt(
+    pg_temp.issue(
+        'PaymentError', 'order 1001 declined',
+        '[{"filename": "/app/shop/views.py", "function": "checkout",
+           "context_line": "charge(order)"},
+          {"filename": "/app/billing/payments.py", "module": "billing.payments",
+           "function": "charge", "context_line": "raise PaymentError(msg)"}]'
+    ),
+    (SELECT issue_id FROM base),
+    'another module: another issue'
+);
+
+-- Module over file name, case, and explicit in_app flags.
+SELECT is(
+    pg_temp.issue(
+        'ModuleError', 'x',
+        '[{"module": "Shop.Tasks", "filename": "/app/a/tasks.py", "function": "run"}]'
+    ),
+    pg_temp.issue(
+        'ModuleError', 'x',
+        '[{"module": "shop.tasks", "filename": "/opt/b/tasks_v2.py", "function": "run"}]'
+    ),
+    'a frame with a module is known by its module (lower-cased), not its file'
+);
+SELECT is(
+    pg_temp.issue(
+        'FlagError', 'x',
+        '[{"filename": "/app/main.py", "function": "main", "in_app": true},
+          {"filename": "/app/vendored/lib.py", "function": "helper_v1", "in_app": false}]'
+    ),
+    pg_temp.issue(
+        'FlagError', 'x',
+        '[{"filename": "/app/main.py", "function": "main", "in_app": true},
+          {"filename": "/app/vendored/lib.py", "function": "helper_v2", "in_app": false}]'
+    ),
+    'an explicit "in_app": false is honoured even for a file under the application'
+);
+
+-- No in-app frame: every frame counts.
+SELECT is(
+    pg_temp.issue(
+        'LibError', 'x',
+        '[{"filename": "/usr/lib/python3.11/json/decoder.py", "function": "decode"},
+          {"filename": "/usr/lib/python3.11/json/scanner.py", "function": "scan", "lineno": 5}]'
+    ),
+    pg_temp.issue(
+        'LibError', 'x',
+        '[{"filename": "/usr/lib/python3.11/json/decoder.py", "function": "decode"},
+          {"filename": "/usr/lib/python3.11/json/scanner.py", "function": "scan", "lineno": 9}]'
+    ),
+    'without in-app frames, library frames group like in-app ones (line numbers ignored)'
+);
+SELECT isnt(
+    pg_temp.issue(
+        'LibError', 'x',
+        '[{"filename": "/usr/lib/python3.11/json/decoder.py", "function": "decode"},
+          {"filename": "/usr/lib/python3.11/json/scanner.py", "function": "scan"}]'
+    ),
+    pg_temp.issue(
+        'LibError', 'x',
+        '[{"filename": "/usr/lib/python3.11/json/decoder.py", "function": "decode"},
+          {"filename": "/usr/lib/python3.11/json/scanner.py", "function": "scan_once"}]'
+    ),
+    'without in-app frames, library frames decide'
+);
+
+-- Recursion.
+SELECT is(
+    pg_temp.issue(
+        'RecursionError', 'maximum recursion depth exceeded',
+        (
+            SELECT
+                '[{"filename": "/app/tree.py", "function": "main"}]'::jsonb
+                || jsonb_agg('{"filename": "/app/tree.py", "function": "walk"}'::jsonb)
+            FROM generate_series(1, 40)
+        )
+    ),
+    pg_temp.issue(
+        'RecursionError', 'maximum recursion depth exceeded',
+        '[{"filename": "/app/tree.py", "function": "main"},
+          {"filename": "/app/tree.py", "function": "walk"}]'
+    ),
+    'direct recursion counts once, however deep'
+);
+SELECT is(
+    pg_temp.issue(
+        'RecursionError', 'deep',
+        (
+            SELECT
+                '[{"filename": "/app/tree.py", "function": "main"}]'::jsonb
+                || jsonb_agg('{"filename": "/app/tree.py", "function": "walk"}'::jsonb)
+                || '[{"filename": "/app/tree.py", "function": "leaf"}]'::jsonb
+            FROM generate_series(1, 300)
+        )
+    ),
+    pg_temp.issue(
+        'RecursionError', 'deep',
+        (
+            SELECT
+                '[{"filename": "/app/tree.py", "function": "main"}]'::jsonb
+                || jsonb_agg('{"filename": "/app/tree.py", "function": "walk"}'::jsonb)
+                || '[{"filename": "/app/tree.py", "function": "leaf"}]'::jsonb
+            FROM generate_series(1, 120)
+        )
+    ),
+    'recursion deeper than errors.max_frames groups the same at any depth'
+);
+
+-- Source lines.
+SELECT is(
+    pg_temp.issue(
+        'MinifiedError', 'x',
+        jsonb_build_array(jsonb_build_object(
+            'filename', 'bundle.js', 'function', 'n', 'context_line', repeat('a;', 61)
+        ))
+    ),
+    pg_temp.issue(
+        'MinifiedError', 'x',
+        jsonb_build_array(jsonb_build_object(
+            'filename', 'bundle.js', 'function', 'n', 'context_line', repeat('b;', 70)
+        ))
+    ),
+    'a source line over 120 characters (minified, generated) is ignored'
+);
+SELECT isnt(
+    pg_temp.issue(
+        'MinifiedError', 'x',
+        jsonb_build_array(jsonb_build_object(
+            'filename', 'bundle.js', 'function', 'n', 'context_line', repeat('a', 120)
+        ))
+    ),
+    pg_temp.issue(
+        'MinifiedError', 'x',
+        jsonb_build_array(jsonb_build_object(
+            'filename', 'bundle.js', 'function', 'n', 'context_line', repeat('b', 120)
+        ))
+    ),
+    'a source line of 120 characters still counts'
+);
+
+-- Chained exceptions: each one contributes.
+SELECT isnt(
+    pg_temp.issue(
+        NULL, NULL,
+        '{"values": [
+            {"type": "ConnectionError", "value": "refused",
+             "stacktrace": {"frames": [{"filename": "/app/db.py", "function": "connect"}]}},
+            {"type": "ServiceError", "value": "failed",
+             "stacktrace": {"frames": [{"filename": "/app/svc.py", "function": "call"}]}}]}'
+    ),
+    pg_temp.issue(
+        NULL, NULL,
+        '{"values": [
+            {"type": "TimeoutError", "value": "refused",
+             "stacktrace": {"frames": [{"filename": "/app/db.py", "function": "connect"}]}},
+            {"type": "ServiceError", "value": "failed",
+             "stacktrace": {"frames": [{"filename": "/app/svc.py", "function": "call"}]}}]}'
+    ),
+    'chained exceptions: another root cause is another issue'
+);
+SELECT isnt(
+    pg_temp.issue(
+        NULL, NULL,
+        '{"values": [
+            {"type": "ConnectionError", "value": "refused",
+             "stacktrace": {"frames": [{"filename": "/app/db.py", "function": "connect"}]}},
+            {"type": "ServiceError", "value": "failed",
+             "stacktrace": {"frames": [{"filename": "/app/svc.py", "function": "call"}]}}]}'
+    ),
+    pg_temp.issue(
+        'ServiceError', 'failed',
+        '[{"filename": "/app/svc.py", "function": "call"}]'
+    ),
+    'chained exceptions: the cause counts next to the exception raised last'
+);
+
+-- No frames: type and value; no exception: the message.
+SELECT is(
+    pg_temp.issue('QuotaError', 'tenant 17 used 5001 of 5000 requests', NULL),
+    pg_temp.issue('QuotaError', 'tenant 42 used 9001 of 9000 requests', NULL),
+    'without frames, type and value decide, values differing only in numbers group'
+);
+SELECT isnt(
+    pg_temp.issue('QuotaError', 'tenant 17 used 5001 of 5000 requests', NULL),
+    pg_temp.issue('QuotaError', 'tenant 17 is suspended', NULL),
+    'without frames, another value is another issue'
+);
+SELECT isnt(
+    pg_temp.issue('QuotaError', 'tenant 17 is suspended', NULL),
+    pg_temp.issue('BillingError', 'tenant 17 is suspended', NULL),
+    'without frames, another type is another issue'
+);
+SELECT is(
+    (
+        SELECT c.issue_id
+        FROM monitoring.capture_message('Order 123 failed to ship', p_service => 'grouping') AS c
+    ),
+    (
+        SELECT c.issue_id
+        FROM monitoring.capture_message('Order 456 failed to ship', p_service => 'grouping') AS c
+    ),
+    'messages differing only in numbers are one issue'
+);
+SELECT isnt(
+    (
+        SELECT c.issue_id
+        FROM monitoring.capture_message('Order 123 failed to ship', p_service => 'grouping') AS c
+    ),
+    (
+        SELECT c.issue_id
+        FROM monitoring.capture_message('Order 123 shipped late', p_service => 'grouping') AS c
+    ),
+    'other messages are other issues'
+);
+SELECT results_eq(
+    $$SELECT fingerprint_source, count(*)::integer FROM monitoring.issues
+      WHERE service = 'grouping' GROUP BY fingerprint_source ORDER BY fingerprint_source$$,
+    $$VALUES ('exception', 3), ('message', 2), ('stacktrace', 17)$$,
+    'each issue records what its fingerprint came from'
+);
+
+-- Explicit fingerprints.
+SELECT is(
+    pg_temp.issue(
+        'TimeoutError', 'gateway 7 timed out',
+        '[{"filename": "/app/pay.py", "function": "charge"}]',
+        ARRAY['payment_timeout_error']
+    ),
+    pg_temp.issue(
+        'ReadTimeout', 'other text',
+        '[{"filename": "/app/refund.py", "function": "refund"}]',
+        ARRAY['payment_timeout_error']
+    ),
+    'an explicit fingerprint replaces the algorithm: other stacks, one issue'
+);
+CREATE TEMPORARY TABLE readable AS
+SELECT
+    pg_temp.issue('E', 'm', NULL, ARRAY['payment_timeout_error']) AS one_part,
+    pg_temp.issue('E', 'm', NULL, ARRAY['payment', '', 'timeout']) AS parts;
+SELECT is(
+    (
+        SELECT i.fingerprint || ' (' || i.fingerprint_source || ')'
+        FROM monitoring.issues AS i INNER JOIN readable AS r ON i.id = r.one_part
+    ),
+    'payment_timeout_error (explicit)',
+    'an explicit fingerprint is stored readable'
+);
+SELECT is(
+    (
+        SELECT i.fingerprint
+        FROM monitoring.issues AS i INNER JOIN readable AS r ON i.id = r.parts
+    ),
+    'payment | timeout',
+    'a fingerprint of several parts is stored joined, empty parts left out'
+);
+SELECT is(
+    (monitoring.compute_fingerprint(NULL, 'm', ARRAY[repeat('k', 300)])).fingerprint,
+    md5(repeat('k', 300)),
+    'an explicit fingerprint too long for the index is stored as its md5'
+);
+SELECT is(
+    pg_temp.issue('E', 'm', NULL, ARRAY['', NULL]),
+    pg_temp.issue('E', 'm', NULL),
+    'an explicit fingerprint of empty parts is no fingerprint: the default applies'
+);
+
+CREATE TEMPORARY TABLE split AS
+SELECT
+    pg_temp.issue('SyncError', 'x', '[{"filename": "/app/sync.py", "function": "run"}]') AS plain,
+    pg_temp.issue(
+        'SyncError', 'x', '[{"filename": "/app/sync.py", "function": "run", "lineno": 1}]',
+        ARRAY['{{ default }}', 'tenant-a']
+    ) AS tenant_a,
+    pg_temp.issue(
+        'SyncError', 'x', '[{"filename": "/app/sync.py", "function": "run", "lineno": 2}]',
+        ARRAY['{{default}}', 'tenant-a']
+    ) AS tenant_a_again,
+    pg_temp.issue(
+        'SyncError', 'x', '[{"filename": "/app/sync.py", "function": "run"}]',
+        ARRAY['{{ default }}', 'tenant-b']
+    ) AS tenant_b;
+
+SELECT ok(
+    (SELECT plain <> tenant_a AND plain <> tenant_b AND tenant_a <> tenant_b FROM split),
+    '{{ default }} plus a value splits a group: each value its own issue'
+);
+SELECT is(
+    (SELECT tenant_a_again FROM split),
+    (SELECT tenant_a FROM split),
+    '{{ default }} still groups by the default algorithm within one value'
+);
+
+-- Identity: (service, environment, fingerprint).
+SELECT isnt(
+    pg_temp.issue('E', 'm', NULL, ARRAY['shared_fp'], 'production'),
+    pg_temp.issue('E', 'm', NULL, ARRAY['shared_fp'], 'staging'),
+    'one fingerprint in two environments is two issues'
+);
+SELECT isnt(
+    pg_temp.issue('E', 'm', NULL, ARRAY['shared_fp'], p_service => 'api'),
+    pg_temp.issue('E', 'm', NULL, ARRAY['shared_fp'], p_service => 'worker'),
+    'one fingerprint in two services is two issues'
+);
+
+SELECT * FROM finish();
+ROLLBACK;

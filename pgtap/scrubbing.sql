@@ -1,0 +1,246 @@
+-- Scrubbing: secrets are replaced by [Filtered] before anything is stored, at any depth, with
+-- Sentry's default keys and patterns, and the scrub.* settings to add keys, spare keys or
+-- switch it off.
+BEGIN;
+SELECT plan(30);
+
+-- Keys.
+SELECT is(
+    monitoring.scrub('{"password": "hunter2", "name": "bob"}'),
+    '{"password": "[Filtered]", "name": "bob"}'::jsonb,
+    'the value under a sensitive key is filtered, other values are kept'
+);
+SELECT is(
+    (
+        SELECT count(*)::integer
+        FROM
+            jsonb_each(monitoring.scrub(jsonb_build_object(
+                'password', 'x', 'passwd', 'x', 'secret', 'x', 'api_key', 'x', 'apikey', 'x',
+                'auth', 'x', 'credentials', 'x', 'mysql_pwd', 'x', 'private_key', 'x',
+                'privatekey', 'x', 'token', 'x', 'session', 'x', 'csrf', 'x', 'cookie', 'x',
+                'authorization', 'x', 'set-cookie', 'x', 'x-api-key', 'x'
+            ))) AS e
+        WHERE e.value = '"[Filtered]"'
+    ),
+    17,
+    'every default key is filtered'
+);
+SELECT is(
+    monitoring.scrub('{"Password": "a", "API_KEY": "b", "X-Api-Key": "c"}'),
+    '{"Password": "[Filtered]", "API_KEY": "[Filtered]", "X-Api-Key": "[Filtered]"}'::jsonb,
+    'keys match whatever their case'
+);
+SELECT is(
+    monitoring.scrub('{"db_password_hash": "a", "sessionid": "b", "HTTP_AUTHORIZATION": "c"}'),
+    '{"db_password_hash": "[Filtered]", "sessionid": "[Filtered]", '
+    '"HTTP_AUTHORIZATION": "[Filtered]"}',
+    'keys match when they contain a sensitive word anywhere'
+);
+SELECT is(
+    monitoring.scrub(
+        '{"request": {"headers": {"Authorization": "Basic dXNlcjpwdw==", "Accept": "*/*"}}}'
+    ),
+    '{"request": {"headers": {"Authorization": "[Filtered]", "Accept": "*/*"}}}'::jsonb,
+    'keys are filtered in nested objects'
+);
+SELECT is(
+    monitoring.scrub('{"calls": [{"token": "t1", "id": 1}, [{"secret": "s"}], "plain"]}'),
+    '{"calls": [{"token": "[Filtered]", "id": 1}, [{"secret": "[Filtered]"}], "plain"]}'::jsonb,
+    'keys are filtered in objects inside arrays, in order'
+);
+SELECT is(
+    monitoring.scrub('{"credentials": {"user": "bob", "pw": "x"}, "tokens": [1, 2]}'),
+    '{"credentials": "[Filtered]", "tokens": "[Filtered]"}'::jsonb,
+    'an object or array under a sensitive key is filtered whole'
+);
+SELECT is(
+    monitoring.scrub('{"n": 5, "ok": true, "none": null, "list": [], "o": {}}'),
+    '{"n": 5, "ok": true, "none": null, "list": [], "o": {}}'::jsonb,
+    'numbers, booleans, nulls and empty containers are kept'
+);
+SELECT is(monitoring.scrub(NULL), NULL, 'NULL stays NULL');
+
+-- Values that look like secrets, under any key.
+SELECT is(
+    monitoring.scrub_text(
+        'visa 4111 1111 1111 1111, mc 5500-0000-0000-0004, amex 378282246310005, '
+        || 'discover 6011111111111117'
+    ),
+    'visa [Filtered], mc [Filtered], amex [Filtered], discover [Filtered]',
+    'card numbers are filtered, with spaces, dashes or neither'
+);
+SELECT is(
+    monitoring.scrub_text('order 12345 of 2024-01-15, phone +44 20 7946 0958, id 1234567890123'),
+    'order 12345 of 2024-01-15, phone +44 20 7946 0958, id 1234567890123',
+    'ids, dates, phone numbers and other digits that are no card number are kept'
+);
+SELECT is(
+    monitoring.scrub_text('GET /me Authorization: Bearer eyJhbGciOi.eyJzdWIi.SflKxw-_c= done'),
+    'GET /me Authorization: Bearer [Filtered] done',
+    'a bearer token is filtered and the word Bearer kept'
+);
+SELECT is(
+    monitoring.scrub_text('header "bearer abc123"'),
+    'header "bearer [Filtered]"',
+    'bearer matches in any case'
+);
+SELECT is(
+    monitoring.scrub_text(
+        E'loaded -----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\nq83vEjL==\n'
+        || E'-----END RSA PRIVATE KEY----- from disk'
+    ),
+    'loaded [Filtered] from disk',
+    'a PEM private key is filtered whole, across lines'
+);
+SELECT is(
+    monitoring.scrub_text(E'-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC'),
+    '[Filtered]',
+    'a PEM private key cut off before its END line is filtered to the end'
+);
+SELECT is(
+    monitoring.scrub_text('-----BEGIN CERTIFICATE-----'),
+    '-----BEGIN CERTIFICATE-----',
+    'a certificate is public and kept'
+);
+SELECT is(
+    monitoring.scrub('{"note": "paid with 4111111111111111", "n": [{"m": "Bearer abc"}]}'),
+    '{"note": "paid with [Filtered]", "n": [{"m": "Bearer [Filtered]"}]}'::jsonb,
+    'secret-looking strings are filtered inside documents at any depth'
+);
+SELECT is(monitoring.scrub_text(NULL), NULL, 'scrub_text keeps NULL');
+
+-- Settings.
+SELECT monitoring.set_setting(
+    'scrub.extra_keys', '["tenant.id", "x(y", "a+b", "[", "Customer_SSN"]'
+);
+SELECT is(
+    monitoring.scrub(
+        '{"tenant.id": 1, "tenantXid": 2, "x(y": 3, "xy": 4, "a+b": 5, "aab": 6, "k[0]": 7}'
+    ),
+    '{"tenant.id": "[Filtered]", "tenantXid": 2, "x(y": "[Filtered]", "xy": 4, '
+    '"a+b": "[Filtered]", "aab": 6, "k[0]": "[Filtered]"}',
+    'scrub.extra_keys are matched as literal text: regex metacharacters are not patterns'
+);
+SELECT is(
+    monitoring.scrub('{"customer_ssn": "078-05-1120", "password": "x"}'),
+    '{"customer_ssn": "[Filtered]", "password": "[Filtered]"}'::jsonb,
+    'scrub.extra_keys match in any case and add to the defaults'
+);
+
+SELECT monitoring.set_setting('scrub.safe_keys', '["Author", "session_count"]');
+SELECT is(
+    monitoring.scrub(
+        '{"author": "ann", "AUTHOR": "bob", "authorization": "x", "session_count": 3, '
+        '"session_id": "s"}'
+    ),
+    '{"author": "ann", "AUTHOR": "bob", "authorization": "[Filtered]", "session_count": 3, '
+    '"session_id": "[Filtered]"}',
+    'scrub.safe_keys are kept in any case; only the exact key is spared'
+);
+SELECT is(
+    monitoring.scrub('{"author": {"password": "x", "card": "4111111111111111"}}'),
+    '{"author": {"password": "[Filtered]", "card": "[Filtered]"}}'::jsonb,
+    'what is inside a safe key is still scrubbed'
+);
+
+SELECT monitoring.set_setting('scrub.enabled', 'false');
+SELECT is(
+    monitoring.scrub('{"password": "hunter2", "card": "4111111111111111"}'),
+    '{"password": "hunter2", "card": "4111111111111111"}'::jsonb,
+    'scrub.enabled false turns scrubbing off'
+);
+
+-- The capture functions scrub everything they store.
+SELECT monitoring.reset_setting('scrub.enabled');
+SELECT monitoring.reset_setting('scrub.extra_keys');
+SELECT monitoring.reset_setting('scrub.safe_keys');
+
+CREATE TEMPORARY TABLE scrubbed AS
+SELECT c.event_id
+FROM monitoring.capture_error(
+    'PaymentError',
+    'card 4111 1111 1111 1111 declined',
+    p_stack_trace => '[{"filename": "/app/pay.py", "function": "charge",
+        "context_line": "charge(card)", "vars": {"api_key": "sk_live_1", "amount": 10}}]',
+    p_context => '{"user_id": "u1", "order": {"password": "x"}}',
+    p_tags => '{"session": "abc", "region": "eu"}',
+    p_user => '{"id": "u1", "auth_token": "t"}',
+    p_breadcrumbs => '[{"message": "Authorization: Bearer abc.def", "data": {"csrf": "z"}}]',
+    p_service => 'scrub-test'
+) AS c;
+
+SELECT is(
+    (SELECT e.message FROM monitoring.errors AS e INNER JOIN scrubbed AS s ON e.id = s.event_id),
+    'card [Filtered] declined',
+    'a captured message is scrubbed'
+);
+SELECT is(
+    (
+        SELECT e.exceptions -> 0 ->> 'value'
+        FROM monitoring.errors AS e
+        INNER JOIN scrubbed AS s ON e.id = s.event_id
+    ),
+    'card [Filtered] declined',
+    'a captured exception value is scrubbed'
+);
+SELECT is(
+    (
+        SELECT e.stack_trace -> 0 -> 'vars'
+        FROM monitoring.errors AS e
+        INNER JOIN scrubbed AS s ON e.id = s.event_id
+    ),
+    '{"api_key": "[Filtered]", "amount": 10}'::jsonb,
+    'the local variables of captured frames are scrubbed'
+);
+SELECT results_eq(
+    $$SELECT e.context, e.tags, e.user_info, e.breadcrumbs
+      FROM monitoring.errors AS e INNER JOIN scrubbed AS s ON e.id = s.event_id$$,
+    $$VALUES (
+        '{"user_id": "u1", "order": {"password": "[Filtered]"}}'::jsonb,
+        '{"session": "[Filtered]", "region": "eu"}'::jsonb,
+        '{"id": "u1", "auth_token": "[Filtered]"}'::jsonb,
+        '[{"message": "Authorization: Bearer [Filtered]", "data": {"csrf": "[Filtered]"}}]'::jsonb
+    )$$,
+    'captured context, tags, user and breadcrumbs are scrubbed'
+);
+SELECT is(
+    (
+        SELECT i.title FROM monitoring.issues AS i
+        WHERE i.service = 'scrub-test'
+    ),
+    'PaymentError: card [Filtered] declined',
+    'the issue title is made from the scrubbed message'
+);
+
+SELECT monitoring.set_setting('scrub.enabled', 'false');
+CREATE TEMPORARY TABLE unscrubbed AS
+SELECT c.event_id
+FROM monitoring.capture_message(
+    'raw', p_context => '{"password": "hunter2"}', p_service => 'scrub-test'
+) AS c;
+SELECT is(
+    (SELECT e.context FROM monitoring.errors AS e INNER JOIN unscrubbed AS u ON e.id = u.event_id),
+    '{"password": "hunter2"}'::jsonb,
+    'with scrub.enabled false, capture stores what it was given'
+);
+
+SELECT monitoring.reset_setting('scrub.enabled');
+SELECT monitoring.set_setting('errors.max_message_length', '60');
+CREATE TEMPORARY TABLE cut_key AS
+SELECT c.event_id
+FROM monitoring.capture_message(
+    E'loading key -----BEGIN PRIVATE KEY-----\n' || repeat('MIIEvQIBADANBgkq', 20)
+    || E'\n-----END PRIVATE KEY-----',
+    p_service => 'scrub-test'
+) AS c;
+SELECT is(
+    (
+        SELECT strpos(e.message, 'MIIEvQIBADANBgkq')
+        FROM monitoring.errors AS e INNER JOIN cut_key AS k ON e.id = k.event_id
+    ),
+    0,
+    'a PEM key cut in two by the message length limit does not leak its first half'
+);
+
+SELECT * FROM finish();
+ROLLBACK;
