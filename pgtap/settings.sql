@@ -1,6 +1,6 @@
 -- Settings: defaults from definitions, overrides by admins, type checks.
 BEGIN;
-SELECT plan(12);
+SELECT plan(14);
 
 INSERT INTO monitoring.setting_definitions (name, default_value, description)
 VALUES
@@ -22,6 +22,11 @@ SELECT is(
     'an admin may override a setting'
 );
 SELECT is(monitoring.get_setting('test.days'), '7'::jsonb, 'get_setting gives the override');
+SELECT is(
+    (SELECT value -> 'test.days' FROM monitoring.settings_snapshot),
+    '7'::jsonb,
+    'the snapshot capture reads follows an override'
+);
 
 SELECT results_eq(
     $$SELECT value, is_default FROM monitoring.effective_settings WHERE name LIKE 'test.%'
@@ -68,6 +73,11 @@ SELECT throws_ok(
 );
 
 SELECT is(monitoring.reset_setting('test.days'), '90'::jsonb, 'reset_setting returns the default');
+SELECT is(
+    (SELECT value -> 'test.days' FROM monitoring.settings_snapshot),
+    '90'::jsonb,
+    'the snapshot follows a reset'
+);
 SELECT is_empty(
     $$SELECT FROM monitoring.settings WHERE name = 'test.days'$$,
     'reset_setting removes the override'

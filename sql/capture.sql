@@ -291,11 +291,7 @@ DECLARE
     v_reason text;
 BEGIN
     -- One read of every setting capture needs.
-    SELECT jsonb_object_agg(d.name, coalesce(s.value, d.default_value))
-    INTO v_cfg
-    FROM monitoring.setting_definitions AS d
-    LEFT JOIN monitoring.settings AS s ON d.name = s.name
-    WHERE d.name LIKE 'errors.%' OR d.name LIKE 'scrub.%';
+    SELECT s.value INTO v_cfg FROM monitoring.settings_snapshot AS s;
 
     v_service := coalesce(nullif(p_service, ''), v_cfg ->> 'errors.default_service');
     v_environment := coalesce(

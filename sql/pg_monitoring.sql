@@ -8,6 +8,7 @@
 -- @include schema.sql
 -- @include roles.sql
 -- @include settings.sql
+-- @include settings_snapshot.sql
 -- @include normalize.sql
 -- @include stack_traces.sql
 -- @include scrubbing.sql

@@ -1,0 +1,39 @@
+-- Every setting in force, as one row: the capture hot path reads it with one primary-key
+-- lookup instead of joining definitions and overrides for every event. Statement triggers
+-- rebuild it whenever either table changes.
+CREATE TABLE monitoring.settings_snapshot (
+    only_row boolean PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+    value jsonb NOT NULL
+);
+
+COMMENT ON TABLE monitoring.settings_snapshot IS
+'All settings in force as one JSON object, kept current by triggers; read by capture';
+
+CREATE FUNCTION monitoring._refresh_settings_snapshot()
+RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    INSERT INTO monitoring.settings_snapshot AS t (only_row, value)
+    SELECT TRUE, coalesce(jsonb_object_agg(d.name, coalesce(s.value, d.default_value)), '{}')
+    FROM monitoring.setting_definitions AS d
+    LEFT JOIN monitoring.settings AS s ON d.name = s.name
+    ON CONFLICT (only_row) DO UPDATE SET value = excluded.value;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER settings_snapshot_refresh
+AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON monitoring.settings
+FOR EACH STATEMENT EXECUTE FUNCTION monitoring._refresh_settings_snapshot();
+
+CREATE TRIGGER settings_snapshot_refresh
+AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON monitoring.setting_definitions
+FOR EACH STATEMENT EXECUTE FUNCTION monitoring._refresh_settings_snapshot();
+
+INSERT INTO monitoring.settings_snapshot (only_row, value)
+SELECT
+    TRUE AS only_row,
+    coalesce(jsonb_object_agg(d.name, coalesce(s.value, d.default_value)), '{}') AS value
+FROM monitoring.setting_definitions AS d
+LEFT JOIN monitoring.settings AS s ON d.name = s.name;
