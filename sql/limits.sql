@@ -19,18 +19,21 @@ INSERT INTO monitoring.setting_definitions (name, default_value, description) VA
     'Breadcrumbs kept per event, the newest'
 );
 
+-- PL/pgSQL: a SQL function that PostgreSQL can not inline is parsed again by every query
+-- that calls it, and capture calls this one on every event.
 CREATE FUNCTION monitoring.truncate_text(p_text text, p_max integer)
 RETURNS text
-LANGUAGE sql
+LANGUAGE plpgsql
 IMMUTABLE
 PARALLEL SAFE
 AS $$
-    SELECT CASE
-        WHEN pg_catalog.length(p_text) <= p_max THEN p_text
-        ELSE pg_catalog.left(p_text, p_max)
-            || pg_catalog.format('... [truncated: %s more characters]',
-                pg_catalog.length(p_text) - p_max)
-    END;
+BEGIN
+    IF length(p_text) <= p_max OR p_text IS NULL THEN
+        RETURN p_text;
+    END IF;
+    RETURN left(p_text, p_max)
+        || format('... [truncated: %s more characters]', length(p_text) - p_max);
+END
 $$;
 
 COMMENT ON FUNCTION monitoring.truncate_text(text, integer) IS

@@ -87,7 +87,9 @@ BEGIN
     -- few milliseconds the attach takes.
     LOCK TABLE monitoring.error_events IN SHARE ROW EXCLUSIVE MODE;
     EXECUTE format(
-        'CREATE TABLE monitoring.%I (LIKE monitoring.error_events INCLUDING DEFAULTS)', v_name
+        'CREATE TABLE monitoring.%I '
+        '(LIKE monitoring.error_events INCLUDING DEFAULTS INCLUDING COMPRESSION)',
+        v_name
     );
     -- Events of that day that landed in DEFAULT (maintenance did not run in time) move.
     EXECUTE format(

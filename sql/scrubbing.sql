@@ -52,29 +52,29 @@ COMMENT ON FUNCTION monitoring.scrub_text(text) IS
 
 -- The regular expression of sensitive key fragments: the defaults plus p_extra_keys (a JSON
 -- array of strings, escaped: they are literal text, not patterns).
+-- PL/pgSQL: capture calls it on every event, and a SQL function with a subquery can not be
+-- inlined, so it would be parsed again each time.
 CREATE FUNCTION monitoring.scrub_key_pattern(p_extra_keys jsonb DEFAULT '[]')
 RETURNS text
-LANGUAGE sql
+LANGUAGE plpgsql
 IMMUTABLE
 PARALLEL SAFE
 AS $$
-    SELECT pg_catalog.array_to_string(
-        ARRAY[
-            'password', 'passwd', 'secret', 'api_key', 'apikey', 'auth', 'credentials',
-            'mysql_pwd', 'private_key', 'privatekey', 'token', 'session', 'csrf',
-            'cookie', 'authorization', 'set-cookie', 'x-api-key'
-        ]
-        || ARRAY(
-            SELECT pg_catalog.regexp_replace(
-                pg_catalog.lower(k.key), '([.^$*+?()\[\]{}|\\-])', '\\\1', 'g'
+DECLARE
+    v_pattern text := 'password|passwd|secret|api_key|apikey|auth|credentials|mysql_pwd|'
+        || 'private_key|privatekey|token|session|csrf|cookie|authorization|set-cookie|x-api-key';
+BEGIN
+    IF jsonb_typeof(p_extra_keys) = 'array' AND jsonb_array_length(p_extra_keys) > 0 THEN
+        v_pattern := v_pattern || coalesce((
+            SELECT string_agg(
+                '|' || regexp_replace(lower(k.key), '([.^$*+?()\[\]{}|\\-])', '\\\1', 'g'), ''
             )
-            FROM pg_catalog.jsonb_array_elements_text(
-                CASE WHEN pg_catalog.jsonb_typeof(p_extra_keys) = 'array' THEN p_extra_keys END
-            ) AS k (key)
+            FROM jsonb_array_elements_text(p_extra_keys) AS k (key)
             WHERE k.key <> ''
-        ),
-        '|'
-    );
+        ), '');
+    END IF;
+    RETURN v_pattern;
+END
 $$;
 
 COMMENT ON FUNCTION monitoring.scrub_key_pattern(jsonb) IS
