@@ -402,7 +402,7 @@ BEGIN
     -- twice in one statement.
     INSERT INTO monitoring.cache_entries AS e (key, value, value_bytes, expires_at)
     SELECT DISTINCT ON (i.key) i.key, i.value, i.value_bytes, monitoring._cache_expiry(p_ttl)
-    FROM pg_catalog.unnest(p_keys, p_values, p_bytes) WITH ORDINALITY
+    FROM ROWS FROM (unnest(p_keys), unnest(p_values), unnest(p_bytes)) WITH ORDINALITY
         AS i (key, value, value_bytes, position)
     ORDER BY i.key, i.position DESC
     ON CONFLICT (index_key) DO UPDATE
