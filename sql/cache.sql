@@ -834,9 +834,12 @@ AS $$
 DECLARE
     v_deleted bigint;
 BEGIN
+    -- = ANY(ARRAY(...)), not a join: joined to a function scan, the planner would hash the
+    -- whole table.
     DELETE FROM monitoring.cache_entries AS e
-    USING monitoring._cache_matching(p_pattern, NULL, NULL) AS m
-    WHERE e.index_key = m.index_key;
+    WHERE e.index_key = ANY(
+        ARRAY(SELECT m.index_key FROM monitoring._cache_matching(p_pattern, NULL, NULL) AS m)
+    );
     GET DIAGNOSTICS v_deleted = ROW_COUNT;
     RETURN v_deleted;
 END
