@@ -27,7 +27,7 @@ CLUSTER := pg_virtualenv -t \
 	-o extension_destdir=$(STAGE)
 
 .PHONY: all help release test lint deps system-deps stage test-in-cluster pgtap pytest \
-	demo test-docker
+	demo test-docker bench bench-cache
 
 all: $(EXT_SCRIPTS) $(BUILD_DIR)/$(EXTENSION).control
 
@@ -36,6 +36,7 @@ help:
 	@echo 'make install    install them into $$($(PG_CONFIG) --sharedir)/extension'
 	@echo 'make test       lint + pgTAP + pytest on a throwaway cluster (installs what it needs)'
 	@echo 'make demo       the demo, on $$DATABASE_URL or else on a throwaway cluster'
+	@echo 'make bench      benchmarks on a throwaway cluster (results go in BENCHMARKS.md)'
 	@echo 'make release    freeze the current version into sql/released/'
 	@echo 'make test-docker  pgTAP in the official postgres image (needs a Docker engine)'
 
@@ -130,6 +131,14 @@ ifdef DATABASE_URL
 else
 	$(CLUSTER) $(VENV_BIN)/pg-monitoring demo
 endif
+
+# `make bench` runs every benchmark on a throwaway cluster; the bench-* targets expect PG*
+# variables naming a disposable server, like test-in-cluster.
+bench: deps stage
+	$(CLUSTER) $(MAKE) --no-print-directory bench-cache
+
+bench-cache: $(VENV_STAMP)
+	$(VENV_BIN)/python bench/cache_bench.py
 
 test-docker:
 	docker build -f tests/docker/Dockerfile -t $(EXTENSION)-test .
