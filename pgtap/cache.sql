@@ -1,6 +1,6 @@
 -- The cache: values, TTLs, NX/XX, incr, glob patterns, tags, locks, bounds and privileges.
 BEGIN;
-SELECT plan(83);
+SELECT plan(86);
 
 SELECT is(
     (
@@ -190,6 +190,20 @@ SELECT is(
 );
 SELECT is(monitoring.cache_exists('usex:1'), 1::bigint, 'and nothing else');
 SELECT is(monitoring.cache_delete_pattern('[]'), 0::bigint, 'an empty class matches nothing');
+SELECT ok(monitoring.cache_set('', '"empty"'), 'the empty key is a key');
+SELECT is(
+    (SELECT pg_catalog.array_agg(k) FROM monitoring.cache_keys('') AS k),
+    ARRAY[''],
+    'the empty pattern matches it'
+);
+SELECT is(
+    (
+        SELECT pg_catalog.count(*) FROM monitoring.cache_keys('**') AS k
+        WHERE k = ''
+    ),
+    0::bigint,
+    'and ** does not, as in Redis'
+);
 
 -- Long keys: indexed by prefix and digest, still found and matched.
 SELECT ok(monitoring.cache_set(pg_catalog.repeat('é', 3000), '"long"'), 'a 6000-byte key');

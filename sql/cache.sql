@@ -669,7 +669,8 @@ LANGUAGE plpgsql
 IMMUTABLE
 AS $$
 DECLARE
-    v_chars text[] := regexp_split_to_array(p_pattern, '');
+    -- regexp_split_to_array('', '') is {""}, one empty character: an empty pattern has none.
+    v_chars text[] := CASE WHEN p_pattern <> '' THEN regexp_split_to_array(p_pattern, '') END;
     v_length integer := cardinality(v_chars);
     v_i integer := 1;
     v_c text;
