@@ -1,6 +1,6 @@
 -- The cache: values, TTLs, NX/XX, incr, glob patterns, tags, locks, bounds and privileges.
 BEGIN;
-SELECT plan(86);
+SELECT plan(88);
 
 SELECT is(
     (
@@ -276,6 +276,20 @@ SELECT results_eq(
     $$VALUES (3::bigint, 0::bigint, 3::bigint, 1::bigint, 1::bigint, 1::bigint)$$,
     'stats count entries, reported hits and misses, cleanup and eviction'
 );
+
+-- Between maintenance runs, writers evict when the statistics count too many rows.
+SELECT monitoring.set_setting('cache.max_entries', '1');
+SELECT is(
+    pgtap_helpers.run_as('monitoring_writer', 'SELECT monitoring._cache_evict_if_full()'),
+    NULL,
+    'the sampled size check runs with a writer''s rights'
+);
+SELECT is(
+    (SELECT pg_catalog.count(*) FROM monitoring.cache_entries),
+    1::bigint,
+    'and evicted down to cache.max_entries'
+);
+SELECT monitoring.reset_setting('cache.max_entries');
 
 -- Privileges.
 SELECT is(
