@@ -28,12 +28,13 @@ pytestmark = pytest.mark.skipif(
 
 
 def cluster(*action: str) -> None:
-    subprocess.run(
+    done = subprocess.run(
         ["pg_ctlcluster", os.environ["PGVERSION"], "regress", *action],
-        check=True,
         capture_output=True,
-        timeout=60,
+        text=True,
+        timeout=120,
     )
+    assert done.returncode == 0, f"pg_ctlcluster {' '.join(action)}: {done.stdout}{done.stderr}"
 
 
 def eventually(call: Callable[[], Any], timeout: float = 30.0) -> Any:
