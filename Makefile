@@ -21,13 +21,16 @@ VENV_STAMP := $(VENV)/.installed
 # `make test` and `make demo` run against a throwaway cluster from Debian's pg_virtualenv
 # (initdb as the postgres user when we are root, free port, removed on exit or Ctrl-C). The
 # extension is installed into STAGE and found there through Debian's extension_destdir.
+# external_pid_file is off: every pg_virtualenv cluster is "15/regress" and would share
+# /var/run/postgresql/15-regress.pid, so one run ending would make another's look down.
 STAGE   := $(CURDIR)/build/stage
 CLUSTER := pg_virtualenv -t \
 	-o shared_preload_libraries=pg_stat_statements \
-	-o extension_destdir=$(STAGE)
+	-o extension_destdir=$(STAGE) \
+	-o external_pid_file=
 
 .PHONY: all help release test lint deps system-deps stage test-in-cluster pgtap pytest \
-	demo test-docker bench bench-in-cluster bench-errors
+	demo test-docker bench bench-in-cluster bench-errors bench-cache
 
 all: $(EXT_SCRIPTS) $(BUILD_DIR)/$(EXTENSION).control
 
@@ -134,14 +137,18 @@ endif
 
 # Benchmarks print medians and ratios measured side by side in one run; BENCHMARKS.md keeps
 # the results. fsync stays on (pg_virtualenv turns it off for tests): commits cost what they
-# cost in production.
+# cost in production. The bench-* targets expect PG* variables naming a disposable server,
+# like test-in-cluster.
 bench: deps stage
 	$(CLUSTER) -o fsync=on $(MAKE) --no-print-directory bench-in-cluster
 
-bench-in-cluster: bench-errors
+bench-in-cluster: bench-errors bench-cache
 
 bench-errors:
 	bench/capture.sh
+
+bench-cache: $(VENV_STAMP)
+	$(VENV_BIN)/python bench/cache_bench.py
 
 test-docker:
 	docker build -f tests/docker/Dockerfile -t $(EXTENSION)-test .

@@ -239,6 +239,11 @@ BEGIN
         'ignores_expired', monitoring.expire_ignores(),
         'partitions_created', monitoring.ensure_error_partitions()
     ) || monitoring.apply_error_retention();
+    SELECT v_report || jsonb_build_object(
+        'cache_expired_removed', c.expired_removed, 'cache_evicted', c.evicted
+    )
+    INTO v_report
+    FROM monitoring.run_cache_maintenance() AS c;
     RETURN v_report || jsonb_build_object(
         'milliseconds',
         round((extract(EPOCH FROM clock_timestamp() - v_started) * 1000)::numeric, 1)
@@ -247,7 +252,8 @@ END
 $$;
 
 COMMENT ON FUNCTION monitoring.run_maintenance() IS
-'Folds counts, ends expired ignores, creates partitions ahead and applies retention; '
+'Folds counts, ends expired ignores, creates partitions ahead, applies retention and '
+'cleans the cache; '
 'returns what it did. Safe to run at any time and from several places';
 
 -- pg_cron, where the server has it: the job runs run_maintenance in this database.

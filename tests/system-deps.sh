@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages `make test` needs (pgTAP and pg_prove) when they are missing.
+# Installs the Debian packages `make test` needs (pgTAP, pg_prove, redis-server for the cache's
+# differential tests and benchmark) when they are missing.
 # As root it runs apt-get; otherwise it prints the command to run.
 set -euo pipefail
 
@@ -9,6 +10,8 @@ packages=()
 [ -e "$sharedir/extension/pgtap.control" ] || packages+=("postgresql-$major-pgtap")
 command -v pg_prove >/dev/null || packages+=(libtap-parser-sourcehandler-pgtap-perl)
 command -v pg_virtualenv >/dev/null || packages+=(postgresql-common)
+# redis-server brings redis-tools (redis-benchmark); pgbench comes with the server packages.
+command -v redis-server >/dev/null || packages+=(redis-server)
 
 [ ${#packages[@]} -eq 0 ] && exit 0
 

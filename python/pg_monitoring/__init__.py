@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .caching import MISS, PostgresCache, SyncPostgresCache
 from .connection import AsyncConnector, Connector
 from .errors import (
     InstallError,
@@ -22,6 +23,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
+    "MISS",
     "AsyncConnector",
     "Connector",
     "InstallError",
@@ -29,5 +31,7 @@ __all__ = [
     "NotInstalledError",
     "PermissionDeniedError",
     "PgMonitoringError",
+    "PostgresCache",
+    "SyncPostgresCache",
     "__version__",
 ]

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeAlias
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
@@ -49,30 +50,59 @@ class Connector:
             )
 
     @contextmanager
+    def _borrow(self) -> Iterator[psycopg.Connection[Any]]:
+        if self._conn is not None:
+            yield self._conn
+            return
+        assert self._pool is not None
+        if self._owns_pool and self._pool.closed:
+            self._pool.open()
+        with self._pool.connection() as conn:
+            yield conn
+
+    @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection[Any]]:
         """A connection inside a transaction (or savepoint); database errors translated."""
         try:
-            if self._conn is not None:
-                with self._conn.transaction():
-                    yield self._conn
-                return
-            assert self._pool is not None
-            if self._owns_pool and self._pool.closed:
-                self._pool.open()
-            with self._pool.connection() as conn, conn.transaction():
+            with self._borrow() as conn, conn.transaction():
                 yield conn
+        except psycopg.Error as error:
+            raise translate(error) from error
+
+    @contextmanager
+    def statement(self) -> Iterator[psycopg.Connection[Any]]:
+        """`transaction()` for a single statement, in one round trip where it can be.
+
+        On an idle connection the statement runs in autocommit, which is its own transaction
+        without BEGIN and COMMIT round trips (a cache GET would otherwise pay three); inside a
+        caller's transaction it is a savepoint as usual.
+        """
+        try:
+            with self._borrow() as conn:
+                if conn.info.transaction_status != TransactionStatus.IDLE:
+                    with conn.transaction():
+                        yield conn
+                elif conn.autocommit:
+                    yield conn
+                else:
+                    conn.autocommit = True
+                    try:
+                        yield conn
+                    finally:
+                        if not conn.closed:
+                            conn.autocommit = False
         except psycopg.Error as error:
             raise translate(error) from error
 
     def fetch_value(self, query: str, params: Params = ()) -> Any:
         """The first column of the first row of `query` (None when it returns no row)."""
-        with self.transaction() as conn:
+        with self.statement() as conn:
             row = conn.execute(query, params).fetchone()
         return None if row is None else row[0]
 
     def fetch_all(self, query: str, params: Params = ()) -> list[dict[str, Any]]:
         """Every row of `query` as a dict."""
-        with self.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
+        with self.statement() as conn, conn.cursor(row_factory=dict_row) as cur:
             return cur.execute(query, params).fetchall()
 
     def close(self) -> None:
@@ -104,31 +134,55 @@ class AsyncConnector:
             )
 
     @asynccontextmanager
+    async def _borrow(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        if self._conn is not None:
+            yield self._conn
+            return
+        assert self._pool is not None
+        if self._owns_pool and self._pool.closed:
+            await self._pool.open()
+        async with self._pool.connection() as conn:
+            yield conn
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A connection inside a transaction (or savepoint); database errors translated."""
         try:
-            if self._conn is not None:
-                async with self._conn.transaction():
-                    yield self._conn
-                return
-            assert self._pool is not None
-            if self._owns_pool and self._pool.closed:
-                await self._pool.open()
-            async with self._pool.connection() as conn, conn.transaction():
+            async with self._borrow() as conn, conn.transaction():
                 yield conn
+        except psycopg.Error as error:
+            raise translate(error) from error
+
+    @asynccontextmanager
+    async def statement(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """`transaction()` for a single statement, in one round trip where it can be."""
+        try:
+            async with self._borrow() as conn:
+                if conn.info.transaction_status != TransactionStatus.IDLE:
+                    async with conn.transaction():
+                        yield conn
+                elif conn.autocommit:
+                    yield conn
+                else:
+                    await conn.set_autocommit(True)
+                    try:
+                        yield conn
+                    finally:
+                        if not conn.closed:
+                            await conn.set_autocommit(False)
         except psycopg.Error as error:
             raise translate(error) from error
 
     async def fetch_value(self, query: str, params: Params = ()) -> Any:
         """The first column of the first row of `query` (None when it returns no row)."""
-        async with self.transaction() as conn:
+        async with self.statement() as conn:
             cur = await conn.execute(query, params)
             row = await cur.fetchone()
         return None if row is None else row[0]
 
     async def fetch_all(self, query: str, params: Params = ()) -> list[dict[str, Any]]:
         """Every row of `query` as a dict."""
-        async with self.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
+        async with self.statement() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(query, params)
             return await cur.fetchall()
 

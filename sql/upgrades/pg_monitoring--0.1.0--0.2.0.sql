@@ -13,4 +13,5 @@
 -- @include ../issues.sql
 -- @include ../capture.sql
 -- @include ../maintenance.sql
+-- @include ../cache.sql
 -- @include ../privileges.sql

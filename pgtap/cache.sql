@@ -1,0 +1,307 @@
+-- The cache: values, TTLs, NX/XX, incr, glob patterns, tags, locks, bounds and privileges.
+BEGIN;
+SELECT plan(88);
+
+SELECT is(
+    (
+        SELECT relpersistence FROM pg_catalog.pg_class
+        WHERE oid = 'monitoring.cache_entries'::regclass
+    ),
+    'u',
+    'cache_entries is UNLOGGED'
+);
+
+-- Values: JSON and bytes, a cached null apart from a miss, a value shaped like any wrapper.
+SELECT ok(monitoring.cache_set('j', '{"a": [1, 2]}'), 'cache_set stores JSON');
+SELECT results_eq(
+    $$SELECT value, value_bytes FROM monitoring.cache_get('j')$$,
+    $$VALUES ('{"a": [1, 2]}'::jsonb, NULL::bytea)$$,
+    'cache_get returns it'
+);
+SELECT ok(monitoring.cache_set('null', 'null'), 'a JSON null can be cached');
+SELECT results_eq(
+    $$SELECT value FROM monitoring.cache_get('null')$$,
+    $$VALUES ('null'::jsonb)$$,
+    'a cached null is a row holding JSON null'
+);
+SELECT is_empty($$SELECT * FROM monitoring.cache_get('absent')$$, 'a miss is no row');
+SELECT ok(
+    monitoring.cache_set('wrapper', '{"value_bytes": "\\x00", "__bytes__": "AA=="}'),
+    'a value shaped like an encoding wrapper'
+);
+SELECT is(
+    (SELECT value FROM monitoring.cache_get('wrapper')),
+    '{"value_bytes": "\\x00", "__bytes__": "AA=="}'::jsonb,
+    'comes back unchanged: bytes have their own column, no wrapper'
+);
+SELECT ok(monitoring.cache_set_bytes('raw', '\x00ff'::bytea), 'cache_set_bytes stores bytes');
+SELECT results_eq(
+    $$SELECT value, value_bytes FROM monitoring.cache_get('raw')$$,
+    $$VALUES (NULL::jsonb, '\x00ff'::bytea)$$,
+    'cache_get returns them in value_bytes'
+);
+SELECT is(
+    (SELECT value FROM monitoring.cache_get_bytes('j')),
+    pg_catalog.convert_to('{"a": [1, 2]}', 'UTF8'),
+    'cache_get_bytes gives a JSON value as its text'
+);
+SELECT throws_ok(
+    $$SELECT monitoring.cache_set('k', NULL)$$, '22004', NULL, 'an SQL NULL value is refused'
+);
+SELECT throws_ok(
+    $$SELECT monitoring.cache_set(NULL, '1')$$, '22004', 'p_key must not be NULL',
+    'a NULL key is refused on write'
+);
+SELECT is(monitoring.cache_ttl(NULL), -2::bigint, 'and is absent on read');
+
+-- TTLs.
+SELECT ok(monitoring.cache_set('t', '1', 100), 'a TTL in seconds');
+SELECT is(monitoring.cache_ttl('t'), 100::bigint, 'cache_ttl rounds like Redis');
+SELECT is(monitoring.cache_ttl('j'), -1::bigint, 'no expiry is -1');
+SELECT is(monitoring.cache_ttl('absent'), -2::bigint, 'a missing key is -2');
+SELECT throws_ok(
+    $$SELECT monitoring.cache_set('k', '1', 0)$$, '22023',
+    'p_ttl must be a number of seconds above 0 and at most 1e12, not 0',
+    'a zero TTL is refused, as Redis SET EX 0'
+);
+SELECT throws_ok(
+    $$SELECT monitoring.cache_set('k', '1', -5)$$, '22023', NULL, 'a negative TTL is refused'
+);
+SELECT throws_ok(
+    $$SELECT monitoring.cache_set('k', '1', 'NaN')$$, '22023', NULL, 'a NaN TTL is refused'
+);
+SELECT throws_ok(
+    $$SELECT monitoring.cache_set('k', '1', 1e13)$$, '22023', NULL, 'an absurd TTL is refused'
+);
+SELECT ok(monitoring.cache_set('k', '1', 1e12), 'a TTL of 1e12 seconds is the largest');
+SELECT ok(monitoring.cache_set('frac', '1', 0.5), 'a fractional TTL (Redis PX)');
+SELECT ok(monitoring.cache_expire('t', 7), 'cache_expire on a live key');
+SELECT is(monitoring.cache_ttl('t'), 7::bigint, 'changes its TTL');
+SELECT ok(monitoring.cache_expire('t', NULL), 'cache_expire with NULL');
+SELECT is(monitoring.cache_ttl('t'), -1::bigint, 'removes the expiry (PERSIST)');
+SELECT ok(NOT monitoring.cache_expire('absent', 5), 'cache_expire on a missing key is false');
+SELECT ok(monitoring.cache_expire('t', 0), 'cache_expire with 0');
+SELECT is(monitoring.cache_exists('t'), 0::bigint, 'deletes the key, as Redis EXPIRE does');
+
+-- Expired entries are invisible before any cleanup.
+INSERT INTO monitoring.cache_entries (key, value, expires_at)
+VALUES ('old', '"stale"', pg_catalog.now() - interval '1 second');
+SELECT is_empty($$SELECT * FROM monitoring.cache_get('old')$$, 'an expired entry is a miss');
+SELECT is(monitoring.cache_ttl('old'), -2::bigint, 'and has no TTL');
+SELECT is(
+    monitoring.cache_exists('old', 'j', 'j'), 2::bigint, 'exists counts live keys, repeats too'
+);
+SELECT is(
+    (
+        SELECT pg_catalog.array_agg(key ORDER BY key)
+        FROM monitoring.cache_get_many(ARRAY['old', 'j'])
+    ),
+    ARRAY['j'],
+    'get_many skips it'
+);
+
+-- NX and XX.
+SELECT ok(NOT monitoring.cache_set('j', '2', p_nx => TRUE), 'NX on a live key stores nothing');
+SELECT ok(monitoring.cache_set('old', '"new"', p_nx => TRUE), 'NX on an expired key stores');
+SELECT
+    ok(
+        NOT monitoring.cache_set('nothing', '1', p_xx => TRUE), 'XX on a missing key stores nothing'
+    );
+SELECT ok(monitoring.cache_set('j', '3', p_xx => TRUE), 'XX on a live key stores');
+SELECT is((SELECT value FROM monitoring.cache_get('j')), '3'::jsonb, 'and replaces the value');
+SELECT throws_ok(
+    $$SELECT monitoring.cache_set('j', '1', p_nx => TRUE, p_xx => TRUE)$$, '22023',
+    'p_nx and p_xx exclude each other', 'NX and XX together are refused'
+);
+
+-- INCR.
+SELECT is(monitoring.cache_incr('n'), 1::bigint, 'incr creates a missing key at 0');
+SELECT is(monitoring.cache_incr('n', 41), 42::bigint, 'incr by an amount');
+SELECT is(monitoring.cache_incr('n', -50), -8::bigint, 'incr by a negative amount');
+SELECT ok(monitoring.cache_set_bytes('s', '10', 100), 'a Redis string of digits');
+SELECT is(monitoring.cache_incr('s'), 11::bigint, 'is an integer to incr');
+SELECT is(monitoring.cache_ttl('s'), 100::bigint, 'incr keeps the TTL');
+SELECT ok(monitoring.cache_set_bytes('s', ' 1'), 'a string with a space');
+SELECT throws_ok(
+    $$SELECT monitoring.cache_incr('s')$$, '22P02',
+    $$the value of cache key 's' is not an integer or out of range$$,
+    'is no integer to incr, as in Redis'
+);
+SELECT ok(monitoring.cache_set('s', '9223372036854775807'), 'the largest bigint');
+SELECT throws_ok(
+    $$SELECT monitoring.cache_incr('s')$$, '22003', NULL, 'incr past it overflows'
+);
+
+-- Glob patterns.
+SELECT ok(monitoring.cache_set_many(
+    '{"user:1": 1, "user:2": 2, "user:10": 10, "usex:1": 0, "100%_off": 0, "1000_off": 0,
+      "a*b": 0, "axb": 0, "h[e]llo": 0, "hello": 0, "hallo": 0}'
+) = 11, 'set_many stores a JSON object');
+SELECT is(
+    (SELECT pg_catalog.array_agg(k ORDER BY k) FROM monitoring.cache_keys('user:*') AS k),
+    ARRAY['user:1', 'user:10', 'user:2'],
+    'a prefix pattern'
+);
+SELECT is(
+    (SELECT pg_catalog.array_agg(k ORDER BY k) FROM monitoring.cache_keys('user:?') AS k),
+    ARRAY['user:1', 'user:2'],
+    '? is one character'
+);
+SELECT is(
+    (SELECT pg_catalog.array_agg(k ORDER BY k) FROM monitoring.cache_keys('h[ae]llo') AS k),
+    ARRAY['hallo', 'hello'],
+    'a character class'
+);
+SELECT is(
+    (SELECT pg_catalog.array_agg(k ORDER BY k) FROM monitoring.cache_keys('h[^a]llo') AS k),
+    ARRAY['hello'],
+    'a negated class'
+);
+SELECT is(
+    (SELECT pg_catalog.array_agg(k ORDER BY k) FROM monitoring.cache_keys('h\[e\]llo') AS k),
+    ARRAY['h[e]llo'],
+    'backslash escapes a metacharacter'
+);
+SELECT is(
+    (SELECT pg_catalog.array_agg(k ORDER BY k) FROM monitoring.cache_keys('a\*b') AS k),
+    ARRAY['a*b'],
+    'an escaped * is literal'
+);
+SELECT is(
+    (SELECT pg_catalog.array_agg(k ORDER BY k) FROM monitoring.cache_keys('100%_off') AS k),
+    ARRAY['100%_off'],
+    '% and _ are literal'
+);
+SELECT is(
+    (SELECT pg_catalog.array_agg(k ORDER BY k) FROM monitoring.cache_keys('[z-x]*') AS k),
+    NULL,
+    'a reversed range is swapped, as in Redis (no key starts with x, y or z)'
+);
+SELECT is(
+    (
+        SELECT pg_catalog.array_agg(k ORDER BY k)
+        FROM monitoring.cache_keys('user:*', 'user:10', 1) AS k
+    ),
+    ARRAY['user:2'],
+    'keys pages after a key'
+);
+SELECT is(
+    monitoring.cache_delete_pattern('user:*'), 3::bigint, 'delete_pattern deletes the matches'
+);
+SELECT is(monitoring.cache_exists('usex:1'), 1::bigint, 'and nothing else');
+SELECT is(monitoring.cache_delete_pattern('[]'), 0::bigint, 'an empty class matches nothing');
+SELECT ok(monitoring.cache_set('', '"empty"'), 'the empty key is a key');
+SELECT is(
+    (SELECT pg_catalog.array_agg(k) FROM monitoring.cache_keys('') AS k),
+    ARRAY[''],
+    'the empty pattern matches it'
+);
+SELECT is(
+    (
+        SELECT pg_catalog.count(*) FROM monitoring.cache_keys('**') AS k
+        WHERE k = ''
+    ),
+    0::bigint,
+    'and ** does not, as in Redis'
+);
+
+-- Long keys: indexed by prefix and digest, still found and matched.
+SELECT ok(monitoring.cache_set(pg_catalog.repeat('é', 3000), '"long"'), 'a 6000-byte key');
+SELECT is(
+    (SELECT value FROM monitoring.cache_get(pg_catalog.repeat('é', 3000))),
+    '"long"'::jsonb,
+    'is read back'
+);
+SELECT is(
+    monitoring.cache_exists(pg_catalog.repeat('é', 2999) || 'e'),
+    0::bigint,
+    'and differs from a key with the same 500-character prefix'
+);
+SELECT is(monitoring.cache_delete_pattern('éé*'), 1::bigint, 'and matches a pattern');
+
+-- Tags, delete, flush of a subset.
+SELECT ok(monitoring.cache_set('p1', '1', p_tags => ARRAY['product']), 'tagged entries');
+SELECT is(monitoring.cache_delete_tag('product'), 1::bigint, 'delete by tag');
+SELECT is(monitoring.cache_delete('j', 'j', 'absent', 'old'), 2::bigint, 'delete counts live keys');
+
+-- Locks: one caller computes, the others wait or get the stale value.
+SELECT results_eq(
+    $$SELECT status, value FROM monitoring.cache_get_or_lock('report')$$,
+    $$VALUES ('compute', NULL::jsonb)$$,
+    'the first caller computes'
+);
+SELECT results_eq(
+    $$SELECT status FROM monitoring.cache_get_or_lock('report', 30, 0)$$,
+    $$VALUES ('timeout')$$,
+    'the next one waits for it, here not at all'
+);
+SELECT ok(monitoring.cache_set('report', '"v1"', 60), 'the value arrives');
+-- now() stands still in a transaction: expire it by hand.
+UPDATE monitoring.cache_entries SET expires_at = pg_catalog.now() - interval '1 second'
+WHERE key = 'report';
+SELECT results_eq(
+    $$SELECT status, value FROM monitoring.cache_get_or_lock('report')$$,
+    $$VALUES ('compute', '"v1"'::jsonb)$$,
+    'the next computer sees the stale value'
+);
+SELECT results_eq(
+    $$SELECT status, value FROM monitoring.cache_get_or_lock('report')$$,
+    $$VALUES ('stale', '"v1"'::jsonb)$$,
+    'and others get it while it computes'
+);
+SELECT ok(monitoring.cache_unlock('report'), 'cache_unlock gives the lock up');
+
+-- Bounds: maintenance removes expired rows, then evicts nearest expiry first.
+SELECT lives_ok($$SELECT monitoring.cache_flush()$$, 'flush empties the cache');
+SELECT monitoring.set_setting('cache.max_entries', '3');
+SELECT monitoring.cache_set('forever-1', '1');
+SELECT monitoring.cache_set('forever-2', '1');
+SELECT monitoring.cache_set('soon', '1', 10);
+SELECT monitoring.cache_set('later', '1', 1000);
+INSERT INTO monitoring.cache_entries (key, value, expires_at)
+VALUES ('gone', '1', pg_catalog.now() - interval '1 hour');
+SELECT results_eq(
+    'SELECT expired_removed, evicted FROM monitoring.run_cache_maintenance()',
+    $$VALUES (1::bigint, 1::bigint)$$,
+    'maintenance removes the expired row and evicts one'
+);
+SELECT is(
+    (SELECT pg_catalog.array_agg(key ORDER BY key) FROM monitoring.cache_entries),
+    ARRAY['forever-1', 'forever-2', 'later'],
+    'the entry nearest to expiry was evicted'
+);
+SELECT monitoring.cache_record_stats(3, 1);
+SELECT results_eq(
+    'SELECT entries, expired, hits, misses, expired_removed, evicted FROM monitoring.cache_stats()',
+    $$VALUES (3::bigint, 0::bigint, 3::bigint, 1::bigint, 1::bigint, 1::bigint)$$,
+    'stats count entries, reported hits and misses, cleanup and eviction'
+);
+
+-- Between maintenance runs, writers evict when the statistics count too many rows.
+SELECT monitoring.set_setting('cache.max_entries', '1');
+SELECT is(
+    pgtap_helpers.run_as('monitoring_writer', 'SELECT monitoring._cache_evict_if_full()'),
+    NULL,
+    'the sampled size check runs with a writer''s rights'
+);
+SELECT is(
+    (SELECT pg_catalog.count(*) FROM monitoring.cache_entries),
+    1::bigint,
+    'and evicted down to cache.max_entries'
+);
+SELECT monitoring.reset_setting('cache.max_entries');
+
+-- Privileges.
+SELECT is(
+    pgtap_helpers.run_as('monitoring_writer', $$SELECT monitoring.cache_set('w', '1', 60)$$),
+    NULL,
+    'a writer may use the cache'
+);
+SELECT is(
+    pgtap_helpers.run_as('monitoring_writer', 'SELECT monitoring.cache_flush()'),
+    '42501',
+    'but not flush it'
+);
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -1,0 +1,118 @@
+"""The asyncio twin of `pg_monitoring.redis_compat`, shaped like `redis.asyncio`.
+
+```python
+import pg_monitoring.redis_compat.asyncio as redis    # was: import redis.asyncio as redis
+redis_client = redis.from_url("postgresql://app@db/app")
+await redis_client.set("key", "value", ex=3600)
+value = await redis_client.get("key")
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from .._calls import Call, run_async
+from ..connection import AsyncConnector, AsyncSource
+from ..errors import PgMonitoringError
+from . import _commands as commands
+from .exceptions import ConnectionError, DataError, RedisError, ResponseError
+
+
+class Redis:
+    """The asyncio facade: the methods of `pg_monitoring.redis_compat.Redis`, awaited."""
+
+    def __init__(
+        self,
+        source: AsyncSource,
+        *,
+        decode_responses: bool = False,
+        encoding: str = "utf-8",
+        encoding_errors: str = "strict",
+    ) -> None:
+        self._connector = AsyncConnector(source)
+        self._codec = commands.Codec(decode_responses, encoding, encoding_errors)
+
+    async def _run(self, command: str, call: Call) -> Any:
+        try:
+            return await run_async(self._connector, call)
+        except PgMonitoringError as error:
+            raise commands.translate(error, command) from error
+
+    async def get(self, name: Any) -> Any:
+        return await self._run("get", commands.get(self._codec, name))
+
+    async def set(
+        self,
+        name: Any,
+        value: Any,
+        ex: Any = None,
+        px: Any = None,
+        nx: bool = False,
+        xx: bool = False,
+    ) -> bool | None:
+        return await self._run("set", commands.set_(self._codec, name, value, ex, px, nx, xx))
+
+    async def delete(self, *names: Any) -> int:
+        return await self._run("del", commands.delete(self._codec, names))
+
+    async def exists(self, *names: Any) -> int:
+        return await self._run("exists", commands.exists(self._codec, names))
+
+    async def expire(self, name: Any, time: Any) -> bool:
+        return await self._run("expire", commands.expire(self._codec, name, time))
+
+    async def ttl(self, name: Any) -> int:
+        return await self._run("ttl", commands.ttl(self._codec, name))
+
+    async def incrby(self, name: Any, amount: Any = 1) -> int:
+        return await self._run("incrby", commands.incrby(self._codec, name, amount))
+
+    incr = incrby
+
+    async def mget(self, keys: Any, *args: Any) -> list[Any]:
+        return await self._run("mget", commands.mget(self._codec, keys, args))
+
+    async def mset(self, mapping: Mapping[Any, Any]) -> bool:
+        return await self._run("mset", commands.mset(self._codec, mapping))
+
+    async def keys(self, pattern: Any = "*") -> list[Any]:
+        found = await self._run("keys", commands.keys(self._codec, pattern))
+        return [self._codec.reply(key) for key in found]
+
+    async def scan_iter(self, match: Any = None, count: int | None = None) -> AsyncIterator[Any]:
+        after = None
+        while page := await self._run("scan", commands.scan_page(self._codec, match, after, count)):
+            for key in page:
+                yield self._codec.reply(key)
+            after = page[-1]
+
+    async def flushdb(self) -> bool:
+        return await self._run("flushdb", commands.flushdb(self._codec))
+
+    async def aclose(self) -> None:
+        await self._connector.close()
+
+    close = aclose
+
+    async def __aenter__(self) -> Redis:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def from_url(url: AsyncSource, **kwargs: Any) -> Redis:
+    """An asyncio `Redis` on a PostgreSQL DSN, an AsyncConnectionPool or an AsyncConnection."""
+    return Redis(url, **kwargs)
+
+
+__all__ = [
+    "ConnectionError",
+    "DataError",
+    "Redis",
+    "RedisError",
+    "ResponseError",
+    "from_url",
+]
