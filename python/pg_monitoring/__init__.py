@@ -15,6 +15,13 @@ from .errors import (
     PermissionDeniedError,
     PgMonitoringError,
 )
+from .monitoring import (
+    AsyncErrorTracker,
+    Captured,
+    ErrorNotificationChannel,
+    ErrorTracker,
+    init_error_tracker,
+)
 
 try:
     __version__ = version("pg-monitoring")
@@ -23,11 +30,16 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "AsyncConnector",
+    "AsyncErrorTracker",
+    "Captured",
     "Connector",
+    "ErrorNotificationChannel",
+    "ErrorTracker",
     "InstallError",
     "InvalidArgumentError",
     "NotInstalledError",
     "PermissionDeniedError",
     "PgMonitoringError",
     "__version__",
+    "init_error_tracker",
 ]
