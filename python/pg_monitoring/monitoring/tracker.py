@@ -23,6 +23,7 @@ import logging
 import socket
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from importlib.metadata import PackageNotFoundError, version
@@ -55,6 +56,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 DEFAULT_CONNECT_TIMEOUT = 5.0
 # How long close() (and so the atexit hook) waits for queued events to be sent.
 DEFAULT_CLOSE_TIMEOUT = 5.0
+# At most one warning per kind (failed, dropped) in this many seconds; the counts keep all.
+LOG_INTERVAL = 10.0
 
 CAPTURE_EVENT = "SELECT event_id, issue_id FROM monitoring.capture_event(%s::text)"
 CAPTURE_EVENTS = "SELECT event_id, issue_id FROM monitoring.capture_events(%s::text)"
@@ -152,6 +155,7 @@ class _Tracker:
         self.failed_captures = 0
         self.dropped_events = 0
         self._counts = threading.Lock()
+        self._logged_at: dict[str, float] = {}
         self._closed = False
 
     # Events ----------------------------------------------------------------------------
@@ -233,20 +237,34 @@ class _Tracker:
         with self._counts:
             self.failed_captures += count
             total = self.failed_captures
-        logger.warning(
-            "pg_monitoring: could not store %d error event(s) (%d so far): %s",
-            count,
-            total,
-            error,
-        )
+            quiet = self._quiet("failed")
+        if not quiet:
+            logger.warning(
+                "pg_monitoring: could not store %d error event(s) (%d so far): %s",
+                count,
+                total,
+                error,
+            )
 
     def _count_dropped(self, count: int, why: str) -> None:
         with self._counts:
             self.dropped_events += count
             total = self.dropped_events
-        logger.warning(
-            "pg_monitoring: dropped %d error event(s) (%d so far): %s", count, total, why
-        )
+            quiet = self._quiet("dropped")
+        if not quiet:
+            logger.warning(
+                "pg_monitoring: dropped %d error event(s) (%d so far): %s", count, total, why
+            )
+
+    def _quiet(self, kind: str) -> bool:
+        """Whether a warning of this kind was logged less than LOG_INTERVAL ago: a database
+        that is down, or a full queue, would otherwise write one line per request."""
+        now = time.monotonic()
+        last = self._logged_at.get(kind)
+        if last is not None and now - last < LOG_INTERVAL:
+            return True
+        self._logged_at[kind] = now
+        return False
 
     def _issue(
         self, fingerprint: str, environment: str | None, service: str | None
