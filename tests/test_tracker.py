@@ -303,6 +303,26 @@ def test_an_unserialisable_context_is_stringified(installed_db: str, tracker: Er
     assert row["context"] == {"when": "<class 'object'>", "ids": "{1, 2}"}
 
 
+def test_the_event_a_capture_sends() -> None:
+    tracker = ErrorTracker(
+        "dbname=unused", environment="staging", release="1.2", server_name="", tags={"a": "1"}
+    )
+    event = tracker.exception_event(
+        ValueError("x"), tags={"b": "2"}, fingerprint=("{{ default }}", "db"), level="warning"
+    )
+    assert event["fingerprint"] == ["{{ default }}", "db"]
+    assert event["tags"] == {"a": "1", "b": "2"}
+    assert event["environment"] == "staging"
+    assert event["release"] == "1.2"
+    assert event["level"] == "warning"
+    assert event["platform"] == "python"
+    assert event["sdk"]["name"] == "pg_monitoring.python"
+    assert "server_name" not in event
+    assert "service" not in event, "the database's default service applies"
+    assert "contexts" not in event, "no span, no trace context"
+    assert tracker.message_event("hello", fingerprint="greeting")["fingerprint"] == ["greeting"]
+
+
 def test_constructor_errors_do_raise() -> None:
     with pytest.raises(TypeError):
         ErrorTracker(42)  # type: ignore[arg-type]

@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal, NamedTuple, overload
 
@@ -160,10 +160,6 @@ class _Tracker:
 
     # Events ----------------------------------------------------------------------------
 
-    def _tags(self, tags: Mapping[str, str] | None) -> dict[str, str] | None:
-        merged = {**self.tags, **(tags or {})}
-        return merged or None
-
     def exception_event(
         self,
         error: BaseException,
@@ -176,15 +172,14 @@ class _Tracker:
         transaction: str | None = None,
     ) -> Event:
         """The Sentry-shaped event `capture_exception` sends (useful to see what is sent)."""
-        return new_event(
+        return self._event(
             level,
-            self._defaults,
-            exception={"values": exception_chain(error, self.frame_options)},
-            context=context,
-            tags=self._tags(tags),
-            user=user,
-            fingerprint=[fingerprint] if isinstance(fingerprint, str) else fingerprint,
-            transaction=transaction,
+            {"exception": {"values": exception_chain(error, self.frame_options)}},
+            context,
+            tags,
+            user,
+            fingerprint,
+            transaction,
         )
 
     def message_event(
@@ -199,25 +194,39 @@ class _Tracker:
         transaction: str | None = None,
     ) -> Event:
         """The Sentry-shaped event `capture_message` sends."""
+        return self._event(
+            level, {"message": message}, context, tags, user, fingerprint, transaction
+        )
+
+    def _event(
+        self,
+        level: str,
+        body: Event,
+        context: Mapping[str, Any] | None,
+        tags: Mapping[str, str] | None,
+        user: Mapping[str, Any] | None,
+        fingerprint: Iterable[str] | str | None,
+        transaction: str | None,
+    ) -> Event:
         return new_event(
             level,
             self._defaults,
-            message=message,
+            **body,
             context=context,
-            tags=self._tags(tags),
+            tags={**self.tags, **(tags or {})} or None,
             user=user,
-            fingerprint=[fingerprint] if isinstance(fingerprint, str) else fingerprint,
+            fingerprint=[fingerprint] if isinstance(fingerprint, str) else _list(fingerprint),
             transaction=transaction,
         )
 
     def _encode(self, event: Mapping[str, Any]) -> str:
         # ensure_ascii (the default) writes a lone surrogate as \udXXX, which the SQL
         # sanitises; raw, it would fail the encoding to UTF-8.
-        return json.dumps(
-            event if isinstance(event, dict) else dict(event), default=str, allow_nan=False
-        )
+        return json.dumps(dict(event), default=str, allow_nan=False)
 
-    def _prepare(self, build: Any, *args: Any, **kwargs: Any) -> tuple[str, uuid.UUID] | None:
+    def _prepare(
+        self, build: Callable[..., Event], *args: Any, **kwargs: Any
+    ) -> tuple[str, uuid.UUID] | None:
         """`build(*args, **kwargs)` encoded, with its event id; None (counted) on failure."""
         if self._closed:
             self._count_dropped(1, "the tracker is closed")
@@ -230,8 +239,7 @@ class _Tracker:
             return None
 
     def _raw_event(self, event: Mapping[str, Any]) -> Event:
-        merged = {"event_id": uuid.uuid4().hex, **self._defaults, **event}
-        return merged
+        return {"event_id": uuid.uuid4().hex, **self._defaults, **event}
 
     def _count_failed(self, count: int, error: BaseException) -> None:
         with self._counts:
@@ -274,6 +282,10 @@ class _Tracker:
             environment if environment is not None else self.environment,
             service if service is not None else self.service,
         )
+
+
+def _list(items: Iterable[str] | None) -> list[str] | None:
+    return None if items is None else list(items)
 
 
 def _exc_info_error(error: BaseException | None) -> BaseException | None:
