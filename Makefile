@@ -21,13 +21,13 @@ VENV_STAMP := $(VENV)/.installed
 # `make test` and `make demo` run against a throwaway cluster from Debian's pg_virtualenv
 # (initdb as the postgres user when we are root, free port, removed on exit or Ctrl-C). The
 # extension is installed into STAGE and found there through Debian's extension_destdir.
-# external_pid_file is off: every pg_virtualenv cluster is "15/regress" and would share
-# /var/run/postgresql/15-regress.pid, so one run ending would make another's look down.
+# Every pg_virtualenv cluster is "15/regress": each gets its own external pid file, or one
+# run ending would delete /var/run/postgresql/15-regress.pid and another's would look down.
 STAGE   := $(CURDIR)/build/stage
 CLUSTER := pg_virtualenv -t \
 	-o shared_preload_libraries=pg_stat_statements \
 	-o extension_destdir=$(STAGE) \
-	-o external_pid_file=
+	-o external_pid_file=$(shell mktemp -u /tmp/pg_monitoring-cluster-XXXXXX.pid)
 
 .PHONY: all help release test lint deps system-deps stage test-in-cluster pgtap pytest \
 	demo test-docker bench bench-in-cluster bench-errors bench-cache

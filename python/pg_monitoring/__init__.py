@@ -16,6 +16,13 @@ from .errors import (
     PermissionDeniedError,
     PgMonitoringError,
 )
+from .monitoring import (
+    AsyncErrorTracker,
+    Captured,
+    ErrorNotificationChannel,
+    ErrorTracker,
+    init_error_tracker,
+)
 
 try:
     __version__ = version("pg-monitoring")
@@ -25,7 +32,11 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "MISS",
     "AsyncConnector",
+    "AsyncErrorTracker",
+    "Captured",
     "Connector",
+    "ErrorNotificationChannel",
+    "ErrorTracker",
     "InstallError",
     "InvalidArgumentError",
     "NotInstalledError",
@@ -34,4 +45,5 @@ __all__ = [
     "PostgresCache",
     "SyncPostgresCache",
     "__version__",
+    "init_error_tracker",
 ]

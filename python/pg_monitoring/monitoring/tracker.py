@@ -1,0 +1,855 @@
+"""The error tracker: Sentry's `capture_exception` API, stored by `monitoring.capture_event`.
+
+    tracker = init_error_tracker(pool, environment="production")
+    try:
+        ...
+    except Exception as error:
+        tracker.capture_exception(error, context={"user_id": user.id})   # await it when async
+
+Each capture is one call of `monitoring.capture_event` (or, in background mode, part of one
+`monitoring.capture_events` batch) and never raises into the application: a failure is
+logged on the `pg_monitoring` logger and counted in `failed_captures`. Issue management
+(`resolve_error`, `ignore_error`, `assign_error`...) finds the issue by fingerprint and is one
+call of the lifecycle function; those do raise, as any pg_monitoring call does.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import enum
+import json
+import logging
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Literal, NamedTuple, overload
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from ..connection import (
+    OWN_POOL_MAX_SIZE,
+    OWN_POOL_MIN_SIZE,
+    AsyncConnector,
+    AsyncSource,
+    Connector,
+    Source,
+)
+from ..errors import PgMonitoringError
+from .background import DEFAULT_BATCH_SIZE, DEFAULT_MAX_QUEUE, TaskBatcher, ThreadBatcher
+from .events import Event, FrameOptions, exception_chain, new_event
+
+logger = logging.getLogger("pg_monitoring")
+
+try:
+    SDK = {"name": "pg_monitoring.python", "version": version("pg-monitoring")}
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    SDK = {"name": "pg_monitoring.python", "version": "0+unknown"}
+
+# How long a capture waits for a connection from a pool the tracker made from a DSN. psycopg's
+# default is 30 s; an error tracker whose database is down should give up sooner.
+DEFAULT_CONNECT_TIMEOUT = 5.0
+# How long close() (and so the atexit hook) waits for queued events to be sent.
+DEFAULT_CLOSE_TIMEOUT = 5.0
+# At most one warning per kind (failed, dropped) in this many seconds; the counts keep all.
+LOG_INTERVAL = 10.0
+
+CAPTURE_EVENT = "SELECT event_id, issue_id FROM monitoring.capture_event(%s::text)"
+CAPTURE_EVENTS = "SELECT event_id, issue_id FROM monitoring.capture_events(%s::text)"
+RESOLVE = """
+    SELECT * FROM monitoring.resolve_issue(
+        monitoring.issue_id(%s::text, %s::text, %s::text), %s::text, %s::boolean, %s::text
+    )"""
+IGNORE = """
+    SELECT * FROM monitoring.ignore_issue(
+        monitoring.issue_id(%s::text, %s::text, %s::text),
+        %s::timestamptz, %s::bigint, %s::bigint, %s::text
+    )"""
+REOPEN = """
+    SELECT * FROM monitoring.reopen_issue(
+        monitoring.issue_id(%s::text, %s::text, %s::text), %s::text
+    )"""
+ASSIGN = """
+    SELECT * FROM monitoring.assign_issue(
+        monitoring.issue_id(%s::text, %s::text, %s::text), %s::text, %s::text
+    )"""
+UNASSIGN = """
+    SELECT * FROM monitoring.unassign_issue(
+        monitoring.issue_id(%s::text, %s::text, %s::text), %s::text
+    )"""
+
+
+class ErrorNotificationChannel(str, enum.Enum):
+    """Where alerts about new and regressed issues go.
+
+    Accepted and kept in `tracker.notification_channels`, but NOT delivered yet: alert
+    delivery is a later part of pg_monitoring.
+    """
+
+    EMAIL = "email"
+    SLACK = "slack"
+    WEBHOOK = "webhook"
+    PAGERDUTY = "pagerduty"
+
+
+class Captured(NamedTuple):
+    """What a capture returns: the event's id, and its issue's id once it is stored (None
+    while the event waits in the background queue)."""
+
+    event_id: uuid.UUID
+    issue_id: int | None
+
+
+def _connection_failure(error: BaseException) -> bool:
+    """True when the database was not reached at all (then resending event by event is
+    pointless), rather than refusing something in the batch."""
+    cause = error.__cause__ if isinstance(error, PgMonitoringError) else error
+    return isinstance(cause, psycopg.OperationalError) and (
+        cause.sqlstate is None or cause.sqlstate.startswith("08")
+    )
+
+
+class _Tracker:
+    """What both twins share: settings, building events, counting failures."""
+
+    def __init__(
+        self,
+        *,
+        environment: str | None = None,
+        service: str | None = None,
+        release: str | None = None,
+        server_name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        notification_channels: Iterable[ErrorNotificationChannel | str] | None = None,
+        project_root: str | None = None,
+        in_app_include: Iterable[str] = (),
+        in_app_exclude: Iterable[str] = (),
+        include_locals: bool = False,
+    ) -> None:
+        self.environment = environment
+        self.service = service
+        self.release = release
+        self.tags = dict(tags or {})
+        self.notification_channels = tuple(
+            ErrorNotificationChannel(channel) for channel in notification_channels or ()
+        )
+        self.frame_options = FrameOptions.make(
+            project_root, in_app_include, in_app_exclude, include_locals
+        )
+        self._defaults = {
+            key: value
+            for key, value in {
+                "environment": environment,
+                "service": service,
+                "release": release,
+                "server_name": socket.gethostname() if server_name is None else server_name or None,
+                "sdk": SDK,
+            }.items()
+            if value is not None
+        }
+        self.failed_captures = 0
+        self.dropped_events = 0
+        self._counts = threading.Lock()
+        self._logged_at: dict[str, float] = {}
+        self._closed = False
+
+    # Events ----------------------------------------------------------------------------
+
+    def exception_event(
+        self,
+        error: BaseException,
+        *,
+        level: str = "error",
+        context: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        user: Mapping[str, Any] | None = None,
+        fingerprint: Iterable[str] | str | None = None,
+        transaction: str | None = None,
+    ) -> Event:
+        """The Sentry-shaped event `capture_exception` sends (useful to see what is sent)."""
+        return self._event(
+            level,
+            {"exception": {"values": exception_chain(error, self.frame_options)}},
+            context,
+            tags,
+            user,
+            fingerprint,
+            transaction,
+        )
+
+    def message_event(
+        self,
+        message: str,
+        *,
+        level: str = "info",
+        context: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        user: Mapping[str, Any] | None = None,
+        fingerprint: Iterable[str] | str | None = None,
+        transaction: str | None = None,
+    ) -> Event:
+        """The Sentry-shaped event `capture_message` sends."""
+        return self._event(
+            level, {"message": message}, context, tags, user, fingerprint, transaction
+        )
+
+    def _event(
+        self,
+        level: str,
+        body: Event,
+        context: Mapping[str, Any] | None,
+        tags: Mapping[str, str] | None,
+        user: Mapping[str, Any] | None,
+        fingerprint: Iterable[str] | str | None,
+        transaction: str | None,
+    ) -> Event:
+        return new_event(
+            level,
+            self._defaults,
+            **body,
+            context=context,
+            tags={**self.tags, **(tags or {})} or None,
+            user=user,
+            fingerprint=[fingerprint] if isinstance(fingerprint, str) else _list(fingerprint),
+            transaction=transaction,
+        )
+
+    def _encode(self, event: Mapping[str, Any]) -> str:
+        # ensure_ascii (the default) writes a lone surrogate as \udXXX, which the SQL
+        # sanitises; raw, it would fail the encoding to UTF-8.
+        return json.dumps(dict(event), default=str, allow_nan=False)
+
+    def _prepare(
+        self, build: Callable[..., Event], *args: Any, **kwargs: Any
+    ) -> tuple[str, uuid.UUID] | None:
+        """`build(*args, **kwargs)` encoded, with its event id; None (counted) on failure."""
+        if self._closed:
+            self._count_dropped(1, "the tracker is closed")
+            return None
+        try:
+            event = build(*args, **kwargs)
+            return self._encode(event), uuid.UUID(str(event["event_id"]))
+        except Exception as error:
+            self._count_failed(1, error)
+            return None
+
+    def _raw_event(self, event: Mapping[str, Any]) -> Event:
+        return {"event_id": uuid.uuid4().hex, **self._defaults, **event}
+
+    def _count_failed(self, count: int, error: BaseException) -> None:
+        with self._counts:
+            self.failed_captures += count
+            total = self.failed_captures
+            quiet = self._quiet("failed")
+        if not quiet:
+            logger.warning(
+                "pg_monitoring: could not store %d error event(s) (%d so far): %s",
+                count,
+                total,
+                error,
+            )
+
+    def _count_dropped(self, count: int, why: str) -> None:
+        with self._counts:
+            self.dropped_events += count
+            total = self.dropped_events
+            quiet = self._quiet("dropped")
+        if not quiet:
+            logger.warning(
+                "pg_monitoring: dropped %d error event(s) (%d so far): %s", count, total, why
+            )
+
+    def _quiet(self, kind: str) -> bool:
+        """Whether a warning of this kind was logged less than LOG_INTERVAL ago: a database
+        that is down, or a full queue, would otherwise write one line per request."""
+        now = time.monotonic()
+        last = self._logged_at.get(kind)
+        if last is not None and now - last < LOG_INTERVAL:
+            return True
+        self._logged_at[kind] = now
+        return False
+
+    def _issue(
+        self, fingerprint: str, environment: str | None, service: str | None
+    ) -> tuple[str, str | None, str | None]:
+        return (
+            fingerprint,
+            environment if environment is not None else self.environment,
+            service if service is not None else self.service,
+        )
+
+
+def _list(items: Iterable[str] | None) -> list[str] | None:
+    return None if items is None else list(items)
+
+
+def _exc_info_error(error: BaseException | None) -> BaseException | None:
+    return error if error is not None else sys.exc_info()[1]
+
+
+class ErrorTracker(_Tracker):
+    """Captures errors into `monitoring.*` from synchronous code.
+
+    `source` is a psycopg_pool.ConnectionPool, a psycopg.Connection or a DSN (the tracker
+    then makes a small pool of its own, waiting at most `connect_timeout` seconds for a
+    connection). Prefer a pool: on a connection, a capture joins whatever transaction the
+    application has open there, and is lost when it rolls back.
+
+    With `background=True`, captures are queued (at most `max_queue`) and a daemon thread
+    stores them in batches of up to `batch_size`; `flush()` waits for them, `close()` (also
+    run at exit) sends what is left. A full queue drops the event and counts it in
+    `dropped_events`.
+
+    The other options shape the events: `environment`, `service` and `release` go on every
+    event (the database's settings fill in what is None), `tags` are merged under each
+    call's, `server_name` defaults to the host's name ("" for none), `project_root`,
+    `in_app_include` and `in_app_exclude` decide which frames are in-app, and
+    `include_locals` adds each frame's local variables (repr'd, cut short).
+    `notification_channels` is kept, not used yet.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        background: bool = False,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        self._own_pool: ConnectionPool | None = None
+        if isinstance(source, str):
+            source = self._own_pool = ConnectionPool(
+                source,
+                min_size=OWN_POOL_MIN_SIZE,
+                max_size=OWN_POOL_MAX_SIZE,
+                timeout=connect_timeout,
+                open=False,
+                name="pg_monitoring-errors",
+            )
+        if background and isinstance(source, psycopg.Connection):
+            raise ValueError(
+                "background mode needs a pool or a DSN: its thread can not share the "
+                "application's connection"
+            )
+        self._connector = Connector(source)
+        self._batcher: ThreadBatcher | None = None
+        if background:
+            self._batcher = ThreadBatcher(
+                self._send_batch, max_queue=max_queue, batch_size=batch_size
+            )
+            atexit.register(self.close)
+
+    @property
+    def background(self) -> bool:
+        return self._batcher is not None
+
+    def __enter__(self) -> ErrorTracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Capturing -------------------------------------------------------------------------
+
+    def capture_exception(
+        self,
+        error: BaseException | None = None,
+        *,
+        context: Mapping[str, Any] | None = None,
+        level: str = "error",
+        tags: Mapping[str, str] | None = None,
+        user: Mapping[str, Any] | None = None,
+        fingerprint: Iterable[str] | str | None = None,
+        transaction: str | None = None,
+    ) -> Captured | None:
+        """Stores `error` (default: the exception being handled) with its chain and frames.
+
+        `context` lands in the event's `context` column; `fingerprint` (Sentry's list of
+        strings, "{{ default }}" standing for the default) overrides the grouping. Returns
+        None when nothing was captured: no error, or a failure (logged and counted).
+        """
+        error = _exc_info_error(error)
+        if error is None:
+            logger.debug("pg_monitoring: capture_exception without an exception")
+            return None
+        prepared = self._prepare(
+            self.exception_event,
+            error,
+            level=level,
+            context=context,
+            tags=tags,
+            user=user,
+            fingerprint=fingerprint,
+            transaction=transaction,
+        )
+        return self._store(prepared)
+
+    def capture_message(
+        self,
+        message: str,
+        *,
+        level: str = "info",
+        context: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        user: Mapping[str, Any] | None = None,
+        fingerprint: Iterable[str] | str | None = None,
+        transaction: str | None = None,
+    ) -> Captured | None:
+        """Stores a message, grouped by its normalised text; None on failure (counted)."""
+        prepared = self._prepare(
+            self.message_event,
+            message,
+            level=level,
+            context=context,
+            tags=tags,
+            user=user,
+            fingerprint=fingerprint,
+            transaction=transaction,
+        )
+        return self._store(prepared)
+
+    def capture_event(self, event: Mapping[str, Any]) -> Captured | None:
+        """Stores an event already in Sentry's shape (the tracker's environment, service
+        and release fill in what it lacks); None on failure (counted)."""
+        return self._store(self._prepare(self._raw_event, event))
+
+    def _store(self, prepared: tuple[str, uuid.UUID] | None) -> Captured | None:
+        if prepared is None:
+            return None
+        payload, event_id = prepared
+        if self._batcher is not None:
+            if self._batcher.put(payload):
+                return Captured(event_id, None)
+            self._count_dropped(1, "the background queue is full")
+            return None
+        try:
+            row = self._call(CAPTURE_EVENT, (payload,))
+        except Exception as error:
+            self._count_failed(1, error)
+            return None
+        return Captured(row["event_id"], row["issue_id"])
+
+    def _send_batch(self, payloads: list[str]) -> None:
+        """One capture_events call; when it fails on the data, each event on its own."""
+        try:
+            self._call(CAPTURE_EVENTS, ("[" + ",".join(payloads) + "]",))
+            return
+        except Exception as error:
+            if len(payloads) == 1 or _connection_failure(error):
+                self._count_failed(len(payloads), error)
+                return
+            logger.warning(
+                "pg_monitoring: a batch of %d events failed (%s); sending them one by one",
+                len(payloads),
+                error,
+            )
+        for payload in payloads:
+            try:
+                self._call(CAPTURE_EVENT, (payload,))
+            except Exception as error:
+                self._count_failed(1, error)
+
+    def _call(self, query: str, params: tuple[Any, ...]) -> dict[str, Any]:
+        """The first row of one stored-function call."""
+        if self._own_pool is not None:
+            self._own_pool.open()  # opened on first use, not where the tracker is made
+        return self._connector.fetch_all(query, params)[0]
+
+    # Issues ----------------------------------------------------------------------------
+    # The fingerprint names the issue within the tracker's environment and service unless
+    # others are given (the database's defaults when the tracker has none).
+
+    def resolve_error(
+        self,
+        fingerprint: str,
+        *,
+        in_release: str | None = None,
+        in_next_release: bool = False,
+        actor: str | None = None,
+        environment: str | None = None,
+        service: str | None = None,
+    ) -> dict[str, Any]:
+        """Resolves the issue, now or in a release; returns its `monitoring.issues` row."""
+        return self._call(
+            RESOLVE,
+            (*self._issue(fingerprint, environment, service), in_release, in_next_release, actor),
+        )
+
+    def ignore_error(
+        self,
+        fingerprint: str,
+        *,
+        until: dt.datetime | None = None,
+        until_events: int | None = None,
+        until_users: int | None = None,
+        actor: str | None = None,
+        environment: str | None = None,
+        service: str | None = None,
+    ) -> dict[str, Any]:
+        """Ignores the issue, forever or until a time, N more events or N more users."""
+        return self._call(
+            IGNORE,
+            (
+                *self._issue(fingerprint, environment, service),
+                until,
+                until_events,
+                until_users,
+                actor,
+            ),
+        )
+
+    def reopen_error(
+        self,
+        fingerprint: str,
+        *,
+        actor: str | None = None,
+        environment: str | None = None,
+        service: str | None = None,
+    ) -> dict[str, Any]:
+        """Sets a resolved or ignored issue back to unresolved."""
+        return self._call(REOPEN, (*self._issue(fingerprint, environment, service), actor))
+
+    def assign_error(
+        self,
+        fingerprint: str,
+        assignee: str,
+        *,
+        actor: str | None = None,
+        environment: str | None = None,
+        service: str | None = None,
+    ) -> dict[str, Any]:
+        """Assigns the issue to `assignee` (any text: an email, a team)."""
+        return self._call(
+            ASSIGN, (*self._issue(fingerprint, environment, service), assignee, actor)
+        )
+
+    def unassign_error(
+        self,
+        fingerprint: str,
+        *,
+        actor: str | None = None,
+        environment: str | None = None,
+        service: str | None = None,
+    ) -> dict[str, Any]:
+        """Removes the issue's assignee."""
+        return self._call(UNASSIGN, (*self._issue(fingerprint, environment, service), actor))
+
+    # Shutting down ---------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Waits until the background queue is sent; False on timeout. True when not in
+        background mode (every capture was stored before it returned)."""
+        return self._batcher.flush(timeout) if self._batcher is not None else True
+
+    def close(self, timeout: float | None = DEFAULT_CLOSE_TIMEOUT) -> None:
+        """Sends what is queued (waiting at most `timeout`), then closes the pool the
+        tracker made from a DSN. A caller's pool or connection stays open."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._batcher is not None:
+            atexit.unregister(self.close)
+            left = self._batcher.close(timeout)
+            if left:
+                self._count_dropped(left, f"still queued after {timeout} s at close")
+        if self._own_pool is not None:
+            self._own_pool.close()
+
+
+class AsyncErrorTracker(_Tracker):
+    """The asyncio twin of ErrorTracker: the same methods, as coroutines.
+
+    `source` is a psycopg_pool.AsyncConnectionPool, a psycopg.AsyncConnection or a DSN. In
+    background mode the sending task runs in the loop of the first capture; `await
+    tracker.close()` at shutdown sends what is left (there is no atexit hook for a loop).
+    """
+
+    def __init__(
+        self,
+        source: AsyncSource,
+        *,
+        background: bool = False,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        self._own_pool: AsyncConnectionPool | None = None
+        if isinstance(source, str):
+            source = self._own_pool = AsyncConnectionPool(
+                source,
+                min_size=OWN_POOL_MIN_SIZE,
+                max_size=OWN_POOL_MAX_SIZE,
+                timeout=connect_timeout,
+                open=False,
+                name="pg_monitoring-errors",
+            )
+        if background and isinstance(source, psycopg.AsyncConnection):
+            raise ValueError(
+                "background mode needs a pool or a DSN: its task can not share the "
+                "application's connection"
+            )
+        self._connector = AsyncConnector(source)
+        self._batcher: TaskBatcher | None = None
+        if background:
+            self._batcher = TaskBatcher(
+                self._send_batch, max_queue=max_queue, batch_size=batch_size
+            )
+
+    @property
+    def background(self) -> bool:
+        return self._batcher is not None
+
+    async def __aenter__(self) -> AsyncErrorTracker:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # Capturing -------------------------------------------------------------------------
+
+    async def capture_exception(
+        self,
+        error: BaseException | None = None,
+        *,
+        context: Mapping[str, Any] | None = None,
+        level: str = "error",
+        tags: Mapping[str, str] | None = None,
+        user: Mapping[str, Any] | None = None,
+        fingerprint: Iterable[str] | str | None = None,
+        transaction: str | None = None,
+    ) -> Captured | None:
+        """See ErrorTracker.capture_exception."""
+        error = _exc_info_error(error)
+        if error is None:
+            logger.debug("pg_monitoring: capture_exception without an exception")
+            return None
+        prepared = self._prepare(
+            self.exception_event,
+            error,
+            level=level,
+            context=context,
+            tags=tags,
+            user=user,
+            fingerprint=fingerprint,
+            transaction=transaction,
+        )
+        return await self._store(prepared)
+
+    async def capture_message(
+        self,
+        message: str,
+        *,
+        level: str = "info",
+        context: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        user: Mapping[str, Any] | None = None,
+        fingerprint: Iterable[str] | str | None = None,
+        transaction: str | None = None,
+    ) -> Captured | None:
+        """See ErrorTracker.capture_message."""
+        prepared = self._prepare(
+            self.message_event,
+            message,
+            level=level,
+            context=context,
+            tags=tags,
+            user=user,
+            fingerprint=fingerprint,
+            transaction=transaction,
+        )
+        return await self._store(prepared)
+
+    async def capture_event(self, event: Mapping[str, Any]) -> Captured | None:
+        """See ErrorTracker.capture_event."""
+        return await self._store(self._prepare(self._raw_event, event))
+
+    async def _store(self, prepared: tuple[str, uuid.UUID] | None) -> Captured | None:
+        if prepared is None:
+            return None
+        payload, event_id = prepared
+        if self._batcher is not None:
+            if self._batcher.put(payload):
+                return Captured(event_id, None)
+            self._count_dropped(1, "the background queue is full")
+            return None
+        try:
+            row = await self._call(CAPTURE_EVENT, (payload,))
+        except Exception as error:
+            self._count_failed(1, error)
+            return None
+        return Captured(row["event_id"], row["issue_id"])
+
+    async def _send_batch(self, payloads: list[str]) -> None:
+        """See ErrorTracker._send_batch."""
+        try:
+            await self._call(CAPTURE_EVENTS, ("[" + ",".join(payloads) + "]",))
+            return
+        except Exception as error:
+            if len(payloads) == 1 or _connection_failure(error):
+                self._count_failed(len(payloads), error)
+                return
+            logger.warning(
+                "pg_monitoring: a batch of %d events failed (%s); sending them one by one",
+                len(payloads),
+                error,
+            )
+        for payload in payloads:
+            try:
+                await self._call(CAPTURE_EVENT, (payload,))
+            except Exception as error:
+                self._count_failed(1, error)
+
+    async def _call(self, query: str, params: tuple[Any, ...]) -> dict[str, Any]:
+        """The first row of one stored-function call."""
+        if self._own_pool is not None:
+            await self._own_pool.open()  # opened in the loop of first use
+        return (await self._connector.fetch_all(query, params))[0]
+
+    # Issues ----------------------------------------------------------------------------
+
+    async def resolve_error(
+        self,
+        fingerprint: str,
+        *,
+        in_release: str | None = None,
+        in_next_release: bool = False,
+        actor: str | None = None,
+        environment: str | None = None,
+        service: str | None = None,
+    ) -> dict[str, Any]:
+        """See ErrorTracker.resolve_error."""
+        return await self._call(
+            RESOLVE,
+            (*self._issue(fingerprint, environment, service), in_release, in_next_release, actor),
+        )
+
+    async def ignore_error(
+        self,
+        fingerprint: str,
+        *,
+        until: dt.datetime | None = None,
+        until_events: int | None = None,
+        until_users: int | None = None,
+        actor: str | None = None,
+        environment: str | None = None,
+        service: str | None = None,
+    ) -> dict[str, Any]:
+        """See ErrorTracker.ignore_error."""
+        return await self._call(
+            IGNORE,
+            (
+                *self._issue(fingerprint, environment, service),
+                until,
+                until_events,
+                until_users,
+                actor,
+            ),
+        )
+
+    async def reopen_error(
+        self,
+        fingerprint: str,
+        *,
+        actor: str | None = None,
+        environment: str | None = None,
+        service: str | None = None,
+    ) -> dict[str, Any]:
+        """See ErrorTracker.reopen_error."""
+        return await self._call(REOPEN, (*self._issue(fingerprint, environment, service), actor))
+
+    async def assign_error(
+        self,
+        fingerprint: str,
+        assignee: str,
+        *,
+        actor: str | None = None,
+        environment: str | None = None,
+        service: str | None = None,
+    ) -> dict[str, Any]:
+        """See ErrorTracker.assign_error."""
+        return await self._call(
+            ASSIGN, (*self._issue(fingerprint, environment, service), assignee, actor)
+        )
+
+    async def unassign_error(
+        self,
+        fingerprint: str,
+        *,
+        actor: str | None = None,
+        environment: str | None = None,
+        service: str | None = None,
+    ) -> dict[str, Any]:
+        """See ErrorTracker.unassign_error."""
+        return await self._call(UNASSIGN, (*self._issue(fingerprint, environment, service), actor))
+
+    # Shutting down ---------------------------------------------------------------------
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """See ErrorTracker.flush."""
+        return await self._batcher.flush(timeout) if self._batcher is not None else True
+
+    async def close(self, timeout: float | None = DEFAULT_CLOSE_TIMEOUT) -> None:
+        """See ErrorTracker.close."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._batcher is not None:
+            left = await self._batcher.close(timeout)
+            if left:
+                self._count_dropped(left, f"still queued after {timeout} s at close")
+        if self._own_pool is not None:
+            await self._own_pool.close()
+
+
+@overload
+def init_error_tracker(
+    pool: AsyncConnectionPool | psycopg.AsyncConnection[Any],
+    environment: str | None = None,
+    *,
+    async_: Literal[True] | None = None,
+    **options: Any,
+) -> AsyncErrorTracker: ...
+@overload
+def init_error_tracker(
+    pool: str, environment: str | None = None, *, async_: Literal[True], **options: Any
+) -> AsyncErrorTracker: ...
+@overload
+def init_error_tracker(
+    pool: Source,
+    environment: str | None = None,
+    *,
+    async_: Literal[False] | None = None,
+    **options: Any,
+) -> ErrorTracker: ...
+def init_error_tracker(
+    pool: Source | AsyncSource,
+    environment: str | None = None,
+    *,
+    async_: bool | None = None,
+    **options: Any,
+) -> ErrorTracker | AsyncErrorTracker:
+    """An error tracker over `pool`: AsyncErrorTracker for an AsyncConnectionPool or
+    AsyncConnection, ErrorTracker for a ConnectionPool or Connection. For a DSN string it is
+    ErrorTracker unless `async_=True`. `options` are the trackers' keyword arguments
+    (service, release, notification_channels, background, ...)."""
+    asynchronous = isinstance(pool, AsyncConnectionPool | psycopg.AsyncConnection)
+    if isinstance(pool, str):
+        asynchronous = bool(async_)
+    elif async_ is not None and async_ != asynchronous:
+        raise TypeError(
+            f"async_={async_} does not fit a {type(pool).__name__}: the pool decides; "
+            "async_ only chooses for a DSN"
+        )
+    if asynchronous:
+        return AsyncErrorTracker(pool, environment=environment, **options)  # type: ignore[arg-type]
+    return ErrorTracker(pool, environment=environment, **options)  # type: ignore[arg-type]
