@@ -435,7 +435,9 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF p_exception_type IS NULL AND p_message IS NULL AND p_stack_trace IS NULL THEN
+    -- a blank type or message says nothing, as capture_message holds for its message
+    IF coalesce(p_exception_type, '') !~ '\S' AND coalesce(p_message, '') !~ '\S'
+        AND p_stack_trace IS NULL THEN
         RAISE EXCEPTION 'capture_error needs p_exception_type, p_message or p_stack_trace'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -533,7 +535,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF coalesce(p_message, '') = '' THEN
+    IF coalesce(p_message, '') !~ '\S' THEN
         RAISE EXCEPTION 'p_message must not be empty' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     SELECT i.event_id, i.issue_id INTO event_id, issue_id
