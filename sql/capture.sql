@@ -272,6 +272,19 @@ BEGIN
     );
     -- A client clock running ahead must not file events into the future.
     v_occurred := least(coalesce((p ->> 'occurred_at')::timestamptz, now()), now());
+    event_id := coalesce((p ->> 'event_id')::uuid, gen_random_uuid());
+
+    -- The same event sent again (an SDK retry) is stored and counted once already: answer
+    -- with the issue it was filed in, even if it would group elsewhere now, and before an
+    -- issue is created for it that would never hold an event.
+    IF p ? 'event_id' THEN
+        SELECT e.group_id INTO issue_id
+        FROM monitoring.error_events AS e
+        WHERE e.event_id = _ingest.event_id AND e.occurred_at = v_occurred;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+    END IF;
     v_max_length := (v_cfg ->> 'errors.max_message_length')::integer;
     v_max_bytes := (v_cfg ->> 'errors.max_context_bytes')::integer;
 
@@ -309,8 +322,6 @@ BEGIN
     v_type := nullif(v_exceptions -> -1 ->> 'type', '');
     -- the raised exception's value is the event's message when there is one
     v_message := coalesce(v_exceptions -> -1 ->> 'value', v_message);
-
-    event_id := coalesce((p ->> 'event_id')::uuid, gen_random_uuid());
 
     SELECT * INTO v_group FROM monitoring.error_groups AS g
     WHERE g.service = v_service AND g.environment = v_environment
