@@ -378,8 +378,13 @@ BEGIN
     INSERT INTO monitoring.error_group_counts (group_id, occurred_at, user_key)
     VALUES (
         v_group.id, v_occurred,
+        -- prefixed with its kind (as Sentry's sentry:user tag): user id 1 and username "1"
+        -- are two users
         coalesce(
-            v_user ->> 'id', v_user ->> 'username', v_user ->> 'email', v_user ->> 'ip_address'
+            'id:' || nullif(v_user ->> 'id', ''),
+            'username:' || nullif(v_user ->> 'username', ''),
+            'email:' || nullif(v_user ->> 'email', ''),
+            'ip:' || nullif(v_user ->> 'ip_address', '')
         )
     );
     IF v_release IS NOT NULL THEN
