@@ -653,7 +653,8 @@ BEGIN
         ),
         'fingerprint', monitoring._expect(p_event -> 'fingerprint', 'array', p_name || '.fingerprint'),
         'context', monitoring._expect(
-            coalesce(p_event -> 'context', p_event -> 'extra'), 'object', p_name || '.extra'
+            coalesce(p_event -> 'context', p_event -> 'extra'), 'object',
+            p_name || CASE WHEN p_event ? 'context' THEN '.context' ELSE '.extra' END
         ),
         'tags', monitoring._expect(v_tags, 'object', p_name || '.tags'),
         'user', monitoring._expect(p_event -> 'user', 'object', p_name || '.user'),
