@@ -2,7 +2,7 @@
 -- store, Sentry's event JSON, idempotence, batches, and bad input refused with an SQLSTATE and
 -- a message naming the argument.
 BEGIN;
-SELECT plan(78);
+SELECT plan(79);
 
 -- The design document's queries ("PostgreSQL Error Tracking" in production-monitoring.md),
 -- run verbatim over this data. Times are relative to now(), fixed inside the transaction.
@@ -841,6 +841,11 @@ SELECT throws_ok(
     $$SELECT monitoring.capture_event('{"extra": 1}'::jsonb)$$,
     '22023', 'p_event.extra must be a JSON object, not number',
     'capture_event: p_event.extra must be an object'
+);
+SELECT throws_ok(
+    $$SELECT monitoring.capture_event('{"context": [], "extra": {}}'::jsonb)$$,
+    '22023', 'p_event.context must be a JSON object, not array',
+    'capture_event: p_event.context, which wins over extra, is named when it is wrong'
 );
 SELECT throws_ok(
     $$SELECT monitoring.capture_event('{"breadcrumbs": "b"}'::jsonb)$$,
