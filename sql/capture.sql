@@ -514,7 +514,8 @@ AS $$
     SELECT c.event_id, c.issue_id
     FROM monitoring.capture_error(
         p_exception_type, p_message,
-        CASE WHEN btrim(p_stack_trace) ~ '^[\[{]' THEN monitoring.parse_json(p_stack_trace)
+        -- \s, not btrim: JSON from a file or a heredoc may start with a newline
+        CASE WHEN p_stack_trace ~ '^\s*[\[{]' THEN monitoring.parse_json(p_stack_trace)
             ELSE to_jsonb(p_stack_trace)
         END,
         p_context, p_environment, p_service, p_release, p_level, p_tags, p_user, p_fingerprint,
