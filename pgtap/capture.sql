@@ -308,7 +308,7 @@ SELECT
     c.issue_id
 FROM monitoring.capture_error(
     'JsonError', 'frames as text',
-    ' [{"filename": "/app/j.py", "function": "load"}]'::text
+    E'\n  [{"filename": "/app/j.py", "function": "load"}]\n'::text
 ) AS c;
 SELECT is(
     (
