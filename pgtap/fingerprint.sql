@@ -22,27 +22,38 @@ AS $$
     ) AS c;
 $$;
 
+-- A checkout failing in the application, through a library: frame 0 the view, 1 the library,
+-- 2 where it raised. p_changes, by frame index, holds keys to change in that frame, or an
+-- array of frames to put in its place.
+CREATE FUNCTION pg_temp.checkout(p_changes jsonb DEFAULT '{}')
+RETURNS jsonb
+LANGUAGE sql
+AS $$
+    SELECT jsonb_agg(r.frame ORDER BY f.ord, r.ord)
+    FROM jsonb_array_elements(
+        '[{"filename": "/app/shop/views.py", "function": "checkout", "lineno": 10,
+           "context_line": "charge(order)"},
+          {"filename": "/srv/venv/lib/python3.11/site-packages/stripe/api.py",
+           "function": "request", "lineno": 300, "context_line": "return self._post(url)"},
+          {"filename": "/app/shop/payments.py", "function": "charge", "lineno": 42,
+           "context_line": "raise PaymentError(msg)"}]'
+    ) WITH ORDINALITY AS f (frame, ord)
+    CROSS JOIN LATERAL jsonb_array_elements(
+        CASE jsonb_typeof(p_changes -> (f.ord - 1)::text)
+            WHEN 'array' THEN p_changes -> (f.ord - 1)::text
+            ELSE jsonb_build_array(f.frame || coalesce(p_changes -> (f.ord - 1)::text, '{}'))
+        END
+    ) WITH ORDINALITY AS r (frame, ord);
+$$;
+
 CREATE TEMPORARY TABLE base AS
-SELECT pg_temp.issue(
-    'PaymentError', 'order 1001 declined',
-    '[{"filename": "/app/shop/views.py", "function": "checkout", "lineno": 10,
-       "context_line": "charge(order)"},
-      {"filename": "/srv/venv/lib/python3.11/site-packages/stripe/api.py",
-       "function": "request", "lineno": 300, "context_line": "return self._post(url)"},
-      {"filename": "/app/shop/payments.py", "function": "charge", "lineno": 42,
-       "context_line": "raise PaymentError(msg)"}]'
-) AS issue_id;
+SELECT pg_temp.issue('PaymentError', 'order 1001 declined', pg_temp.checkout()) AS issue_id;
 
 -- The same bug, written differently: one issue.
 SELECT is(
     pg_temp.issue(
         'PaymentError', 'order 1001 declined',
-        '[{"filename": "/app/shop/views.py", "function": "checkout", "lineno": 12,
-           "context_line": "charge(order)"},
-          {"filename": "/srv/venv/lib/python3.11/site-packages/stripe/api.py",
-           "function": "request", "lineno": 301, "context_line": "return self._post(url)"},
-          {"filename": "/app/shop/payments.py", "function": "charge", "lineno": 57,
-           "context_line": "raise PaymentError(msg)"}]'
+        pg_temp.checkout('{"0": {"lineno": 12}, "1": {"lineno": 301}, "2": {"lineno": 57}}')
     ),
     (SELECT issue_id FROM base),
     'other line numbers: the same issue'
@@ -50,40 +61,27 @@ SELECT is(
 SELECT is(
     pg_temp.issue(
         'PaymentError', 'order 1001 declined',
-        '[{"filename": "/home/deploy/releases/42/shop/views.py", "function": "checkout",
-           "context_line": "charge(order)"},
-          {"filename": "/usr/local/lib/python3.11/site-packages/stripe/api.py",
-           "function": "request", "context_line": "return self._post(url)"},
-          {"filename": "C:\\build\\shop\\payments.py", "function": "charge",
-           "context_line": "raise PaymentError(msg)"}]'
+        pg_temp.checkout('{
+            "0": {"filename": "/home/deploy/releases/42/shop/views.py"},
+            "1": {"filename": "/usr/local/lib/python3.11/site-packages/stripe/api.py"},
+            "2": {"filename": "C:\\build\\shop\\payments.py"}}')
     ),
     (SELECT issue_id FROM base),
     'other absolute paths (another machine, container or release directory): the same issue'
 );
 SELECT is(
-    pg_temp.issue(
-        'PaymentError', 'order 2002 declined after 3 retries',
-        '[{"filename": "/app/shop/views.py", "function": "checkout",
-           "context_line": "charge(order)"},
-          {"filename": "/srv/venv/lib/python3.11/site-packages/stripe/api.py",
-           "function": "request", "context_line": "return self._post(url)"},
-          {"filename": "/app/shop/payments.py", "function": "charge",
-           "context_line": "raise PaymentError(msg)"}]'
-    ),
+    pg_temp.issue('PaymentError', 'order 2002 declined after 3 retries', pg_temp.checkout()),
     (SELECT issue_id FROM base),
     'other ids and words in the message: the same issue, since the frames decide'
 );
 SELECT is(
     pg_temp.issue(
         'PaymentError', 'order 1001 declined',
-        '[{"filename": "/app/shop/views.py", "function": "checkout",
-           "context_line": "charge(order)"},
-          {"filename": "/srv/venv/lib/python3.11/site-packages/stripe/http.py",
-           "function": "send", "context_line": "return conn.send(req)"},
-          {"filename": "/srv/venv/lib/python3.11/site-packages/stripe/api.py",
-           "function": "_post", "context_line": "return self.http.send()"},
-          {"filename": "/app/shop/payments.py", "function": "charge",
-           "context_line": "raise PaymentError(msg)"}]'
+        pg_temp.checkout('{"1": [
+            {"filename": "/srv/venv/lib/python3.11/site-packages/stripe/http.py",
+             "function": "send", "context_line": "return conn.send(req)"},
+            {"filename": "/srv/venv/lib/python3.11/site-packages/stripe/api.py",
+             "function": "_post", "context_line": "return self.http.send()"}]}')
     ),
     (SELECT issue_id FROM base),
     'other library frames (an upgraded package): the same issue, only in-app frames count'
@@ -91,10 +89,8 @@ SELECT is(
 SELECT is(
     pg_temp.issue(
         'PaymentError', 'order 1001 declined',
-        '[{"filename": "/app/shop/views.py", "function": "checkout",
-           "context_line": "  charge(order)  "},
-          {"filename": "/app/shop/payments.py", "function": "charge",
-           "context_line": "raise \t  PaymentError(msg)"}]'
+        pg_temp.checkout('{"0": {"context_line": "  charge(order)  "},
+            "2": {"context_line": "raise \t  PaymentError(msg)"}}')
     ),
     (SELECT issue_id FROM base),
     'other whitespace in the source lines: the same issue'
@@ -103,33 +99,20 @@ SELECT is(
 -- Another bug: another issue.
 SELECT isnt(
     pg_temp.issue(
-        'PaymentError', 'order 1001 declined',
-        '[{"filename": "/app/shop/views.py", "function": "checkout",
-           "context_line": "charge(order)"},
-          {"filename": "/app/shop/payments.py", "function": "refund",
-           "context_line": "raise PaymentError(msg)"}]'
+        'PaymentError', 'order 1001 declined', pg_temp.checkout('{"2": {"function": "refund"}}')
     ),
     (SELECT issue_id FROM base),
     'another function: another issue'
 );
 SELECT isnt(
-    pg_temp.issue(
-        'RefundError', 'order 1001 declined',
-        '[{"filename": "/app/shop/views.py", "function": "checkout",
-           "context_line": "charge(order)"},
-          {"filename": "/app/shop/payments.py", "function": "charge",
-           "context_line": "raise PaymentError(msg)"}]'
-    ),
+    pg_temp.issue('RefundError', 'order 1001 declined', pg_temp.checkout()),
     (SELECT issue_id FROM base),
     'another exception type: another issue'
 );
 SELECT isnt(
     pg_temp.issue(
         'PaymentError', 'order 1001 declined',
-        '[{"filename": "/app/shop/views.py", "function": "checkout",
-           "context_line": "charge(order)"},
-          {"filename": "/app/shop/payments.py", "function": "charge",
-           "context_line": "raise PaymentError(other_msg)"}]'
+        pg_temp.checkout('{"2": {"context_line": "raise PaymentError(other_msg)"}}')
     ),
     (SELECT issue_id FROM base),
     'another source line: another issue'
@@ -137,10 +120,7 @@ SELECT isnt(
 SELECT isnt(
     pg_temp.issue(
         'PaymentError', 'order 1001 declined',
-        '[{"filename": "/app/shop/views.py", "function": "checkout",
-           "context_line": "charge(order)"},
-          {"filename": "/app/billing/payments.py", "module": "billing.payments",
-           "function": "charge", "context_line": "raise PaymentError(msg)"}]'
+        pg_temp.checkout('{"2": {"module": "billing.payments"}}')
     ),
     (SELECT issue_id FROM base),
     'another module: another issue'
@@ -200,45 +180,29 @@ SELECT isnt(
     'without in-app frames, library frames decide'
 );
 
--- Recursion.
-SELECT is(
-    pg_temp.issue(
-        'RecursionError', 'maximum recursion depth exceeded',
-        (
-            SELECT
-                '[{"filename": "/app/tree.py", "function": "main"}]'::jsonb
-                || jsonb_agg('{"filename": "/app/tree.py", "function": "walk"}'::jsonb)
-            FROM generate_series(1, 40)
+-- Recursion: main, then walk p_depth times, then leaf when given.
+CREATE FUNCTION pg_temp.walk(p_depth integer, p_leaf text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE sql
+AS $$
+    SELECT
+        '[{"filename": "/app/tree.py", "function": "main"}]'::jsonb
+        || jsonb_agg(jsonb_build_object('filename', '/app/tree.py', 'function', 'walk'))
+        || coalesce(
+            jsonb_build_array(jsonb_build_object('filename', '/app/tree.py', 'function', p_leaf)),
+            '[]'
         )
-    ),
-    pg_temp.issue(
-        'RecursionError', 'maximum recursion depth exceeded',
-        '[{"filename": "/app/tree.py", "function": "main"},
-          {"filename": "/app/tree.py", "function": "walk"}]'
-    ),
+    FROM generate_series(1, p_depth);
+$$;
+
+SELECT is(
+    pg_temp.issue('RecursionError', 'maximum recursion depth exceeded', pg_temp.walk(40)),
+    pg_temp.issue('RecursionError', 'maximum recursion depth exceeded', pg_temp.walk(1)),
     'direct recursion counts once, however deep'
 );
 SELECT is(
-    pg_temp.issue(
-        'RecursionError', 'deep',
-        (
-            SELECT
-                '[{"filename": "/app/tree.py", "function": "main"}]'::jsonb
-                || jsonb_agg('{"filename": "/app/tree.py", "function": "walk"}'::jsonb)
-                || '[{"filename": "/app/tree.py", "function": "leaf"}]'::jsonb
-            FROM generate_series(1, 300)
-        )
-    ),
-    pg_temp.issue(
-        'RecursionError', 'deep',
-        (
-            SELECT
-                '[{"filename": "/app/tree.py", "function": "main"}]'::jsonb
-                || jsonb_agg('{"filename": "/app/tree.py", "function": "walk"}'::jsonb)
-                || '[{"filename": "/app/tree.py", "function": "leaf"}]'::jsonb
-            FROM generate_series(1, 120)
-        )
-    ),
+    pg_temp.issue('RecursionError', 'deep', pg_temp.walk(300, 'leaf')),
+    pg_temp.issue('RecursionError', 'deep', pg_temp.walk(120, 'leaf')),
     'recursion deeper than errors.max_frames groups the same at any depth'
 );
 
@@ -275,42 +239,39 @@ SELECT isnt(
 );
 
 -- Chained exceptions: each one contributes.
+CREATE FUNCTION pg_temp.chain(p_cause_type text)
+RETURNS jsonb
+LANGUAGE sql
+AS $$
+    SELECT jsonb_build_object('values', jsonb_build_array(
+        jsonb_build_object(
+            'type', p_cause_type, 'value', 'refused',
+            'stacktrace', '{"frames": [{"filename": "/app/db.py", "function": "connect"}]}'::jsonb
+        ),
+        '{"type": "ServiceError", "value": "failed",
+          "stacktrace": {"frames": [{"filename": "/app/svc.py", "function": "call"}]}}'::jsonb
+    ));
+$$;
+
 SELECT isnt(
-    pg_temp.issue(
-        NULL, NULL,
-        '{"values": [
-            {"type": "ConnectionError", "value": "refused",
-             "stacktrace": {"frames": [{"filename": "/app/db.py", "function": "connect"}]}},
-            {"type": "ServiceError", "value": "failed",
-             "stacktrace": {"frames": [{"filename": "/app/svc.py", "function": "call"}]}}]}'
-    ),
-    pg_temp.issue(
-        NULL, NULL,
-        '{"values": [
-            {"type": "TimeoutError", "value": "refused",
-             "stacktrace": {"frames": [{"filename": "/app/db.py", "function": "connect"}]}},
-            {"type": "ServiceError", "value": "failed",
-             "stacktrace": {"frames": [{"filename": "/app/svc.py", "function": "call"}]}}]}'
-    ),
+    pg_temp.issue(NULL, NULL, pg_temp.chain('ConnectionError')),
+    pg_temp.issue(NULL, NULL, pg_temp.chain('TimeoutError')),
     'chained exceptions: another root cause is another issue'
 );
 SELECT isnt(
-    pg_temp.issue(
-        NULL, NULL,
-        '{"values": [
-            {"type": "ConnectionError", "value": "refused",
-             "stacktrace": {"frames": [{"filename": "/app/db.py", "function": "connect"}]}},
-            {"type": "ServiceError", "value": "failed",
-             "stacktrace": {"frames": [{"filename": "/app/svc.py", "function": "call"}]}}]}'
-    ),
-    pg_temp.issue(
-        'ServiceError', 'failed',
-        '[{"filename": "/app/svc.py", "function": "call"}]'
-    ),
+    pg_temp.issue(NULL, NULL, pg_temp.chain('ConnectionError')),
+    pg_temp.issue('ServiceError', 'failed', '[{"filename": "/app/svc.py", "function": "call"}]'),
     'chained exceptions: the cause counts next to the exception raised last'
 );
 
 -- No frames: type and value; no exception: the message.
+CREATE FUNCTION pg_temp.message_issue(p_message text)
+RETURNS bigint
+LANGUAGE sql
+AS $$
+    SELECT c.issue_id FROM monitoring.capture_message(p_message, p_service => 'grouping') AS c;
+$$;
+
 SELECT is(
     pg_temp.issue('QuotaError', 'tenant 17 used 5001 of 5000 requests', NULL),
     pg_temp.issue('QuotaError', 'tenant 42 used 9001 of 9000 requests', NULL),
@@ -327,25 +288,13 @@ SELECT isnt(
     'without frames, another type is another issue'
 );
 SELECT is(
-    (
-        SELECT c.issue_id
-        FROM monitoring.capture_message('Order 123 failed to ship', p_service => 'grouping') AS c
-    ),
-    (
-        SELECT c.issue_id
-        FROM monitoring.capture_message('Order 456 failed to ship', p_service => 'grouping') AS c
-    ),
+    pg_temp.message_issue('Order 123 failed to ship'),
+    pg_temp.message_issue('Order 456 failed to ship'),
     'messages differing only in numbers are one issue'
 );
 SELECT isnt(
-    (
-        SELECT c.issue_id
-        FROM monitoring.capture_message('Order 123 failed to ship', p_service => 'grouping') AS c
-    ),
-    (
-        SELECT c.issue_id
-        FROM monitoring.capture_message('Order 123 shipped late', p_service => 'grouping') AS c
-    ),
+    pg_temp.message_issue('Order 123 failed to ship'),
+    pg_temp.message_issue('Order 123 shipped late'),
     'other messages are other issues'
 );
 SELECT results_eq(

@@ -5,48 +5,46 @@ SELECT plan(33);
 
 -- frame_in_app: the application's files are in-app; packages, the standard library and the
 -- interpreter are not.
-SELECT ok(monitoring.frame_in_app('/app/shop/payments.py'), 'an application file is in-app');
-SELECT ok(
-    monitoring.frame_in_app('/app/lib/helpers.py'),
-    'an application directory named lib is still in-app'
-);
-SELECT ok(monitoring.frame_in_app('payments.py'), 'a bare file name is in-app');
-SELECT ok(
-    NOT monitoring.frame_in_app('/srv/venv/lib/python3.11/site-packages/requests/api.py'),
-    'site-packages is not in-app'
-);
-SELECT ok(
-    NOT monitoring.frame_in_app('/usr/lib/python3/dist-packages/urllib3/connection.py'),
-    'dist-packages is not in-app'
-);
-SELECT ok(
-    NOT monitoring.frame_in_app('/usr/lib/python3.11/json/decoder.py'),
-    'the standard library under /usr/lib/python3.11 is not in-app'
-);
-SELECT ok(
-    NOT monitoring.frame_in_app('/usr/local/lib/python3.12/asyncio/events.py'),
-    'the standard library under /usr/local/lib/python3.12 is not in-app'
-);
-SELECT ok(
-    NOT monitoring.frame_in_app('/usr/lib64/python3.11/json/decoder.py'),
-    'the standard library under /usr/lib64 (Fedora, RHEL) is not in-app'
-);
-SELECT ok(
-    NOT monitoring.frame_in_app('C:\Python311\Lib\json\decoder.py'),
-    'the standard library of a Windows install (Python311\Lib) is not in-app'
-);
-SELECT ok(
-    NOT monitoring.frame_in_app('C:\app\venv\Lib\site-packages\requests\api.py'),
-    'Windows site-packages is not in-app'
-);
-SELECT ok(
-    NOT monitoring.frame_in_app('<frozen importlib._bootstrap>'),
-    'a frozen interpreter module is not in-app'
-);
-SELECT ok(
-    NOT monitoring.frame_in_app(NULL, 'asyncio.events'),
-    'a standard library module known only by its module name is not in-app'
-);
+SELECT is(monitoring.frame_in_app(t.filename, t.module), t.in_app, t.what)
+FROM (
+    VALUES
+    ('/app/shop/payments.py', NULL, TRUE, 'an application file is in-app'),
+    ('/app/lib/helpers.py', NULL, TRUE, 'an application directory named lib is still in-app'),
+    ('payments.py', NULL, TRUE, 'a bare file name is in-app'),
+    (
+        '/srv/venv/lib/python3.11/site-packages/requests/api.py', NULL, FALSE,
+        'site-packages is not in-app'
+    ),
+    (
+        '/usr/lib/python3/dist-packages/urllib3/connection.py', NULL, FALSE,
+        'dist-packages is not in-app'
+    ),
+    (
+        '/usr/lib/python3.11/json/decoder.py', NULL, FALSE,
+        'the standard library under /usr/lib/python3.11 is not in-app'
+    ),
+    (
+        '/usr/local/lib/python3.12/asyncio/events.py', NULL, FALSE,
+        'the standard library under /usr/local/lib/python3.12 is not in-app'
+    ),
+    (
+        '/usr/lib64/python3.11/json/decoder.py', NULL, FALSE,
+        'the standard library under /usr/lib64 (Fedora, RHEL) is not in-app'
+    ),
+    (
+        'C:\Python311\Lib\json\decoder.py', NULL, FALSE,
+        'the standard library of a Windows install (Python311\Lib) is not in-app'
+    ),
+    (
+        'C:\app\venv\Lib\site-packages\requests\api.py', NULL, FALSE,
+        'Windows site-packages is not in-app'
+    ),
+    ('<frozen importlib._bootstrap>', NULL, FALSE, 'a frozen interpreter module is not in-app'),
+    (
+        NULL, 'asyncio.events', FALSE,
+        'a standard library module known only by its module name is not in-app'
+    )
+) AS t (filename, module, in_app, what);
 
 -- parse_python_traceback: one exception.
 SELECT is(

@@ -134,11 +134,8 @@ BEGIN
         ) THEN
             v_chain := monitoring._exception_chain(p_stack, 'p_stack_trace');
         WHEN jsonb_typeof(p_stack) = 'array' THEN
-            -- frames only, the common case: nothing to normalise
-            IF jsonb_path_exists(p_stack, '$[*] ? (@.type() != "object")') THEN
-                RAISE EXCEPTION 'p_stack_trace must hold frame objects'
-                    USING ERRCODE = 'invalid_parameter_value';
-            END IF;
+            -- frames only, the common case: nothing to normalise (frames that are no object
+            -- are kept and do not count for grouping)
             -- jsonb_strip_nulls would rebuild the whole trace: leave out nulls by hand
             RETURN jsonb_build_array(
                 jsonb_build_object('frames', p_stack)
@@ -299,6 +296,19 @@ BEGIN
     );
     -- A client clock running ahead must not file events into the future.
     v_occurred := least(coalesce(p_occurred_at, now()), now());
+    event_id := coalesce(p_event_id, gen_random_uuid());
+
+    -- The same event sent again (an SDK retry) is stored and counted once already: answer
+    -- with the issue it was filed in, even if it would group elsewhere now, and before an
+    -- issue is created for it that would never hold an event.
+    IF p_event_id IS NOT NULL THEN
+        SELECT e.group_id INTO issue_id
+        FROM monitoring.error_events AS e
+        WHERE e.event_id = p_event_id AND e.occurred_at = v_occurred;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+    END IF;
     v_max_length := (v_cfg ->> 'errors.max_message_length')::integer;
     v_max_bytes := (v_cfg ->> 'errors.max_context_bytes')::integer;
 
@@ -343,7 +353,6 @@ BEGIN
     v_type := nullif(v_exceptions -> -1 ->> 'type', '');
     -- the raised exception's value is the event's message when there is one
     v_message := coalesce(v_exceptions -> -1 ->> 'value', v_message);
-    event_id := coalesce(p_event_id, gen_random_uuid());
 
     SELECT * INTO v_group FROM monitoring.error_groups AS g
     WHERE g.service = v_service AND g.environment = v_environment
@@ -397,8 +406,13 @@ BEGIN
     INSERT INTO monitoring.error_group_counts (group_id, occurred_at, user_key)
     VALUES (
         v_group.id, v_occurred,
+        -- prefixed with its kind (as Sentry's sentry:user tag): user id 1 and username "1"
+        -- are two users
         coalesce(
-            v_user ->> 'id', v_user ->> 'username', v_user ->> 'email', v_user ->> 'ip_address'
+            'id:' || nullif(v_user ->> 'id', ''),
+            'username:' || nullif(v_user ->> 'username', ''),
+            'email:' || nullif(v_user ->> 'email', ''),
+            'ip:' || nullif(v_user ->> 'ip_address', '')
         )
     );
     IF v_release IS NOT NULL THEN
@@ -466,7 +480,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     -- a blank type or message says nothing, as capture_message holds for its message
-    IF coalesce(btrim(p_exception_type), '') = '' AND coalesce(btrim(p_message), '') = ''
+    IF coalesce(p_exception_type, '') !~ '\S' AND coalesce(p_message, '') !~ '\S'
         AND p_stack_trace IS NULL THEN
         RAISE EXCEPTION 'capture_error needs p_exception_type, p_message or p_stack_trace'
             USING ERRCODE = 'null_value_not_allowed';
@@ -522,7 +536,8 @@ AS $$
     SELECT c.event_id, c.issue_id
     FROM monitoring.capture_error(
         p_exception_type, p_message,
-        CASE WHEN btrim(p_stack_trace) ~ '^[\[{]' THEN monitoring.parse_json(p_stack_trace)
+        -- \s, not btrim: JSON from a file or a heredoc may start with a newline
+        CASE WHEN p_stack_trace ~ '^\s*[\[{]' THEN monitoring.parse_json(p_stack_trace)
             ELSE to_jsonb(p_stack_trace)
         END,
         p_context, p_environment, p_service, p_release, p_level, p_tags, p_user, p_fingerprint,
@@ -559,7 +574,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF coalesce(btrim(p_message), '') = '' THEN
+    IF coalesce(p_message, '') !~ '\S' THEN
         RAISE EXCEPTION 'p_message must not be empty' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     SELECT i.event_id, i.issue_id INTO event_id, issue_id
@@ -660,7 +675,8 @@ BEGIN
             )
         ),
         monitoring._expect(
-            coalesce(p_event -> 'context', p_event -> 'extra'), 'object', p_name || '.extra'
+            coalesce(p_event -> 'context', p_event -> 'extra'), 'object',
+            p_name || CASE WHEN p_event ? 'context' THEN '.context' ELSE '.extra' END
         ),
         monitoring._expect(v_tags, 'object', p_name || '.tags'),
         monitoring._expect(p_event -> 'user', 'object', p_name || '.user'),

@@ -98,10 +98,18 @@ BEGIN
         v_release := p_in_release;
     ELSIF p_in_next_release THEN
         v_resolution := 'in_next_release';
-        SELECT e.release INTO v_release
-        FROM monitoring.error_events AS e
-        WHERE e.group_id = p_issue_id AND e.release IS NOT NULL
-        ORDER BY e.occurred_at DESC
+        -- The newest release the issue was seen in, ordered as _regresses orders releases
+        -- (by first sighting): the latest event may come from a server still running an
+        -- older release, and resolving after that one would let the current one regress it.
+        SELECT r.version INTO v_release
+        FROM monitoring.error_groups AS g
+        INNER JOIN monitoring.releases AS r ON g.service = r.service
+        WHERE g.id = p_issue_id
+            AND EXISTS (
+                SELECT FROM monitoring.error_events AS e
+                WHERE e.group_id = g.id AND e.release = r.version
+            )
+        ORDER BY r.first_seen DESC
         LIMIT 1;
         IF v_release IS NULL THEN
             RAISE EXCEPTION 'issue % has no event with a release to resolve after',

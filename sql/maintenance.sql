@@ -180,10 +180,24 @@ BEGIN
     DELETE FROM monitoring.error_events_default AS d WHERE d.occurred_at < v_cutoff;
     GET DIAGNOSTICS v_default_rows = ROW_COUNT;
 
-    DELETE FROM monitoring.error_groups AS g
-    WHERE g.last_seen < v_cutoff
-        AND NOT EXISTS (SELECT FROM monitoring.error_group_counts AS c WHERE c.group_id = g.id);
-    GET DIAGNOSTICS v_issues = ROW_COUNT;
+    -- error_group_users has no foreign key to cascade from: the rows of the deleted issues
+    -- go in the same statement.
+    WITH deleted AS (
+        DELETE FROM monitoring.error_groups AS g
+        WHERE g.last_seen < v_cutoff
+            AND NOT EXISTS (
+                SELECT FROM monitoring.error_group_counts AS c WHERE c.group_id = g.id
+            )
+        RETURNING g.id
+    ),
+
+    users AS (
+        DELETE FROM monitoring.error_group_users AS u
+        USING deleted AS d
+        WHERE u.group_id = d.id
+    )
+
+    SELECT count(*) INTO v_issues FROM deleted;
 
     RETURN jsonb_build_object(
         'partitions_dropped', v_dropped,
