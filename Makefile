@@ -30,7 +30,7 @@ CLUSTER := pg_virtualenv -t \
 	-o external_pid_file=$(shell mktemp -u /tmp/pg_monitoring-cluster-XXXXXX.pid)
 
 .PHONY: all help release test lint deps system-deps stage test-in-cluster pgtap pytest \
-	demo test-docker bench bench-in-cluster bench-errors bench-cache
+	demo test-docker bench bench-in-cluster bench-errors bench-tracker bench-cache
 
 all: $(EXT_SCRIPTS) $(BUILD_DIR)/$(EXTENSION).control
 
@@ -142,10 +142,13 @@ endif
 bench: deps stage
 	$(CLUSTER) -o fsync=on $(MAKE) --no-print-directory bench-in-cluster
 
-bench-in-cluster: bench-errors bench-cache
+bench-in-cluster: bench-errors bench-tracker bench-cache
 
 bench-errors:
 	bench/capture.sh
+
+bench-tracker: $(VENV_STAMP)
+	$(VENV_BIN)/python bench/tracker_latency.py
 
 bench-cache: $(VENV_STAMP)
 	$(VENV_BIN)/python bench/cache_bench.py

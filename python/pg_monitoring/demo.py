@@ -1,6 +1,8 @@
 """`make demo`: the main job end to end on whatever database it is given.
 
-With no DATABASE_URL, `make demo` runs this on a throwaway cluster.
+With no DATABASE_URL, `make demo` runs this on a throwaway cluster. It installs the schema,
+lets a small shop application fail in a few realistic ways, shows how the errors grouped and
+what triage looks like, then some cache traffic and a maintenance run.
 """
 
 from __future__ import annotations
@@ -10,26 +12,124 @@ from typing import Any
 
 import psycopg
 
-from . import cli, installer
+from . import cli, installer, issues, render
 from .caching import MISS, SyncPostgresCache
+from .connection import Connector
+from .monitoring import ErrorTracker
+
+Echo = Callable[[str], None]
 
 
-def run(conn: psycopg.Connection[Any], echo: Callable[[str], None] = print) -> None:
+# The shop application. Its bugs are the demo's errors: the same bug raised with other ids
+# must become one issue, a different bug another.
+class PaymentGatewayTimeout(Exception):
+    pass
+
+
+INVENTORY = {"sku-1": 12, "sku-2": 0}
+
+
+def charge(order_id: int, amount_cents: int) -> None:
+    raise PaymentGatewayTimeout(f"gateway did not answer within 30s for order {order_id}")
+
+
+def place_order(order_id: int) -> None:
+    charge(order_id, amount_cents=order_id * 7)
+
+
+def parse_quantity(text: str) -> int:
+    return int(text)
+
+
+def reserve(sku: str) -> int:
+    return INVENTORY[sku]
+
+
+def checkout(order_id: int, sku: str) -> None:
+    try:
+        reserve(sku)
+    except KeyError as missing:
+        raise RuntimeError(f"checkout of order {order_id} failed") from missing
+
+
+def run(conn: psycopg.Connection[Any], echo: Echo = print) -> None:
     outcome = installer.install(conn)
     if outcome.action == "installed":
         echo(f"Installed pg_monitoring {outcome.version} as a plain script: {outcome.steps[0]}")
     else:
         echo(f"pg_monitoring {outcome.version} was installed already.")
-    echo("")
-    cli.print_status(cli.status_report(conn))
-    echo("")
+    summarize_install(conn, echo)
+    conn.commit()
+
+    echo("\n== Errors from a small shop application")
+    capture_shop_errors(conn, echo)
+    echo("\n== Cache")
     cache_traffic(conn, echo)
+    echo("\n== Maintenance (run it every minute: pg_cron, or `pg-monitoring maintain --every 60`)")
+    echo(render.to_json(issues.run_maintenance(Connector(conn))))
 
 
-def cache_traffic(conn: psycopg.Connection[Any], echo: Callable[[str], None]) -> None:
+def summarize_install(conn: psycopg.Connection[Any], echo: Echo) -> None:
+    report = cli.status_report(conn)
+    kinds: dict[str, int] = {}
+    for obj in report["objects"]:
+        kinds[obj["kind"]] = kinds.get(obj["kind"], 0) + 1
+    echo("  " + ", ".join(f"{count} {kind}s" for kind, count in sorted(kinds.items())))
+    echo("  roles: " + ", ".join(role["role"] for role in report["roles"]))
+    echo("  (`pg-monitoring status` lists every object)")
+
+
+def capture_shop_errors(conn: psycopg.Connection[Any], echo: Echo) -> None:
+    tracker = ErrorTracker(conn, environment="production", service="shop", release="1.4.0")
+    take_orders(tracker, [1001, 1002, 1003, 1004, 1005])
+    for text in ("3x", "two", "1O"):
+        try:
+            parse_quantity(text)
+        except ValueError as error:
+            tracker.capture_exception(
+                error, context={"input": text, "password": "hunter2"}, user={"id": "user-1"}
+            )
+    try:
+        checkout(1006, "sku-404")
+    except RuntimeError as error:
+        tracker.capture_exception(error, user={"email": "ada@example.com"})
+    tracker.capture_message("stock for sku-2 is 0", level="warning")
+    echo("Captured 10 errors and a warning. The issues they grouped into:")
+
+    db = Connector(conn)
+    rows = issues.list_issues(db, issues.IssueFilter(status=None))
+    render.console().print(render.issues_table(rows))
+
+    timeout_issue = next(r["id"] for r in rows if "PaymentGatewayTimeout" in r["title"])
+    value_issue = next(r["id"] for r in rows if "ValueError" in r["title"])
+    echo(f"\n`pg-monitoring show {value_issue}` (the password in its context was scrubbed):")
+    detail = issues.show_issue(db, value_issue)
+    assert detail is not None
+    render.print_issue(render.console(), detail)
+
+    echo(f"\nResolve #{timeout_issue}, then the gateway times out again:")
+    issues.resolve(db, timeout_issue, actor="oncall@example.com")
+    take_orders(tracker, [1007])
+    again = issues.list_issues(db, issues.IssueFilter(status=None))
+    row = next(r for r in again if r["id"] == timeout_issue)
+    echo(f"  #{row['id']} is {row['status']} ({row['substatus']}), seen {row['times_seen']} times")
+    echo(f"  history: {[h['action'] for h in issues.show_issue(db, timeout_issue)['history']]}")
+    tracker.close()
+
+
+def take_orders(tracker: ErrorTracker, order_ids: list[int]) -> None:
+    for order_id in order_ids:
+        try:
+            place_order(order_id)
+        except PaymentGatewayTimeout as error:
+            tracker.capture_exception(
+                error, context={"order_id": order_id}, user={"id": f"user-{order_id % 3}"}
+            )
+
+
+def cache_traffic(conn: psycopg.Connection[Any], echo: Echo) -> None:
     """Some cache traffic, then what monitoring.cache_stats() makes of it."""
     cache = SyncPostgresCache(conn)
-    echo("Cache traffic:")
     cache.set("user:123", {"id": 123, "name": "Ada"}, ttl=3600)
     cache.set_many({f"product:{i}": {"id": i, "price": i * 10} for i in range(1, 4)}, ttl=1800)
     echo(f"  get user:123            -> {cache.get('user:123')}")
@@ -40,7 +140,6 @@ def cache_traffic(conn: psycopg.Connection[Any], echo: Callable[[str], None]) ->
     echo(f"  incr page:views x3      -> {[cache.incr('page:views') for _ in range(3)]}")
     echo(f"  delete_pattern user:*   -> {cache.delete_pattern('user:*')} deleted")
     stats = cache.stats()
-    echo("")
     echo("monitoring.cache_stats():")
     for name, value in stats.items():
         echo(f"  {name:<16} {value}")
