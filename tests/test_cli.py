@@ -51,5 +51,10 @@ def test_the_installed_command_runs_the_demo(database: str) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert f"Installed pg_monitoring {NEWEST}" in result.stdout
-    assert "monitoring.installed_versions" in result.stdout
+    out = result.stdout
+    assert f"Installed pg_monitoring {NEWEST}" in out
+    assert "PaymentGatewayTimeout: gateway did not answer within 30s" in out
+    assert 'password: "[Filtered]"' in out
+    assert "is unresolved (regressed), seen 6 times" in out
+    assert "get user:999            -> MISS" in out
+    assert '"events_folded": 11' in out
