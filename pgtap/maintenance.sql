@@ -2,7 +2,7 @@
 -- exact before and after run_maintenance folds them, retention, one idempotent entry point
 -- with a report, and pg_cron scheduling where it exists.
 BEGIN;
-SELECT plan(36);
+SELECT plan(39);
 -- fold_error_counts creates its ON COMMIT DROP work table IF NOT EXISTS: folding more than
 -- once in this one transaction would print a notice each time
 SET LOCAL client_min_messages = warning;
@@ -307,6 +307,38 @@ SELECT is(
     'Run `pg-monitoring maintain` (or SELECT monitoring.run_maintenance()) every minute from '
     || 'any scheduler instead.',
     'and its hint says what to do instead'
+);
+
+-- An ignore threshold met by events that each counted just short of it (concurrent captures
+-- see only committed events) is caught by the next run. The buffer rows stand for them.
+CREATE TEMPORARY TABLE short_of AS
+SELECT c.issue_id FROM monitoring.capture_message('threshold', p_service => 'short') AS c;
+SELECT monitoring.ignore_issue(s.issue_id, p_until_events => 2) FROM short_of AS s;
+INSERT INTO monitoring.error_group_counts (group_id, occurred_at)
+SELECT
+    s.issue_id,
+    now() AS occurred_at
+FROM short_of AS s CROSS JOIN generate_series(1, 2);
+SELECT is(
+    (SELECT (monitoring.run_maintenance() ->> 'ignores_expired')::int),
+    1,
+    'run_maintenance wakes an ignored issue whose event threshold was crossed'
+);
+SELECT is(
+    (
+        SELECT i.status || '/' || i.substatus FROM monitoring.issues AS i
+        WHERE i.id = (SELECT s.issue_id FROM short_of AS s)
+    ),
+    'unresolved/escalating',
+    'and it is escalating'
+);
+SELECT is(
+    (
+        SELECT h.data ->> 'reason' FROM monitoring.issue_history AS h
+        WHERE h.issue_id = (SELECT s.issue_id FROM short_of AS s) AND h.action = 'escalating'
+    ),
+    'event count reached',
+    'with the reason in its history'
 );
 
 SELECT * FROM finish();

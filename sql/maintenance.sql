@@ -188,6 +188,11 @@ BEGIN
             AND NOT EXISTS (
                 SELECT FROM monitoring.error_group_counts AS c WHERE c.group_id = g.id
             )
+            -- an issue goes with its last event: one in a partition not dropped yet (the
+            -- cutoff falls inside its day) keeps the issue until the next day
+            AND NOT EXISTS (
+                SELECT FROM monitoring.error_events AS e WHERE e.group_id = g.id
+            )
         RETURNING g.id
     ),
 
@@ -211,7 +216,10 @@ COMMENT ON FUNCTION monitoring.apply_error_retention() IS
 'Drops event partitions older than errors.retention_days, deletes older events from the '
 'DEFAULT partition and issues last seen before the window';
 
--- A time-limited ignore that ran out without new events: the issue is unresolved again.
+-- Ignores whose condition is met without an event having woken them: the time ran out, or
+-- concurrent events each counted just short of the threshold (a capture sees only committed
+-- events). Runs after the fold, serially, so every threshold crossing is caught here at the
+-- latest.
 CREATE FUNCTION monitoring.expire_ignores()
 RETURNS bigint
 LANGUAGE plpgsql
@@ -219,16 +227,38 @@ AS $$
 DECLARE
     v_count bigint;
 BEGIN
-    WITH expired AS (
+    WITH due AS (
+        SELECT g.id, monitoring._ignore_over(g) AS reason
+        FROM monitoring.error_groups AS g
+        WHERE g.status = 'ignored'
+            AND (
+                g.ignore_until IS NOT NULL
+                OR g.ignore_until_times_seen IS NOT NULL
+                OR g.ignore_until_users_seen IS NOT NULL
+            )
+    ),
+
+    woken AS (
         UPDATE monitoring.error_groups AS g
-        SET status = 'unresolved', ignored_at = NULL, ignored_by = NULL, ignore_until = NULL,
+        SET status = 'unresolved',
+            -- thresholds met by events escalate; a period that merely ended does not
+            substatus = CASE WHEN d.reason = 'until time passed' THEN NULL ELSE 'escalating' END,
+            substatus_at = CASE WHEN d.reason = 'until time passed' THEN NULL ELSE now() END,
+            ignored_at = NULL, ignored_by = NULL, ignore_until = NULL,
             ignore_until_times_seen = NULL, ignore_until_users_seen = NULL
-        WHERE g.status = 'ignored' AND g.ignore_until <= now()
-        RETURNING g.id
+        FROM due AS d
+        WHERE g.id = d.id AND d.reason IS NOT NULL
+        RETURNING g.id, d.reason
     )
+
     INSERT INTO monitoring.issue_activity (group_id, action, data)
-    SELECT e.id, 'unresolved', '{"reason": "ignore period ended"}'
-    FROM expired AS e;
+    SELECT
+        w.id,
+        CASE WHEN w.reason = 'until time passed' THEN 'unresolved' ELSE 'escalating' END,
+        CASE WHEN w.reason = 'until time passed' THEN '{"reason": "ignore period ended"}'
+            ELSE jsonb_build_object('reason', w.reason)
+        END
+    FROM woken AS w;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_count;
 END
