@@ -8,4 +8,5 @@
 -- @include schema.sql
 -- @include roles.sql
 -- @include settings.sql
+-- @include normalize.sql
 -- @include privileges.sql
