@@ -24,6 +24,7 @@ from pg_monitoring import (
     Captured,
     ErrorNotificationChannel,
     ErrorTracker,
+    NotFoundError,
     PgMonitoringError,
     init_error_tracker,
 )
@@ -532,7 +533,7 @@ def test_issue_lookups_use_the_trackers_environment(installed_db: str) -> None:
         production.capture_message("boom", fingerprint="same")
         staging.resolve_error("same")
         assert production.resolve_error("same", environment="staging")["status"] == "resolved"
-        with pytest.raises(PgMonitoringError, match="no issue with fingerprint 'other'"):
+        with pytest.raises(NotFoundError, match="no issue with fingerprint 'other'"):
             production.resolve_error("other")
         with pytest.raises(PgMonitoringError, match="names 2 issues"):
             anywhere.resolve_error("same")

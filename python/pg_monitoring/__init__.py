@@ -12,6 +12,7 @@ from .connection import AsyncConnector, Connector
 from .errors import (
     InstallError,
     InvalidArgumentError,
+    NotFoundError,
     NotInstalledError,
     PermissionDeniedError,
     PgMonitoringError,
@@ -39,6 +40,7 @@ __all__ = [
     "ErrorTracker",
     "InstallError",
     "InvalidArgumentError",
+    "NotFoundError",
     "NotInstalledError",
     "PermissionDeniedError",
     "PgMonitoringError",

@@ -30,12 +30,17 @@ class PermissionDeniedError(PgMonitoringError, PermissionError):
     """The role lacks the monitoring_* role the call needs."""
 
 
+class NotFoundError(PgMonitoringError, LookupError):
+    """What the call names does not exist (an issue id, a fingerprint)."""
+
+
 _BY_SQLSTATE: dict[type[psycopg.Error], type[PgMonitoringError]] = {
     pg_errors.InvalidParameterValue: InvalidArgumentError,
     pg_errors.NullValueNotAllowed: InvalidArgumentError,
     pg_errors.InvalidTextRepresentation: InvalidArgumentError,
     pg_errors.StringDataRightTruncation: InvalidArgumentError,
     pg_errors.InsufficientPrivilege: PermissionDeniedError,
+    pg_errors.NoDataFound: NotFoundError,
     pg_errors.InvalidSchemaName: NotInstalledError,
     pg_errors.UndefinedFunction: NotInstalledError,
 }
