@@ -424,31 +424,19 @@ BEGIN
     -- Lifecycle. The status test is repeated in each UPDATE: concurrent events of one issue
     -- queue on its row, and only the first finds it resolved or ignored.
     IF v_group.status = 'resolved' AND monitoring._regresses(v_group, v_release) THEN
-        UPDATE monitoring.error_groups AS g
-        SET status = 'unresolved', substatus = 'regressed', substatus_at = now(),
-            resolved_at = NULL, resolved_by = NULL, resolution = NULL,
-            resolved_in_release = NULL
-        WHERE g.id = v_group.id AND g.status = 'resolved';
-        IF FOUND THEN
-            PERFORM monitoring._record_activity(
-                v_group.id, 'regression', NULL,
-                jsonb_strip_nulls(jsonb_build_object('event_id', event_id, 'release', v_release))
-            );
-        END IF;
+        PERFORM monitoring._transition(
+            v_group.id, '{resolved}', 'unresolved', 'regression', NULL,
+            jsonb_strip_nulls(jsonb_build_object('event_id', event_id, 'release', v_release)),
+            p_substatus => 'regressed'
+        );
     ELSIF v_group.status = 'ignored' THEN
         v_reason := monitoring._ignore_over(v_group);
         IF v_reason IS NOT NULL THEN
-            UPDATE monitoring.error_groups AS g
-            SET status = 'unresolved', substatus = 'escalating', substatus_at = now(),
-                ignored_at = NULL, ignored_by = NULL, ignore_until = NULL,
-                ignore_until_times_seen = NULL, ignore_until_users_seen = NULL
-            WHERE g.id = v_group.id AND g.status = 'ignored';
-            IF FOUND THEN
-                PERFORM monitoring._record_activity(
-                    v_group.id, 'escalating', NULL,
-                    jsonb_build_object('event_id', event_id, 'reason', v_reason)
-                );
-            END IF;
+            PERFORM monitoring._transition(
+                v_group.id, '{ignored}', 'unresolved', 'escalating', NULL,
+                jsonb_build_object('event_id', event_id, 'reason', v_reason),
+                p_substatus => 'escalating'
+            );
         END IF;
     END IF;
 END

@@ -65,6 +65,50 @@ AS $$
     VALUES (p_group_id, p_action, p_actor, coalesce(p_data, '{}'));
 $$;
 
+-- Every status change goes through here, so a state never keeps fields of another (a
+-- reopened issue no resolution, a resolved one no ignore condition). Only an issue whose
+-- status is one of p_from changes: concurrent callers queue on the row, and the first wins.
+-- Records the activity and returns whether it changed anything.
+CREATE FUNCTION monitoring._transition(
+    p_issue_id bigint,
+    p_from text[],
+    p_to text,
+    p_action text,
+    p_actor text,
+    p_data jsonb DEFAULT '{}',
+    p_substatus text DEFAULT NULL,
+    p_resolution text DEFAULT NULL,
+    p_release text DEFAULT NULL,
+    p_ignore_until timestamptz DEFAULT NULL,
+    p_ignore_until_times_seen bigint DEFAULT NULL,
+    p_ignore_until_users_seen bigint DEFAULT NULL
+)
+RETURNS boolean
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    UPDATE monitoring.error_groups AS g
+    SET status = p_to,
+        substatus = p_substatus,
+        substatus_at = CASE WHEN p_substatus IS NOT NULL THEN now() END,
+        resolved_at = CASE WHEN p_to = 'resolved' THEN now() END,
+        resolved_by = CASE WHEN p_to = 'resolved' THEN p_actor END,
+        resolution = CASE WHEN p_to = 'resolved' THEN p_resolution END,
+        resolved_in_release = CASE WHEN p_to = 'resolved' THEN p_release END,
+        ignored_at = CASE WHEN p_to = 'ignored' THEN now() END,
+        ignored_by = CASE WHEN p_to = 'ignored' THEN p_actor END,
+        ignore_until = CASE WHEN p_to = 'ignored' THEN p_ignore_until END,
+        ignore_until_times_seen = CASE WHEN p_to = 'ignored' THEN p_ignore_until_times_seen END,
+        ignore_until_users_seen = CASE WHEN p_to = 'ignored' THEN p_ignore_until_users_seen END
+    WHERE g.id = p_issue_id AND g.status = ANY(p_from);
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM monitoring._record_activity(p_issue_id, p_action, p_actor, p_data);
+    RETURN true;
+END
+$$;
+
 -- Resolve now (p_in_release NULL, p_in_next_release false), in release X (events from older
 -- releases do not regress it), or in the next release (only releases newer than the latest
 -- one the issue has seen regress it).
@@ -119,24 +163,11 @@ BEGIN
         END IF;
     END IF;
 
-    UPDATE monitoring.error_groups AS g
-    SET status = 'resolved',
-        substatus = NULL,
-        substatus_at = NULL,
-        resolved_at = now(),
-        resolved_by = coalesce(p_actor, session_user),
-        resolution = v_resolution,
-        resolved_in_release = v_release,
-        ignored_at = NULL,
-        ignored_by = NULL,
-        ignore_until = NULL,
-        ignore_until_times_seen = NULL,
-        ignore_until_users_seen = NULL
-    WHERE g.id = p_issue_id;
-
-    PERFORM monitoring._record_activity(
-        p_issue_id, 'resolved', coalesce(p_actor, session_user),
-        jsonb_strip_nulls(jsonb_build_object('resolution', v_resolution, 'release', v_release))
+    PERFORM monitoring._transition(
+        p_issue_id, '{unresolved,resolved,ignored}', 'resolved', 'resolved',
+        coalesce(p_actor, session_user),
+        jsonb_strip_nulls(jsonb_build_object('resolution', v_resolution, 'release', v_release)),
+        p_resolution => v_resolution, p_release => v_release
     );
     SELECT * INTO v_result FROM monitoring.issues AS i WHERE i.id = p_issue_id;
     RETURN v_result;
@@ -179,26 +210,15 @@ BEGIN
     END IF;
     SELECT * INTO v_now FROM monitoring.issues AS i WHERE i.id = p_issue_id;
 
-    UPDATE monitoring.error_groups AS g
-    SET status = 'ignored',
-        substatus = NULL,
-        substatus_at = NULL,
-        ignored_at = now(),
-        ignored_by = coalesce(p_actor, session_user),
-        ignore_until = p_until,
-        ignore_until_times_seen = v_now.times_seen + p_until_events,
-        ignore_until_users_seen = v_now.users_seen + p_until_users,
-        resolved_at = NULL,
-        resolved_by = NULL,
-        resolution = NULL,
-        resolved_in_release = NULL
-    WHERE g.id = p_issue_id;
-
-    PERFORM monitoring._record_activity(
-        p_issue_id, 'ignored', coalesce(p_actor, session_user),
+    PERFORM monitoring._transition(
+        p_issue_id, '{unresolved,resolved,ignored}', 'ignored', 'ignored',
+        coalesce(p_actor, session_user),
         jsonb_strip_nulls(jsonb_build_object(
             'until', p_until, 'until_events', p_until_events, 'until_users', p_until_users
-        ))
+        )),
+        p_ignore_until => p_until,
+        p_ignore_until_times_seen => v_now.times_seen + p_until_events,
+        p_ignore_until_users_seen => v_now.users_seen + p_until_users
     );
     SELECT * INTO v_result FROM monitoring.issues AS i WHERE i.id = p_issue_id;
     RETURN v_result;
@@ -225,25 +245,10 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM monitoring._issue_not_found(p_issue_id);
     END IF;
-    IF v_old <> 'unresolved' THEN
-        UPDATE monitoring.error_groups AS g
-        SET status = 'unresolved',
-            substatus = NULL,
-            substatus_at = NULL,
-            resolved_at = NULL,
-            resolved_by = NULL,
-            resolution = NULL,
-            resolved_in_release = NULL,
-            ignored_at = NULL,
-            ignored_by = NULL,
-            ignore_until = NULL,
-            ignore_until_times_seen = NULL,
-            ignore_until_users_seen = NULL
-        WHERE g.id = p_issue_id;
-        PERFORM monitoring._record_activity(
-            p_issue_id, 'unresolved', coalesce(p_actor, session_user), jsonb_build_object('from', v_old)
-        );
-    END IF;
+    PERFORM monitoring._transition(
+        p_issue_id, '{resolved,ignored}', 'unresolved', 'unresolved',
+        coalesce(p_actor, session_user), jsonb_build_object('from', v_old)
+    );
     SELECT * INTO v_result FROM monitoring.issues AS i WHERE i.id = p_issue_id;
     RETURN v_result;
 END
@@ -274,7 +279,8 @@ BEGIN
         PERFORM monitoring._issue_not_found(p_issue_id);
     END IF;
     PERFORM monitoring._record_activity(
-        p_issue_id, 'assigned', coalesce(p_actor, session_user), jsonb_build_object('assignee', p_assignee)
+        p_issue_id, 'assigned', coalesce(p_actor, session_user),
+        jsonb_build_object('assignee', p_assignee)
     );
     SELECT * INTO v_result FROM monitoring.issues AS i WHERE i.id = p_issue_id;
     RETURN v_result;
@@ -305,7 +311,8 @@ BEGIN
         SET assignee = NULL, assigned_at = NULL
         WHERE g.id = p_issue_id;
         PERFORM monitoring._record_activity(
-            p_issue_id, 'unassigned', coalesce(p_actor, session_user), jsonb_build_object('assignee', v_old)
+            p_issue_id, 'unassigned', coalesce(p_actor, session_user),
+            jsonb_build_object('assignee', v_old)
         );
     END IF;
     SELECT * INTO v_result FROM monitoring.issues AS i WHERE i.id = p_issue_id;

@@ -222,12 +222,19 @@ COMMENT ON FUNCTION monitoring.apply_error_retention() IS
 -- latest.
 CREATE FUNCTION monitoring.expire_ignores()
 RETURNS bigint
-LANGUAGE plpgsql
+LANGUAGE sql
 AS $$
-DECLARE
-    v_count bigint;
-BEGIN
-    WITH due AS (
+    SELECT count(*) FILTER (WHERE monitoring._transition(
+        d.id, '{ignored}', 'unresolved',
+        -- thresholds met by events escalate; a period that merely ended does not
+        CASE WHEN d.reason = 'until time passed' THEN 'unresolved' ELSE 'escalating' END,
+        NULL,
+        CASE WHEN d.reason = 'until time passed' THEN '{"reason": "ignore period ended"}'
+            ELSE jsonb_build_object('reason', d.reason)
+        END,
+        p_substatus => CASE WHEN d.reason = 'until time passed' THEN NULL ELSE 'escalating' END
+    ))
+    FROM (
         SELECT g.id, monitoring._ignore_over(g) AS reason
         FROM monitoring.error_groups AS g
         WHERE g.status = 'ignored'
@@ -236,32 +243,8 @@ BEGIN
                 OR g.ignore_until_times_seen IS NOT NULL
                 OR g.ignore_until_users_seen IS NOT NULL
             )
-    ),
-
-    woken AS (
-        UPDATE monitoring.error_groups AS g
-        SET status = 'unresolved',
-            -- thresholds met by events escalate; a period that merely ended does not
-            substatus = CASE WHEN d.reason = 'until time passed' THEN NULL ELSE 'escalating' END,
-            substatus_at = CASE WHEN d.reason = 'until time passed' THEN NULL ELSE now() END,
-            ignored_at = NULL, ignored_by = NULL, ignore_until = NULL,
-            ignore_until_times_seen = NULL, ignore_until_users_seen = NULL
-        FROM due AS d
-        WHERE g.id = d.id AND d.reason IS NOT NULL
-        RETURNING g.id, d.reason
-    )
-
-    INSERT INTO monitoring.issue_activity (group_id, action, data)
-    SELECT
-        w.id,
-        CASE WHEN w.reason = 'until time passed' THEN 'unresolved' ELSE 'escalating' END,
-        CASE WHEN w.reason = 'until time passed' THEN '{"reason": "ignore period ended"}'
-            ELSE jsonb_build_object('reason', w.reason)
-        END
-    FROM woken AS w;
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    RETURN v_count;
-END
+    ) AS d
+    WHERE d.reason IS NOT NULL;
 $$;
 
 CREATE FUNCTION monitoring.run_maintenance()
