@@ -127,10 +127,14 @@ def test_a_fingerprint_rate_limit_replaces_the_default_rules(installed_db: str) 
         installed_db,
         "SELECT monitoring.set_occurrence_alerts('payment_timeout_error', '{1,100,200,300}')",
     )
-    for batch in (1, 98, 1, 150, 250):
-        for _ in range(batch):
-            capture(installed_db, fingerprint=["payment_timeout_error"])
-        query(installed_db, "SELECT monitoring.fold_counts()")
+    with psycopg.connect(installed_db, autocommit=True) as conn:
+        for batch in (1, 98, 1, 150, 250):
+            conn.execute(
+                "SELECT monitoring.capture_error('E', 'timeout', p_fingerprint => "
+                "'{payment_timeout_error}') FROM generate_series(1, %s)",
+                (batch,),
+            )
+            conn.execute("SELECT monitoring.fold_counts()")
     thresholds = [n["payload"]["threshold"] for n in outbox(installed_db)]
     assert thresholds == [1, 100, 200, 300, 400, 500], (
         "the 1st and every 100th, each once, however the folds cut the counts; no new_issue "
