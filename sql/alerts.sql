@@ -831,14 +831,17 @@ BEGIN
 
     -- The action interval. ON CONFLICT locks the state row: of two transactions firing the
     -- same rule for the same issue, the second waits for the first and then finds its time.
-    INSERT INTO monitoring.alert_rule_state AS s (rule_id, group_id, last_fired_at, times_fired)
-    VALUES (p_rule.id, p_group.id, now(), 1)
-    ON CONFLICT (rule_id, group_id) DO UPDATE
-        SET last_fired_at = excluded.last_fired_at, times_fired = s.times_fired + 1
-        WHERE s.last_fired_at IS NULL
-        OR s.last_fired_at <= excluded.last_fired_at - p_rule.action_interval;
-    IF NOT FOUND THEN
-        RETURN 0;
+    -- An issue is new once (capture records one first_seen): nothing to hold back, no row.
+    IF p_rule.condition <> 'new_issue' THEN
+        INSERT INTO monitoring.alert_rule_state AS s (rule_id, group_id, last_fired_at, times_fired)
+        VALUES (p_rule.id, p_group.id, now(), 1)
+        ON CONFLICT (rule_id, group_id) DO UPDATE
+            SET last_fired_at = excluded.last_fired_at, times_fired = s.times_fired + 1
+            WHERE s.last_fired_at IS NULL
+            OR s.last_fired_at <= excluded.last_fired_at - p_rule.action_interval;
+        IF NOT FOUND THEN
+            RETURN 0;
+        END IF;
     END IF;
 
     v_payload := monitoring._alert_payload(p_rule, p_group, p_facts);

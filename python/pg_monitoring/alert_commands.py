@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -119,8 +120,14 @@ def worker(
             click.echo(f"{len(outcomes)} notification(s) handled.")
             return
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: delivery.stop())
+            signal.signal(signum, lambda *_: _stop_soon(delivery))
         delivery.run()
+
+
+def _stop_soon(delivery: Worker) -> None:
+    # Not stop() itself: a signal handler runs between two bytecodes of the main thread,
+    # which may hold the lock of the event stop() sets.
+    threading.Thread(target=delivery.stop, name="pg_monitoring-stop").start()
 
 
 @click.group()

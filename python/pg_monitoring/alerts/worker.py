@@ -97,8 +97,7 @@ class Worker:
     # Lifecycle ---------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Stops claiming; `run` returns once the sends in flight are done and recorded.
-        Safe from a signal handler."""
+        """Stops claiming; `run` returns once the sends in flight are done and recorded."""
         self._stopping.set()
         self._wake.set()
 
