@@ -21,6 +21,10 @@ psql -X -q -v ON_ERROR_STOP=1 -d "$DB" <<'SQL'
 CREATE EXTENSION pg_monitoring;
 CREATE TABLE bench_raw (id bigserial PRIMARY KEY, doc jsonb NOT NULL);
 SQL
+# BENCH_SETUP_SQL runs after the install, e.g. to add an alert channel.
+if [ -n "${BENCH_SETUP_SQL:-}" ]; then
+    psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -c "$BENCH_SETUP_SQL" >/dev/null
+fi
 
 # A 10-frame stack trace of about 2.4 KB, like facts.md's measurements; FUNC varies per
 # fingerprint in the spread scenario.

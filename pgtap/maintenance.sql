@@ -107,7 +107,7 @@ SELECT is(
     (SELECT report - 'milliseconds' FROM first_run),
     '{"events_folded": 3, "ignores_expired": 0, "partitions_created": 5,
       "partitions_dropped": 0, "default_rows_deleted": 0, "issues_deleted": 0,
-      "cache_expired_removed": 0, "cache_evicted": 0}'::jsonb,
+      "cache_expired_removed": 0, "cache_evicted": 0, "notifications_deleted": 0}'::jsonb,
     'run_maintenance reports what it did: folded 3 events, created days 3 to 7 ahead'
 );
 SELECT ok(
@@ -190,7 +190,7 @@ SELECT is(
     (SELECT monitoring.run_maintenance() - 'milliseconds'),
     '{"events_folded": 0, "ignores_expired": 0, "partitions_created": 0,
       "partitions_dropped": 0, "default_rows_deleted": 0, "issues_deleted": 0,
-      "cache_expired_removed": 0, "cache_evicted": 0}'::jsonb,
+      "cache_expired_removed": 0, "cache_evicted": 0, "notifications_deleted": 0}'::jsonb,
     'run_maintenance run again has nothing to do'
 );
 SELECT results_eq(
@@ -219,7 +219,7 @@ SELECT is(
     (SELECT monitoring.run_maintenance() - 'milliseconds'),
     '{"events_folded": 5, "ignores_expired": 0, "partitions_created": 0,
       "partitions_dropped": 1, "default_rows_deleted": 2, "issues_deleted": 2,
-      "cache_expired_removed": 0, "cache_evicted": 0}'::jsonb,
+      "cache_expired_removed": 0, "cache_evicted": 0, "notifications_deleted": 0}'::jsonb,
     'run_maintenance drops the old partition, deletes old DEFAULT rows and old issues'
 );
 SELECT is(

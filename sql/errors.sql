@@ -141,8 +141,12 @@ CREATE TABLE monitoring.error_group_users (
     group_id bigint NOT NULL,
     user_key text NOT NULL,
     first_seen timestamptz NOT NULL,
+    -- as of the last fold: "more than N users in M minutes" alert rules count these
+    last_seen timestamptz NOT NULL,
     PRIMARY KEY (group_id, user_key)
 );
+
+CREATE INDEX error_group_users_recent ON monitoring.error_group_users (group_id, last_seen);
 
 -- First sighting of each release per service: "in next release" and "in release X"
 -- resolutions compare releases by it.

@@ -5,7 +5,9 @@
 
 -- Adds the events counted since the last fold to their issues. Concurrent captures are
 -- not blocked and not lost: rows they commit after the DELETE's snapshot stay for the next
--- fold.
+-- fold. Each event is folded exactly once, with its issue's row locked, which makes the
+-- fold the place where threshold alert rules see a count cross a threshold exactly once
+-- (monitoring._alert_after_fold in alerts.sql).
 CREATE FUNCTION monitoring.fold_error_counts()
 RETURNS bigint
 LANGUAGE plpgsql
@@ -17,6 +19,11 @@ BEGIN
         group_id bigint, occurred_at timestamptz, user_key text
     ) ON COMMIT DROP;
     TRUNCATE pg_monitoring_fold;
+    -- The issues this fold changed, with their counts after it and what it added.
+    CREATE TEMPORARY TABLE IF NOT EXISTS pg_monitoring_folded (
+        group_id bigint, times_seen bigint, events bigint, users_seen bigint, new_users bigint
+    ) ON COMMIT DROP;
+    TRUNCATE pg_monitoring_folded;
 
     WITH moved AS (
         DELETE FROM monitoring.error_group_counts
@@ -35,31 +42,51 @@ BEGIN
     FOR UPDATE;
 
     WITH new_users AS (
-        INSERT INTO monitoring.error_group_users AS u (group_id, user_key, first_seen)
-        SELECT f.group_id, f.user_key, min(f.occurred_at)
+        INSERT INTO monitoring.error_group_users AS u (group_id, user_key, first_seen, last_seen)
+        SELECT f.group_id, f.user_key, min(f.occurred_at), max(f.occurred_at)
         FROM pg_monitoring_fold AS f
         WHERE f.user_key IS NOT NULL
         GROUP BY f.group_id, f.user_key
         ON CONFLICT DO NOTHING
         RETURNING u.group_id
     ),
+
     users AS (
         SELECT n.group_id, count(*) AS n FROM new_users AS n GROUP BY n.group_id
     ),
+
     events AS (
         SELECT f.group_id, count(*) AS n, min(f.occurred_at) AS first, max(f.occurred_at) AS last
         FROM pg_monitoring_fold AS f
         GROUP BY f.group_id
-    )
-    UPDATE monitoring.error_groups AS g
-    SET times_seen = g.times_seen + e.n,
-        users_seen = g.users_seen + coalesce(u.n, 0),
-        first_seen = least(g.first_seen, e.first),
-        last_seen = greatest(g.last_seen, e.last)
-    FROM events AS e
-    LEFT JOIN users AS u ON e.group_id = u.group_id
-    WHERE g.id = e.group_id;
+    ),
 
+    folded AS (
+        UPDATE monitoring.error_groups AS g
+        SET times_seen = g.times_seen + e.n,
+            users_seen = g.users_seen + coalesce(u.n, 0),
+            first_seen = least(g.first_seen, e.first),
+            last_seen = greatest(g.last_seen, e.last)
+        FROM events AS e
+        LEFT JOIN users AS u ON e.group_id = u.group_id
+        WHERE g.id = e.group_id
+        RETURNING g.id, g.times_seen, e.n, g.users_seen, coalesce(u.n, 0)
+    )
+
+    INSERT INTO pg_monitoring_folded SELECT * FROM folded;
+
+    -- Users seen again: their last sighting moves on (new ones were inserted with theirs).
+    UPDATE monitoring.error_group_users AS u
+    SET last_seen = s.last_seen
+    FROM (
+        SELECT f.group_id, f.user_key, max(f.occurred_at) AS last_seen
+        FROM pg_monitoring_fold AS f
+        WHERE f.user_key IS NOT NULL
+        GROUP BY f.group_id, f.user_key
+    ) AS s
+    WHERE u.group_id = s.group_id AND u.user_key = s.user_key AND u.last_seen < s.last_seen;
+
+    PERFORM monitoring._alert_after_fold();
     RETURN v_events;
 END
 $$;
@@ -264,7 +291,8 @@ BEGIN
     v_report := jsonb_build_object(
         'events_folded', monitoring.fold_error_counts(),
         'ignores_expired', monitoring.expire_ignores(),
-        'partitions_created', monitoring.ensure_error_partitions()
+        'partitions_created', monitoring.ensure_error_partitions(),
+        'notifications_deleted', monitoring.apply_alert_retention()
     ) || monitoring.apply_error_retention();
     SELECT v_report || jsonb_build_object(
         'cache_expired_removed', c.expired_removed, 'cache_evicted', c.evicted
@@ -279,8 +307,8 @@ END
 $$;
 
 COMMENT ON FUNCTION monitoring.run_maintenance() IS
-'Folds counts, ends expired ignores, creates partitions ahead, applies retention and '
-'cleans the cache; '
+'Folds counts (firing threshold alerts), ends expired ignores, creates partitions ahead, '
+'applies retention to events and delivered notifications, and cleans the cache; '
 'returns what it did. Safe to run at any time and from several places';
 
 -- pg_cron, where the server has it: the job runs run_maintenance in this database.

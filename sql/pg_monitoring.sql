@@ -17,6 +17,7 @@
 -- @include errors.sql
 -- @include issues.sql
 -- @include capture.sql
+-- @include alerts.sql
 -- @include maintenance.sql
 -- @include cache.sql
 -- @include privileges.sql

@@ -57,4 +57,10 @@ def test_the_installed_command_runs_the_demo(database: str) -> None:
     assert 'password: "[Filtered]"' in out
     assert "is unresolved (regressed), seen 6 times" in out
     assert "get user:999            -> MISS" in out
-    assert '"events_folded": 11' in out
+    assert "worker: notification #1 to demo-webhook: sent" in out
+    assert (
+        "the receiver got: New issue in shop/production: ConnectionError: warehouse API refused"
+        in out
+    )
+    assert "signature valid: True" in out
+    assert '"events_folded": 12' in out

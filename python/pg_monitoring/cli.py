@@ -429,5 +429,12 @@ def demo(dsn: str) -> None:
         run(conn, echo=click.echo)
 
 
+# Alerts: worker, channels, alerts (their own module, which uses the helpers above).
+from .alert_commands import COMMANDS  # noqa: E402
+
+for command in COMMANDS:
+    main.add_command(command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -2,20 +2,28 @@
 
 With no DATABASE_URL, `make demo` runs this on a throwaway cluster. It installs the schema,
 lets a small shop application fail in a few realistic ways, shows how the errors grouped and
-what triage looks like, then some cache traffic and a maintenance run.
+what triage looks like, delivers an alert to a webhook receiver on 127.0.0.1, then some cache
+traffic and a maintenance run.
 """
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from . import cli, installer, issues, render
+from .alerts import Worker, WorkerOptions, verify_signature
+from .alerts.queries import OUTBOX_COUNTS
 from .caching import MISS, SyncPostgresCache
 from .connection import Connector
 from .monitoring import ErrorTracker
+from .monitoring.notifications import WebhookNotifier
 
 Echo = Callable[[str], None]
 
@@ -52,6 +60,10 @@ def checkout(order_id: int, sku: str) -> None:
         raise RuntimeError(f"checkout of order {order_id} failed") from missing
 
 
+def sync_inventory() -> None:
+    raise ConnectionError("warehouse API refused the connection")
+
+
 def run(conn: psycopg.Connection[Any], echo: Echo = print) -> None:
     outcome = installer.install(conn)
     if outcome.action == "installed":
@@ -63,6 +75,8 @@ def run(conn: psycopg.Connection[Any], echo: Echo = print) -> None:
 
     echo("\n== Errors from a small shop application")
     capture_shop_errors(conn, echo)
+    echo("\n== Alerts (a webhook receiver on 127.0.0.1; `pg-monitoring worker` delivers)")
+    deliver_an_alert(conn, echo)
     echo("\n== Cache")
     cache_traffic(conn, echo)
     echo("\n== Maintenance (run it every minute: pg_cron, or `pg-monitoring maintain --every 60`)")
@@ -125,6 +139,57 @@ def take_orders(tracker: ErrorTracker, order_ids: list[int]) -> None:
             tracker.capture_exception(
                 error, context={"order_id": order_id}, user={"id": f"user-{order_id % 3}"}
             )
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    """Stands for the team's alert endpoint: keeps what it is sent."""
+
+    received: list[tuple[dict[str, str], bytes]]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.received.append((dict(self.headers.items()), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def deliver_an_alert(conn: psycopg.Connection[Any], echo: Echo) -> None:
+    """A webhook channel, a new issue, and the alert that reaches the receiver."""
+    secret = "demo-signing-secret"  # noqa: S105 - the demo's own receiver checks it
+    _Receiver.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/alerts"
+    try:
+        notifier = WebhookNotifier(url=url, secret=secret, name="demo-webhook")
+        notifier.add(conn)
+        echo(f"Added {notifier!r}: it alerts on new issues and regressions.")
+        tracker = ErrorTracker(conn, environment="production", service="shop", release="1.4.0")
+        try:
+            sync_inventory()
+        except ConnectionError as error:
+            tracker.capture_exception(error)
+        tracker.close()
+        counts = Connector(conn).fetch_all(OUTBOX_COUNTS)
+        state = ", ".join(f"{c['status']} {c['notifications']}" for c in counts)
+        echo(f"A new issue queued its alert in the capture's transaction; the outbox: {state}")
+
+        dsn = make_conninfo(conn.info.dsn, password=conn.info.password or None)
+        with Worker(dsn, WorkerOptions(concurrency=1)) as worker:
+            outcomes = worker.deliver_once()
+        for outcome in outcomes:
+            echo(f"  worker: notification #{outcome.id} to {outcome.channel}: {outcome.status}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    for headers, body in _Receiver.received:
+        document = json.loads(body)
+        signed = verify_signature(secret, headers.get("X-PgMonitoring-Signature", ""), body)
+        echo(f"  the receiver got: {document['summary']}")
+        echo(f"    Idempotency-Key {headers['Idempotency-Key']}, signature valid: {signed}")
 
 
 def cache_traffic(conn: psycopg.Connection[Any], echo: Echo) -> None:

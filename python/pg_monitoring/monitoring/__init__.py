@@ -7,6 +7,13 @@ pool). See `tracker.py`.
 
 from __future__ import annotations
 
+from .notifications import (
+    EmailNotifier,
+    Notifier,
+    PagerDutyNotifier,
+    SlackNotifier,
+    WebhookNotifier,
+)
 from .tracker import (
     AsyncErrorTracker,
     Captured,
@@ -18,7 +25,12 @@ from .tracker import (
 __all__ = [
     "AsyncErrorTracker",
     "Captured",
+    "EmailNotifier",
     "ErrorNotificationChannel",
     "ErrorTracker",
+    "Notifier",
+    "PagerDutyNotifier",
+    "SlackNotifier",
+    "WebhookNotifier",
     "init_error_tracker",
 ]

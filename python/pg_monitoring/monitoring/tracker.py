@@ -15,6 +15,7 @@ call of the lifecycle function; those do raise, as any pg_monitoring call does.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import datetime as dt
 import enum
@@ -32,6 +33,7 @@ from typing import Any, Literal, NamedTuple, overload
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from ..alerts import queries as alert_queries
 from ..connection import (
     OWN_POOL_MAX_SIZE,
     OWN_POOL_MIN_SIZE,
@@ -43,6 +45,7 @@ from ..connection import (
 from ..errors import PgMonitoringError
 from .background import DEFAULT_BATCH_SIZE, DEFAULT_MAX_QUEUE, TaskBatcher, ThreadBatcher
 from .events import Event, FrameOptions, exception_chain, new_event
+from .notifications import Notifier, from_environment
 
 logger = logging.getLogger("pg_monitoring")
 
@@ -85,10 +88,12 @@ UNASSIGN = """
 
 
 class ErrorNotificationChannel(str, enum.Enum):
-    """Where alerts about new and regressed issues go.
+    """A kind of alert channel, configured from the delivery worker's environment.
 
-    Accepted and kept in `tracker.notification_channels`, but NOT delivered yet: alert
-    delivery is a later part of pg_monitoring.
+    `notification_channels=[ErrorNotificationChannel.SLACK]` registers a channel named
+    "slack" (unless one exists) whose fields the worker reads from environment variables
+    (notifications.ENVIRONMENT: PG_MONITORING_SLACK_WEBHOOK_URL...). Pass a notifier
+    (`SlackNotifier(webhook_url=...)`) instead to store the configuration.
     """
 
     EMAIL = "email"
@@ -125,7 +130,7 @@ class _Tracker:
         release: str | None = None,
         server_name: str | None = None,
         tags: Mapping[str, str] | None = None,
-        notification_channels: Iterable[ErrorNotificationChannel | str] | None = None,
+        notification_channels: Iterable[ErrorNotificationChannel | str | Notifier] | None = None,
         project_root: str | None = None,
         in_app_include: Iterable[str] = (),
         in_app_exclude: Iterable[str] = (),
@@ -136,8 +141,17 @@ class _Tracker:
         self.release = release
         self.tags = dict(tags or {})
         self.notification_channels = tuple(
-            ErrorNotificationChannel(channel) for channel in notification_channels or ()
+            channel if isinstance(channel, Notifier) else ErrorNotificationChannel(channel)
+            for channel in notification_channels or ()
         )
+        # Registered when the tracker can reach the database: a notifier as given, a bare
+        # kind only when no channel of that name exists yet.
+        self._unregistered: list[tuple[Notifier, bool]] = [
+            (channel, True)
+            if isinstance(channel, Notifier)
+            else (from_environment(channel.value), False)
+            for channel in self.notification_channels
+        ]
         self.frame_options = FrameOptions.make(
             project_root, in_app_include, in_app_exclude, include_locals
         )
@@ -274,6 +288,41 @@ class _Tracker:
         self._logged_at[kind] = now
         return False
 
+    def _channel_call(
+        self, channel: Notifier | ErrorNotificationChannel | str, replace: bool
+    ) -> tuple[str, tuple[Any, ...]]:
+        if not isinstance(channel, Notifier):
+            channel = from_environment(ErrorNotificationChannel(channel).value)
+            replace = False
+        call = channel.call(replace=replace)
+        return call.query, call.params
+
+    def _rate_limit_call(
+        self,
+        fingerprint: str,
+        notify_on_occurrence: Iterable[int],
+        repeat_every: int | None,
+        environment: str | None,
+        service: str | None,
+        channel: str | None,
+    ) -> tuple[str, tuple[Any, ...]]:
+        fingerprint, environment, service = self._issue(fingerprint, environment, service)
+        return alert_queries.SET_OCCURRENCE_ALERTS, (
+            fingerprint,
+            list(notify_on_occurrence),
+            repeat_every,
+            environment,
+            service,
+            channel,
+        )
+
+    def _registration_failed(self, error: BaseException) -> None:
+        logger.warning(
+            "pg_monitoring: could not register the notification channels (%s); a "
+            "monitoring_admin can add them: pg-monitoring channels add",
+            error,
+        )
+
     def _issue(
         self, fingerprint: str, environment: str | None, service: str | None
     ) -> tuple[str, str | None, str | None]:
@@ -310,7 +359,9 @@ class ErrorTracker(_Tracker):
     call's, `server_name` defaults to the host's name ("" for none), `project_root`,
     `in_app_include` and `in_app_exclude` decide which frames are in-app, and
     `include_locals` adds each frame's local variables (repr'd, cut short).
-    `notification_channels` is kept, not used yet.
+    `notification_channels` (notifiers, or kinds read from the worker's environment) are
+    registered as alert channels when the tracker is made; a failure (no monitoring_admin)
+    is logged, not raised.
     """
 
     def __init__(
@@ -346,6 +397,8 @@ class ErrorTracker(_Tracker):
                 self._send_batch, max_queue=max_queue, batch_size=batch_size
             )
             atexit.register(self.close)
+        if self._unregistered:
+            self._register_channels()
 
     @property
     def background(self) -> bool:
@@ -542,6 +595,49 @@ class ErrorTracker(_Tracker):
         """Removes the issue's assignee."""
         return self._call(UNASSIGN, (*self._issue(fingerprint, environment, service), actor))
 
+    # Alerts ----------------------------------------------------------------------------
+
+    def add_notification_channel(
+        self, channel: Notifier | ErrorNotificationChannel | str, *, replace: bool = True
+    ) -> int:
+        """Registers an alert channel (`SlackNotifier(webhook_url=...)`, `EmailNotifier(...)`,
+        `WebhookNotifier(...)`, `PagerDutyNotifier(...)`, or a bare kind read from the
+        worker's environment) through `monitoring.add_channel`; returns its id. A channel of
+        the same name is updated (`replace=False` keeps it). Needs monitoring_admin."""
+        row = self._call(*self._channel_call(channel, replace))
+        return int(next(iter(row.values())))
+
+    def set_notification_rate_limit(
+        self,
+        fingerprint: str,
+        notify_on_occurrence: Iterable[int],
+        *,
+        repeat_every: int | None = None,
+        environment: str | None = None,
+        service: str | None = None,
+        channel: str | None = None,
+    ) -> int:
+        """Alerts about the issue `fingerprint` only when its event count reaches one of
+        `notify_on_occurrence`, then every `repeat_every` events (default: the list's last
+        step, so [1, 100, 200, 300] goes on with 400, 500...). These replace the other
+        rules (new issue, regression) for that issue. They fire when the counts are folded
+        (`pg-monitoring worker` folds every 5 s). Replaces the previous limit of the issue;
+        returns the rule's id. Needs monitoring_admin."""
+        row = self._call(
+            *self._rate_limit_call(
+                fingerprint, notify_on_occurrence, repeat_every, environment, service, channel
+            )
+        )
+        return int(next(iter(row.values())))
+
+    def _register_channels(self) -> None:
+        pending, self._unregistered = self._unregistered, []
+        try:
+            for notifier, replace in pending:
+                self._call(*self._channel_call(notifier, replace))
+        except Exception as error:
+            self._registration_failed(error)
+
     # Shutting down ---------------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -604,6 +700,14 @@ class AsyncErrorTracker(_Tracker):
             self._batcher = TaskBatcher(
                 self._send_batch, max_queue=max_queue, batch_size=batch_size
             )
+        self._tasks: set[asyncio.Task[Any]] = set()
+        if self._unregistered:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                pass  # no loop yet: the first call of the tracker registers them
+            else:
+                self._spawn(self._register_channels())
 
     @property
     def background(self) -> bool:
@@ -713,6 +817,8 @@ class AsyncErrorTracker(_Tracker):
         """The first row of one stored-function call."""
         if self._own_pool is not None:
             await self._own_pool.open()  # opened in the loop of first use
+        if self._unregistered:
+            await self._register_channels()
         return (await self._connector.fetch_all(query, params))[0]
 
     # Issues ----------------------------------------------------------------------------
@@ -792,6 +898,67 @@ class AsyncErrorTracker(_Tracker):
         """See ErrorTracker.unassign_error."""
         return await self._call(UNASSIGN, (*self._issue(fingerprint, environment, service), actor))
 
+    # Alerts ----------------------------------------------------------------------------
+    # The design document calls these without await. They return a task already running on
+    # the event loop: await it for the result and its errors; left alone, it completes
+    # anyway and logs a failure.
+
+    def add_notification_channel(
+        self, channel: Notifier | ErrorNotificationChannel | str, *, replace: bool = True
+    ) -> asyncio.Task[int]:
+        """See ErrorTracker.add_notification_channel; returns a running task."""
+        return self._spawn(self._first_value(*self._channel_call(channel, replace)))
+
+    def set_notification_rate_limit(
+        self,
+        fingerprint: str,
+        notify_on_occurrence: Iterable[int],
+        *,
+        repeat_every: int | None = None,
+        environment: str | None = None,
+        service: str | None = None,
+        channel: str | None = None,
+    ) -> asyncio.Task[int]:
+        """See ErrorTracker.set_notification_rate_limit; returns a running task."""
+        return self._spawn(
+            self._first_value(
+                *self._rate_limit_call(
+                    fingerprint, notify_on_occurrence, repeat_every, environment, service, channel
+                )
+            )
+        )
+
+    async def _first_value(self, query: str, params: tuple[Any, ...]) -> int:
+        row = await self._call(query, params)
+        return int(next(iter(row.values())))
+
+    async def _register_channels(self) -> None:
+        pending, self._unregistered = self._unregistered, []
+        try:
+            for notifier, replace in pending:
+                await self._call(*self._channel_call(notifier, replace))
+        except Exception as error:
+            self._registration_failed(error)
+
+    def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            coroutine.close()
+            raise RuntimeError(
+                "the async tracker configures alerts on its event loop: call this from a "
+                "coroutine (or use the sync ErrorTracker)"
+            ) from None
+        task = loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("pg_monitoring: configuring alerts failed: %s", task.exception())
+
     # Shutting down ---------------------------------------------------------------------
 
     async def flush(self, timeout: float | None = None) -> bool:
@@ -803,6 +970,8 @@ class AsyncErrorTracker(_Tracker):
         if self._closed:
             return
         self._closed = True
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
         if self._batcher is not None:
             left = await self._batcher.close(timeout)
             if left:
