@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -129,12 +132,42 @@ class _Collector:
 
 
 @contextmanager
-def smtp_server() -> Iterator[tuple[int, _Collector]]:
-    """aiosmtpd on 127.0.0.1, without TLS (it offers no STARTTLS)."""
+def smtp_server(tls: ssl.SSLContext | None = None) -> Iterator[tuple[int, _Collector]]:
+    """aiosmtpd on 127.0.0.1; it offers STARTTLS only when given a server TLS context."""
     collector = _Collector()
-    controller = Controller(collector, hostname="127.0.0.1", port=free_port())
+    extra: dict[str, Any] = {} if tls is None else {"tls_context": tls, "require_starttls": True}
+    controller = Controller(collector, hostname="127.0.0.1", port=free_port(), **extra)
     controller.start()
     try:
         yield controller.port, collector
     finally:
         controller.stop()
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no system trusts, and its key (openssl)."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -23,7 +24,7 @@ from pg_monitoring.alerts import Worker, WorkerOptions
 from pg_monitoring.alerts.senders import Timeouts
 from pg_monitoring.cli import main
 
-from .alert_servers import http_receiver, smtp_server
+from .alert_servers import http_receiver, self_signed_certificate, smtp_server
 from .test_alerts import capture, outbox, query
 
 PG_MONITORING = str(Path(sys.executable).parent / "pg-monitoring")
@@ -188,6 +189,40 @@ def test_email_requires_starttls_unless_told_otherwise(alerts_db: str) -> None:
     assert outcome.error is not None
     assert "STARTTLS" in outcome.error
     assert mailbox.messages == []
+
+
+def test_email_starttls_verifies_the_certificate(
+    alerts_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server whose certificate nobody vouches for gets nothing; once the worker trusts that
+    certificate (SSL_CERT_FILE, read by the default context), the mail goes over TLS."""
+    cert, key = self_signed_certificate(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    with smtp_server(tls=server_tls) as (smtp_port, mailbox):
+        query(
+            alerts_db,
+            "SELECT monitoring.add_channel('mail', 'email', %s::jsonb)",
+            (
+                f'{{"smtp_host": "127.0.0.1", "smtp_port": {smtp_port}, '
+                '"from_email": "alerts@example.com", "to_emails": "oncall@example.com"}',
+            ),
+        )
+        capture(alerts_db)
+        with Worker(alerts_db, options()) as worker:
+            (refused,) = worker.deliver_once()
+        assert refused.status != "sent"
+        assert refused.error is not None
+        assert "CERTIFICATE_VERIFY_FAILED" in refused.error
+        assert mailbox.messages == []
+
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        time.sleep(0.3)  # past the retry backoff of alerts_db
+        with Worker(alerts_db, options()) as worker:
+            (delivered,) = worker.deliver_once()
+        assert delivered.status == "sent", delivered.error
+        assert mailbox.arrived.wait(10)
+        assert mailbox.messages[0][0] == ["oncall@example.com"]
 
 
 def test_retries_with_backoff_until_the_receiver_recovers(alerts_db: str) -> None:
