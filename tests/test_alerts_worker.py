@@ -323,7 +323,8 @@ def test_threshold_alerts_go_out_at_the_workers_fold(alerts_db: str) -> None:
         assert outbox(alerts_db) == [], "counted, not folded yet"
         with running_worker(alerts_db, options(fold_every=0.2)):
             assert wait_until(lambda: statuses(alerts_db) == ["sent", "sent"])
-    assert [r.json()["issue"]["threshold"] for r in http.requests] == [1, 5]
+    # sender threads deliver side by side: arrival order is not part of the contract
+    assert sorted(r.json()["issue"]["threshold"] for r in http.requests) == [1, 5]
 
 
 # The worker as a process: killed in the middle of deliveries, and stopped with SIGTERM.
