@@ -370,7 +370,9 @@ def test_a_killed_worker_loses_nothing(alerts_db: str) -> None:
             first.send_signal(signal.SIGKILL)
             first.wait(timeout=10)
         in_flight = statuses(alerts_db).count("sending")
-        second = start_worker(alerts_db, "--lease", "2", "--concurrency", "3")
+        # The killed worker's claims expire after its 2 s lease; the second one's own lease is
+        # long, so a slow, loaded machine can not make it redeliver what it is still sending.
+        second = start_worker(alerts_db, "--lease", "30", "--concurrency", "3")
         try:
             assert wait_until(
                 lambda: statuses(alerts_db) == ["sent"] * NOTIFICATIONS, timeout=60
