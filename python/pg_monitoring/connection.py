@@ -35,8 +35,14 @@ class Connector:
         self._conn: psycopg.Connection[Any] | None = None
         self._owns_pool = False
         if isinstance(source, str):
+            # autocommit: a single statement is one round trip, no toggling per call
+            # (transaction() still opens a real transaction where one is wanted)
             self._pool = ConnectionPool(
-                source, min_size=OWN_POOL_MIN_SIZE, max_size=OWN_POOL_MAX_SIZE, open=False
+                source,
+                min_size=OWN_POOL_MIN_SIZE,
+                max_size=OWN_POOL_MAX_SIZE,
+                kwargs={"autocommit": True},
+                open=False,
             )
             self._owns_pool = True
         elif isinstance(source, ConnectionPool):
@@ -120,7 +126,11 @@ class AsyncConnector:
         self._owns_pool = False
         if isinstance(source, str):
             self._pool = AsyncConnectionPool(
-                source, min_size=OWN_POOL_MIN_SIZE, max_size=OWN_POOL_MAX_SIZE, open=False
+                source,
+                min_size=OWN_POOL_MIN_SIZE,
+                max_size=OWN_POOL_MAX_SIZE,
+                kwargs={"autocommit": True},
+                open=False,
             )
             self._owns_pool = True
         elif isinstance(source, AsyncConnectionPool):
