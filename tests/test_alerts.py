@@ -6,12 +6,13 @@ Delivery is in test_alerts_worker.py; the SQL functions' details are in pgtap/al
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+
+from .storm import storm
 
 FRAMES = (
     '[{"filename": "app/jobs.py", "module": "app.jobs", "function": "run", '
@@ -217,43 +218,14 @@ def test_an_error_storm_alerts_exactly_as_configured(installed_db: str) -> None:
         "SELECT monitoring.add_alert_rule('user_frequency', p_threshold => 20, "
         "p_window => '10 minutes')",
     )
-    errors: list[BaseException] = []
-    start = threading.Barrier(WRITERS + 1)
-    done = threading.Event()
-
-    def writer(n: int) -> None:
-        try:
-            with psycopg.connect(installed_db, autocommit=True) as conn:
-                conn.execute("SET ROLE monitoring_writer")
-                start.wait()
-                for i in range(EVENTS_EACH):
-                    conn.execute(
-                        "SELECT monitoring.capture_error('StormError', %s, %s::jsonb, "
-                        "p_user => %s::jsonb)",
-                        (f"job {n}-{i} failed", FRAMES, f'{{"id": "user-{i % 50}"}}'),
-                    )
-        except BaseException as error:
-            errors.append(error)
-
-    def folder() -> None:
-        try:
-            with psycopg.connect(installed_db, autocommit=True) as conn:
-                start.wait()
-                while not done.is_set():
-                    conn.execute("SELECT monitoring.fold_counts()")
-                    time.sleep(0.02)
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
-    folding = threading.Thread(target=folder)
-    for thread in [*threads, folding]:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=100)
-    done.set()
-    folding.join(timeout=30)
-    assert errors == []
+    storm(
+        installed_db,
+        writers=WRITERS,
+        events_each=EVENTS_EACH,
+        distinct_users=50,
+        fold_sql="SELECT monitoring.fold_counts()",
+        exception_type="StormError",
+    )
     query(installed_db, "SELECT monitoring.fold_counts()")
 
     total = WRITERS * EVENTS_EACH
@@ -275,6 +247,7 @@ def test_an_error_storm_alerts_exactly_as_configured(installed_db: str) -> None:
     (issue,) = {a["issue_id"] for a in alerts}
     query(installed_db, "SELECT monitoring.resolve_issue(%s)", (issue,))
     barrier = threading.Barrier(WRITERS)
+    errors: list[BaseException] = []
 
     def regress() -> None:
         try:

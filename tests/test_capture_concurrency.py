@@ -3,58 +3,17 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import psycopg
 
+from .storm import FRAMES, storm
+
 WRITERS = 8
 EVENTS_EACH = 60
-FRAMES = (
-    '[{"filename": "app/jobs.py", "module": "app.jobs", "function": "run", '
-    '"context_line": "process(batch)", "in_app": true}]'
-)
 
 
 def test_a_storm_on_one_issue_counts_exactly(installed_db: str) -> None:
-    errors: list[BaseException] = []
-    start = threading.Barrier(WRITERS + 1)
-    done = threading.Event()
-
-    def writer(n: int) -> None:
-        try:
-            with psycopg.connect(installed_db, autocommit=True) as conn:
-                conn.execute("SET ROLE monitoring_writer")
-                start.wait()
-                for i in range(EVENTS_EACH):
-                    conn.execute(
-                        "SELECT monitoring.capture_error('JobFailed', %s, %s::jsonb, "
-                        "p_user => %s::jsonb)",
-                        (f"job {n}-{i} failed", FRAMES, f'{{"id": "user-{i % 10}"}}'),
-                    )
-        except BaseException as error:
-            errors.append(error)
-
-    def maintainer() -> None:
-        # Folds while the writers write: no event may be lost or counted twice.
-        try:
-            with psycopg.connect(installed_db, autocommit=True) as conn:
-                start.wait()
-                while not done.is_set():
-                    conn.execute("SELECT monitoring.run_maintenance()")
-                    time.sleep(0.05)
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
-    folder = threading.Thread(target=maintainer)
-    for thread in [*threads, folder]:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=90)
-    done.set()
-    folder.join(timeout=30)
-
-    assert errors == []
+    storm(installed_db, writers=WRITERS, events_each=EVENTS_EACH, distinct_users=10)
     with psycopg.connect(installed_db) as conn:
         issues = conn.execute("SELECT times_seen, users_seen FROM monitoring.issues").fetchall()
         assert issues == [(WRITERS * EVENTS_EACH, 10)]
