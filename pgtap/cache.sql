@@ -1,6 +1,6 @@
 -- The cache: values, TTLs, NX/XX, incr, glob patterns, tags, locks, bounds and privileges.
 BEGIN;
-SELECT plan(88);
+SELECT plan(89);
 
 SELECT is(
     (
@@ -216,6 +216,14 @@ SELECT is(
     monitoring.cache_exists(pg_catalog.repeat('é', 2999) || 'e'),
     0::bigint,
     'and differs from a key with the same 500-character prefix'
+);
+SELECT is(
+    (
+        SELECT pg_catalog.count(*) FROM monitoring.cache_entries AS e
+        WHERE e.index_key IS DISTINCT FROM monitoring.cache_index_key(e.key)
+    ),
+    0::bigint,
+    'the generated index_key column agrees with cache_index_key, short and long keys alike'
 );
 SELECT is(monitoring.cache_delete_pattern('éé*'), 1::bigint, 'and matches a pattern');
 

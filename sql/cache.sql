@@ -55,8 +55,14 @@ COMMENT ON FUNCTION monitoring.cache_index_key(text) IS
 CREATE UNLOGGED TABLE monitoring.cache_entries (
     key text COLLATE "C" NOT NULL,
     -- "C": byte order, so a key prefix is an index range whatever the database's collation.
+    -- cache_index_key's body written out: a function call here would be inlined, which means
+    -- parsed from its source text, at the start of every INSERT (a fifth of a SET's CPU).
+    -- pgTAP checks that the two agree.
     index_key text COLLATE "C" NOT NULL GENERATED ALWAYS AS (
-        monitoring.cache_index_key(key)
+        CASE
+            WHEN pg_catalog.char_length(key) <= 500 THEN key
+            ELSE pg_catalog.left(key, 500) || '#' || pg_catalog.md5(key)
+        END
     ) STORED,
     -- Exactly one of value (JSON) and value_bytes (raw, from the Redis facade) is set in an
     -- entry; both are NULL in a lock placeholder. Two columns instead of a wrapper object in
@@ -288,14 +294,15 @@ AS $$
 DECLARE
     v_stored boolean;
 BEGIN
-    IF p_key IS NULL THEN
-        RAISE EXCEPTION 'p_key must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF p_value IS NULL AND p_bytes IS NULL THEN
-        RAISE EXCEPTION 'p_value must not be NULL (a JSON null is ''null''::jsonb)'
-            USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF p_nx AND p_xx THEN
+    -- One test on the common path: PL/pgSQL sets up every expression it evaluates once per
+    -- transaction, and a cache SET is usually a transaction of its own.
+    IF p_key IS NULL OR (p_value IS NULL AND p_bytes IS NULL) OR (p_nx AND p_xx) THEN
+        IF p_key IS NULL THEN
+            RAISE EXCEPTION 'p_key must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+        ELSIF p_value IS NULL AND p_bytes IS NULL THEN
+            RAISE EXCEPTION 'p_value must not be NULL (a JSON null is ''null''::jsonb)'
+                USING ERRCODE = 'null_value_not_allowed';
+        END IF;
         RAISE EXCEPTION 'p_nx and p_xx exclude each other' USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
@@ -330,7 +337,8 @@ BEGIN
     END IF;
     v_stored := FOUND;
 
-    IF random() < 0.001 THEN
+    -- A plain SET arrives here as cache_set's 1-in-1000 sample for the size check.
+    IF NOT (p_nx OR p_xx) OR random() < 0.001 THEN
         PERFORM monitoring._cache_evict_if_full();
     END IF;
     RETURN v_stored;
@@ -339,10 +347,67 @@ $$;
 
 COMMENT ON FUNCTION monitoring._cache_store(
     text, jsonb, bytea, double precision, boolean, boolean, text[]
-) IS 'The one write path of cache_set and cache_set_bytes';
+) IS 'The checked write path of cache_set and cache_set_bytes: NULLs, NX, XX, the size check';
 
--- Scalar SQL wrappers: the planner inlines them into the caller's SELECT, so a cache_set costs
--- one plpgsql call, not two.
+-- The plain SET, nothing but the upsert: cache_set has checked the arguments and computed the
+-- expiry in the caller's statement, where they cost an expression step each instead of a
+-- PL/pgSQL expression set up again in every transaction.
+CREATE FUNCTION monitoring._cache_put(
+    p_key text, p_value jsonb, p_bytes bytea, p_expires_at timestamptz, p_tags text[]
+)
+RETURNS boolean
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    INSERT INTO monitoring.cache_entries AS e (key, value, value_bytes, expires_at, tags)
+    VALUES (p_key, p_value, p_bytes, p_expires_at, p_tags)
+    ON CONFLICT (index_key) DO UPDATE
+        SET
+            key = excluded.key,
+            value = excluded.value,
+            value_bytes = excluded.value_bytes,
+            expires_at = excluded.expires_at,
+            created_at = excluded.created_at,
+            tags = excluded.tags,
+            locked_until = NULL;
+    RETURN TRUE;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring._cache_put(text, jsonb, bytea, timestamptz, text[]) IS
+'The unchecked upsert behind a plain cache_set: callers pass a non-NULL key and value';
+
+-- cache_set and cache_set_bytes, and this behind them, are SQL functions that the planner
+-- inlines into the caller's SELECT: the common SET (no NX/XX, non-NULL arguments) goes
+-- straight to the upsert; anything else, and one call in a thousand (the sampled size
+-- check), takes the checked path.
+CREATE FUNCTION monitoring._cache_set(
+    p_key text,
+    p_value jsonb,
+    p_bytes bytea,
+    p_ttl double precision,
+    p_nx boolean,
+    p_xx boolean,
+    p_tags text[]
+)
+RETURNS boolean
+LANGUAGE sql
+AS $$
+    SELECT CASE
+        WHEN
+            p_key IS NOT NULL AND (p_value IS NOT NULL OR p_bytes IS NOT NULL)
+            AND NOT p_nx AND NOT p_xx AND pg_catalog.random() >= 0.001
+            THEN monitoring._cache_put(
+                p_key, p_value, p_bytes, monitoring._cache_expiry(p_ttl), nullif(p_tags, '{}')
+            )
+        ELSE monitoring._cache_store(p_key, p_value, p_bytes, p_ttl, p_nx, p_xx, p_tags)
+    END;
+$$;
+
+COMMENT ON FUNCTION monitoring._cache_set(
+    text, jsonb, bytea, double precision, boolean, boolean, text[]
+) IS 'cache_set and cache_set_bytes: the plain SET to _cache_put, the rest to _cache_store';
+
 CREATE FUNCTION monitoring.cache_set(
     p_key text,
     p_value jsonb,
@@ -354,7 +419,7 @@ CREATE FUNCTION monitoring.cache_set(
 RETURNS boolean
 LANGUAGE sql
 AS $$
-    SELECT monitoring._cache_store(p_key, p_value, NULL, p_ttl, p_nx, p_xx, p_tags);
+    SELECT monitoring._cache_set(p_key, p_value, NULL, p_ttl, p_nx, p_xx, p_tags);
 $$;
 
 COMMENT ON FUNCTION monitoring.cache_set(text, jsonb, double precision, boolean, boolean, text[])
@@ -372,7 +437,7 @@ CREATE FUNCTION monitoring.cache_set_bytes(
 RETURNS boolean
 LANGUAGE sql
 AS $$
-    SELECT monitoring._cache_store(p_key, NULL, p_value, p_ttl, p_nx, p_xx, p_tags);
+    SELECT monitoring._cache_set(p_key, NULL, p_value, p_ttl, p_nx, p_xx, p_tags);
 $$;
 
 COMMENT ON FUNCTION monitoring.cache_set_bytes(
@@ -1190,6 +1255,8 @@ monitoring.cache_get_many(text[]),
 monitoring.cache_get_many_bytes(text[]),
 monitoring._cache_evict_if_full(),
 monitoring._cache_store(text, jsonb, bytea, double precision, boolean, boolean, text[]),
+monitoring._cache_put(text, jsonb, bytea, timestamptz, text[]),
+monitoring._cache_set(text, jsonb, bytea, double precision, boolean, boolean, text[]),
 monitoring.cache_set(text, jsonb, double precision, boolean, boolean, text[]),
 monitoring.cache_set_bytes(text, bytea, double precision, boolean, boolean, text[]),
 monitoring._cache_store_many(text[], jsonb[], bytea[], double precision),

@@ -38,6 +38,41 @@ def test_from_a_pool(installed_db: str) -> None:
         assert not pool.closed, "a caller's pool is the caller's to close"
 
 
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_a_pooled_single_statement_commits_on_its_own(installed_db: str, autocommit: bool) -> None:
+    # fetch_row's fast path (autocommit pool) and its fallback (a pool of ordinary
+    # connections): either way the write is committed and the connection goes back idle.
+    kwargs = {"autocommit": autocommit}
+    with ConnectionPool(installed_db, min_size=1, max_size=1, kwargs=kwargs) as pool:
+        connector = Connector(pool)
+        for attempt in range(3):  # the second and third reuse the connection's cursor
+            assert connector.fetch_row(
+                "SELECT monitoring.cache_set(%s::text, '1'::jsonb)", (f"k{attempt}",)
+            ) == (True,)
+        with pytest.raises(InvalidArgumentError, match="p_ttl must be"):
+            connector.fetch_row("SELECT monitoring.cache_set('bad', '1'::jsonb, -1)")
+        assert connector.fetch_row("SELECT 'still usable'") == ("still usable",)
+        with pool.connection() as conn:
+            assert conn.autocommit is autocommit
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    with psycopg.connect(installed_db) as other:
+        stored = other.execute(
+            "SELECT count(*) FROM monitoring.cache_get_many(ARRAY['k0', 'k1', 'k2'])"
+        ).fetchone()
+    assert stored == (3,)
+
+
+async def test_async_pooled_single_statement(installed_db: str) -> None:
+    kwargs = {"autocommit": True}
+    async with AsyncConnectionPool(installed_db, min_size=1, max_size=1, kwargs=kwargs) as pool:
+        connector = AsyncConnector(pool)
+        for _ in range(3):
+            assert await connector.fetch_row("SELECT monitoring.cache_set('a', '1')") == (True,)
+        with pytest.raises(InvalidArgumentError):
+            await connector.fetch_row("SELECT monitoring.cache_set('a', '1', -1)")
+        assert await connector.fetch_value("SELECT (monitoring.cache_get('a')).value") == 1
+
+
 def test_on_a_callers_connection_joins_its_transaction(installed_db: str) -> None:
     with psycopg.connect(installed_db) as conn:
         connector = Connector(conn)

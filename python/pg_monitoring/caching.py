@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Final, TypeAlias
 
 from psycopg.types.json import Jsonb
 
-from ._calls import Call, Rows, first_value, run, run_async
+from ._calls import Call, Rows, only_value, run, run_async
 from .connection import AsyncConnector, AsyncSource, Connector, Source
 
 TTL: TypeAlias = float | int | timedelta | None
@@ -48,6 +48,13 @@ def _value(row: dict[str, Any]) -> Any:
     return row["value_bytes"] if row["value_bytes"] is not None else row["value"]
 
 
+def _row_value(row: tuple[Any, Any] | None) -> Any:
+    """A (value, value_bytes) row as the cached value; MISS when there is no row."""
+    if row is None:
+        return MISS
+    return row[1] if row[1] is not None else row[0]
+
+
 def _store(key: str, value: Any, ttl: TTL, nx: bool, xx: bool, tags: Iterable[str] | None) -> Call:
     raw = isinstance(value, (bytes, bytearray, memoryview))
     function = "cache_set_bytes" if raw else "cache_set"
@@ -55,7 +62,8 @@ def _store(key: str, value: Any, ttl: TTL, nx: bool, xx: bool, tags: Iterable[st
     return Call(
         f"SELECT monitoring.{function}(%s::text, %s::{cast}, %s::float8, %s, %s, %s::text[])",
         (key, bytes(value) if raw else Jsonb(value), _seconds(ttl), nx, xx, _list(tags)),
-        first_value,
+        only_value,
+        one_row=True,
     )
 
 
@@ -67,7 +75,8 @@ def _get(key: str) -> Call:
     return Call(
         "SELECT value, value_bytes FROM monitoring.cache_get(%s::text)",
         (key,),
-        lambda rows: _value(rows[0]) if rows else MISS,
+        _row_value,
+        one_row=True,
     )
 
 
@@ -80,7 +89,7 @@ def _get_many(keys: Iterable[str]) -> Call:
 
 
 def _value_call(query: str, *params: Any, read: Callable[[Any], Any] = lambda v: v) -> Call:
-    return Call(query, params, lambda rows: read(first_value(rows)))
+    return Call(query, params, lambda row: read(only_value(row)), one_row=True)
 
 
 def _set_many(mapping: Mapping[str, Any], ttl: TTL) -> Call:
@@ -188,12 +197,12 @@ class _HitCounter:
 
 
 def _counted_get(counter: _HitCounter, call: Call, default: Any) -> Call:
-    def read(rows: Rows) -> Any:
-        value = call.read(rows)
+    def read(row: Any) -> Any:
+        value = call.read(row)
         counter.count(value is not MISS, value is MISS)
         return default if value is MISS else value
 
-    return Call(call.query, call.params, read)
+    return Call(call.query, call.params, read, call.one_row)
 
 
 def _counted_get_many(counter: _HitCounter, keys: list[str]) -> Call:

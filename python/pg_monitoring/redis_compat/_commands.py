@@ -11,7 +11,7 @@ import datetime
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .._calls import Call, Rows, first_value
+from .._calls import Call, only_value
 from ..errors import PgMonitoringError
 from .exceptions import ConnectionError, DataError, ResponseError
 
@@ -78,14 +78,17 @@ def _seconds(value: Any, unit: float, name: str) -> float:
 
 
 def _value(query: str, params: tuple[Any, ...], read: Any = None) -> Call:
-    return Call(query, params, lambda rows: (read or (lambda v: v))(first_value(rows)))
+    if read is None:
+        return Call(query, params, only_value, one_row=True)
+    return Call(query, params, lambda row: read(only_value(row)), one_row=True)
 
 
 def get(codec: Codec, name: Any) -> Call:
     return Call(
         "SELECT value FROM monitoring.cache_get_bytes(%s::text)",
         (codec.key(name),),
-        lambda rows: codec.reply(rows[0]["value"]) if rows else None,
+        lambda row: None if row is None else codec.reply(row[0]),
+        one_row=True,
     )
 
 
@@ -189,4 +192,4 @@ def scan_page(codec: Codec, match: Any, after: str | None, count: int | None) ->
     return keys(codec, "*" if match is None else match, after, count or SCAN_PAGE)
 
 
-__all__ = ["Codec", "Rows", "translate"]
+__all__ = ["Codec", "translate"]
