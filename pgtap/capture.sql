@@ -2,7 +2,7 @@
 -- store, Sentry's event JSON, idempotence, batches, and bad input refused with an SQLSTATE and
 -- a message naming the argument.
 BEGIN;
-SELECT plan(79);
+SELECT plan(85);
 
 -- The design document's queries ("PostgreSQL Error Tracking" in production-monitoring.md),
 -- run verbatim over this data. Times are relative to now(), fixed inside the transaction.
@@ -943,6 +943,71 @@ SELECT lives_ok(
     $$SELECT monitoring.capture_event('{"message": "m", "contexts": "none", "release": 1.5,
         "exception": {"values": null}, "tags": [["only-key"]], "event_id": ""}'::jsonb)$$,
     'contexts of the wrong type, a numeric release, null values and an empty event_id pass'
+);
+
+
+-- The per-session fingerprint memo: a repeated trace is grouped from memory, exactly as if
+-- computed; a trace that differs in a frame, or grouping that depends on the value, is not.
+SELECT set_config('pg_monitoring.fingerprints', '', FALSE);
+CREATE TEMPORARY TABLE memo_frames AS
+SELECT
+    '[{"module": "shop.cart", "function": "add", "context_line": "cart.add(item)",
+        "in_app": true, "lineno": 10}]'::jsonb AS a,
+    '[{"module": "shop.cart", "function": "remove", "context_line": "cart.add(item)",
+        "in_app": true, "lineno": 10}]'::jsonb AS b;
+SELECT is(
+    (
+        SELECT (monitoring.capture_error('KeyError', 'item 1', m.a, p_service => 'memo')).issue_id
+        FROM memo_frames AS m
+    ),
+    (
+        SELECT (monitoring.capture_error('KeyError', 'item 2', m.a, p_service => 'memo')).issue_id
+        FROM memo_frames AS m
+    ),
+    'a repeated trace with another value joins the same issue'
+);
+SELECT is(
+    (
+        SELECT pg_catalog.length(pg_catalog.current_setting('pg_monitoring.fingerprints'))
+    ),
+    66,
+    'and the session remembers one fingerprint'
+);
+SELECT is(
+    (
+        SELECT g.fingerprint FROM monitoring.error_groups AS g
+        WHERE g.service = 'memo'
+    ),
+    (
+        SELECT f.fingerprint FROM memo_frames AS m,
+            monitoring.default_fingerprint(
+                monitoring._stack_trace_chain(m.a, 'KeyError', 'item 3'), 'item 3'
+            ) AS f
+    ),
+    'the remembered fingerprint is the computed one'
+);
+SELECT isnt(
+    (
+        SELECT (monitoring.capture_error('KeyError', 'item 1', m.b, p_service => 'memo')).issue_id
+        FROM memo_frames AS m
+    ),
+    (
+        SELECT g.id FROM monitoring.error_groups AS g
+        WHERE g.service = 'memo'
+        ORDER BY g.id LIMIT 1
+    ),
+    'another function in the trace is another issue'
+);
+SELECT is(
+    pg_catalog.length(pg_catalog.current_setting('pg_monitoring.fingerprints')),
+    132,
+    'and it is remembered too'
+);
+SELECT monitoring.capture_error('KeyError', 'no frames 1', p_service => 'memo');
+SELECT is(
+    pg_catalog.length(pg_catalog.current_setting('pg_monitoring.fingerprints')),
+    132,
+    'grouping by type and value is not remembered (the value decides it)'
 );
 
 SELECT * FROM finish();

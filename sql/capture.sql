@@ -114,38 +114,41 @@ LANGUAGE plpgsql
 IMMUTABLE
 AS $$
 DECLARE
+    v_kind text := jsonb_typeof(p_stack);
     v_chain jsonb;
 BEGIN
+    -- Frames only, the common case, first and in two expressions: frames that are no object
+    -- are kept and do not count for grouping. An array is a chain of exceptions instead when
+    -- any element is an object with an exception's keys (a jsonpath, not a query: a query
+    -- costs a PL/pgSQL function an executor start-up on every call).
+    IF v_kind = 'array' AND NOT jsonb_path_exists(
+        p_stack,
+        'strict $[*] ? (@.type() == "object" '
+        '&& (exists(@."type") || exists(@.stacktrace) || exists(@.value)))'
+    ) THEN
+        -- jsonb_strip_nulls would rebuild the whole trace: leave out nulls by hand
+        RETURN jsonb_build_array(
+            jsonb_build_object('frames', p_stack)
+            || CASE WHEN p_type IS NULL THEN '{}' ELSE jsonb_build_object('type', p_type) END
+            || CASE WHEN p_value IS NULL THEN '{}' ELSE jsonb_build_object('value', p_value) END
+        );
+    END IF;
     CASE
-        WHEN p_stack IS NULL OR jsonb_typeof(p_stack) = 'null' THEN
+        WHEN v_kind IS NULL OR v_kind = 'null' THEN
             v_chain := '[]';
-        WHEN jsonb_typeof(p_stack) = 'string' THEN
+        WHEN v_kind = 'string' THEN
             v_chain := monitoring.parse_python_traceback(p_stack #>> '{}');
-        WHEN jsonb_typeof(p_stack) = 'object' AND p_stack ? 'values' THEN
+        WHEN v_kind = 'object' AND p_stack ? 'values' THEN
             v_chain := monitoring._exception_chain(p_stack -> 'values', 'p_stack_trace.values');
-        WHEN jsonb_typeof(p_stack) = 'object' AND p_stack ? 'frames' THEN
+        WHEN v_kind = 'object' AND p_stack ? 'frames' THEN
             v_chain := monitoring._exception_chain(
                 jsonb_build_array(p_stack), 'p_stack_trace'
             );
-        WHEN jsonb_typeof(p_stack) = 'array' AND EXISTS (
-            SELECT FROM jsonb_array_elements(p_stack) AS e (x)
-            WHERE jsonb_typeof(e.x) = 'object'
-                AND (e.x ? 'type' OR e.x ? 'stacktrace' OR e.x ? 'value')
-        ) THEN
+        WHEN v_kind = 'array' THEN
             v_chain := monitoring._exception_chain(p_stack, 'p_stack_trace');
-        WHEN jsonb_typeof(p_stack) = 'array' THEN
-            -- frames only, the common case: nothing to normalise (frames that are no object
-            -- are kept and do not count for grouping)
-            -- jsonb_strip_nulls would rebuild the whole trace: leave out nulls by hand
-            RETURN jsonb_build_array(
-                jsonb_build_object('frames', p_stack)
-                || CASE WHEN p_type IS NULL THEN '{}' ELSE jsonb_build_object('type', p_type) END
-                || CASE WHEN p_value IS NULL THEN '{}' ELSE jsonb_build_object('value', p_value)
-                END
-            );
         ELSE
             RAISE EXCEPTION 'p_stack_trace must be frames, {"frames": [...]}, {"values": [...]} or traceback text, not a JSON %',
-                jsonb_typeof(p_stack)
+                v_kind
                 USING ERRCODE = 'invalid_parameter_value';
     END CASE;
 
@@ -284,6 +287,9 @@ DECLARE
     v_safe text[];
     v_fingerprint text;
     v_source text;
+    v_memo text;
+    v_memo_key text;
+    v_memo_hit integer;
     v_group monitoring.error_groups;
     v_reason text;
 BEGIN
@@ -344,8 +350,31 @@ BEGIN
     END IF;
 
     IF coalesce(cardinality(p_fingerprint), 0) = 0 THEN
-        SELECT f.fingerprint, f.source INTO v_fingerprint, v_source
-        FROM monitoring.default_fingerprint(v_exceptions, v_message) AS f;
+        -- An error storm repeats one stack trace, and its fingerprint costs more than the rest
+        -- of the capture: each session remembers the last 16 it computed from frames. Only for
+        -- one exception with a stack, whose fingerprint depends on nothing but its type and
+        -- frames, so the key is the md5 of the chain without the value (which varies).
+        -- A session setting: it lives as long as the connection and goes with a rollback.
+        IF jsonb_array_length(v_exceptions) = 1 THEN
+            v_memo_key := md5((v_exceptions #- '{0,value}')::text) || '=';
+            v_memo := coalesce(current_setting('pg_monitoring.fingerprints', TRUE), '');
+            v_memo_hit := strpos(v_memo, v_memo_key);
+        END IF;
+        IF v_memo_hit > 0 THEN
+            v_fingerprint := substr(v_memo, v_memo_hit + 33, 32);
+            v_source := 'stacktrace';
+        ELSE
+            SELECT f.fingerprint, f.source INTO v_fingerprint, v_source
+            FROM monitoring.default_fingerprint(v_exceptions, v_message) AS f;
+            IF v_memo_key IS NOT NULL AND v_source = 'stacktrace' THEN
+                -- entries of 66 characters (key=fingerprint;), newest first
+                PERFORM set_config(
+                    'pg_monitoring.fingerprints',
+                    left(v_memo_key || v_fingerprint || ';' || v_memo, 66 * 16),
+                    FALSE
+                );
+            END IF;
+        END IF;
     ELSE
         SELECT f.fingerprint, f.source INTO v_fingerprint, v_source
         FROM monitoring.compute_fingerprint(v_exceptions, v_message, p_fingerprint) AS f;
