@@ -2,7 +2,7 @@
 -- Sentry's default keys and patterns, and the scrub.* settings to add keys, spare keys or
 -- switch it off.
 BEGIN;
-SELECT plan(30);
+SELECT plan(35);
 
 -- Keys.
 SELECT is(
@@ -240,6 +240,39 @@ SELECT is(
     ),
     0,
     'a PEM key cut in two by the message length limit does not leak its first half'
+);
+
+-- The quick test that lets capture skip the walk: never false where the walk would filter.
+SELECT ok(
+    monitoring._may_hold_secrets(
+        '[{"a": {"X_Api_Key_2": 1}}]'::jsonb::text, monitoring.scrub_key_pattern()
+    ),
+    'it sees a sensitive fragment inside a nested key, in any case'
+);
+SELECT ok(
+    monitoring._may_hold_secrets(
+        '{"note": "fine", "auth_level": null}'::jsonb::text, monitoring.scrub_key_pattern('[]')
+    ),
+    'a key containing auth is seen (auth_level)'
+);
+SELECT ok(
+    NOT monitoring._may_hold_secrets(
+        '{"note": "reset my password please", "user_id": 42}'::jsonb::text,
+        monitoring.scrub_key_pattern()
+    ),
+    'a sensitive word in a value alone does not need the walk'
+);
+SELECT ok(
+    monitoring._may_hold_secrets('{"n": "4111 1111 1111 1111"}', monitoring.scrub_key_pattern())
+    AND monitoring._may_hold_secrets('{"h": "Bearer abc"}', monitoring.scrub_key_pattern()),
+    'card numbers and bearer tokens in values are seen'
+);
+SELECT is(
+    monitoring.scrub_with(
+        '{"note": "reset my password please", "user_id": 42}', monitoring.scrub_key_pattern(), NULL
+    ),
+    '{"note": "reset my password please", "user_id": 42}'::jsonb,
+    'and the walk agrees that such a document holds nothing to filter'
 );
 
 SELECT * FROM finish();

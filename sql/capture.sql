@@ -176,9 +176,14 @@ BEGIN
     -- value allowed can not hold a longer one)
     IF p_chain IS NULL OR (
         pg_column_size(p_chain) <= p_max_bytes
-        AND NOT jsonb_path_exists(
-            p_chain, '$[*].frames ? (@.size() > $max)', jsonb_build_object('max', p_max_frames)
-        )
+        AND CASE
+            -- one exception with frames, the common case: no jsonpath to run
+            WHEN jsonb_array_length(p_chain) = 1 AND jsonb_typeof(p_chain -> 0 -> 'frames') = 'array'
+                THEN jsonb_array_length(p_chain -> 0 -> 'frames') <= p_max_frames
+            ELSE NOT jsonb_path_exists(
+                p_chain, '$[*].frames ? (@.size() > $max)', jsonb_build_object('max', p_max_frames)
+            )
+        END
         AND (
             pg_column_size(p_chain) <= p_max_length
             OR NOT EXISTS (
@@ -289,6 +294,7 @@ DECLARE
     v_source text;
     v_memo text;
     v_memo_key text;
+    v_text text;
     v_memo_hit integer;
     v_group monitoring.error_groups;
     v_reason text;
@@ -332,15 +338,17 @@ BEGIN
 
     IF (v_cfg ->> 'scrub.enabled')::boolean THEN
         v_pattern := monitoring.scrub_key_pattern(v_cfg -> 'scrub.extra_keys');
-        v_safe := ARRAY(
-            SELECT lower(k) FROM jsonb_array_elements_text(v_cfg -> 'scrub.safe_keys') AS k
-        );
+        IF v_cfg -> 'scrub.safe_keys' <> '[]' THEN
+            v_safe := ARRAY(
+                SELECT lower(k) FROM jsonb_array_elements_text(v_cfg -> 'scrub.safe_keys') AS k
+            );
+        END IF;
         v_exceptions := monitoring.scrub_exceptions(v_exceptions, v_pattern, v_safe);
         v_message := monitoring.scrub_text(v_message);
         -- one look at all the small documents together; each is walked only if it matters
-        IF monitoring.scrub_with(
-            jsonb_build_array(v_context, v_tags, v_user, v_data, v_crumbs), v_pattern, v_safe
-        ) IS DISTINCT FROM jsonb_build_array(v_context, v_tags, v_user, v_data, v_crumbs) THEN
+        -- (the text in a variable: the inlined test reads it three times)
+        v_text := jsonb_build_array(v_context, v_tags, v_user, v_data, v_crumbs)::text;
+        IF monitoring._may_hold_secrets(v_text, v_pattern) THEN
             v_context := monitoring.scrub_with(v_context, v_pattern, v_safe);
             v_tags := monitoring.scrub_with(v_tags, v_pattern, v_safe);
             v_user := monitoring.scrub_with(v_user, v_pattern, v_safe);

@@ -82,6 +82,25 @@ COMMENT ON FUNCTION monitoring.scrub_key_pattern(jsonb) IS
 
 -- Walks p_value and filters it. p_key_pattern and p_safe_keys come from the settings
 -- (monitoring.scrub reads them); the capture functions read them once per event.
+-- Most documents hold no secret: a look at the JSON text decides whether to walk one. It
+-- finds every key the walk would filter (a key is the last string before ": ) and a superset
+-- of the strings scrub_text changes. Three tests, not one alternation: PostgreSQL's regex
+-- engine runs them in half the time. SQL, inlined into its callers.
+CREATE FUNCTION monitoring._may_hold_secrets(p_json_text text, p_key_pattern text)
+RETURNS boolean
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+    SELECT p_json_text ~* ('(' || p_key_pattern || ')[^"]*": ')
+        OR p_json_text ~* 'bearer|private key'
+        OR p_json_text ~ '\d([-\s]?\d){12}';
+$$;
+
+COMMENT ON FUNCTION monitoring._may_hold_secrets(text, text) IS
+'Whether a JSON text may hold a key matching p_key_pattern, a bearer token, a private key or '
+'a card number: false means scrubbing would change nothing';
+
 CREATE FUNCTION monitoring.scrub_with(
     p_value jsonb, p_key_pattern text, p_safe_keys text[]
 )
@@ -92,16 +111,13 @@ PARALLEL SAFE
 AS $$
 DECLARE
     v_result jsonb;
+    v_text text;
 BEGIN
     IF p_value IS NULL OR p_key_pattern IS NULL THEN
         RETURN p_value;
     END IF;
-    -- Most documents hold no secret: one regex over the text decides whether to walk it.
-    -- It finds every key the walk would filter (keys print as "key": ) and a superset of the
-    -- strings scrub_text changes.
-    IF p_value::text !~* (
-        '"[^"]*(' || p_key_pattern || ')[^"]*": |bearer|private key|\d([-\s]?\d){12}'
-    ) THEN
+    v_text := p_value::text;
+    IF NOT monitoring._may_hold_secrets(v_text, p_key_pattern) THEN
         RETURN p_value;
     END IF;
 
@@ -155,10 +171,17 @@ AS $$
 BEGIN
     IF p_chain IS NULL OR p_key_pattern IS NULL OR jsonb_typeof(p_chain) <> 'array' OR (
         NOT jsonb_path_exists(p_chain, '$[*].frames[*].vars')
-        AND NOT EXISTS (
-            SELECT FROM jsonb_array_elements(p_chain) AS e (exc)
-            WHERE e.exc ->> 'value' ~* '(bearer|private key|\d([-\s]?\d){12})'
-        )
+        AND CASE
+            -- one exception, the common case: no query
+            WHEN jsonb_array_length(p_chain) = 1
+                THEN NOT coalesce(
+                    p_chain -> 0 ->> 'value' ~* '(bearer|private key|\d([-\s]?\d){12})', FALSE
+                )
+            ELSE NOT EXISTS (
+                SELECT FROM jsonb_array_elements(p_chain) AS e (exc)
+                WHERE e.exc ->> 'value' ~* '(bearer|private key|\d([-\s]?\d){12})'
+            )
+        END
     ) THEN
         RETURN p_chain;
     END IF;
@@ -222,6 +245,7 @@ COMMENT ON FUNCTION monitoring.scrub(jsonb) IS
 
 GRANT EXECUTE ON FUNCTION
 monitoring.scrub_text(text),
+monitoring._may_hold_secrets(text, text),
 monitoring.scrub_with(jsonb, text, text[]),
 monitoring.scrub_key_pattern(jsonb),
 monitoring.scrub(jsonb)
