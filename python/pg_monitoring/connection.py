@@ -146,7 +146,10 @@ class Connector:
         if pool is None or pool.closed:
             with self.statement() as conn:
                 return conn.execute(query, params).fetchone()
-        conn = pool.getconn()
+        try:
+            conn = pool.getconn()
+        except psycopg.Error as error:  # PoolTimeout, as statement() would translate it
+            raise translate(error) from error
         try:
             if conn.autocommit and conn.pgconn.transaction_status == IDLE:
                 cursor = self._cursors.get(conn)
@@ -241,7 +244,10 @@ class AsyncConnector:
             async with self.statement() as conn:
                 cur = await conn.execute(query, params)
                 return await cur.fetchone()
-        conn = await pool.getconn()
+        try:
+            conn = await pool.getconn()
+        except psycopg.Error as error:
+            raise translate(error) from error
         try:
             if conn.autocommit and conn.pgconn.transaction_status == IDLE:
                 cursor = self._cursors.get(conn)
