@@ -126,15 +126,14 @@ BEGIN
         'strict $[*] ? (@.type() == "object" '
         '&& (exists(@."type") || exists(@.stacktrace) || exists(@.value)))'
     ) THEN
-        -- Built in one call: every jsonb operator or strip_nulls over the result would copy
-        -- the whole trace again (|| twice cost 60 µs more for a 2.4 kB trace).
-        RETURN jsonb_build_array(CASE
-            WHEN p_type IS NOT NULL AND p_value IS NOT NULL
-                THEN jsonb_build_object('frames', p_stack, 'type', p_type, 'value', p_value)
-            WHEN p_type IS NOT NULL THEN jsonb_build_object('frames', p_stack, 'type', p_type)
-            WHEN p_value IS NOT NULL THEN jsonb_build_object('frames', p_stack, 'value', p_value)
-            ELSE jsonb_build_object('frames', p_stack)
-        END);
+        -- The trace goes in last, by jsonb_set: each jsonb function or operator applied to a
+        -- value holding the trace copies the whole of it again (two || cost 60 µs more, and
+        -- jsonb_build_array around jsonb_build_object 10 µs more, for a 2.4 kB trace).
+        RETURN jsonb_set(
+            jsonb_build_array(jsonb_strip_nulls(jsonb_build_object('type', p_type, 'value', p_value))),
+            '{0,frames}',
+            p_stack
+        );
     END IF;
     CASE
         WHEN v_kind IS NULL OR v_kind = 'null' THEN
@@ -509,6 +508,8 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_stored record;
 BEGIN
     -- a blank type or message says nothing, as capture_message holds for its message
     IF coalesce(p_exception_type, '') !~ '\S' AND coalesce(p_message, '') !~ '\S'
@@ -516,8 +517,8 @@ BEGIN
         RAISE EXCEPTION 'capture_error needs p_exception_type, p_message or p_stack_trace'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    SELECT i.event_id, i.issue_id INTO event_id, issue_id
-    FROM monitoring._ingest(
+    -- an assignment, not SELECT ... FROM: PL/pgSQL evaluates it without an executor start
+    v_stored := monitoring._ingest(
         p_event_id, p_occurred_at, monitoring._level(p_level, 'p_level'),
         monitoring._stack_trace_chain(p_stack_trace, p_exception_type, p_message),
         p_message, p_fingerprint,
@@ -527,7 +528,9 @@ BEGIN
         monitoring._expect(p_breadcrumbs, 'array', 'p_breadcrumbs'),
         p_release, p_environment, p_service, p_trace_id, p_span_id,
         'other', NULL, NULL, NULL
-    ) AS i;
+    );
+    event_id := v_stored.event_id;
+    issue_id := v_stored.issue_id;
 END
 $$;
 
