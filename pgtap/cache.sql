@@ -1,6 +1,6 @@
 -- The cache: values, TTLs, NX/XX, incr, glob patterns, tags, locks, bounds and privileges.
 BEGIN;
-SELECT plan(89);
+SELECT plan(92);
 
 SELECT is(
     (
@@ -53,6 +53,27 @@ SELECT throws_ok(
     'a NULL key is refused on write'
 );
 SELECT is(monitoring.cache_ttl(NULL), -2::bigint, 'and is absent on read');
+-- The same with the arguments unknown when planning: cache_set's inlined CASE must still
+-- send NULLs to the checked path, not to the bare upsert.
+PREPARE pgtap_set (text, jsonb) AS SELECT monitoring.cache_set($1, $2) AS stored;
+PREPARE pgtap_set_bytes (text, bytea) AS
+SELECT monitoring.cache_set_bytes($1, $2) AS stored;
+SET LOCAL plan_cache_mode = force_generic_plan;
+SELECT throws_ok(
+    $$EXECUTE pgtap_set('k', NULL)$$, '22004', NULL,
+    'a NULL value is refused at run time too'
+);
+SELECT throws_ok(
+    $$EXECUTE pgtap_set(NULL, '1')$$, '22004', 'p_key must not be NULL',
+    'and a NULL key'
+);
+SELECT throws_ok(
+    $$EXECUTE pgtap_set_bytes('k', NULL)$$, '22004', NULL,
+    'and a NULL value of cache_set_bytes'
+);
+RESET plan_cache_mode;
+DEALLOCATE pgtap_set;
+DEALLOCATE pgtap_set_bytes;
 
 -- TTLs.
 SELECT ok(monitoring.cache_set('t', '1', 100), 'a TTL in seconds');
