@@ -1,6 +1,6 @@
 -- The cache: values, TTLs, NX/XX, incr, glob patterns, tags, locks, bounds and privileges.
 BEGIN;
-SELECT plan(92);
+SELECT plan(93);
 
 SELECT is(
     (
@@ -133,6 +133,10 @@ SELECT is((SELECT value FROM monitoring.cache_get('j')), '3'::jsonb, 'and replac
 SELECT throws_ok(
     $$SELECT monitoring.cache_set('j', '1', p_nx => TRUE, p_xx => TRUE)$$, '22023',
     'p_nx and p_xx exclude each other', 'NX and XX together are refused'
+);
+SELECT throws_ok(
+    $$SELECT monitoring.cache_set('absent-key', '1', -5, p_xx => TRUE)$$, '22023', NULL,
+    'XX with a bad TTL is refused even when the key is absent, as in Redis'
 );
 
 -- INCR.

@@ -293,6 +293,9 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
     v_stored boolean;
+    -- First, as Redis does: SET XX with a bad TTL is an error even when the key is absent
+    -- (inside the UPDATE it would only be computed for a row that matches).
+    v_expires_at timestamptz := monitoring._cache_expiry(p_ttl);
 BEGIN
     -- One test on the common path: PL/pgSQL sets up every expression it evaluates once per
     -- transaction, and a cache SET is usually a transaction of its own.
@@ -311,7 +314,7 @@ BEGIN
         SET
             value = p_value,
             value_bytes = p_bytes,
-            expires_at = monitoring._cache_expiry(p_ttl),
+            expires_at = v_expires_at,
             created_at = now(),
             tags = nullif(p_tags, '{}'),
             locked_until = NULL
@@ -323,7 +326,7 @@ BEGIN
         -- An expired row, a lock placeholder or (for long keys) a colliding key is no entry:
         -- NX overwrites it.
         INSERT INTO monitoring.cache_entries AS e (key, value, value_bytes, expires_at, tags)
-        VALUES (p_key, p_value, p_bytes, monitoring._cache_expiry(p_ttl), nullif(p_tags, '{}'))
+        VALUES (p_key, p_value, p_bytes, v_expires_at, nullif(p_tags, '{}'))
         ON CONFLICT (index_key) DO UPDATE
             SET
                 key = excluded.key,

@@ -133,6 +133,7 @@ def test_the_examples_that_matter(real: redis.Redis, ours: compat.Redis) -> None
         ("set", "t", 1, {"px": -1}),
         ("set", "t", 1, {"ex": 100, "px": 1000}),
         ("set", "t", 1, {"nx": True, "xx": True}),
+        ("set", "absent", b"", {"ex": -5, "xx": True}),  # found by Hypothesis: still an error
         ("set", "t", True, {}),
         ("set", "t", 1, {"ex": 100}),
         ("ttl", "t"),
