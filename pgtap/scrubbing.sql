@@ -2,7 +2,7 @@
 -- Sentry's default keys and patterns, and the scrub.* settings to add keys, spare keys or
 -- switch it off.
 BEGIN;
-SELECT plan(35);
+SELECT plan(41);
 
 -- Keys.
 SELECT is(
@@ -273,6 +273,60 @@ SELECT is(
     ),
     '{"note": "reset my password please", "user_id": 42}'::jsonb,
     'and the walk agrees that such a document holds nothing to filter'
+);
+
+-- The LIKE patterns tested first are the regex's fragments, and never reject what it finds.
+SELECT is(
+    monitoring.scrub_key_likes(),
+    (
+        SELECT array_agg('%' || replace(f.frag, '_', '\_') || '%' ORDER BY f.ord)
+        FROM
+            unnest(string_to_array(monitoring.scrub_key_pattern(), '|'))
+            WITH ORDINALITY AS f (frag, ord)
+    ),
+    'the LIKE patterns are the default key fragments, with _ escaped'
+);
+SELECT is(
+    monitoring.scrub_key_likes('["Ssn", "100%_sure", ""]'),
+    monitoring.scrub_key_likes() || '{%ssn%,%100\\%\\_sure%}'::text[],
+    'extra keys are lowered and their LIKE wildcards escaped; empty ones are skipped'
+);
+SELECT is(
+    monitoring.scrub_key_likes('["clé"]'),
+    NULL,
+    'a key that is not ASCII leaves no quick test (lower() and the regex could disagree)'
+);
+CREATE TEMPORARY TABLE quick_docs (doc text, extra jsonb);
+INSERT INTO quick_docs VALUES
+('{"X_API_KEY": 1}', '[]'), ('{"a": {"MySessionId": 2}}', '[]'),
+('{"operation": "authorize"}', '[]'), ('{"user_id": 42}', '[]'),
+('{"SSN_last4": "1234"}', '["ssn"]'), ('{"rate": "100%_sure"}', '["100%_sure"]'),
+('{"h": "bearer x"}', '[]'), ('{"clé_api": 1}', '["CLÉ"]');
+SELECT is_empty(
+    $$
+    SELECT d.doc FROM quick_docs AS d
+    WHERE monitoring._may_hold_secrets(
+        d.doc, monitoring.scrub_key_pattern(d.extra), monitoring.scrub_key_likes(d.extra)
+    ) IS DISTINCT FROM monitoring._may_hold_secrets(d.doc, monitoring.scrub_key_pattern(d.extra))
+    $$,
+    'with the LIKE patterns the quick test answers as the regex alone does'
+);
+SELECT ok(
+    NOT monitoring._may_hold_secrets(
+        '{"operation": "authorize"}', monitoring.scrub_key_pattern(), monitoring.scrub_key_likes()
+    )
+    AND monitoring._may_hold_secrets(
+        '{"X_API_KEY": 1}', monitoring.scrub_key_pattern(), monitoring.scrub_key_likes()
+    ),
+    'a fragment in a value passes the LIKEs but not the regex; one in a key, in capitals, both'
+);
+CREATE TEMPORARY TABLE capitals AS
+SELECT c.event_id
+FROM monitoring.capture_error('E', 'm', NULL, '{"Auth_Token": "abc", "ok": 1}') AS c;
+SELECT is(
+    (SELECT e.context FROM monitoring.errors AS e INNER JOIN capitals AS s ON e.id = s.event_id),
+    '{"Auth_Token": "[Filtered]", "ok": 1}'::jsonb,
+    'capture, which tests the LIKEs first, still filters a key in capitals'
 );
 
 SELECT * FROM finish();

@@ -80,26 +80,65 @@ $$;
 COMMENT ON FUNCTION monitoring.scrub_key_pattern(jsonb) IS
 'The regular expression of sensitive key fragments: the defaults plus p_extra_keys, escaped';
 
+-- The same fragments as LIKE patterns for lower()ed text. Capture tests these before the
+-- regex: 17 LIKEs over a small document take 5 µs, the 17-way case-insensitive regex 15-20 µs.
+-- NULL (no quick test) when an extra key is not ASCII, where lower() and the regex's
+-- case-insensitive match may disagree (the text is lowered in the C collation: ASCII only).
+CREATE FUNCTION monitoring.scrub_key_likes(p_extra_keys jsonb DEFAULT '[]')
+RETURNS text[]
+LANGUAGE plpgsql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+DECLARE
+    v_likes text[] := '{%password%,%passwd%,%secret%,%api\\_key%,%apikey%,%auth%,%credentials%,'
+        '%mysql\\_pwd%,%private\\_key%,%privatekey%,%token%,%session%,%csrf%,%cookie%,'
+        '%authorization%,%set-cookie%,%x-api-key%}';
+BEGIN
+    IF jsonb_typeof(p_extra_keys) = 'array' AND jsonb_array_length(p_extra_keys) > 0 THEN
+        IF EXISTS (
+            SELECT FROM jsonb_array_elements_text(p_extra_keys) AS k (key)
+            WHERE k.key ~ '[^\x01-\x7f]'
+        ) THEN
+            RETURN NULL;
+        END IF;
+        v_likes := v_likes || ARRAY(
+            SELECT '%' || regexp_replace(lower(k.key), '([\\%_])', '\\\1', 'g') || '%'
+            FROM jsonb_array_elements_text(p_extra_keys) AS k (key)
+            WHERE k.key <> ''
+        );
+    END IF;
+    RETURN v_likes;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.scrub_key_likes(jsonb) IS
+'scrub_key_pattern''s fragments as LIKE patterns for lower()ed text; NULL for non-ASCII keys';
+
 -- Walks p_value and filters it. p_key_pattern and p_safe_keys come from the settings
 -- (monitoring.scrub reads them); the capture functions read them once per event.
 -- Most documents hold no secret: a look at the JSON text decides whether to walk one. It
 -- finds every key the walk would filter (a key is the last string before ": ) and a superset
 -- of the strings scrub_text changes. Three tests, not one alternation: PostgreSQL's regex
 -- engine runs them in half the time. SQL, inlined into its callers.
-CREATE FUNCTION monitoring._may_hold_secrets(p_json_text text, p_key_pattern text)
+CREATE FUNCTION monitoring._may_hold_secrets(
+    p_json_text text, p_key_pattern text, p_key_likes text[] DEFAULT NULL
+)
 RETURNS boolean
 LANGUAGE sql
 IMMUTABLE
 PARALLEL SAFE
 AS $$
-    SELECT p_json_text ~* ('(' || p_key_pattern || ')[^"]*": ')
+    SELECT (p_key_likes IS NULL OR pg_catalog.lower(p_json_text COLLATE "C") LIKE ANY (p_key_likes))
+        AND p_json_text ~* ('(' || p_key_pattern || ')[^"]*": ')
         OR p_json_text ~* 'bearer|private key'
         OR p_json_text ~ '\d([-\s]?\d){12}';
 $$;
 
-COMMENT ON FUNCTION monitoring._may_hold_secrets(text, text) IS
+COMMENT ON FUNCTION monitoring._may_hold_secrets(text, text, text[]) IS
 'Whether a JSON text may hold a key matching p_key_pattern, a bearer token, a private key or '
-'a card number: false means scrubbing would change nothing';
+'a card number: false means scrubbing would change nothing. p_key_likes, from '
+'scrub_key_likes, is a quicker first test of the keys';
 
 CREATE FUNCTION monitoring.scrub_with(
     p_value jsonb, p_key_pattern text, p_safe_keys text[]
@@ -169,20 +208,23 @@ IMMUTABLE
 PARALLEL SAFE
 AS $$
 BEGIN
-    IF p_chain IS NULL OR p_key_pattern IS NULL OR jsonb_typeof(p_chain) <> 'array' OR (
-        NOT jsonb_path_exists(p_chain, '$[*].frames[*].vars')
-        AND CASE
-            -- one exception, the common case: no query
-            WHEN jsonb_array_length(p_chain) = 1
-                THEN NOT coalesce(
-                    p_chain -> 0 ->> 'value' ~* '(bearer|private key|\d([-\s]?\d){12})', FALSE
-                )
-            ELSE NOT EXISTS (
-                SELECT FROM jsonb_array_elements(p_chain) AS e (exc)
-                WHERE e.exc ->> 'value' ~* '(bearer|private key|\d([-\s]?\d){12})'
-            )
-        END
-    ) THEN
+    IF p_chain IS NULL OR p_key_pattern IS NULL OR jsonb_typeof(p_chain) <> 'array' THEN
+        RETURN p_chain;
+    END IF;
+    -- One exception, the common case, apart: an expression holding a subquery runs as a
+    -- query, with an executor start-up on every call.
+    IF jsonb_array_length(p_chain) = 1
+        AND NOT jsonb_path_exists(p_chain, '$[*].frames[*].vars')
+        AND NOT coalesce(
+            p_chain -> 0 ->> 'value' ~* '(bearer|private key|\d([-\s]?\d){12})', FALSE
+        ) THEN
+        RETURN p_chain;
+    END IF;
+    IF NOT jsonb_path_exists(p_chain, '$[*].frames[*].vars')
+        AND NOT EXISTS (
+            SELECT FROM jsonb_array_elements(p_chain) AS e (exc)
+            WHERE e.exc ->> 'value' ~* '(bearer|private key|\d([-\s]?\d){12})'
+        ) THEN
         RETURN p_chain;
     END IF;
     RETURN (
@@ -245,7 +287,8 @@ COMMENT ON FUNCTION monitoring.scrub(jsonb) IS
 
 GRANT EXECUTE ON FUNCTION
 monitoring.scrub_text(text),
-monitoring._may_hold_secrets(text, text),
+monitoring._may_hold_secrets(text, text, text[]),
+monitoring.scrub_key_likes(jsonb),
 monitoring.scrub_with(jsonb, text, text[]),
 monitoring.scrub_key_pattern(jsonb),
 monitoring.scrub(jsonb)
