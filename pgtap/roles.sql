@@ -1,6 +1,6 @@
 -- The three group roles and what each may do.
 BEGIN;
-SELECT plan(43);
+SELECT plan(46);
 
 SELECT has_role('monitoring_reader');
 SELECT has_role('monitoring_writer');
@@ -183,6 +183,19 @@ FROM (
     ('unassign an issue', 'SELECT monitoring.unassign_issue(issue_id) FROM role_issue'),
     ('run maintenance', 'SELECT monitoring.run_maintenance()')
 ) AS t (what, sql);
+
+-- The scrub helpers granted to all three call the default key lists: those must be granted too.
+SELECT
+    is(
+        pgtap_helpers.run_as(
+            r.role,
+            $$SELECT monitoring.scrub_key_pattern(), monitoring.scrub_key_likes(),
+            monitoring.scrub_with('{"token": "x"}', monitoring.scrub_key_pattern(), NULL)$$
+        ),
+        NULL,
+        r.role || ' can call scrub_key_pattern, scrub_key_likes and scrub_with'
+    )
+FROM (VALUES ('monitoring_reader'), ('monitoring_writer'), ('monitoring_admin')) AS r (role);
 
 SELECT * FROM finish();
 ROLLBACK;

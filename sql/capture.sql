@@ -106,9 +106,9 @@ BEGIN
 END
 $$;
 
--- capture_error's p_stack_trace, in any of its forms, as a chain whose last (raised)
--- exception carries p_exception_type and p_message when they are given.
-CREATE FUNCTION monitoring._stack_trace_chain(p_stack jsonb, p_type text, p_value text)
+-- _stack_trace_chain for all other forms: traceback text, {"frames"}, {"values"}, chains.
+-- Defined first: a SQL function's body is checked when it is created.
+CREATE FUNCTION monitoring._stack_trace_chain_parse(p_stack jsonb, p_type text, p_value text)
 RETURNS jsonb
 LANGUAGE plpgsql
 IMMUTABLE
@@ -117,24 +117,6 @@ DECLARE
     v_kind text := jsonb_typeof(p_stack);
     v_chain jsonb;
 BEGIN
-    -- Frames only, the common case, first and in two expressions: frames that are no object
-    -- are kept and do not count for grouping. An array is a chain of exceptions instead when
-    -- any element is an object with an exception's keys (a jsonpath, not a query: a query
-    -- costs a PL/pgSQL function an executor start-up on every call).
-    IF v_kind = 'array' AND NOT jsonb_path_exists(
-        p_stack,
-        'strict $[*] ? (@.type() == "object" '
-        '&& (exists(@."type") || exists(@.stacktrace) || exists(@.value)))'
-    ) THEN
-        -- The trace goes in last, by jsonb_set: each jsonb function or operator applied to a
-        -- value holding the trace copies the whole of it again (two || cost 60 µs more, and
-        -- jsonb_build_array around jsonb_build_object 10 µs more, for a 2.4 kB trace).
-        RETURN jsonb_set(
-            jsonb_build_array(jsonb_strip_nulls(jsonb_build_object('type', p_type, 'value', p_value))),
-            '{0,frames}',
-            p_stack
-        );
-    END IF;
     CASE
         WHEN v_kind IS NULL OR v_kind = 'null' THEN
             v_chain := '[]';
@@ -164,9 +146,44 @@ BEGIN
 END
 $$;
 
--- Cuts an exception chain to the limits: frames per exception and value length, and the
--- local variables of each frame when the chain is oversize.
-CREATE FUNCTION monitoring._limit_exceptions(
+-- capture_error's p_stack_trace, in any of its forms, as a chain whose last (raised)
+-- exception carries p_exception_type and p_message when they are given.
+--
+-- Frames only, the common case, in this SQL function, which PostgreSQL inlines into the
+-- caller's expression: the first call of a PL/pgSQL function in a transaction sets up each
+-- of its expressions, some µs every event. Frames that are no object are kept and do not
+-- count for grouping. An array is a chain of exceptions instead when any element is an
+-- object with an exception's keys (a jsonpath, not a subquery, which would make the
+-- caller's expression a query with an executor start-up).
+-- The trace goes in last, by jsonb_set: each jsonb function or operator applied to a value
+-- holding the trace copies the whole of it again (two || cost 60 µs more, and
+-- jsonb_build_array around jsonb_build_object 10 µs more, for a 2.4 kB trace).
+-- STABLE as jsonb_build_object is: a SQL function declared IMMUTABLE over a STABLE one is
+-- not inlined, and is then planned on every call.
+CREATE FUNCTION monitoring._stack_trace_chain(p_stack jsonb, p_type text, p_value text)
+RETURNS jsonb
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT CASE
+        WHEN pg_catalog.jsonb_typeof(p_stack) = 'array' AND NOT pg_catalog.jsonb_path_exists(
+            p_stack,
+            'strict $[*] ? (@.type() == "object" '
+            '&& (exists(@."type") || exists(@.stacktrace) || exists(@.value)))'
+        )
+            THEN pg_catalog.jsonb_set(
+                pg_catalog.jsonb_build_array(pg_catalog.jsonb_strip_nulls(
+                    pg_catalog.jsonb_build_object('type', p_type, 'value', p_value)
+                )),
+                '{0,frames}',
+                p_stack
+            )
+        ELSE monitoring._stack_trace_chain_parse(p_stack, p_type, p_value)
+    END;
+$$;
+
+-- _limit_exceptions when there may be something to cut.
+CREATE FUNCTION monitoring._limit_exceptions_cut(
     p_chain jsonb, p_max_frames integer, p_max_length integer, p_max_bytes integer
 )
 RETURNS jsonb
@@ -174,20 +191,6 @@ LANGUAGE plpgsql
 IMMUTABLE
 AS $$
 BEGIN
-    IF p_chain IS NULL THEN
-        RETURN NULL;
-    END IF;
-    -- The common case, nothing to cut: one exception, smaller than the longest value allowed
-    -- (so its value is not too long), few enough frames. Tested apart from the general case
-    -- below: an expression holding a subquery runs as a query, with an executor start-up on
-    -- every call, even when it is never reached.
-    IF pg_column_size(p_chain) <= least(p_max_bytes, p_max_length)
-        AND jsonb_array_length(p_chain) = 1
-        AND coalesce(jsonb_array_length(
-            CASE WHEN jsonb_typeof(p_chain -> 0 -> 'frames') = 'array' THEN p_chain -> 0 -> 'frames' END
-        ), 0) <= p_max_frames THEN
-        RETURN p_chain;
-    END IF;
     IF pg_column_size(p_chain) <= p_max_bytes
         AND NOT jsonb_path_exists(
             p_chain, '$[*].frames ? (@.size() > $max)', jsonb_build_object('max', p_max_frames)
@@ -223,6 +226,31 @@ BEGIN
         FROM jsonb_array_elements(p_chain) WITH ORDINALITY AS e (exc, ord)
     );
 END
+$$;
+
+-- Cuts an exception chain to the limits: frames per exception and value length, and the
+-- local variables of each frame when the chain is oversize.
+-- The common case, nothing to cut, inlined as _stack_trace_chain's: one exception, smaller
+-- than the longest value allowed (so its value is not too long), few enough frames.
+CREATE FUNCTION monitoring._limit_exceptions(
+    p_chain jsonb, p_max_frames integer, p_max_length integer, p_max_bytes integer
+)
+RETURNS jsonb
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT CASE
+        WHEN p_chain IS NULL THEN NULL
+        WHEN pg_catalog.pg_column_size(p_chain) <= least(p_max_bytes, p_max_length)
+            AND pg_catalog.jsonb_array_length(p_chain) = 1
+            AND coalesce(pg_catalog.jsonb_array_length(
+                CASE WHEN pg_catalog.jsonb_typeof(p_chain -> 0 -> 'frames') = 'array'
+                        THEN p_chain -> 0 -> 'frames'
+                END
+            ), 0) <= p_max_frames
+            THEN p_chain
+        ELSE monitoring._limit_exceptions_cut(p_chain, p_max_frames, p_max_length, p_max_bytes)
+    END;
 $$;
 
 -- Where it happened, as Sentry's culprit: "module in function" of the innermost in-app frame.
@@ -335,18 +363,36 @@ BEGIN
     v_exceptions := monitoring._limit_exceptions(
         p_exceptions, (v_cfg ->> 'errors.max_frames')::integer, v_max_length, v_max_bytes
     );
-    v_message := monitoring.truncate_text(p_message, v_max_length);
-    v_context := coalesce(monitoring.cap_object(p_context, v_max_bytes), '{}');
-    v_tags := coalesce(monitoring.cap_object(p_tags, v_max_bytes), '{}');
-    v_user := monitoring.cap_object(p_user, v_max_bytes);
-    v_data := monitoring.cap_object(p_data, v_max_bytes);
-    v_crumbs := monitoring.cap_array_newest(
-        p_breadcrumbs, (v_cfg ->> 'errors.max_breadcrumbs')::integer, v_max_bytes
-    );
+    -- as capture_error: a helper only when there may be something to cut
+    v_message := CASE WHEN length(p_message) <= v_max_length THEN p_message
+        ELSE monitoring.truncate_text(p_message, v_max_length)
+    END;
+    v_context := coalesce(CASE WHEN pg_column_size(p_context) <= v_max_bytes THEN p_context
+        ELSE monitoring.cap_object(p_context, v_max_bytes)
+    END, '{}');
+    v_tags := coalesce(CASE WHEN pg_column_size(p_tags) <= v_max_bytes THEN p_tags
+        ELSE monitoring.cap_object(p_tags, v_max_bytes)
+    END, '{}');
+    v_user := CASE WHEN p_user IS NULL OR pg_column_size(p_user) <= v_max_bytes THEN p_user
+        ELSE monitoring.cap_object(p_user, v_max_bytes)
+    END;
+    v_data := CASE WHEN p_data IS NULL OR pg_column_size(p_data) <= v_max_bytes THEN p_data
+        ELSE monitoring.cap_object(p_data, v_max_bytes)
+    END;
+    v_crumbs := CASE WHEN p_breadcrumbs IS NULL THEN NULL
+        ELSE monitoring.cap_array_newest(
+            p_breadcrumbs, (v_cfg ->> 'errors.max_breadcrumbs')::integer, v_max_bytes
+        )
+    END;
 
     IF (v_cfg ->> 'scrub.enabled')::boolean THEN
-        v_pattern := monitoring.scrub_key_pattern(v_cfg -> 'scrub.extra_keys');
-        v_likes := monitoring.scrub_key_likes(v_cfg -> 'scrub.extra_keys');
+        IF v_cfg -> 'scrub.extra_keys' = '[]' THEN
+            v_pattern := monitoring._scrub_default_key_pattern();
+            v_likes := monitoring._scrub_default_key_likes();
+        ELSE
+            v_pattern := monitoring.scrub_key_pattern(v_cfg -> 'scrub.extra_keys');
+            v_likes := monitoring.scrub_key_likes(v_cfg -> 'scrub.extra_keys');
+        END IF;
         IF v_cfg -> 'scrub.safe_keys' <> '[]' THEN
             v_safe := ARRAY(
                 SELECT lower(k) FROM jsonb_array_elements_text(v_cfg -> 'scrub.safe_keys') AS k
@@ -530,14 +576,27 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
     -- an assignment, not SELECT ... FROM: PL/pgSQL evaluates it without an executor start
+    -- The helpers only for what is not plainly right: the first call of a PL/pgSQL function
+    -- in a transaction sets up each of its expressions, some µs a function.
     v_stored := monitoring._ingest(
-        p_event_id, p_occurred_at, monitoring._level(p_level, 'p_level'),
+        p_event_id, p_occurred_at,
+        CASE WHEN p_level IN ('error', 'warning', 'info', 'fatal', 'debug') THEN p_level
+            ELSE monitoring._level(p_level, 'p_level')
+        END,
         monitoring._stack_trace_chain(p_stack_trace, p_exception_type, p_message),
         p_message, p_fingerprint,
-        monitoring._expect(p_context, 'object', 'p_context'),
-        monitoring._expect(p_tags, 'object', 'p_tags'),
-        monitoring._expect(p_user, 'object', 'p_user'),
-        monitoring._expect(p_breadcrumbs, 'array', 'p_breadcrumbs'),
+        CASE WHEN p_context IS NULL OR jsonb_typeof(p_context) = 'object' THEN p_context
+            ELSE monitoring._expect(p_context, 'object', 'p_context')
+        END,
+        CASE WHEN p_tags IS NULL OR jsonb_typeof(p_tags) = 'object' THEN p_tags
+            ELSE monitoring._expect(p_tags, 'object', 'p_tags')
+        END,
+        CASE WHEN p_user IS NULL OR jsonb_typeof(p_user) = 'object' THEN p_user
+            ELSE monitoring._expect(p_user, 'object', 'p_user')
+        END,
+        CASE WHEN p_breadcrumbs IS NULL OR jsonb_typeof(p_breadcrumbs) = 'array' THEN p_breadcrumbs
+            ELSE monitoring._expect(p_breadcrumbs, 'array', 'p_breadcrumbs')
+        END,
         p_release, p_environment, p_service, p_trace_id, p_span_id,
         'other', NULL, NULL, NULL
     );

@@ -50,6 +50,30 @@ $$;
 COMMENT ON FUNCTION monitoring.scrub_text(text) IS
 'p_text with card numbers, bearer tokens and PEM private keys replaced by [Filtered]';
 
+-- Sentry's default sensitive key fragments, as a regex alternation and as LIKE patterns.
+-- Constant SQL functions: inlined and folded, so capture, which uses them when no extra key
+-- is set, pays nothing for them. pgTAP checks that the two lists agree.
+CREATE FUNCTION monitoring._scrub_default_key_pattern()
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+    SELECT 'password|passwd|secret|api_key|apikey|auth|credentials|mysql_pwd|private_key|'
+    'privatekey|token|session|csrf|cookie|authorization|set-cookie|x-api-key'::text;
+$$;
+
+CREATE FUNCTION monitoring._scrub_default_key_likes()
+RETURNS text[]
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+    SELECT '{%password%,%passwd%,%secret%,%api\\_key%,%apikey%,%auth%,%credentials%,'
+    '%mysql\\_pwd%,%private\\_key%,%privatekey%,%token%,%session%,%csrf%,%cookie%,'
+    '%authorization%,%set-cookie%,%x-api-key%}'::text [];
+$$;
+
 -- The regular expression of sensitive key fragments: the defaults plus p_extra_keys (a JSON
 -- array of strings, escaped: they are literal text, not patterns).
 -- PL/pgSQL: capture calls it on every event, and a SQL function with a subquery can not be
@@ -61,8 +85,7 @@ IMMUTABLE
 PARALLEL SAFE
 AS $$
 DECLARE
-    v_pattern text := 'password|passwd|secret|api_key|apikey|auth|credentials|mysql_pwd|'
-        || 'private_key|privatekey|token|session|csrf|cookie|authorization|set-cookie|x-api-key';
+    v_pattern text := monitoring._scrub_default_key_pattern();
 BEGIN
     IF jsonb_typeof(p_extra_keys) = 'array' AND jsonb_array_length(p_extra_keys) > 0 THEN
         v_pattern := v_pattern || coalesce((
@@ -91,9 +114,7 @@ IMMUTABLE
 PARALLEL SAFE
 AS $$
 DECLARE
-    v_likes text[] := '{%password%,%passwd%,%secret%,%api\\_key%,%apikey%,%auth%,%credentials%,'
-        '%mysql\\_pwd%,%private\\_key%,%privatekey%,%token%,%session%,%csrf%,%cookie%,'
-        '%authorization%,%set-cookie%,%x-api-key%}';
+    v_likes text[] := monitoring._scrub_default_key_likes();
 BEGIN
     IF jsonb_typeof(p_extra_keys) = 'array' AND jsonb_array_length(p_extra_keys) > 0 THEN
         IF EXISTS (
@@ -196,10 +217,9 @@ COMMENT ON FUNCTION monitoring.scrub_with(jsonb, text, text[]) IS
 'p_value with the values under keys matching p_key_pattern (except p_safe_keys) and '
 'secret-looking strings replaced by [Filtered], at every depth';
 
--- An exception chain holds user data in two places: exception values and frame variables.
--- The rest is SDK structure and source code, so only those two are scrubbed, and the chain
--- is left untouched (not rebuilt) when neither can hold a secret.
-CREATE FUNCTION monitoring.scrub_exceptions(
+-- scrub_exceptions for all other chains (defined first: a SQL function's body is checked
+-- when it is created).
+CREATE FUNCTION monitoring._scrub_exceptions_walk(
     p_chain jsonb, p_key_pattern text, p_safe_keys text[]
 )
 RETURNS jsonb
@@ -208,18 +228,6 @@ IMMUTABLE
 PARALLEL SAFE
 AS $$
 BEGIN
-    IF p_chain IS NULL OR p_key_pattern IS NULL OR jsonb_typeof(p_chain) <> 'array' THEN
-        RETURN p_chain;
-    END IF;
-    -- One exception, the common case, apart: an expression holding a subquery runs as a
-    -- query, with an executor start-up on every call.
-    IF jsonb_array_length(p_chain) = 1
-        AND NOT jsonb_path_exists(p_chain, '$[*].frames[*].vars')
-        AND NOT coalesce(
-            p_chain -> 0 ->> 'value' ~* '(bearer|private key|\d([-\s]?\d){12})', FALSE
-        ) THEN
-        RETURN p_chain;
-    END IF;
     IF NOT jsonb_path_exists(p_chain, '$[*].frames[*].vars')
         AND NOT EXISTS (
             SELECT FROM jsonb_array_elements(p_chain) AS e (exc)
@@ -256,6 +264,32 @@ BEGIN
 END
 $$;
 
+-- An exception chain holds user data in two places: exception values and frame variables.
+-- The rest is SDK structure and source code, so only those two are scrubbed, and the chain
+-- is left untouched (not rebuilt) when neither can hold a secret.
+-- One exception with no variables and no secret in its value, the common case, is decided
+-- here, in SQL inlined into the caller (see _stack_trace_chain in capture.sql for why).
+CREATE FUNCTION monitoring.scrub_exceptions(
+    p_chain jsonb, p_key_pattern text, p_safe_keys text[]
+)
+RETURNS jsonb
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN p_chain IS NULL OR p_key_pattern IS NULL OR pg_catalog.jsonb_typeof(p_chain) <> 'array'
+            THEN p_chain
+        WHEN pg_catalog.jsonb_array_length(p_chain) = 1
+            AND NOT pg_catalog.jsonb_path_exists(p_chain, '$[*].frames[*].vars')
+            AND NOT coalesce(
+                p_chain -> 0 ->> 'value' ~* '(bearer|private key|\d([-\s]?\d){12})', FALSE
+            )
+            THEN p_chain
+        ELSE monitoring._scrub_exceptions_walk(p_chain, p_key_pattern, p_safe_keys)
+    END;
+$$;
+
 COMMENT ON FUNCTION monitoring.scrub_exceptions(jsonb, text, text[]) IS
 'An exception chain with secret-looking exception values and frame variables scrubbed';
 
@@ -289,6 +323,8 @@ GRANT EXECUTE ON FUNCTION
 monitoring.scrub_text(text),
 monitoring._may_hold_secrets(text, text, text[]),
 monitoring.scrub_key_likes(jsonb),
+monitoring._scrub_default_key_pattern(),
+monitoring._scrub_default_key_likes(),
 monitoring.scrub_with(jsonb, text, text[]),
 monitoring.scrub_key_pattern(jsonb),
 monitoring.scrub(jsonb)
