@@ -4,8 +4,9 @@
 --
 -- They are SECURITY DEFINER because monitoring_writer may capture errors but not read them.
 
+-- _expect's check (defined first: a SQL function's body is checked when it is created).
 -- p_name is the caller's own name for the value, so errors name what the caller passed.
-CREATE FUNCTION monitoring._expect(p_value jsonb, p_type text, p_name text)
+CREATE FUNCTION monitoring._expect_checked(p_value jsonb, p_type text, p_name text)
 RETURNS jsonb
 LANGUAGE plpgsql
 IMMUTABLE
@@ -22,8 +23,9 @@ BEGIN
 END
 $$;
 
--- Sentry's levels; "warn" and "critical" are what Python's logging calls two of them.
-CREATE FUNCTION monitoring._level(p_level text, p_name text)
+-- _level's check: Sentry's levels; "warn" and "critical" are what Python's logging calls
+-- two of them.
+CREATE FUNCTION monitoring._level_checked(p_level text, p_name text)
 RETURNS text
 LANGUAGE plpgsql
 IMMUTABLE
@@ -40,6 +42,33 @@ BEGIN
     END IF;
     RETURN v_level;
 END
+$$;
+
+-- p_value when it is NULL or of JSON type p_type, else an error naming p_name (JSON null is
+-- NULL). The plainly right value is answered in SQL inlined into the caller: the first call
+-- of a PL/pgSQL function in a transaction sets up each of its expressions, some µs an event.
+CREATE FUNCTION monitoring._expect(p_value jsonb, p_type text, p_name text)
+RETURNS jsonb
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT CASE
+        WHEN p_value IS NULL OR pg_catalog.jsonb_typeof(p_value) = p_type THEN p_value
+        ELSE monitoring._expect_checked(p_value, p_type, p_name)
+    END;
+$$;
+
+-- p_level as one of Sentry's levels (NULL is error), else an error naming p_name; inlined
+-- as _expect.
+CREATE FUNCTION monitoring._level(p_level text, p_name text)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT CASE
+        WHEN p_level IN ('error', 'warning', 'info', 'fatal', 'debug') THEN p_level
+        ELSE monitoring._level_checked(p_level, p_name)
+    END;
 $$;
 
 -- JSON text from outside may hold what jsonb refuses: \u0000 and unpaired UTF-16 surrogates
@@ -576,27 +605,14 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
     -- an assignment, not SELECT ... FROM: PL/pgSQL evaluates it without an executor start
-    -- The helpers only for what is not plainly right: the first call of a PL/pgSQL function
-    -- in a transaction sets up each of its expressions, some µs a function.
     v_stored := monitoring._ingest(
-        p_event_id, p_occurred_at,
-        CASE WHEN p_level IN ('error', 'warning', 'info', 'fatal', 'debug') THEN p_level
-            ELSE monitoring._level(p_level, 'p_level')
-        END,
+        p_event_id, p_occurred_at, monitoring._level(p_level, 'p_level'),
         monitoring._stack_trace_chain(p_stack_trace, p_exception_type, p_message),
         p_message, p_fingerprint,
-        CASE WHEN p_context IS NULL OR jsonb_typeof(p_context) = 'object' THEN p_context
-            ELSE monitoring._expect(p_context, 'object', 'p_context')
-        END,
-        CASE WHEN p_tags IS NULL OR jsonb_typeof(p_tags) = 'object' THEN p_tags
-            ELSE monitoring._expect(p_tags, 'object', 'p_tags')
-        END,
-        CASE WHEN p_user IS NULL OR jsonb_typeof(p_user) = 'object' THEN p_user
-            ELSE monitoring._expect(p_user, 'object', 'p_user')
-        END,
-        CASE WHEN p_breadcrumbs IS NULL OR jsonb_typeof(p_breadcrumbs) = 'array' THEN p_breadcrumbs
-            ELSE monitoring._expect(p_breadcrumbs, 'array', 'p_breadcrumbs')
-        END,
+        monitoring._expect(p_context, 'object', 'p_context'),
+        monitoring._expect(p_tags, 'object', 'p_tags'),
+        monitoring._expect(p_user, 'object', 'p_user'),
+        monitoring._expect(p_breadcrumbs, 'array', 'p_breadcrumbs'),
         p_release, p_environment, p_service, p_trace_id, p_span_id,
         'other', NULL, NULL, NULL
     );
