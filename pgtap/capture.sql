@@ -2,7 +2,7 @@
 -- store, Sentry's event JSON, idempotence, batches, and bad input refused with an SQLSTATE and
 -- a message naming the argument.
 BEGIN;
-SELECT plan(85);
+SELECT plan(86);
 
 -- The design document's queries ("PostgreSQL Error Tracking" in production-monitoring.md),
 -- run verbatim over this data. Times are relative to now(), fixed inside the transaction.
@@ -1008,6 +1008,37 @@ SELECT is(
     pg_catalog.length(pg_catalog.current_setting('pg_monitoring.fingerprints')),
     132,
     'grouping by type and value is not remembered (the value decides it)'
+);
+
+-- Frames of 16 values each: the first and third, swapped, are 32 values apart, where
+-- jsonb_hash_extended (which rotates each 32-bit half by a bit per value) hashes the same.
+CREATE TEMPORARY TABLE memo_order AS
+SELECT
+    jsonb_build_array(f.f1, f.f2, f.f3) AS forward,
+    jsonb_build_array(f.f3, f.f2, f.f1) AS backward
+FROM (
+    SELECT
+        '{"filename": "app/a.py", "module": "app.a", "function": "load", "lineno": 1,
+            "context_line": "load()", "in_app": true, "abs_path": "/srv/a.py", "colno": 0}'::jsonb AS f1,
+        '{"filename": "app/b.py", "module": "app.b", "function": "save", "lineno": 2,
+            "context_line": "save()", "in_app": true, "abs_path": "/srv/b.py", "colno": 0}'::jsonb AS f2,
+        '{"filename": "app/c.py", "module": "app.c", "function": "send", "lineno": 3,
+            "context_line": "send()", "in_app": true, "abs_path": "/srv/c.py", "colno": 0}'::jsonb AS f3
+) AS f;
+SELECT monitoring.capture_error('KeyError', 'forward', m.forward, p_service => 'memo-order')
+FROM memo_order AS m;
+SELECT isnt(
+    (
+        SELECT (
+            monitoring.capture_error('KeyError', 'backward', m.backward, p_service => 'memo-order')
+        ).issue_id
+        FROM memo_order AS m
+    ),
+    (
+        SELECT g.id FROM monitoring.error_groups AS g
+        WHERE g.service = 'memo-order'
+    ),
+    'the same frames in another order are another issue (the memo key is no jsonb_hash_extended)'
 );
 
 SELECT * FROM finish();

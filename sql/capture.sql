@@ -428,7 +428,11 @@ BEGIN
             );
         END IF;
         v_exceptions := monitoring.scrub_exceptions(v_exceptions, v_pattern, v_safe);
-        v_message := monitoring.scrub_text(v_message);
+        -- A raised exception's value, scrubbed above, becomes the message (below) and then
+        -- decides the fingerprint: the message is scrubbed only when there is none.
+        v_message := CASE WHEN v_exceptions -> -1 ->> 'value' <> '' THEN v_exceptions -> -1 ->> 'value'
+            ELSE monitoring.scrub_text(v_message)
+        END;
         -- one look at all the small documents together; each is walked only if it matters
         -- (the text in a variable: the inlined test reads it three times)
         v_text := jsonb_build_array(v_context, v_tags, v_user, v_data, v_crumbs)::text;
@@ -448,15 +452,13 @@ BEGIN
         -- frames: they are the key (not the value, which varies from event to event).
         -- A session setting: it lives as long as the connection and goes with a rollback.
         IF jsonb_array_length(v_exceptions) = 1 THEN
-            -- 128 bits from two seeded hashes of the jsonb: a quarter of the cost of md5
-            -- over the frames rendered as text
-            v_memo_key := lpad(to_hex(jsonb_hash_extended(
-                v_exceptions -> 0 -> 'frames',
-                hashtextextended(coalesce(v_exceptions -> 0 ->> 'type', ''), 0)
-            )), 16, '0') || lpad(to_hex(jsonb_hash_extended(
-                v_exceptions -> 0 -> 'frames',
-                hashtextextended(coalesce(v_exceptions -> 0 ->> 'type', ''), 1)
-            )), 16, '0') || '=';
+            -- md5 of the frames as text, not jsonb_hash_extended: that one XORs its values'
+            -- hashes, rotating each 32-bit half by one bit, so a trace whose frames come in
+            -- another order (two frames 32 values apart swapped) hashes the same.
+            v_memo_key := md5(
+                coalesce(v_exceptions -> 0 ->> 'type', '') || E'\n'
+                || coalesce((v_exceptions -> 0 -> 'frames')::text, '')
+            ) || '=';
             v_memo := coalesce(current_setting('pg_monitoring.fingerprints', TRUE), '');
             v_memo_hit := strpos(v_memo, v_memo_key);
         END IF;
