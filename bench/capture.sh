@@ -6,6 +6,8 @@
 #   raw      a bare INSERT of the event JSON into a table with one index
 #   floor    the least any grouped capture with exact counts must do, in PL/pgSQL: find the
 #            issue, insert the event row, append its count row (no fingerprint, no scrubbing)
+#   event    capture_event of the same event as Sentry-shaped JSON text, as the Python client
+#            sends it (exception.values with a stacktrace, extra, tags, contexts.trace)
 #   lean     floor plus the least a capture that checks, scrubs and fingerprints each event
 #            must add when its session already knows the trace's fingerprint: settings read,
 #            md5 of the frames as the memo key, scrub and size tests of the message and
@@ -135,6 +137,16 @@ SELECT monitoring.capture_error('PaymentTimeout', 'timeout after ' || :n || ' ms
 SQL
 }
 capture "'charge'" > "$work/hot.sql"
+cat > "$work/event.sql" <<SQL
+\set n random(1, 1000000)
+SELECT monitoring.capture_event(replace('{"level": "error", "platform": "python",
+    "exception": {"values": [{"type": "PaymentTimeout", "value": "timeout after N ms",
+        "mechanism": {"type": "generic", "handled": true},
+        "stacktrace": {"frames": $(echo "$frames" | sed 's/FUNC/charge/')}}]},
+    "extra": $context, "tags": {"service": "default"}, "server_name": "web-1",
+    "contexts": {"trace": {"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "span_id": "00f067aa0ba902b7"}}}', 'after N ms', 'after ' || :n || ' ms'));
+SQL
 capture "'handler_' || (:n % 5000)" > "$work/spread.sql"
 
 # The row capture stores, inserted directly (an existing issue, the same indexes).
@@ -162,7 +174,7 @@ SQL
 psql -X -q -d "$DB" -c "SELECT monitoring.run_maintenance()" >/dev/null
 pgbench -n -c 2 -j 2 -T 2 -f "$work/hot.sql" "$DB" >/dev/null
 
-scenarios=(hot spread insert raw floor lean)
+scenarios=(hot spread insert raw floor lean event)
 for round in $(seq "$ROUNDS"); do
     for s in "${scenarios[@]}"; do
         tps=$(pgbench -n -c "$CLIENTS" -j 2 -T "$SECONDS_EACH" -f "$work/$s.sql" "$DB" 2>&1 \
@@ -177,20 +189,21 @@ done
 median() { awk -v s="$1" '$1 == s { print $2 }' "$work/results" | sort -n \
     | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 hot=$(median hot); spread=$(median spread); insert=$(median insert); raw=$(median raw)
-floor=$(median floor); lean=$(median lean)
+floor=$(median floor); lean=$(median lean); event=$(median event)
 
 echo
 echo "Capture throughput, $CLIENTS clients, ${SECONDS_EACH}s x $ROUNDS rounds, medians:"
 printf '  %-34s %8.0f tps\n' "capture, one hot fingerprint" "$hot" \
     "capture, 5,000 fingerprints" "$spread" "bare INSERT of the event row" "$insert" \
     "bare INSERT of raw JSON, one index" "$raw" "floor: lookup + event + count row" "$floor" \
-    "lean: floor + checks, scrub, memo" "$lean"
-awk -v h="$hot" -v s="$spread" -v i="$insert" -v r="$raw" -v f="$floor" -v l="$lean" 'BEGIN {
+    "lean: floor + checks, scrub, memo" "$lean" "capture_event, Sentry JSON text" "$event"
+awk -v h="$hot" -v s="$spread" -v i="$insert" -v r="$raw" -v f="$floor" -v l="$lean" -v e="$event" 'BEGIN {
     printf "  hot / spread   %.2f   (target >= 0.9: a storm is not slower than normal traffic)\n", h / s
     printf "  hot / insert   %.2f   (target >= 0.8: grouping and scrubbing cost little)\n", h / i
     printf "  hot / raw JSON %.2f   (reported)\n", h / r
     printf "  floor / insert %.2f   (the most any capture that groups and counts can reach)\n", f / i
     printf "  lean / insert  %.2f   (the most one that also checks, scrubs, fingerprints can reach)\n", l / i
+    printf "  event / hot    %.2f   (the Python client'"'"'s call against capture_error)\n", e / h
 }'
 psql -X -q -At -d "$DB" -c "SELECT 'events stored: ' || count(*) FROM monitoring.error_events"
 dropdb "$DB"
