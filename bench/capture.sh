@@ -12,7 +12,11 @@
 #            must add when its session already knows the trace's fingerprint: settings read,
 #            md5 of the frames as the memo key, scrub and size tests of the message and
 #            context, the chain built around the frames. No other validation, no lifecycle.
-# Scenarios are interleaved over several rounds; medians and ratios are printed.
+# Scenarios are interleaved over several rounds; medians and ratios are printed. Throughput of
+# separate runs measures what each costs when it alone saturates the server (CPU, here).
+# Then one mixed run per round draws each transaction from insert, floor, lean, hot and event
+# at random: their latency ratios say what a capture costs next to an insert under one load,
+# commit flushes included.
 # Expects PG* variables naming a disposable server with pg_monitoring installable.
 set -euo pipefail
 
@@ -205,5 +209,22 @@ awk -v h="$hot" -v s="$spread" -v i="$insert" -v r="$raw" -v f="$floor" -v l="$l
     printf "  lean / insert  %.2f   (the most one that also checks, scrubs, fingerprints can reach)\n", l / i
     printf "  event / hot    %.2f   (the Python client'"'"'s call against capture_error)\n", e / h
 }'
+
+mixed=(insert floor lean hot event)
+for round in $(seq "$ROUNDS"); do
+    args=()
+    for s in "${mixed[@]}"; do args+=(-f "$work/$s.sql@1"); done
+    pgbench -n -c "$CLIENTS" -j 2 -T "$SECONDS_EACH" "${args[@]}" "$DB" 2>&1 \
+        | sed -n 's/^ - latency average = \([0-9.]*\) ms/\1/p' | tail -n "${#mixed[@]}" \
+        | paste -sd ' ' >> "$work/mixed"
+    psql -X -q -d "$DB" -c "SELECT monitoring.run_maintenance()" >/dev/null
+done
+echo
+echo "One mixed run per round, $CLIENTS clients: latency of a bare insert / latency of each, medians:"
+for i in 2 3 4 5; do
+    ratio=$(awk -v c="$i" '{ print $1 / $c }' "$work/mixed" | sort -n \
+        | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+    printf '  %-6s / insert %.2f\n' "${mixed[$((i - 1))]}" "$ratio"
+done
 psql -X -q -At -d "$DB" -c "SELECT 'events stored: ' || count(*) FROM monitoring.error_events"
 dropdb "$DB"
