@@ -3,7 +3,7 @@
 -- fingerprints, and the identity (service, environment, fingerprint). Written to hold with any
 -- sane message normaliser: only integers ever differ between messages that must group.
 BEGIN;
-SELECT plan(34);
+SELECT plan(35);
 
 -- The issue an error with these frames (oldest call first) files into.
 CREATE FUNCTION pg_temp.issue(
@@ -94,6 +94,29 @@ SELECT is(
     ),
     (SELECT issue_id FROM base),
     'other whitespace in the source lines: the same issue'
+);
+
+-- Source lines with only single spaces skip the whitespace regex: every other kind of
+-- whitespace still gets it, so a line groups as its collapsed form does.
+SELECT is_empty(
+    $$
+    SELECT l.line FROM (VALUES
+        (E'a\tb'), (E'a\nb'), (E'a\r\nb'), ('a' || chr(11) || 'b'), ('a' || chr(12) || 'b'),
+        ('a  b'), ('  a b  '), (E'a\u2003b'), (E'a\u3000 b'), ('plain line'), ('')
+    ) AS l (line)
+    WHERE monitoring.default_fingerprint(
+        jsonb_build_array(jsonb_build_object('type', 'E', 'frames', jsonb_build_array(
+            jsonb_build_object('module', 'm', 'function', 'f', 'context_line', l.line)
+        ))), NULL
+    ) IS DISTINCT FROM monitoring.default_fingerprint(
+        jsonb_build_array(jsonb_build_object('type', 'E', 'frames', jsonb_build_array(
+            jsonb_build_object('module', 'm', 'function', 'f',
+                'context_line', regexp_replace(btrim(l.line), '\s+', ' ', 'g'))
+        ))), NULL
+    )
+    $$,
+    'tabs, newlines, carriage returns, vertical tabs, form feeds, double and Unicode spaces: '
+    'a source line groups as its collapsed form'
 );
 
 -- Another bug: another issue.
