@@ -419,12 +419,18 @@ BEGIN
     v_message := CASE WHEN length(p_message) <= v_max_length THEN p_message
         ELSE monitoring.truncate_text(p_message, v_max_length)
     END;
-    v_context := coalesce(CASE WHEN pg_column_size(p_context) <= v_max_bytes THEN p_context
-        ELSE monitoring.cap_object(p_context, v_max_bytes)
-    END, '{}');
-    v_tags := coalesce(CASE WHEN pg_column_size(p_tags) <= v_max_bytes THEN p_tags
-        ELSE monitoring.cap_object(p_tags, v_max_bytes)
-    END, '{}');
+    v_context := coalesce(
+        CASE WHEN p_context IS NULL OR pg_column_size(p_context) <= v_max_bytes THEN p_context
+            ELSE monitoring.cap_object(p_context, v_max_bytes)
+        END,
+        '{}'
+    );
+    v_tags := coalesce(
+        CASE WHEN p_tags IS NULL OR pg_column_size(p_tags) <= v_max_bytes THEN p_tags
+            ELSE monitoring.cap_object(p_tags, v_max_bytes)
+        END,
+        '{}'
+    );
     v_user := CASE WHEN p_user IS NULL OR pg_column_size(p_user) <= v_max_bytes THEN p_user
         ELSE monitoring.cap_object(p_user, v_max_bytes)
     END;
