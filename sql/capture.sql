@@ -306,31 +306,37 @@ AS $$
 $$;
 
 -- Where it happened, as Sentry's culprit: "module in function" of the innermost in-app frame.
+-- PL/pgSQL, as the lifecycle helpers: PostgreSQL 15 plans a SQL function it can not inline
+-- on every call, and PL/pgSQL keeps its plans for the session.
 CREATE FUNCTION monitoring._culprit(p_frames jsonb)
 RETURNS text
-LANGUAGE sql
+LANGUAGE plpgsql
 IMMUTABLE
 AS $$
-    SELECT coalesce(
-        nullif(f.frame ->> 'module', ''),
-        pg_catalog.regexp_replace(coalesce(f.frame ->> 'filename', ''), '^.*[/\\]', '')
-    ) || ' in ' || coalesce(f.frame ->> 'function', '?')
-    FROM pg_catalog.jsonb_array_elements(
-        CASE WHEN pg_catalog.jsonb_typeof(p_frames) = 'array' THEN p_frames END
-    ) WITH ORDINALITY AS f (frame, ord)
-    WHERE pg_catalog.jsonb_typeof(f.frame) = 'object' AND NOT (f.frame ? 'frames_omitted')
-    ORDER BY
-        coalesce(
-            -- only a JSON boolean is a flag: a cast of "in_app": "maybe" would fail the capture
-            CASE WHEN pg_catalog.jsonb_typeof(f.frame -> 'in_app') = 'boolean'
-                    THEN (f.frame ->> 'in_app')::boolean
-            END,
-            monitoring.frame_in_app(
-                coalesce(f.frame ->> 'abs_path', f.frame ->> 'filename'), f.frame ->> 'module'
-            )
-        ) DESC,
-        f.ord DESC
-    LIMIT 1;
+BEGIN
+    RETURN (
+        SELECT coalesce(
+            nullif(f.frame ->> 'module', ''),
+            pg_catalog.regexp_replace(coalesce(f.frame ->> 'filename', ''), '^.*[/\\]', '')
+        ) || ' in ' || coalesce(f.frame ->> 'function', '?')
+        FROM pg_catalog.jsonb_array_elements(
+            CASE WHEN pg_catalog.jsonb_typeof(p_frames) = 'array' THEN p_frames END
+        ) WITH ORDINALITY AS f (frame, ord)
+        WHERE pg_catalog.jsonb_typeof(f.frame) = 'object' AND NOT (f.frame ? 'frames_omitted')
+        ORDER BY
+            coalesce(
+                -- only a JSON boolean is a flag: a cast of "in_app": "maybe" would fail the capture
+                CASE WHEN pg_catalog.jsonb_typeof(f.frame -> 'in_app') = 'boolean'
+                        THEN (f.frame ->> 'in_app')::boolean
+                END,
+                monitoring.frame_in_app(
+                    coalesce(f.frame ->> 'abs_path', f.frame ->> 'filename'), f.frame ->> 'module'
+                )
+            ) DESC,
+            f.ord DESC
+        LIMIT 1
+    );
+END
 $$;
 
 -- Stores one validated event: the capture functions all end here.

@@ -55,14 +55,18 @@ COMMENT ON FUNCTION monitoring.issue_id(text, text, text) IS
 'raises no_data_found, or invalid_parameter_value when several match';
 
 -- p_actor NULL: pg_monitoring itself (a first event, a regression).
+-- The helpers capture calls are PL/pgSQL, not SQL: PostgreSQL 15 plans a SQL function it can
+-- not inline (one with an INSERT or a FROM) again on every call; PL/pgSQL keeps its plans.
 CREATE FUNCTION monitoring._record_activity(
     p_group_id bigint, p_action text, p_actor text, p_data jsonb DEFAULT '{}'
 )
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 AS $$
+BEGIN
     INSERT INTO monitoring.issue_activity (group_id, action, actor, data)
     VALUES (p_group_id, p_action, p_actor, coalesce(p_data, '{}'));
+END
 $$;
 
 -- Every status change goes through here, so a state never keeps fields of another (a
@@ -325,60 +329,68 @@ COMMENT ON FUNCTION monitoring.unassign_issue(bigint, text) IS 'Removes an issue
 -- Whether an event of release p_release regresses a resolved issue.
 CREATE FUNCTION monitoring._regresses(p_group monitoring.error_groups, p_release text)
 RETURNS boolean
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 AS $$
-    SELECT CASE
-        WHEN p_group.resolution = 'now' OR p_group.resolution IS NULL THEN true
-        -- an event that names no release can not be shown to be old
-        WHEN p_release IS NULL THEN true
-        WHEN p_release = p_group.resolved_in_release
-            THEN p_group.resolution = 'in_release'
-        ELSE coalesce((
-            SELECT e.first_seen > r.first_seen
-            FROM monitoring.releases AS e
-            INNER JOIN monitoring.releases AS r
-                ON e.service = r.service AND r.version = p_group.resolved_in_release
-            WHERE e.service = p_group.service AND e.version = p_release
-        ),
-        -- a resolving release never seen yet is in the future: nothing seen is newer
-        false)
-    END;
+BEGIN
+    RETURN (
+        SELECT CASE
+            WHEN p_group.resolution = 'now' OR p_group.resolution IS NULL THEN true
+            -- an event that names no release can not be shown to be old
+            WHEN p_release IS NULL THEN true
+            WHEN p_release = p_group.resolved_in_release
+                THEN p_group.resolution = 'in_release'
+            ELSE coalesce((
+                SELECT e.first_seen > r.first_seen
+                FROM monitoring.releases AS e
+                INNER JOIN monitoring.releases AS r
+                    ON e.service = r.service AND r.version = p_group.resolved_in_release
+                WHERE e.service = p_group.service AND e.version = p_release
+            ),
+            -- a resolving release never seen yet is in the future: nothing seen is newer
+            false)
+        END
+    );
+END
 $$;
 
 -- Why an ignored issue wakes up, or NULL while it stays ignored. Counting stops at the
 -- threshold, so an error storm on an ignored issue costs each event a bounded scan.
 CREATE FUNCTION monitoring._ignore_over(p_group monitoring.error_groups)
 RETURNS text
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 AS $$
-    SELECT CASE
-        WHEN p_group.ignore_until <= pg_catalog.now() THEN 'until time passed'
-        WHEN p_group.ignore_until_times_seen IS NOT NULL
-            AND p_group.times_seen + (
-                SELECT pg_catalog.count(*) FROM (
-                    SELECT FROM monitoring.error_group_counts AS c
-                    WHERE c.group_id = p_group.id
-                    LIMIT greatest(p_group.ignore_until_times_seen - p_group.times_seen, 0)
-                ) AS enough
-            ) >= p_group.ignore_until_times_seen
-            THEN 'event count reached'
-        WHEN p_group.ignore_until_users_seen IS NOT NULL
-            AND p_group.users_seen + (
-                SELECT pg_catalog.count(*) FROM (
-                    SELECT DISTINCT c.user_key
-                    FROM monitoring.error_group_counts AS c
-                    WHERE c.group_id = p_group.id AND c.user_key IS NOT NULL
-                        AND NOT EXISTS (
-                            SELECT FROM monitoring.error_group_users AS u
-                            WHERE u.group_id = c.group_id AND u.user_key = c.user_key
-                        )
-                    LIMIT greatest(p_group.ignore_until_users_seen - p_group.users_seen, 0)
-                ) AS enough
-            ) >= p_group.ignore_until_users_seen
-            THEN 'user count reached'
-    END;
+BEGIN
+    RETURN (
+        SELECT CASE
+            WHEN p_group.ignore_until <= pg_catalog.now() THEN 'until time passed'
+            WHEN p_group.ignore_until_times_seen IS NOT NULL
+                AND p_group.times_seen + (
+                    SELECT pg_catalog.count(*) FROM (
+                        SELECT FROM monitoring.error_group_counts AS c
+                        WHERE c.group_id = p_group.id
+                        LIMIT greatest(p_group.ignore_until_times_seen - p_group.times_seen, 0)
+                    ) AS enough
+                ) >= p_group.ignore_until_times_seen
+                THEN 'event count reached'
+            WHEN p_group.ignore_until_users_seen IS NOT NULL
+                AND p_group.users_seen + (
+                    SELECT pg_catalog.count(*) FROM (
+                        SELECT DISTINCT c.user_key
+                        FROM monitoring.error_group_counts AS c
+                        WHERE c.group_id = p_group.id AND c.user_key IS NOT NULL
+                            AND NOT EXISTS (
+                                SELECT FROM monitoring.error_group_users AS u
+                                WHERE u.group_id = c.group_id AND u.user_key = c.user_key
+                            )
+                        LIMIT greatest(p_group.ignore_until_users_seen - p_group.users_seen, 0)
+                    ) AS enough
+                ) >= p_group.ignore_until_users_seen
+                THEN 'user count reached'
+        END
+    );
+END
 $$;
 
 GRANT EXECUTE ON FUNCTION
