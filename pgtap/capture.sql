@@ -2,7 +2,7 @@
 -- store, Sentry's event JSON, idempotence, batches, and bad input refused with an SQLSTATE and
 -- a message naming the argument.
 BEGIN;
-SELECT plan(86);
+SELECT plan(87);
 
 -- The design document's queries ("PostgreSQL Error Tracking" in production-monitoring.md),
 -- run verbatim over this data. Times are relative to now(), fixed inside the transaction.
@@ -1039,6 +1039,17 @@ SELECT isnt(
         WHERE g.service = 'memo-order'
     ),
     'the same frames in another order are another issue (the memo key is no jsonb_hash_extended)'
+);
+
+CREATE TEMPORARY TABLE null_values AS
+SELECT c.event_id FROM monitoring.capture_error('NullValues', 'm', '{"values": null}'::jsonb) AS c;
+SELECT is(
+    (
+        SELECT e.exception_type || ': ' || e.message
+        FROM monitoring.errors AS e INNER JOIN null_values AS n ON e.id = n.event_id
+    ),
+    'NullValues: m',
+    'a stack trace of {"values": null} lists no exception: the type and message are captured'
 );
 
 SELECT * FROM finish();

@@ -112,10 +112,14 @@ DECLARE
     v_chain jsonb;
     v_frames jsonb;
 BEGIN
-    PERFORM monitoring._expect(p_values, 'array', p_name);
+    -- JSON null is no exception listed, as SQL NULL is (and not an error about a scalar)
+    IF monitoring._expect(p_values, 'array', p_name) IS NULL THEN
+        RETURN '[]';
+    END IF;
     -- One exception, what SDKs send for an error that chains no other: no query (each would
     -- start an executor), and the frames put in last by jsonb_set, not copied by the build.
-    IF jsonb_array_length(p_values) = 1 AND jsonb_typeof(p_values -> 0) = 'object' THEN
+    IF jsonb_typeof(p_values) = 'array' AND jsonb_array_length(p_values) = 1
+        AND jsonb_typeof(p_values -> 0) = 'object' THEN
         v_frames := coalesce(p_values -> 0 -> 'stacktrace' -> 'frames', p_values -> 0 -> 'frames');
         IF jsonb_typeof(v_frames) NOT IN ('array', 'null') THEN
             RAISE EXCEPTION '% must hold objects, each with frames as an array', p_name
