@@ -426,7 +426,7 @@ BEGIN
         p_exceptions, (v_cfg ->> 'errors.max_frames')::integer, v_max_length, v_max_bytes
     );
     -- as capture_error: a helper only when there may be something to cut
-    v_message := CASE WHEN length(p_message) <= v_max_length THEN p_message
+    v_message := CASE WHEN p_message IS NULL OR length(p_message) <= v_max_length THEN p_message
         ELSE monitoring.truncate_text(p_message, v_max_length)
     END;
     v_context := coalesce(
