@@ -109,56 +109,35 @@ LANGUAGE plpgsql
 IMMUTABLE
 AS $$
 DECLARE
-    v_chain jsonb;
+    v_chain jsonb := '[]';
+    v_exc jsonb;
     v_frames jsonb;
 BEGIN
     -- JSON null is no exception listed, as SQL NULL is (and not an error about a scalar)
     IF monitoring._expect(p_values, 'array', p_name) IS NULL THEN
         RETURN '[]';
     END IF;
-    -- One exception, what SDKs send for an error that chains no other: no query (each would
-    -- start an executor), and the frames put in last by jsonb_set, not copied by the build.
-    IF jsonb_typeof(p_values) = 'array' AND jsonb_array_length(p_values) = 1
-        AND jsonb_typeof(p_values -> 0) = 'object' THEN
-        v_frames := coalesce(p_values -> 0 -> 'stacktrace' -> 'frames', p_values -> 0 -> 'frames');
-        IF jsonb_typeof(v_frames) NOT IN ('array', 'null') THEN
+    -- An index loop, not queries over jsonb_array_elements (each would start an executor);
+    -- the frames go in last, by jsonb_set, not copied again by the build.
+    FOR v_i IN 0..jsonb_array_length(p_values) - 1 LOOP
+        v_exc := p_values -> v_i;
+        v_frames := coalesce(v_exc -> 'stacktrace' -> 'frames', v_exc -> 'frames');
+        IF jsonb_typeof(v_exc) <> 'object' OR jsonb_typeof(v_frames) NOT IN ('array', 'null') THEN
             RAISE EXCEPTION '% must hold objects, each with frames as an array', p_name
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        v_chain := jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
-            'type', p_values -> 0 ->> 'type',
-            'value', p_values -> 0 ->> 'value',
-            'module', p_values -> 0 ->> 'module',
-            'mechanism', p_values -> 0 -> 'mechanism'
+        v_chain := v_chain || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
+            'type', v_exc ->> 'type',
+            'value', v_exc ->> 'value',
+            'module', v_exc ->> 'module',
+            'mechanism', v_exc -> 'mechanism'
         )));
         IF jsonb_typeof(v_frames) = 'array' THEN
-            -- stripped of nulls as the general case below strips them
-            v_chain := jsonb_set(v_chain, '{0,frames}', jsonb_strip_nulls(v_frames));
+            -- stripped of nulls, as the rest of the exception is
+            v_chain := jsonb_set(v_chain, ARRAY[v_i::text, 'frames'], jsonb_strip_nulls(v_frames));
         END IF;
-        RETURN v_chain;
-    END IF;
-    IF EXISTS (
-        SELECT FROM jsonb_array_elements(p_values) AS e (exc)
-        WHERE jsonb_typeof(e.exc) <> 'object'
-            OR jsonb_typeof(coalesce(e.exc -> 'stacktrace' -> 'frames', e.exc -> 'frames'))
-            NOT IN ('array', 'null')
-    ) THEN
-        RAISE EXCEPTION '% must hold objects, each with frames as an array', p_name
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    SELECT jsonb_agg(
-        jsonb_strip_nulls(jsonb_build_object(
-            'type', e.exc ->> 'type',
-            'value', e.exc ->> 'value',
-            'module', e.exc ->> 'module',
-            'mechanism', e.exc -> 'mechanism',
-            'frames', coalesce(e.exc -> 'stacktrace' -> 'frames', e.exc -> 'frames')
-        ))
-        ORDER BY e.ord
-    )
-    INTO v_chain
-    FROM jsonb_array_elements(p_values) WITH ORDINALITY AS e (exc, ord);
-    RETURN coalesce(v_chain, '[]');
+    END LOOP;
+    RETURN v_chain;
 END
 $$;
 
