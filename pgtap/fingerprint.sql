@@ -3,7 +3,7 @@
 -- fingerprints, and the identity (service, environment, fingerprint). Written to hold with any
 -- sane message normaliser: only integers ever differ between messages that must group.
 BEGIN;
-SELECT plan(35);
+SELECT plan(37);
 
 -- The issue an error with these frames (oldest call first) files into.
 CREATE FUNCTION pg_temp.issue(
@@ -363,7 +363,7 @@ SELECT is(
 );
 SELECT is(
     (monitoring.compute_fingerprint(NULL, 'm', ARRAY[repeat('k', 300)])).fingerprint,
-    md5(repeat('k', 300)),
+    md5(to_jsonb(ARRAY[repeat('k', 300)])::text),
     'an explicit fingerprint too long for the index is stored as its md5'
 );
 SELECT is(
@@ -396,6 +396,20 @@ SELECT is(
     (SELECT tenant_a_again FROM split),
     (SELECT tenant_a FROM split),
     '{{ default }} still groups by the default algorithm within one value'
+);
+
+SELECT is(
+    pg_temp.issue(
+        'SyncError', 'x', '[{"filename": "/app/sync.py", "function": "run", "lineno": 3}]',
+        ARRAY[' {{default}} ']
+    ),
+    (SELECT plain FROM split),
+    '{{ default }} alone is the default grouping: the event joins the issue sent without it'
+);
+SELECT isnt(
+    pg_temp.issue('E', 'm', NULL, ARRAY['payment', 'timeout']),
+    pg_temp.issue('E', 'm', NULL, ARRAY['payment | timeout']),
+    'parts are not merely joined: ["payment", "timeout"] and ["payment | timeout"] are two issues'
 );
 
 -- Identity: (service, environment, fingerprint).

@@ -150,21 +150,36 @@ BEGIN
         RETURN;
     END IF;
 
+    -- ["{{ default }}"] alone is the default grouping, as in Sentry: such an event joins the
+    -- issue of the same error sent without it
+    IF NOT EXISTS (
+        SELECT FROM unnest(v_parts) AS p WHERE p !~ '^\s*\{\{\s*default\s*\}\}\s*$'
+    ) THEN
+        SELECT d.fingerprint, d.source INTO fingerprint, source
+        FROM monitoring.default_fingerprint(p_exceptions, p_message) AS d;
+        RETURN;
+    END IF;
+    -- Hashes are of the parts as a JSON array, and the readable form escapes "|" and "\":
+    -- ["a", "b"] and ["a | b"] are two fingerprints, not one joined the same way.
     IF EXISTS (SELECT FROM unnest(v_parts) AS p WHERE p ~ '^\s*\{\{\s*default\s*\}\}\s*$') THEN
         SELECT d.fingerprint INTO v_default
         FROM monitoring.default_fingerprint(p_exceptions, p_message) AS d;
-        fingerprint := md5(array_to_string(ARRAY(
+        fingerprint := md5(to_jsonb(ARRAY(
             SELECT CASE WHEN p ~ '^\s*\{\{\s*default\s*\}\}\s*$' THEN v_default ELSE p END
             FROM unnest(v_parts) WITH ORDINALITY AS u (p, ord)
             ORDER BY ord
-        ), E'\n'));
+        ))::text);
         source := 'explicit+default';
         RETURN;
     END IF;
 
-    fingerprint := array_to_string(v_parts, ' | ');
+    fingerprint := array_to_string(ARRAY(
+        SELECT replace(replace(p, '\', '\\'), '|', '\|')
+        FROM unnest(v_parts) WITH ORDINALITY AS u (p, ord)
+        ORDER BY ord
+    ), ' | ');
     IF length(fingerprint) > 200 THEN
-        fingerprint := md5(array_to_string(v_parts, E'\n'));
+        fingerprint := md5(to_jsonb(v_parts)::text);
     END IF;
     source := 'explicit';
 END
