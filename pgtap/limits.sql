@@ -1,7 +1,7 @@
 -- Size limits: an oversize event is stored cut down with a visible marker, never refused; the
 -- errors.max_* settings set the limits. Sizes are as stored (pg_column_size), not as text.
 BEGIN;
-SELECT plan(23);
+SELECT plan(24);
 
 -- The cutting functions.
 SELECT is(monitoring.truncate_text('short', 5), 'short', 'text within the limit is kept');
@@ -36,12 +36,20 @@ SELECT is(
 );
 
 SELECT is(
-    monitoring.cap_array_newest('[1, 2, 3, 4, 5]', 3, 1000),
+    monitoring.cap_array_newest('[1, 2, 3, 4, 5]', 3, 1000) - 0,
     '[3, 4, 5]'::jsonb,
     'an over-long array keeps its newest (last) elements, in order'
 );
 SELECT is(
-    monitoring.cap_array_newest('["aaaa", "bbbb", "cccc"]', 10, 20),
+    monitoring.cap_array_newest('[1, 2, 3, 4, 5]', 3, 1000) -> 0,
+    jsonb_build_object(
+        'type', 'default', 'category', 'pg_monitoring.truncated', 'level', 'warning',
+        'message', '[2 older entries omitted (5 sent; the limit is 3 entries or 1000 bytes)]'
+    ),
+    'a cut array starts with a breadcrumb saying how many older ones were dropped'
+);
+SELECT is(
+    monitoring.cap_array_newest('["aaaa", "bbbb", "cccc"]', 10, 40) - 0,
     '["bbbb", "cccc"]'::jsonb,
     'an oversize array keeps the newest elements that fit'
 );
@@ -157,7 +165,7 @@ SELECT is(
     'tags are capped like the context'
 );
 SELECT is(
-    (SELECT breadcrumbs FROM stored),
+    (SELECT breadcrumbs - 0 FROM stored),
     '[{"message": "c3"}, {"message": "c4"}, {"message": "c5"}]'::jsonb,
     'errors.max_breadcrumbs keeps the newest breadcrumbs, in order'
 );

@@ -87,40 +87,56 @@ $$;
 COMMENT ON FUNCTION monitoring.cap_object(jsonb, integer) IS
 'p_value if it fits in p_max_bytes; else its first keys that fit plus a _truncated marker';
 
--- Breadcrumbs lead up to the error: the newest matter most.
+-- Breadcrumbs lead up to the error: the newest matter most. What is dropped is said by a
+-- breadcrumb of its own, first (in the place of the oldest), as the frames' marker does.
 CREATE FUNCTION monitoring.cap_array_newest(p_value jsonb, p_max_items integer, p_max_bytes integer)
 RETURNS jsonb
 LANGUAGE plpgsql
 IMMUTABLE
 PARALLEL SAFE
 AS $$
+DECLARE
+    v_kept jsonb;
+    v_dropped integer;
 BEGIN
     IF p_value IS NULL OR jsonb_typeof(p_value) <> 'array'
         OR (jsonb_array_length(p_value) <= p_max_items AND pg_column_size(p_value) <= p_max_bytes)
         THEN
         RETURN p_value;
     END IF;
-    RETURN (
-        SELECT coalesce(
-            jsonb_agg(k.value ORDER BY k.ord) FILTER (
-                WHERE k.rank <= p_max_items AND k.running <= p_max_bytes
-            ),
-            '[]'
+    SELECT coalesce(
+        jsonb_agg(k.value ORDER BY k.ord) FILTER (
+            -- room is left for the marker itself
+            WHERE k.rank <= p_max_items
+                AND k.running <= p_max_bytes - least(200, p_max_bytes / 2)
+        ),
+        '[]'
+    )
+    INTO v_kept
+    FROM (
+        SELECT
+            e.value,
+            e.ord,
+            row_number() OVER (ORDER BY e.ord DESC) AS rank,
+            sum(octet_length(e.value::text) + 2) OVER (ORDER BY e.ord DESC) AS running
+        FROM jsonb_array_elements(p_value) WITH ORDINALITY AS e (value, ord)
+    ) AS k;
+    v_dropped := jsonb_array_length(p_value) - jsonb_array_length(v_kept);
+    RETURN jsonb_build_array(jsonb_build_object(
+        'type', 'default',
+        'category', 'pg_monitoring.truncated',
+        'level', 'warning',
+        'message', format(
+            '[%s older entries omitted (%s sent; the limit is %s entries or %s bytes)]',
+            v_dropped, jsonb_array_length(p_value), p_max_items, p_max_bytes
         )
-        FROM (
-            SELECT
-                e.value,
-                e.ord,
-                row_number() OVER (ORDER BY e.ord DESC) AS rank,
-                sum(octet_length(e.value::text) + 2) OVER (ORDER BY e.ord DESC) AS running
-            FROM jsonb_array_elements(p_value) WITH ORDINALITY AS e (value, ord)
-        ) AS k
-    );
+    )) || v_kept;
 END
 $$;
 
 COMMENT ON FUNCTION monitoring.cap_array_newest(jsonb, integer, integer) IS
-'The last p_max_items elements of p_value that fit in p_max_bytes, in their order';
+'The last p_max_items elements of p_value that fit in p_max_bytes, in their order, after a '
+'first element saying how many older ones were dropped';
 
 GRANT EXECUTE ON FUNCTION
 monitoring.truncate_text(text, integer),
