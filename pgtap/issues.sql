@@ -2,7 +2,7 @@
 -- and regress; ignore (forever, until a time, N more events or N more users) and escalate;
 -- assign, unassign, reopen; every change in monitoring.issue_history with its actor.
 BEGIN;
-SELECT plan(58);
+SELECT plan(60);
 
 -- An event of the issue with explicit fingerprint p_name in service lifecycle.
 CREATE FUNCTION pg_temp.event(
@@ -173,6 +173,23 @@ SELECT is(
     pg_temp.state('lc-release'),
     'unresolved/regressed',
     'an event that names no release can not be shown to be older: it regresses'
+);
+
+-- A resolving release never seen (the one being deployed, or a typo) hides no regression:
+-- it counts as first seen when the issue was resolved.
+SELECT pg_temp.event('lc-unseen', '4.0', p_at => now() - interval '2 days');
+SELECT monitoring.resolve_issue(monitoring.issue_id('lc-unseen'), p_in_release => '4.2');
+SELECT pg_temp.event('lc-unseen', '4.0');
+SELECT is(
+    pg_temp.state('lc-unseen'),
+    'resolved',
+    'a release seen before the resolution does not regress it'
+);
+SELECT pg_temp.event('lc-unseen', '4.1');
+SELECT is(
+    pg_temp.state('lc-unseen'),
+    'unresolved/regressed',
+    'a release first seen since, while the resolving one never was, regresses it'
 );
 
 -- Resolve in the next release: the one after the newest release the issue has seen.

@@ -340,15 +340,18 @@ BEGIN
             WHEN p_release IS NULL THEN true
             WHEN p_release = p_group.resolved_in_release
                 THEN p_group.resolution = 'in_release'
+            -- Releases are ordered by first sighting. A resolving release not seen yet (the
+            -- one being deployed, or a typo) counts as first seen when the issue was
+            -- resolved: a release first seen since then regresses it, and none is hidden.
             ELSE coalesce((
-                SELECT e.first_seen > r.first_seen
+                SELECT CASE WHEN r.first_seen IS NULL THEN e.first_seen >= p_group.resolved_at
+                    ELSE e.first_seen > r.first_seen
+                END
                 FROM monitoring.releases AS e
-                INNER JOIN monitoring.releases AS r
+                LEFT JOIN monitoring.releases AS r
                     ON e.service = r.service AND r.version = p_group.resolved_in_release
                 WHERE e.service = p_group.service AND e.version = p_release
-            ),
-            -- a resolving release never seen yet is in the future: nothing seen is newer
-            false)
+            ), true)
         END
     );
 END
