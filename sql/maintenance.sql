@@ -15,15 +15,17 @@ AS $$
 DECLARE
     v_events bigint;
 BEGIN
-    CREATE TEMPORARY TABLE IF NOT EXISTS pg_monitoring_fold (
-        group_id bigint, occurred_at timestamptz, user_key text
-    ) ON COMMIT DROP;
-    TRUNCATE pg_monitoring_fold;
-    -- The issues this fold changed, with their counts after it and what it added.
-    CREATE TEMPORARY TABLE IF NOT EXISTS pg_monitoring_folded (
-        group_id bigint, times_seen bigint, events bigint, users_seen bigint, new_users bigint
-    ) ON COMMIT DROP;
-    TRUNCATE pg_monitoring_folded;
+    -- Tested first, not IF NOT EXISTS: a second fold in one transaction would print a notice.
+    IF to_regclass('pg_temp.pg_monitoring_fold') IS NULL THEN
+        CREATE TEMPORARY TABLE pg_monitoring_fold (
+            group_id bigint, occurred_at timestamptz, user_key text
+        ) ON COMMIT DROP;
+        -- The issues this fold changed, with their counts after it and what it added.
+        CREATE TEMPORARY TABLE pg_monitoring_folded (
+            group_id bigint, times_seen bigint, events bigint, users_seen bigint, new_users bigint
+        ) ON COMMIT DROP;
+    END IF;
+    TRUNCATE pg_monitoring_fold, pg_monitoring_folded;
 
     WITH moved AS (
         DELETE FROM monitoring.error_group_counts
