@@ -2,7 +2,10 @@
 -- store, Sentry's event JSON, idempotence, batches, and bad input refused with an SQLSTATE and
 -- a message naming the argument.
 BEGIN;
-SELECT plan(87);
+SELECT plan(96);
+-- Most tests send fixed times from 2024: a window that keeps them. Capture files an event
+-- older than errors.retention_days at the time received, tested at the end.
+SELECT monitoring.set_setting('errors.retention_days', '36500');
 
 -- The design document's queries ("PostgreSQL Error Tracking" in production-monitoring.md),
 -- run verbatim over this data. Times are relative to now(), fixed inside the transaction.
@@ -1050,6 +1053,105 @@ SELECT is(
     ),
     'NullValues: m',
     'a stack trace of {"values": null} lists no exception: the type and message are captured'
+);
+
+-- Times a clock sends wrong: filed at the time received, with what was sent kept.
+SELECT monitoring.reset_setting('errors.retention_days');
+CREATE TEMPORARY TABLE skewed AS
+SELECT
+    (monitoring.capture_error('Skewed', 'old', p_occurred_at => now() - interval '200 days'))
+    .event_id AS old,
+    (monitoring.capture_error('Skewed', 'bogus', p_occurred_at => '-infinity')).event_id AS bogus,
+    (monitoring.capture_error('Skewed', 'ahead', p_occurred_at => now() + interval '1 day'))
+    .event_id AS ahead,
+    (monitoring.capture_error('Skewed', 'recent', p_occurred_at => now() - interval '89 days'))
+    .event_id AS recent;
+SELECT results_eq(
+    $$SELECT e.message, e.occurred_at, e.data -> 'timestamp_adjusted'
+      FROM monitoring.error_events AS e, skewed AS s
+      WHERE e.event_id IN (s.old, s.bogus, s.ahead, s.recent) ORDER BY e.message$$,
+    $$VALUES
+        ('ahead', now(), jsonb_build_object('sent', now() + interval '1 day',
+            'reason', 'in the future')),
+        ('bogus', now(), jsonb_build_object('sent', '-infinity'::timestamptz,
+            'reason', 'older than errors.retention_days')),
+        ('old', now(), jsonb_build_object('sent', now() - interval '200 days',
+            'reason', 'older than errors.retention_days')),
+        ('recent', now() - interval '89 days', NULL::jsonb)$$,
+    'a time older than the retention window or ahead by over a minute is filed as now, '
+    'and the event keeps the time sent; a time within the window is kept'
+);
+SELECT throws_ok(
+    $$SELECT monitoring.capture_event('{"message": "m", "timestamp": "-infinity"}')$$,
+    '22023',
+    'p_event.timestamp must be an RFC 3339 date and time, like 2024-01-15T10:30:00Z, '
+    'not ''-infinity''',
+    'a timestamp string PostgreSQL reads but no SDK sends ("-infinity") is refused by name'
+);
+SELECT throws_ok(
+    $$SELECT monitoring.capture_event('{"message": "m", "timestamp": "2024-02-30T10:00:00Z"}')$$,
+    '22023',
+    'p_event.timestamp is no valid date and time: ''2024-02-30T10:00:00Z''',
+    'an impossible date is refused by name, not with a bare cast error'
+);
+SELECT throws_ok(
+    $$SELECT monitoring.capture_event('{"message": "m", "timestamp": 1e20}')$$,
+    '22023',
+    'p_event.timestamp must be seconds since 1970-01-01 UTC, not 100000000000000000000',
+    'a number that is no Unix time is refused by name'
+);
+
+-- Event fields that must be text: a scalar is read as text, as Sentry does; an object or
+-- array is refused by name, not stored as its JSON.
+SELECT throws_ok(
+    $$SELECT monitoring.capture_event('{"message": "m", "environment": {}}')$$,
+    '22023', 'p_event.environment must be a JSON string, not object',
+    'an environment that is an object is refused by name'
+);
+SELECT throws_ok(
+    $$SELECT monitoring.capture_event(
+        '{"message": "m", "contexts": {"trace": {"trace_id": ["x"]}}}'
+    )$$,
+    '22023', 'p_event.contexts.trace.trace_id must be a JSON string, not array',
+    'a trace id that is an array is refused by its path'
+);
+SELECT throws_ok(
+    $$SELECT * FROM monitoring.capture_events(
+        '[{"message": "a"}, {"message": "b", "server_name": {"host": "web-1"}}]'::jsonb
+    )$$,
+    '22023', 'event 1 of the batch: p_events[1].server_name must be a JSON string, not object',
+    'in a batch the error names the event and its field'
+);
+
+-- Stack trace text that is no Python traceback is kept to read; it does not group.
+CREATE TEMPORARY TABLE java_trace AS
+SELECT
+    (monitoring.capture_error(
+        'IllegalStateException', 'boom',
+        E'java.lang.IllegalStateException: boom\n\tat com.shop.Cart.add(Cart.java:42)\n'
+        '\tat com.shop.Api.post(Api.java:7)\nAuthorization: Bearer abc.def.ghi'
+    )).issue_id AS first,
+    (monitoring.capture_error(
+        'IllegalStateException', 'boom',
+        E'java.lang.IllegalStateException: boom\n\tat com.shop.Cart.add(Cart.java:43)'
+    )).issue_id AS second;
+SELECT is(
+    (
+        SELECT e.exceptions
+        FROM monitoring.error_events AS e INNER JOIN java_trace AS j ON e.group_id = j.first
+        ORDER BY length(e.exceptions::text) DESC LIMIT 1
+    ),
+    jsonb_build_array(jsonb_build_object(
+        'type', 'IllegalStateException', 'value', 'boom',
+        'raw_stacktrace', E'java.lang.IllegalStateException: boom\n\tat com.shop.Cart.add('
+        'Cart.java:42)\n\tat com.shop.Api.post(Api.java:7)\nAuthorization: Bearer [Filtered]'
+    )),
+    'a stack trace that is no Python traceback is kept as raw_stacktrace, scrubbed'
+);
+SELECT is(
+    (SELECT first = second FROM java_trace),
+    TRUE,
+    'two such traces of one type and message are one issue: the text does not group'
 );
 
 SELECT * FROM finish();

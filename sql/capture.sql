@@ -58,6 +58,20 @@ AS $$
     END;
 $$;
 
+-- A JSON scalar as text (Sentry reads a release, environment or server name sent as a
+-- number as its text); an object or array is an error naming p_name. Inlined as _expect.
+CREATE FUNCTION monitoring._scalar_text(p_value jsonb, p_name text)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT CASE
+        WHEN p_value IS NULL OR pg_catalog.jsonb_typeof(p_value) NOT IN ('object', 'array')
+            THEN p_value #>> '{}'
+        ELSE monitoring._expect_checked(p_value, 'string', p_name) #>> '{}'
+    END;
+$$;
+
 -- p_level as one of Sentry's levels (NULL is error), else an error naming p_name; inlined
 -- as _expect.
 CREATE FUNCTION monitoring._level(p_level text, p_name text)
@@ -157,6 +171,11 @@ BEGIN
             v_chain := '[]';
         WHEN v_kind = 'string' THEN
             v_chain := monitoring.parse_python_traceback(p_stack #>> '{}');
+            -- Text that is no Python traceback (Java, Go, a log excerpt) is kept as sent, for
+            -- people to read; it does not group (the type and message do).
+            IF v_chain = '[]' AND p_stack #>> '{}' ~ '\S' THEN
+                v_chain := jsonb_build_array(jsonb_build_object('raw_stacktrace', p_stack));
+            END IF;
         WHEN v_kind = 'object' AND p_stack ? 'values' THEN
             v_chain := monitoring._exception_chain(p_stack -> 'values', 'p_stack_trace.values');
         WHEN v_kind = 'object' AND p_stack ? 'frames' THEN
@@ -243,6 +262,10 @@ BEGIN
         SELECT jsonb_agg(
             e.exc || jsonb_strip_nulls(jsonb_build_object(
                 'value', monitoring.truncate_text(e.exc ->> 'value', p_max_length),
+                -- characters of up to 4 bytes each
+                'raw_stacktrace', monitoring.truncate_text(
+                    e.exc ->> 'raw_stacktrace', p_max_bytes / 4
+                ),
                 'frames', (
                     SELECT jsonb_agg(
                         CASE WHEN f.frame ? 'vars' THEN jsonb_set(
@@ -364,6 +387,7 @@ DECLARE
     v_user jsonb;
     v_crumbs jsonb;
     v_data jsonb;
+    v_adjusted jsonb;
     v_pattern text;
     v_likes text[];
     v_safe text[];
@@ -383,8 +407,19 @@ BEGIN
     v_environment := coalesce(
         nullif(p_environment, ''), v_cfg ->> 'errors.default_environment'
     );
-    -- A client clock running ahead must not file events into the future.
+    -- A client clock running ahead must not file events into the future, nor one running
+    -- behind (or a bogus time) file them where retention deletes them at its next run: such
+    -- a time becomes the time received, as Sentry does, and the event keeps what was sent.
     v_occurred := least(coalesce(p_occurred_at, now()), now());
+    IF v_occurred < now() - make_interval(days => (v_cfg ->> 'errors.retention_days')::integer)
+        OR p_occurred_at > now() + interval '1 minute' THEN
+        v_occurred := now();
+        v_adjusted := jsonb_build_object('timestamp_adjusted', jsonb_build_object(
+            'sent', p_occurred_at,
+            'reason', CASE WHEN p_occurred_at > now() THEN 'in the future'
+                ELSE 'older than errors.retention_days' END
+        ));
+    END IF;
     event_id := coalesce(p_event_id, gen_random_uuid());
 
     -- The same event sent again (an SDK retry) is stored and counted once already: answer
@@ -426,6 +461,9 @@ BEGIN
     v_data := CASE WHEN p_data IS NULL OR pg_column_size(p_data) <= v_max_bytes THEN p_data
         ELSE monitoring.cap_object(p_data, v_max_bytes)
     END;
+    IF v_adjusted IS NOT NULL THEN
+        v_data := coalesce(v_data, '{}') || v_adjusted;
+    END IF;
     v_crumbs := CASE WHEN p_breadcrumbs IS NULL THEN NULL
         ELSE monitoring.cap_array_newest(
             p_breadcrumbs, (v_cfg ->> 'errors.max_breadcrumbs')::integer, v_max_bytes
@@ -748,6 +786,35 @@ COMMENT ON FUNCTION monitoring.capture_message(
 'Captures a message (grouped by its normalised text); returns the event id and the issue id';
 
 -- Captures a Sentry event (sentry-python 2.x shape). p_name names it in errors.
+-- An SDK's timestamp string: RFC 3339 (what Sentry documents), or a date and time with no
+-- offset, which SDKs send meaning UTC. PostgreSQL's other inputs ("now", "infinity",
+-- "January 8") and impossible dates are refused naming p_name, not with a bare cast error.
+CREATE FUNCTION monitoring._sent_timestamp(p_text text, p_name text)
+RETURNS timestamptz
+LANGUAGE plpgsql
+STABLE
+AS $$
+BEGIN
+    IF p_text !~ '^\s*\d{4}-\d\d-\d\d([Tt ]\d\d:\d\d(:\d\d(\.\d+)?)?)?\s*(Z|z|[+-]\d\d(:?\d\d)?)?\s*$'
+        THEN
+        RAISE EXCEPTION '% must be an RFC 3339 date and time, like 2024-01-15T10:30:00Z, not %',
+            p_name, quote_literal(p_text)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    BEGIN
+        -- An offset follows a time: the "-15" ending the date 2024-01-15 is none.
+        RETURN CASE
+            WHEN p_text ~ '(Z|z|\d:\d\d(:\d\d)?(\.\d+)?\s*[+-]\d\d(:?\d\d)?)\s*$'
+                THEN p_text::timestamptz
+            ELSE p_text::timestamp AT TIME ZONE 'UTC'
+        END;
+    EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
+        RAISE EXCEPTION '% is no valid date and time: %', p_name, quote_literal(p_text)
+            USING ERRCODE = 'invalid_parameter_value';
+    END;
+END
+$$;
+
 CREATE FUNCTION monitoring._capture_sentry_event(
     p_event jsonb, p_name text, OUT event_id uuid, OUT issue_id bigint
 )
@@ -793,15 +860,15 @@ BEGIN
         v_message := coalesce(v_message -> 'formatted', v_message -> 'message');
     END IF;
     IF jsonb_typeof(v_timestamp) = 'number' THEN
+        -- seconds since 1970; beyond 1e11 (the year 5138) it is no time a clock sent
+        IF abs((v_timestamp #>> '{}')::numeric) >= 1e11 THEN
+            RAISE EXCEPTION '%.timestamp must be seconds since 1970-01-01 UTC, not %',
+                p_name, v_timestamp
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
         v_occurred := to_timestamp((v_timestamp #>> '{}')::double precision);
     ELSIF jsonb_typeof(v_timestamp) = 'string' THEN
-        -- SDKs send UTC, sometimes without saying so. An offset follows a time: the "-15"
-        -- ending the date 2024-01-15 is none.
-        v_occurred := CASE
-            WHEN v_timestamp #>> '{}' ~ '(Z|z|\d:\d\d(:\d\d)?(\.\d+)?\s*[+-]\d\d(:?\d\d)?)$'
-                THEN (v_timestamp #>> '{}')::timestamptz
-            ELSE (v_timestamp #>> '{}')::timestamp AT TIME ZONE 'UTC'
-        END;
+        v_occurred := monitoring._sent_timestamp(v_timestamp #>> '{}', p_name || '.timestamp');
     ELSIF jsonb_typeof(v_timestamp) <> 'null' THEN
         RAISE EXCEPTION '%.timestamp must be a JSON string or number, not %',
             p_name, jsonb_typeof(v_timestamp)
@@ -837,14 +904,21 @@ BEGIN
         monitoring._expect(v_tags, 'object', p_name || '.tags'),
         monitoring._expect(p_event -> 'user', 'object', p_name || '.user'),
         monitoring._expect(v_crumbs, 'array', p_name || '.breadcrumbs'),
-        p_event ->> 'release',
-        p_event ->> 'environment',
-        coalesce(p_event ->> 'service', v_tags ->> 'service'),
-        p_event -> 'contexts' -> 'trace' ->> 'trace_id',
-        p_event -> 'contexts' -> 'trace' ->> 'span_id',
-        p_event ->> 'platform',
-        p_event ->> 'server_name',
-        p_event ->> 'transaction',
+        monitoring._scalar_text(p_event -> 'release', p_name || '.release'),
+        monitoring._scalar_text(p_event -> 'environment', p_name || '.environment'),
+        coalesce(
+            monitoring._scalar_text(p_event -> 'service', p_name || '.service'),
+            v_tags ->> 'service'
+        ),
+        monitoring._scalar_text(
+            p_event -> 'contexts' -> 'trace' -> 'trace_id', p_name || '.contexts.trace.trace_id'
+        ),
+        monitoring._scalar_text(
+            p_event -> 'contexts' -> 'trace' -> 'span_id', p_name || '.contexts.trace.span_id'
+        ),
+        monitoring._scalar_text(p_event -> 'platform', p_name || '.platform'),
+        monitoring._scalar_text(p_event -> 'server_name', p_name || '.server_name'),
+        monitoring._scalar_text(p_event -> 'transaction', p_name || '.transaction'),
         nullif(p_event - ARRAY[
             'event_id', 'timestamp', 'level', 'exception', 'logentry', 'message', 'fingerprint',
             'context', 'extra', 'tags', 'user', 'breadcrumbs', 'release', 'environment',

@@ -232,6 +232,7 @@ BEGIN
         AND NOT EXISTS (
             SELECT FROM jsonb_array_elements(p_chain) AS e (exc)
             WHERE e.exc ->> 'value' ~* '(bearer|private key|\d([-\s]?\d){12})'
+                OR e.exc ->> 'raw_stacktrace' ~* '(bearer|private key|\d([-\s]?\d){12})'
         ) THEN
         RETURN p_chain;
     END IF;
@@ -240,6 +241,7 @@ BEGIN
             CASE WHEN jsonb_typeof(e.exc) <> 'object' THEN e.exc ELSE
                 e.exc || jsonb_strip_nulls(jsonb_build_object(
                     'value', monitoring.scrub_text(e.exc ->> 'value'),
+                    'raw_stacktrace', monitoring.scrub_text(e.exc ->> 'raw_stacktrace'),
                     'frames', (
                         SELECT jsonb_agg(
                             CASE WHEN jsonb_typeof(f.frame) = 'object' AND f.frame ? 'vars'
@@ -264,7 +266,8 @@ BEGIN
 END
 $$;
 
--- An exception chain holds user data in two places: exception values and frame variables.
+-- An exception chain holds user data in two places: exception values and frame variables
+-- (and a stack trace kept as text, which capture_error keeps when it is no Python traceback).
 -- The rest is SDK structure and source code, so only those two are scrubbed, and the chain
 -- is left untouched (not rebuilt) when neither can hold a secret.
 -- One exception with no variables and no secret in its value, the common case, is decided
@@ -285,6 +288,7 @@ AS $$
             AND NOT coalesce(
                 p_chain -> 0 ->> 'value' ~* '(bearer|private key|\d([-\s]?\d){12})', FALSE
             )
+            AND NOT p_chain -> 0 ? 'raw_stacktrace'
             THEN p_chain
         ELSE monitoring._scrub_exceptions_walk(p_chain, p_key_pattern, p_safe_keys)
     END;
