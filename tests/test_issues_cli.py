@@ -166,3 +166,20 @@ def test_a_reader_may_list_but_not_resolve(issue: tuple[str, int]) -> None:
         assert issues.list_issues(db, issues.IssueFilter())[0]["id"] == issue_id
         with pytest.raises(PermissionDeniedError):
             issues.resolve(db, issue_id)
+
+
+def test_show_prints_a_stack_trace_text_it_could_not_parse(installed_db: str) -> None:
+    java = "java.lang.IllegalStateException: boom\n\tat com.shop.Cart.add(Cart.java:42)"
+    issue_id = capture(installed_db, type="IllegalStateException", message="boom", trace=java)
+    result = run("show", str(issue_id), "--dsn", installed_db)
+    assert result.exit_code == 0, result.output
+    assert "at com.shop.Cart.add(Cart.java:42)" in result.output
+    assert "Traceback (most recent call last)" not in result.output, "there are no frames"
+    assert "IllegalStateException: boom" in result.output
+
+
+def test_a_database_without_the_schema_is_named(database: str) -> None:
+    result = CliRunner().invoke(main, ["issues", "--dsn", database])
+    assert result.exit_code == 1
+    assert 'relation "monitoring.issues" does not exist' in result.output
+    assert "is pg_monitoring installed in this database?" in result.output

@@ -42,6 +42,7 @@ _BY_SQLSTATE: dict[type[psycopg.Error], type[PgMonitoringError]] = {
     pg_errors.InsufficientPrivilege: PermissionDeniedError,
     pg_errors.NoDataFound: NotFoundError,
     pg_errors.InvalidSchemaName: NotInstalledError,
+    pg_errors.UndefinedTable: NotInstalledError,
     pg_errors.UndefinedFunction: NotInstalledError,
 }
 

@@ -114,8 +114,13 @@ def print_exceptions(console: Console, chain: list[dict[str, Any]]) -> None:
     for index, exc in enumerate(chain):
         if index:
             console.print("\nThe above exception led to the following exception:\n", style="dim")
-        console.print("Traceback (most recent call last):", markup=False)
-        for frame in exc.get("frames") or []:
+        frames = exc.get("frames") or []
+        if frames:
+            console.print("Traceback (most recent call last):", markup=False)
+        for frame in frames:
+            if not isinstance(frame, dict):  # stored as sent; it does not group
+                console.print(f"  {frame!r}", markup=False, style="dim")
+                continue
             if "frames_omitted" in frame:
                 console.print(f"  ... {frame['function']} ...", markup=False, style="dim")
                 continue
@@ -132,5 +137,7 @@ def print_exceptions(console: Console, chain: list[dict[str, Any]]) -> None:
                 console.print(f"    > {frame['context_line'].strip()}", markup=False)
             for line in frame.get("post_context") or []:
                 console.print(f"      {line}", markup=False, style="dim")
+        if exc.get("raw_stacktrace"):  # stack trace text that is no Python traceback
+            console.print(exc["raw_stacktrace"].rstrip(), markup=False, highlight=False)
         label = exc.get("type") or "Error"
         console.print(f"{label}: {exc.get('value', '')}", markup=False, style="bold")
