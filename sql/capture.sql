@@ -65,10 +65,11 @@ RETURNS text
 LANGUAGE sql
 IMMUTABLE
 AS $$
-    SELECT CASE
-        WHEN p_value IS NULL OR pg_catalog.jsonb_typeof(p_value) NOT IN ('object', 'array')
-            THEN p_value #>> '{}'
-        ELSE monitoring._expect_checked(p_value, 'string', p_name) #>> '{}'
+    -- CASE x WHEN: the inlined argument is evaluated once for the test, not once per WHEN
+    SELECT CASE pg_catalog.jsonb_typeof(p_value)
+        WHEN 'object' THEN monitoring._expect_checked(p_value, 'string', p_name) #>> '{}'
+        WHEN 'array' THEN monitoring._expect_checked(p_value, 'string', p_name) #>> '{}'
+        ELSE p_value #>> '{}'
     END;
 $$;
 
