@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any
 
 import psycopg
@@ -183,3 +184,19 @@ def test_a_database_without_the_schema_is_named(database: str) -> None:
     assert result.exit_code == 1
     assert 'relation "monitoring.issues" does not exist' in result.output
     assert "is pg_monitoring installed in this database?" in result.output
+
+
+def test_show_says_when_a_time_sent_was_not_kept(installed_db: str) -> None:
+    with psycopg.connect(installed_db) as conn:
+        row = conn.execute(
+            "SELECT issue_id FROM monitoring.capture_error('ClockError', 'm', "
+            "p_occurred_at => '2001-02-03 04:05:06+00')"
+        ).fetchone()
+    assert row is not None
+    result = run("show", str(row[0]), "--dsn", installed_db)
+    assert result.exit_code == 0, result.output
+    assert "(older than errors.retention_days)" in result.output
+    detail = json.loads(run("show", str(row[0]), "--dsn", installed_db, "--json").output)
+    sent = detail["latest_event"]["data"]["timestamp_adjusted"]["sent"]
+    assert datetime.fromisoformat(sent) == datetime(2001, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
+    assert sent in result.output

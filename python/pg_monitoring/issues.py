@@ -29,7 +29,8 @@ _ISSUE = "SELECT * FROM monitoring.issues WHERE id = %s::bigint"
 
 _LATEST_EVENT = """
 SELECT id AS event_id, occurred_at, level, release, exception_type, message, exceptions,
-       context, tags, user_info, breadcrumbs, trace_id, span_id, server_name, transaction_name
+       context, tags, user_info, breadcrumbs, trace_id, span_id, server_name, transaction_name,
+       data
 FROM monitoring.errors
 WHERE issue_id = %s::bigint
 ORDER BY occurred_at DESC

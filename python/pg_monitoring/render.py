@@ -79,6 +79,13 @@ def print_issue(console: Console, detail: dict[str, Any]) -> None:
         console.print(f"\n[bold]Latest event[/bold] {event['event_id']} at {event['occurred_at']}")
         if event["release"]:
             console.print(f"release {event['release']}")
+        adjusted = (event.get("data") or {}).get("timestamp_adjusted")
+        if adjusted:  # a wrong client clock: filed at the time received
+            console.print(
+                f"sent with the time {adjusted.get('sent')} ({adjusted.get('reason')})",
+                markup=False,
+                style="yellow",
+            )
         print_exceptions(console, event["exceptions"] or [])
         if not event["exceptions"] and event["message"]:
             console.print(event["message"])
