@@ -139,7 +139,8 @@ PARALLEL SAFE
 AS $$
 DECLARE
     v_parts text[];
-    v_default text;
+    v_has_default boolean;
+    v_only_default boolean;
 BEGIN
     v_parts := ARRAY(
         SELECT p FROM unnest(p_explicit) AS p WHERE coalesce(btrim(p), '') <> ''
@@ -150,22 +151,21 @@ BEGIN
         RETURN;
     END IF;
 
-    -- ["{{ default }}"] alone is the default grouping, as in Sentry: such an event joins the
-    -- issue of the same error sent without it
-    IF NOT EXISTS (
-        SELECT FROM unnest(v_parts) AS p WHERE p !~ '^\s*\{\{\s*default\s*\}\}\s*$'
-    ) THEN
+    SELECT bool_or(p ~ '^\s*\{\{\s*default\s*\}\}\s*$'), bool_and(p ~ '^\s*\{\{\s*default\s*\}\}\s*$')
+    INTO v_has_default, v_only_default
+    FROM unnest(v_parts) AS p;
+    IF v_has_default THEN
         SELECT d.fingerprint, d.source INTO fingerprint, source
         FROM monitoring.default_fingerprint(p_exceptions, p_message) AS d;
-        RETURN;
-    END IF;
-    -- Hashes are of the parts as a JSON array, and the readable form escapes "|" and "\":
-    -- ["a", "b"] and ["a | b"] are two fingerprints, not one joined the same way.
-    IF EXISTS (SELECT FROM unnest(v_parts) AS p WHERE p ~ '^\s*\{\{\s*default\s*\}\}\s*$') THEN
-        SELECT d.fingerprint INTO v_default
-        FROM monitoring.default_fingerprint(p_exceptions, p_message) AS d;
+        -- ["{{ default }}"] alone is the default grouping, as in Sentry: such an event joins
+        -- the issue of the same error sent without it
+        IF v_only_default THEN
+            RETURN;
+        END IF;
+        -- Hashes are of the parts as a JSON array, and the readable form below escapes "|"
+        -- and "\": ["a", "b"] and ["a | b"] are two fingerprints, not one joined the same way.
         fingerprint := md5(to_jsonb(ARRAY(
-            SELECT CASE WHEN p ~ '^\s*\{\{\s*default\s*\}\}\s*$' THEN v_default ELSE p END
+            SELECT CASE WHEN p ~ '^\s*\{\{\s*default\s*\}\}\s*$' THEN fingerprint ELSE p END
             FROM unnest(v_parts) WITH ORDINALITY AS u (p, ord)
             ORDER BY ord
         ))::text);
