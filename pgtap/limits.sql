@@ -1,7 +1,7 @@
 -- Size limits: an oversize event is stored cut down with a visible marker, never refused; the
 -- errors.max_* settings set the limits. Sizes are as stored (pg_column_size), not as text.
 BEGIN;
-SELECT plan(24);
+SELECT plan(25);
 
 -- The cutting functions.
 SELECT is(monitoring.truncate_text('short', 5), 'short', 'text within the limit is kept');
@@ -52,6 +52,11 @@ SELECT is(
     monitoring.cap_array_newest('["aaaa", "bbbb", "cccc"]', 10, 40) - 0,
     '["bbbb", "cccc"]'::jsonb,
     'an oversize array keeps the newest elements that fit'
+);
+SELECT is(
+    monitoring.cap_array_newest('[1, 1, 1, 1, 1, 1, 1, 1, 1, 1]', 100, 100),
+    '[1, 1, 1, 1, 1, 1, 1, 1, 1, 1]'::jsonb,
+    'an array over the byte limit only as stored, which drops nothing, is kept with no marker'
 );
 SELECT is(
     monitoring.cap_array_newest('{"values": []}', 1, 1),

@@ -122,6 +122,9 @@ BEGIN
         FROM jsonb_array_elements(p_value) WITH ORDINALITY AS e (value, ord)
     ) AS k;
     v_dropped := jsonb_array_length(p_value) - jsonb_array_length(v_kept);
+    IF v_dropped = 0 THEN
+        RETURN p_value;
+    END IF;
     RETURN jsonb_build_array(jsonb_build_object(
         'type', 'default',
         'category', 'pg_monitoring.truncated',
