@@ -65,10 +65,9 @@ RETURNS text
 LANGUAGE sql
 IMMUTABLE
 AS $$
-    -- CASE x WHEN: the inlined argument is evaluated once for the test, not once per WHEN
-    SELECT CASE pg_catalog.jsonb_typeof(p_value)
-        WHEN 'object' THEN monitoring._expect_checked(p_value, 'string', p_name) #>> '{}'
-        WHEN 'array' THEN monitoring._expect_checked(p_value, 'string', p_name) #>> '{}'
+    SELECT CASE
+        WHEN pg_catalog.jsonb_typeof(p_value) IN ('object', 'array')
+            THEN monitoring._expect_checked(p_value, 'string', p_name) #>> '{}'
         ELSE p_value #>> '{}'
     END;
 $$;
@@ -786,7 +785,6 @@ COMMENT ON FUNCTION monitoring.capture_message(
 ) IS
 'Captures a message (grouped by its normalised text); returns the event id and the issue id';
 
--- Captures a Sentry event (sentry-python 2.x shape). p_name names it in errors.
 -- An SDK's timestamp string: RFC 3339 (what Sentry documents), or a date and time with no
 -- offset, which SDKs send meaning UTC. PostgreSQL's other inputs ("now", "infinity",
 -- "January 8") and impossible dates are refused naming p_name, not with a bare cast error.
@@ -795,19 +793,21 @@ RETURNS timestamptz
 LANGUAGE plpgsql
 STABLE
 AS $$
+DECLARE
+    -- the date and time, and the offset if any
+    v_parts text[] := regexp_match(
+        p_text,
+        '^\s*(\d{4}-\d\d-\d\d(?:[Tt ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?)?)\s*(Z|z|[+-]\d\d(?::?\d\d)?)?\s*$'
+    );
 BEGIN
-    IF p_text !~ '^\s*\d{4}-\d\d-\d\d([Tt ]\d\d:\d\d(:\d\d(\.\d+)?)?)?\s*(Z|z|[+-]\d\d(:?\d\d)?)?\s*$'
-        THEN
+    IF v_parts IS NULL THEN
         RAISE EXCEPTION '% must be an RFC 3339 date and time, like 2024-01-15T10:30:00Z, not %',
             p_name, quote_literal(p_text)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     BEGIN
-        -- An offset follows a time: the "-15" ending the date 2024-01-15 is none.
-        RETURN CASE
-            WHEN p_text ~ '(Z|z|\d:\d\d(:\d\d)?(\.\d+)?\s*[+-]\d\d(:?\d\d)?)\s*$'
-                THEN p_text::timestamptz
-            ELSE p_text::timestamp AT TIME ZONE 'UTC'
+        RETURN CASE WHEN v_parts[2] IS NULL THEN v_parts[1]::timestamp AT TIME ZONE 'UTC'
+            ELSE p_text::timestamptz
         END;
     EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
         RAISE EXCEPTION '% is no valid date and time: %', p_name, quote_literal(p_text)
@@ -816,6 +816,7 @@ BEGIN
 END
 $$;
 
+-- Captures a Sentry event (sentry-python 2.x shape). p_name names it in errors.
 CREATE FUNCTION monitoring._capture_sentry_event(
     p_event jsonb, p_name text, OUT event_id uuid, OUT issue_id bigint
 )
