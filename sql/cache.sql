@@ -322,7 +322,8 @@ BEGIN
             e.index_key = monitoring.cache_index_key(p_key)
             AND e.key = p_key
             AND e.expires_at > now();
-    ELSE
+        v_stored := FOUND;
+    ELSIF p_nx THEN
         -- An expired row, a lock placeholder or (for long keys) a colliding key is no entry:
         -- NX overwrites it.
         INSERT INTO monitoring.cache_entries AS e (key, value, value_bytes, expires_at, tags)
@@ -336,9 +337,13 @@ BEGIN
                 created_at = excluded.created_at,
                 tags = excluded.tags,
                 locked_until = NULL
-            WHERE NOT p_nx OR e.expires_at <= now() OR e.key <> excluded.key;
+            WHERE e.expires_at <= now() OR e.key <> excluded.key;
+        v_stored := FOUND;
+    ELSE
+        v_stored := monitoring._cache_put(
+            p_key, p_value, p_bytes, v_expires_at, nullif(p_tags, '{}')
+        );
     END IF;
-    v_stored := FOUND;
 
     -- A plain SET arrives here as cache_set's 1-in-1000 sample for the size check.
     IF NOT (p_nx OR p_xx) OR random() < 0.001 THEN
