@@ -18,18 +18,7 @@ import psycopg
 
 from . import installer, issues, render
 from .connection import Connector
-from .errors import NotInstalledError, PgMonitoringError
-
-# What a database without (this version of) the schema answers.
-NOT_INSTALLED_HINT = (
-    "Hint: is pg_monitoring installed in this database? "
-    "`pg-monitoring install` installs it; `pg-monitoring status` shows what is there."
-)
-MISSING_OBJECT = (
-    psycopg.errors.UndefinedTable,
-    psycopg.errors.InvalidSchemaName,
-    psycopg.errors.UndefinedFunction,
-)
+from .errors import PgMonitoringError
 
 dsn_option = click.option(
     "--dsn",
@@ -91,9 +80,6 @@ def reported_errors() -> Iterator[None]:
     """Our errors and the database's become one-line messages and exit status 1."""
     try:
         yield
-    except NotInstalledError as error:
-        hint = "" if "pg-monitoring install" in str(error) else f"\n{NOT_INSTALLED_HINT}"
-        raise click.ClickException(f"{error}{hint}") from error
     except PgMonitoringError as error:
         raise click.ClickException(str(error)) from error
     except psycopg.Error as error:
@@ -101,8 +87,6 @@ def reported_errors() -> Iterator[None]:
         message = diag.message_primary or str(error)
         if diag.message_hint:
             message += f"\nHint: {diag.message_hint}"
-        elif isinstance(error, MISSING_OBJECT) and "monitoring" in message:
-            message += f"\n{NOT_INSTALLED_HINT}"
         raise click.ClickException(message) from error
 
 

@@ -34,6 +34,12 @@ class NotFoundError(PgMonitoringError, LookupError):
     """What the call names does not exist (an issue id, a fingerprint)."""
 
 
+# A table or function of ours that is missing: the schema (or this version of it) is not there.
+NOT_INSTALLED_HINT = (
+    "Hint: is pg_monitoring installed in this database? "
+    "`pg-monitoring install` installs it; `pg-monitoring status` shows what is there."
+)
+
 _BY_SQLSTATE: dict[type[psycopg.Error], type[PgMonitoringError]] = {
     pg_errors.InvalidParameterValue: InvalidArgumentError,
     pg_errors.NullValueNotAllowed: InvalidArgumentError,
@@ -51,5 +57,8 @@ def translate(error: psycopg.Error) -> PgMonitoringError:
     """The pg_monitoring exception for a database error (raise it `from error`)."""
     for pg_class, our_class in _BY_SQLSTATE.items():
         if isinstance(error, pg_class):
-            return our_class(error.diag.message_primary or str(error))
+            message = error.diag.message_primary or str(error)
+            if our_class is NotInstalledError:
+                message += f"\n{NOT_INSTALLED_HINT}"
+            return our_class(message)
     return PgMonitoringError(str(error))
