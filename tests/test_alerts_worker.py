@@ -87,6 +87,18 @@ def add_webhook(dsn: str, url: str, name: str = "hook", secret: str | None = SEC
     )
 
 
+def add_mail(dsn: str, smtp_port: int) -> None:
+    """An email channel with the default (required) STARTTLS."""
+    query(
+        dsn,
+        "SELECT monitoring.add_channel('mail', 'email', %s::jsonb)",
+        (
+            f'{{"smtp_host": "127.0.0.1", "smtp_port": {smtp_port}, '
+            '"from_email": "alerts@example.com", "to_emails": "oncall@example.com"}',
+        ),
+    )
+
+
 def keys(dsn: str) -> set[str]:
     return {
         str(row["idempotency_key"])
@@ -174,14 +186,7 @@ def test_email_requires_starttls_unless_told_otherwise(alerts_db: str) -> None:
     """The local SMTP server offers no STARTTLS: the default channel refuses to send in clear
     text (dead at once: retrying will not add TLS to the server)."""
     with smtp_server() as (smtp_port, mailbox):
-        query(
-            alerts_db,
-            "SELECT monitoring.add_channel('mail', 'email', %s::jsonb)",
-            (
-                f'{{"smtp_host": "127.0.0.1", "smtp_port": {smtp_port}, '
-                '"from_email": "alerts@example.com", "to_emails": "oncall@example.com"}',
-            ),
-        )
+        add_mail(alerts_db, smtp_port)
         capture(alerts_db)
         with Worker(alerts_db, options()) as worker:
             (outcome,) = worker.deliver_once()
@@ -200,14 +205,7 @@ def test_email_starttls_verifies_the_certificate(
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert, key)
     with smtp_server(tls=server_tls) as (smtp_port, mailbox):
-        query(
-            alerts_db,
-            "SELECT monitoring.add_channel('mail', 'email', %s::jsonb)",
-            (
-                f'{{"smtp_host": "127.0.0.1", "smtp_port": {smtp_port}, '
-                '"from_email": "alerts@example.com", "to_emails": "oncall@example.com"}',
-            ),
-        )
+        add_mail(alerts_db, smtp_port)
         capture(alerts_db)
         with Worker(alerts_db, options()) as worker:
             (refused,) = worker.deliver_once()
