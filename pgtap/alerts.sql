@@ -2,8 +2,6 @@
 -- transaction, and the claim / complete / fail / retry cycle the worker drives.
 BEGIN;
 SELECT plan(89);
--- fold_error_counts says when its work tables exist already (it runs more than once here)
-SET LOCAL client_min_messages = warning;
 
 -- An event of the issue with explicit fingerprint p_name in service alerts.
 CREATE FUNCTION pg_temp.event(

@@ -2,7 +2,7 @@
 -- store, Sentry's event JSON, idempotence, batches, and bad input refused with an SQLSTATE and
 -- a message naming the argument.
 BEGIN;
-SELECT plan(96);
+SELECT plan(100);
 -- Most tests send fixed times from 2024: a window that keeps them. Capture files an event
 -- older than errors.retention_days at the time received, tested at the end.
 SELECT monitoring.set_setting('errors.retention_days', '36500');
@@ -973,7 +973,7 @@ SELECT is(
     (
         SELECT pg_catalog.length(pg_catalog.current_setting('pg_monitoring.fingerprints'))
     ),
-    66,
+    82,
     'and the session remembers one fingerprint'
 );
 SELECT is(
@@ -1003,14 +1003,56 @@ SELECT isnt(
 );
 SELECT is(
     pg_catalog.length(pg_catalog.current_setting('pg_monitoring.fingerprints')),
-    132,
+    164,
     'and it is remembered too'
 );
 SELECT monitoring.capture_error('KeyError', 'no frames 1', p_service => 'memo');
 SELECT is(
     pg_catalog.length(pg_catalog.current_setting('pg_monitoring.fingerprints')),
-    132,
+    164,
     'grouping by type and value is not remembered (the value decides it)'
+);
+
+-- The memo is a setting the caller can write: an entry it forged (a known key mapped to a
+-- fingerprint of its choice, with a made-up MAC) is ignored, and so is a memo over 16 entries.
+SELECT set_config(
+    'pg_monitoring.fingerprints',
+    pg_catalog.left(pg_catalog.current_setting('pg_monitoring.fingerprints'), 33)
+    || 'ffffffffffffffffffffffffffffffff0123456789abcdef;',
+    FALSE
+);
+CREATE FUNCTION pg_temp.memo_issue_fingerprint(p_value text)
+RETURNS text
+LANGUAGE sql
+AS $$
+    SELECT g.fingerprint FROM memo_frames AS m, monitoring.error_groups AS g
+    WHERE g.id = (monitoring.capture_error('KeyError', p_value, m.b, p_service => 'memo')).issue_id
+$$;
+CREATE TEMPORARY TABLE memo_b AS
+SELECT f.fingerprint FROM memo_frames AS m,
+    monitoring.default_fingerprint(monitoring._stack_trace_chain(m.b, 'KeyError', 'x'), 'x') AS f;
+SELECT is(
+    pg_temp.memo_issue_fingerprint('item 4'),
+    (SELECT b.fingerprint FROM memo_b AS b),
+    'a forged memo entry does not move an event into an issue of the caller''s choosing'
+);
+SELECT ok(
+    NOT EXISTS (
+        SELECT FROM monitoring.error_groups AS g
+        WHERE g.fingerprint = 'ffffffffffffffffffffffffffffffff'
+    ),
+    'no issue has the forged fingerprint'
+);
+SELECT set_config('pg_monitoring.fingerprints', pg_catalog.repeat('x', 10000000), FALSE);
+SELECT is(
+    pg_temp.memo_issue_fingerprint('item 5'),
+    (SELECT b.fingerprint FROM memo_b AS b),
+    'a memo of 10 MB is not read'
+);
+SELECT is(
+    pg_catalog.length(pg_catalog.current_setting('pg_monitoring.fingerprints')),
+    82,
+    'and is replaced by the one entry of that capture'
 );
 
 -- Frames of 16 values each: the first and third, swapped, are 32 values apart, where
@@ -1071,11 +1113,11 @@ SELECT results_eq(
       FROM monitoring.error_events AS e, skewed AS s
       WHERE e.event_id IN (s.old, s.bogus, s.ahead, s.recent) ORDER BY e.message$$,
     $$VALUES
-        ('ahead', now(), jsonb_build_object('sent', now() + interval '1 day',
+        ('ahead', now(), jsonb_build_object('sent', monitoring._json_time(now() + interval '1 day'),
             'reason', 'in the future')),
-        ('bogus', now(), jsonb_build_object('sent', '-infinity'::timestamptz,
+        ('bogus', now(), jsonb_build_object('sent', '-infinity',
             'reason', 'older than errors.retention_days')),
-        ('old', now(), jsonb_build_object('sent', now() - interval '200 days',
+        ('old', now(), jsonb_build_object('sent', monitoring._json_time(now() - interval '200 days'),
             'reason', 'older than errors.retention_days')),
         ('recent', now() - interval '89 days', NULL::jsonb)$$,
     'a time older than the retention window or ahead by over a minute is filed as now, '

@@ -3,9 +3,6 @@
 -- with a report, and pg_cron scheduling where it exists.
 BEGIN;
 SELECT plan(39);
--- fold_error_counts creates its ON COMMIT DROP work table IF NOT EXISTS: folding more than
--- once in this one transaction would print a notice each time
-SET LOCAL client_min_messages = warning;
 
 CREATE FUNCTION pg_temp.event(p_name text, p_user jsonb, p_at timestamptz)
 RETURNS uuid

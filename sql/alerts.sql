@@ -224,23 +224,23 @@ BEGIN
             v_valid := jsonb_typeof(v_result) = 'boolean';
         WHEN 'emails' THEN
             IF v_text IS NOT NULL THEN
-                v_result := to_jsonb(regexp_split_to_array(v_text, '\s*,\s*'));
+                v_result := to_jsonb(regexp_split_to_array(v_text, E'\\s*,\\s*'));
             END IF;
             v_valid := jsonb_typeof(v_result) = 'array' AND jsonb_array_length(v_result) > 0
                 AND NOT EXISTS (
                     SELECT FROM jsonb_array_elements(v_result) AS e (address)
                     WHERE jsonb_typeof(e.address) <> 'string'
-                        OR e.address #>> '{}' !~ '^[^@\s<>,;"]+@[^@\s<>,;"]+$'
+                        OR e.address #>> '{}' !~ E'^[^@\\s<>,;"]+@[^@\\s<>,;"]+$'
                 );
         WHEN 'email' THEN
             v_result := to_jsonb(v_text);
-            v_valid := v_text ~ '^[^@\s<>,;"]+@[^@\s<>,;"]+$';
+            v_valid := v_text ~ E'^[^@\\s<>,;"]+@[^@\\s<>,;"]+$';
         WHEN 'url' THEN
             v_result := to_jsonb(v_text);
-            v_valid := v_text ~* '^https?://[^\s/]+\S*$';
+            v_valid := v_text ~* E'^https?://[^\\s/]+\\S*$';
         ELSE
             v_result := to_jsonb(v_text);
-            v_valid := v_text ~ '\S' AND v_text !~ '[\r\n]';
+            v_valid := v_text ~ E'\\S' AND v_text !~ E'[\\r\\n]';
     END CASE;
     IF NOT coalesce(v_valid, FALSE) THEN
         RAISE EXCEPTION '% must be %, not %', p_name,
@@ -788,7 +788,7 @@ AS $$
         'fingerprint', p_group.fingerprint,
         'status', p_group.status,
         'substatus', p_group.substatus,
-        'first_seen', p_group.first_seen,
+        'first_seen', monitoring._json_time(p_group.first_seen),
         'first_release', p_group.first_release,
         'assignee', p_group.assignee,
         'summary', monitoring._alert_summary(p_rule.condition, p_group, p_facts)
@@ -894,7 +894,7 @@ BEGIN
                 ELSE (
                     SELECT jsonb_build_object(
                         'times_seen', i.times_seen, 'users_seen', i.users_seen,
-                        'last_seen', i.last_seen
+                        'last_seen', monitoring._json_time(i.last_seen)
                     )
                     FROM monitoring.issues AS i
                     WHERE i.id = v_group.id
@@ -952,10 +952,13 @@ BEGIN
 END
 $$;
 
--- Threshold rules, called by fold_error_counts with the issues it folded in
--- pg_monitoring_folded and their rows locked. Each event is folded once, so each threshold
--- is crossed in exactly one fold: no check-then-act race, whatever the number of writers.
-CREATE FUNCTION monitoring._alert_after_fold()
+-- Threshold rules, called by fold_error_counts with the issues it folded (their rows locked),
+-- each with its counts after the fold and the events the fold added. Each event is folded
+-- once, so each threshold is crossed in exactly one fold: no check-then-act race, whatever
+-- the number of writers.
+CREATE FUNCTION monitoring._alert_after_fold(
+    p_groups bigint[], p_times_seen bigint[], p_events bigint[], p_users_seen bigint[]
+)
 RETURNS integer
 LANGUAGE plpgsql
 AS $$
@@ -978,7 +981,8 @@ BEGIN
     END IF;
     FOR v_folded IN
         SELECT f.times_seen, f.events, f.users_seen, g AS issue
-        FROM pg_monitoring_folded AS f
+        FROM unnest(p_groups, p_times_seen, p_events, p_users_seen)
+            AS f (group_id, times_seen, events, users_seen)
         INNER JOIN monitoring.error_groups AS g ON f.group_id = g.id
         WHERE g.status = 'unresolved'
         ORDER BY f.group_id
@@ -986,7 +990,7 @@ BEGIN
         v_group := v_folded.issue;
         v_counts := jsonb_build_object(
             'times_seen', v_folded.times_seen, 'users_seen', v_folded.users_seen,
-            'last_seen', v_group.last_seen
+            'last_seen', monitoring._json_time(v_group.last_seen)
         );
         FOR v_rule IN
             SELECT * FROM monitoring._rules_for(v_group) AS r

@@ -722,7 +722,7 @@ IMMUTABLE
 AS $$
     SELECT CASE
         WHEN p_char ~ '^[A-Za-z0-9]$' THEN p_char
-        ELSE '\U' || pg_catalog.lpad(pg_catalog.to_hex(pg_catalog.ascii(p_char)), 8, '0')
+        ELSE E'\\U' || pg_catalog.lpad(pg_catalog.to_hex(pg_catalog.ascii(p_char)), 8, '0')
     END;
 $$;
 
@@ -776,7 +776,7 @@ BEGIN
             v_class := '';
             LOOP
                 EXIT WHEN v_i > v_length OR v_chars[v_i] = ']';
-                IF v_chars[v_i] = '\' AND v_i < v_length THEN
+                IF v_chars[v_i] = E'\\' AND v_i < v_length THEN
                     v_i := v_i + 1;
                     v_class := v_class || monitoring._cache_regex_char(v_chars[v_i]);
                 ELSIF v_chars[v_i + 1] = '-' AND v_i + 2 <= v_length THEN
@@ -804,7 +804,7 @@ BEGIN
                 ELSE '[' || v_class || ']'
             END;
         ELSE
-            IF v_c = '\' AND v_i < v_length THEN
+            IF v_c = E'\\' AND v_i < v_length THEN
                 v_i := v_i + 1;
                 v_c := v_chars[v_i];
             END IF;
@@ -920,7 +920,7 @@ END
 $$;
 
 COMMENT ON FUNCTION monitoring.cache_delete_pattern(text) IS
-'Deletes the live keys matching the Redis glob p_pattern (user:*, h?llo, h[ae]llo, \*); '
+E'Deletes the live keys matching the Redis glob p_pattern (user:*, h?llo, h[ae]llo, \\*); '
 'returns how many';
 
 CREATE FUNCTION monitoring.cache_delete_tag(p_tag text)

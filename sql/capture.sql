@@ -98,15 +98,15 @@ DECLARE
 BEGIN
     -- LIKE first: over a 4 kB event it takes a third of the regex's time, and most JSON has
     -- no \u escape at all
-    IF v_text LIKE '%\\u%' AND v_text ~ '\\u(0000|[dD][89a-fA-F])' THEN
-        v_text := regexp_replace(v_text, '\\u0000', '\\ufffd', 'g');
+    IF v_text LIKE E'%\\\\u%' AND v_text ~ E'\\\\u(0000|[dD][89a-fA-F])' THEN
+        v_text := regexp_replace(v_text, E'\\\\u0000', E'\\\\ufffd', 'g');
         v_text := regexp_replace(
-            v_text, '\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})',
-            '\\ufffd', 'g'
+            v_text, E'\\\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\\\u[dD][c-fC-F][0-9a-fA-F]{2})',
+            E'\\\\ufffd', 'g'
         );
         v_text := regexp_replace(
-            v_text, '(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}',
-            '\\ufffd', 'g'
+            v_text, E'(?<!\\\\u[dD][89abAB][0-9a-fA-F]{2})\\\\u[dD][c-fC-F][0-9a-fA-F]{2}',
+            E'\\\\ufffd', 'g'
         );
     END IF;
     RETURN v_text::jsonb;
@@ -114,7 +114,7 @@ END
 $$;
 
 COMMENT ON FUNCTION monitoring.parse_json(text) IS
-'p_text as jsonb, with \u0000 and unpaired surrogates (which jsonb refuses) made U+FFFD';
+E'p_text as jsonb, with \\u0000 and unpaired surrogates (which jsonb refuses) made U+FFFD';
 
 -- Sentry exception values, or our own chain, as [{type, value, module, mechanism, frames}].
 CREATE FUNCTION monitoring._exception_chain(p_values jsonb, p_name text)
@@ -173,7 +173,7 @@ BEGIN
             v_chain := monitoring.parse_python_traceback(p_stack #>> '{}');
             -- Text that is no Python traceback (Java, Go, a log excerpt) is kept as sent, for
             -- people to read; it does not group (the type and message do).
-            IF v_chain = '[]' AND p_stack #>> '{}' ~ '\S' THEN
+            IF v_chain = '[]' AND p_stack #>> '{}' ~ E'\\S' THEN
                 v_chain := jsonb_build_array(jsonb_build_object('raw_stacktrace', p_stack));
             END IF;
         WHEN v_kind = 'object' AND p_stack ? 'values' THEN
@@ -323,7 +323,7 @@ BEGIN
     RETURN (
         SELECT coalesce(
             nullif(f.frame ->> 'module', ''),
-            pg_catalog.regexp_replace(coalesce(f.frame ->> 'filename', ''), '^.*[/\\]', '')
+            pg_catalog.regexp_replace(coalesce(f.frame ->> 'filename', ''), E'^.*[/\\\\]', '')
         ) || ' in ' || coalesce(f.frame ->> 'function', '?')
         FROM pg_catalog.jsonb_array_elements(
             CASE WHEN pg_catalog.jsonb_typeof(p_frames) = 'array' THEN p_frames END
@@ -397,11 +397,12 @@ DECLARE
     v_memo_key text;
     v_text text;
     v_memo_hit integer;
+    v_session_key text;
     v_group monitoring.error_groups;
     v_reason text;
 BEGIN
     -- One read of every setting capture needs.
-    SELECT s.value INTO v_cfg FROM monitoring.settings_snapshot AS s;
+    SELECT s.value, s.session_key INTO v_cfg, v_session_key FROM monitoring.settings_snapshot AS s;
 
     v_service := coalesce(nullif(p_service, ''), v_cfg ->> 'errors.default_service');
     v_environment := coalesce(
@@ -415,7 +416,7 @@ BEGIN
         OR p_occurred_at > now() + interval '1 minute' THEN
         v_occurred := now();
         v_adjusted := jsonb_build_object('timestamp_adjusted', jsonb_build_object(
-            'sent', p_occurred_at,
+            'sent', monitoring._json_time(p_occurred_at),
             'reason', CASE WHEN p_occurred_at > now() THEN 'in the future'
                 ELSE 'older than errors.retention_days' END
         ));
@@ -507,6 +508,9 @@ BEGIN
         -- one exception with a stack, whose fingerprint depends on nothing but its type and
         -- frames: they are the key (not the value, which varies from event to event).
         -- A session setting: it lives as long as the connection and goes with a rollback.
+        -- The caller can write it too, so each entry carries a MAC with the key only the
+        -- owner reads (settings_snapshot.session_key): a forged entry is a miss, and so is
+        -- a memo longer than 16 entries.
         IF jsonb_array_length(v_exceptions) = 1 THEN
             -- md5 of the frames as text, not jsonb_hash_extended: that one XORs its values'
             -- hashes, rotating each 32-bit half by one bit, so a trace whose frames come in
@@ -516,19 +520,33 @@ BEGIN
                 || coalesce((v_exceptions -> 0 -> 'frames')::text, '')
             ) || '=';
             v_memo := coalesce(current_setting('pg_monitoring.fingerprints', TRUE), '');
+            IF octet_length(v_memo) > 82 * 16 THEN
+                v_memo := '';
+            END IF;
             v_memo_hit := strpos(v_memo, v_memo_key);
         END IF;
         IF v_memo_hit > 0 THEN
             v_fingerprint := substr(v_memo, v_memo_hit + 33, 32);
-            v_source := 'stacktrace';
-        ELSE
+            IF substr(v_memo, v_memo_hit + 65, 16)
+                = left(md5(v_session_key || v_memo_key || v_fingerprint), 16) THEN
+                v_source := 'stacktrace';
+            ELSE
+                v_memo_hit := 0;
+            END IF;
+        END IF;
+        IF v_memo_hit = 0 OR v_memo_hit IS NULL THEN
             SELECT f.fingerprint, f.source INTO v_fingerprint, v_source
             FROM monitoring.default_fingerprint(v_exceptions, v_message) AS f;
             IF v_memo_key IS NOT NULL AND v_source = 'stacktrace' THEN
-                -- entries of 66 characters (key=fingerprint;), newest first
+                -- entries of 82 characters (key=fingerprint MAC;), newest first
                 PERFORM set_config(
                     'pg_monitoring.fingerprints',
-                    left(v_memo_key || v_fingerprint || ';' || v_memo, 66 * 16),
+                    left(
+                        v_memo_key || v_fingerprint
+                        || left(md5(v_session_key || v_memo_key || v_fingerprint), 16) || ';'
+                        || v_memo,
+                        82 * 16
+                    ),
                     FALSE
                 );
             END IF;
@@ -657,7 +675,7 @@ DECLARE
     v_stored record;
 BEGIN
     -- a blank type or message says nothing, as capture_message holds for its message
-    IF coalesce(p_exception_type, '') !~ '\S' AND coalesce(p_message, '') !~ '\S'
+    IF coalesce(p_exception_type, '') !~ E'\\S' AND coalesce(p_message, '') !~ E'\\S'
         AND p_stack_trace IS NULL THEN
         RAISE EXCEPTION 'capture_error needs p_exception_type, p_message or p_stack_trace'
             USING ERRCODE = 'null_value_not_allowed';
@@ -718,7 +736,7 @@ BEGIN
     v_stored := monitoring.capture_error(
         p_exception_type, p_message,
         -- \s, not btrim: JSON from a file or a heredoc may start with a newline
-        CASE WHEN p_stack_trace ~ '^\s*[\[{]' THEN monitoring.parse_json(p_stack_trace)
+        CASE WHEN p_stack_trace ~ E'^\\s*[\\[{]' THEN monitoring.parse_json(p_stack_trace)
             ELSE to_jsonb(p_stack_trace)
         END,
         p_context, p_environment, p_service, p_release, p_level, p_tags, p_user, p_fingerprint,
@@ -760,7 +778,7 @@ AS $$
 DECLARE
     v_stored record;
 BEGIN
-    IF coalesce(p_message, '') !~ '\S' THEN
+    IF coalesce(p_message, '') !~ E'\\S' THEN
         RAISE EXCEPTION 'p_message must not be empty' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     -- an assignment, as in capture_error
@@ -797,7 +815,7 @@ DECLARE
     -- the date and time, and the offset if any
     v_parts text[] := regexp_match(
         p_text,
-        '^\s*(\d{4}-\d\d-\d\d(?:[Tt ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?)?)\s*(Z|z|[+-]\d\d(?::?\d\d)?)?\s*$'
+        E'^\\s*(\\d{4}-\\d\\d-\\d\\d(?:[Tt ]\\d\\d:\\d\\d(?::\\d\\d(?:\\.\\d+)?)?)?)\\s*(Z|z|[+-]\\d\\d(?::?\\d\\d)?)?\\s*$'
     );
 BEGIN
     IF v_parts IS NULL THEN
@@ -840,7 +858,7 @@ BEGIN
     -- Checked here, where the field can be named: the cast to uuid in _ingest would fail
     -- with a bare invalid_text_representation.
     IF jsonb_typeof(p_event -> 'event_id') NOT IN ('string', 'null')
-        OR v_event_id !~* '^\{?[0-9a-f]{8}(-?[0-9a-f]{4}){3}-?[0-9a-f]{12}\}?$' THEN
+        OR v_event_id !~* E'^\\{?[0-9a-f]{8}(-?[0-9a-f]{4}){3}-?[0-9a-f]{12}\\}?$' THEN
         RAISE EXCEPTION '%.event_id must be a UUID string (32 hex digits), not %',
             p_name, p_event -> 'event_id'
             USING ERRCODE = 'invalid_parameter_value';
@@ -968,7 +986,7 @@ END
 $$;
 
 COMMENT ON FUNCTION monitoring.capture_event(text) IS
-'capture_event for JSON text, with \u0000 and unpaired surrogates made U+FFFD instead of '
+E'capture_event for JSON text, with \\u0000 and unpaired surrogates made U+FFFD instead of '
 'failing';
 
 -- A batch in one round trip and one transaction: all stored, or none and an error naming

@@ -61,7 +61,7 @@ BEGIN
                         AND strpos(v_context, E'\n') = 0 AND strpos(v_context, E'\r') = 0
                         AND strpos(v_context, E'\f') = 0 AND strpos(v_context, E'\x0b') = 0
                         THEN btrim(v_context)
-                    ELSE regexp_replace(btrim(v_context), '\s+', ' ', 'g')
+                    ELSE regexp_replace(btrim(v_context), E'\\s+', ' ', 'g')
                 END;
                 v_owner := v_owner || v_exc_index;
                 v_component := v_component || (
@@ -69,7 +69,7 @@ BEGIN
                         nullif(v_frame ->> 'module', ''),
                         regexp_replace(
                             coalesce(v_frame ->> 'filename', v_frame ->> 'abs_path', ''),
-                            '^.*[/\\]', ''
+                            E'^.*[/\\\\]', ''
                         )
                     ))
                     || '|' || coalesce(v_frame ->> 'function', '') || '|' || v_context
@@ -151,7 +151,7 @@ BEGIN
         RETURN;
     END IF;
 
-    SELECT bool_or(p ~ '^\s*\{\{\s*default\s*\}\}\s*$'), bool_and(p ~ '^\s*\{\{\s*default\s*\}\}\s*$')
+    SELECT bool_or(p ~ E'^\\s*\\{\\{\\s*default\\s*\\}\\}\\s*$'), bool_and(p ~ E'^\\s*\\{\\{\\s*default\\s*\\}\\}\\s*$')
     INTO v_has_default, v_only_default
     FROM unnest(v_parts) AS p;
     IF v_has_default THEN
@@ -165,7 +165,7 @@ BEGIN
         -- Hashes are of the parts as a JSON array, and the readable form below escapes "|"
         -- and "\": ["a", "b"] and ["a | b"] are two fingerprints, not one joined the same way.
         fingerprint := md5(to_jsonb(ARRAY(
-            SELECT CASE WHEN p ~ '^\s*\{\{\s*default\s*\}\}\s*$' THEN fingerprint ELSE p END
+            SELECT CASE WHEN p ~ E'^\\s*\\{\\{\\s*default\\s*\\}\\}\\s*$' THEN fingerprint ELSE p END
             FROM unnest(v_parts) WITH ORDINALITY AS u (p, ord)
             ORDER BY ord
         ))::text);
@@ -174,7 +174,7 @@ BEGIN
     END IF;
 
     fingerprint := array_to_string(ARRAY(
-        SELECT replace(replace(p, '\', '\\'), '|', '\|')
+        SELECT replace(replace(p, E'\\', E'\\\\'), '|', E'\\|')
         FROM unnest(v_parts) WITH ORDINALITY AS u (p, ord)
         ORDER BY ord
     ), ' | ');

@@ -218,7 +218,7 @@ BEGIN
         p_issue_id, '{unresolved,resolved,ignored}', 'ignored', 'ignored',
         coalesce(p_actor, session_user),
         jsonb_strip_nulls(jsonb_build_object(
-            'until', p_until, 'until_events', p_until_events, 'until_users', p_until_users
+            'until', monitoring._json_time(p_until), 'until_events', p_until_events, 'until_users', p_until_users
         )),
         p_ignore_until => p_until,
         p_ignore_until_times_seen => v_now.times_seen + p_until_events,

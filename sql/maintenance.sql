@@ -8,47 +8,85 @@
 -- fold. Each event is folded exactly once, with its issue's row locked, which makes the
 -- fold the place where threshold alert rules see a count cross a threshold exactly once
 -- (monitoring._alert_after_fold in alerts.sql).
+-- The folded rows are held in arrays, not temporary tables: run_maintenance runs this as
+-- the schema owner, and a table the caller created first in pg_temp (with a trigger or a
+-- DEFAULT calling a function of theirs) would run their code with the owner's rights.
 CREATE FUNCTION monitoring.fold_error_counts()
 RETURNS bigint
 LANGUAGE plpgsql
 AS $$
 DECLARE
     v_events bigint;
+    -- per issue: id, events, first and last occurrence
+    v_groups bigint[];
+    v_counts bigint[];
+    v_firsts timestamptz[];
+    v_lasts timestamptz[];
+    -- per issue and user: the same
+    v_user_groups bigint[];
+    v_user_keys text[];
+    v_user_firsts timestamptz[];
+    v_user_lasts timestamptz[];
+    -- per issue folded: its counts after the fold and what the fold added
+    v_folded bigint[];
+    v_times_seen bigint[];
+    v_added bigint[];
+    v_users_seen bigint[];
 BEGIN
-    -- Tested first, not IF NOT EXISTS: a second fold in one transaction would print a notice.
-    IF to_regclass('pg_temp.pg_monitoring_fold') IS NULL THEN
-        CREATE TEMPORARY TABLE pg_monitoring_fold (
-            group_id bigint, occurred_at timestamptz, user_key text
-        ) ON COMMIT DROP;
-        -- The issues this fold changed, with their counts after it and what it added.
-        CREATE TEMPORARY TABLE pg_monitoring_folded (
-            group_id bigint, times_seen bigint, events bigint, users_seen bigint, new_users bigint
-        ) ON COMMIT DROP;
-    END IF;
-    TRUNCATE pg_monitoring_fold, pg_monitoring_folded;
-
     WITH moved AS (
         DELETE FROM monitoring.error_group_counts
         RETURNING group_id, occurred_at, user_key
     )
-    INSERT INTO pg_monitoring_fold SELECT * FROM moved;
-    GET DIAGNOSTICS v_events = ROW_COUNT;
+
+    SELECT
+        (SELECT count(*) FROM moved),
+        e.groups, e.counts, e.firsts, e.lasts,
+        u.groups, u.keys, u.firsts, u.lasts
+    INTO
+        v_events, v_groups, v_counts, v_firsts, v_lasts,
+        v_user_groups, v_user_keys, v_user_firsts, v_user_lasts
+    FROM (
+        SELECT
+            array_agg(g.group_id ORDER BY g.group_id) AS groups,
+            array_agg(g.n ORDER BY g.group_id) AS counts,
+            array_agg(g.first ORDER BY g.group_id) AS firsts,
+            array_agg(g.last ORDER BY g.group_id) AS lasts
+        FROM (
+            SELECT m.group_id, count(*) AS n, min(m.occurred_at) AS first,
+                max(m.occurred_at) AS last
+            FROM moved AS m
+            GROUP BY m.group_id
+        ) AS g
+    ) AS e,
+    (
+        SELECT
+            array_agg(k.group_id) AS groups,
+            array_agg(k.user_key) AS keys,
+            array_agg(k.first) AS firsts,
+            array_agg(k.last) AS lasts
+        FROM (
+            SELECT m.group_id, m.user_key, min(m.occurred_at) AS first,
+                max(m.occurred_at) AS last
+            FROM moved AS m
+            WHERE m.user_key IS NOT NULL
+            GROUP BY m.group_id, m.user_key
+        ) AS k
+    ) AS u;
     IF v_events = 0 THEN
         RETURN 0;
     END IF;
 
     -- Issue rows in id order, so two folds, or a fold and a lifecycle change, never deadlock.
     PERFORM FROM monitoring.error_groups AS g
-    WHERE g.id IN (SELECT f.group_id FROM pg_monitoring_fold AS f)
+    WHERE g.id = ANY(v_groups)
     ORDER BY g.id
     FOR UPDATE;
 
     WITH new_users AS (
         INSERT INTO monitoring.error_group_users AS u (group_id, user_key, first_seen, last_seen)
-        SELECT f.group_id, f.user_key, min(f.occurred_at), max(f.occurred_at)
-        FROM pg_monitoring_fold AS f
-        WHERE f.user_key IS NOT NULL
-        GROUP BY f.group_id, f.user_key
+        SELECT k.group_id, k.user_key, k.first, k.last
+        FROM unnest(v_user_groups, v_user_keys, v_user_firsts, v_user_lasts)
+            AS k (group_id, user_key, first, last)
         ON CONFLICT DO NOTHING
         RETURNING u.group_id
     ),
@@ -57,38 +95,31 @@ BEGIN
         SELECT n.group_id, count(*) AS n FROM new_users AS n GROUP BY n.group_id
     ),
 
-    events AS (
-        SELECT f.group_id, count(*) AS n, min(f.occurred_at) AS first, max(f.occurred_at) AS last
-        FROM pg_monitoring_fold AS f
-        GROUP BY f.group_id
-    ),
-
     folded AS (
         UPDATE monitoring.error_groups AS g
         SET times_seen = g.times_seen + e.n,
             users_seen = g.users_seen + coalesce(u.n, 0),
             first_seen = least(g.first_seen, e.first),
             last_seen = greatest(g.last_seen, e.last)
-        FROM events AS e
+        FROM unnest(v_groups, v_counts, v_firsts, v_lasts) AS e (group_id, n, first, last)
         LEFT JOIN users AS u ON e.group_id = u.group_id
         WHERE g.id = e.group_id
-        RETURNING g.id, g.times_seen, e.n, g.users_seen, coalesce(u.n, 0)
+        RETURNING g.id, g.times_seen, e.n, g.users_seen
     )
 
-    INSERT INTO pg_monitoring_folded SELECT * FROM folded;
+    SELECT
+        array_agg(f.id ORDER BY f.id), array_agg(f.times_seen ORDER BY f.id),
+        array_agg(f.n ORDER BY f.id), array_agg(f.users_seen ORDER BY f.id)
+    INTO v_folded, v_times_seen, v_added, v_users_seen
+    FROM folded AS f;
 
     -- Users seen again: their last sighting moves on (new ones were inserted with theirs).
     UPDATE monitoring.error_group_users AS u
-    SET last_seen = s.last_seen
-    FROM (
-        SELECT f.group_id, f.user_key, max(f.occurred_at) AS last_seen
-        FROM pg_monitoring_fold AS f
-        WHERE f.user_key IS NOT NULL
-        GROUP BY f.group_id, f.user_key
-    ) AS s
-    WHERE u.group_id = s.group_id AND u.user_key = s.user_key AND u.last_seen < s.last_seen;
+    SET last_seen = k.last
+    FROM unnest(v_user_groups, v_user_keys, v_user_lasts) AS k (group_id, user_key, last)
+    WHERE u.group_id = k.group_id AND u.user_key = k.user_key AND u.last_seen < k.last;
 
-    PERFORM monitoring._alert_after_fold();
+    PERFORM monitoring._alert_after_fold(v_folded, v_times_seen, v_added, v_users_seen);
     RETURN v_events;
 END
 $$;
@@ -127,10 +158,13 @@ BEGIN
         'INSERT INTO monitoring.%I SELECT * FROM moved',
         v_name
     ) USING v_from, v_to;
+    -- The bounds in UTC ISO form: %L of a timestamptz would print it in the session's
+    -- DateStyle and TimeZone, whose abbreviation may read back as another zone.
     EXECUTE format(
         'ALTER TABLE monitoring.error_events ATTACH PARTITION monitoring.%I '
         'FOR VALUES FROM (%L) TO (%L)',
-        v_name, v_from, v_to
+        v_name, to_char(p_day, 'YYYY-MM-DD') || ' 00:00:00+00',
+        to_char(p_day + 1, 'YYYY-MM-DD') || ' 00:00:00+00'
     );
     RETURN true;
 END
@@ -192,7 +226,7 @@ BEGIN
         FROM pg_catalog.pg_inherits AS i
         INNER JOIN pg_catalog.pg_class AS c ON i.inhrelid = c.oid
         WHERE i.inhparent = 'monitoring.error_events'::regclass
-            AND c.relname ~ '^error_events_p\d{8}$'
+            AND c.relname ~ E'^error_events_p\\d{8}$'
             AND (to_date(substr(c.relname, 15), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC'
             <= v_cutoff
         ORDER BY c.relname

@@ -4,11 +4,23 @@
 -- python/pg_monitoring/extension/pg_monitoring--<version>.sql, which installs both with
 -- CREATE EXTENSION pg_monitoring and as a plain script (pg-monitoring install).
 -- Components come in dependency order; privileges.sql stays last.
+--
+-- Rules every component keeps, because function bodies run in the caller's session:
+-- * SECURITY DEFINER functions set search_path = pg_catalog, pg_temp and qualify every name
+--   of ours; they never create or read temporary objects (a caller can make them first, with
+--   triggers that would run as the owner) nor trust a session setting the caller can write
+--   without checking it (the fingerprint memo carries a MAC).
+-- * A string constant with a backslash is written E'...', each backslash doubled: a plain
+--   one would mean something else with standard_conforming_strings off.
+-- * Values become text in forms that do not follow DateStyle, TimeZone or
+--   extra_float_digits (formats.sql).
+-- tests/test_definer_objects.py, test_session_settings.py and test_sql_literals.py check them.
 
 -- @include schema.sql
 -- @include roles.sql
 -- @include settings.sql
 -- @include settings_snapshot.sql
+-- @include formats.sql
 -- @include normalize.sql
 -- @include stack_traces.sql
 -- @include scrubbing.sql

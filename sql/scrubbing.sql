@@ -28,7 +28,7 @@ PARALLEL SAFE
 AS $$
     SELECT CASE
         -- one cheap test first: most strings contain none of these
-        WHEN p_text IS NULL OR p_text !~* '(bearer|private key|\d([-\s]?\d){12})'
+        WHEN p_text IS NULL OR p_text !~* E'(bearer|private key|\\d([-\\s]?\\d){12})'
             THEN p_text
         ELSE pg_catalog.regexp_replace(
             pg_catalog.regexp_replace(
@@ -40,9 +40,9 @@ AS $$
                     ),
                     '-----BEGIN[A-Z ]*PRIVATE KEY-----.*$', '[Filtered]'
                 ),
-                '(bearer\s+)[A-Za-z0-9._~+/-]+=*', '\1[Filtered]', 'gi'
+                E'(bearer\\s+)[A-Za-z0-9._~+/-]+=*', E'\\1[Filtered]', 'gi'
             ),
-            '\y((3[47]\d|4\d{3}|5[1-5]\d\d|65\d\d|6011)([-\s]?\d){12})\y', '[Filtered]', 'g'
+            E'\\y((3[47]\\d|4\\d{3}|5[1-5]\\d\\d|65\\d\\d|6011)([-\\s]?\\d){12})\\y', '[Filtered]', 'g'
         )
     END;
 $$;
@@ -69,9 +69,11 @@ LANGUAGE sql
 IMMUTABLE
 PARALLEL SAFE
 AS $$
-    SELECT '{%password%,%passwd%,%secret%,%api\\_key%,%apikey%,%auth%,%credentials%,'
-    '%mysql\\_pwd%,%private\\_key%,%privatekey%,%token%,%session%,%csrf%,%cookie%,'
-    '%authorization%,%set-cookie%,%x-api-key%}'::text [];
+    SELECT ARRAY[
+        '%password%', '%passwd%', '%secret%', E'%api\\_key%', '%apikey%', '%auth%',
+        '%credentials%', E'%mysql\\_pwd%', E'%private\\_key%', '%privatekey%', '%token%',
+        '%session%', '%csrf%', '%cookie%', '%authorization%', '%set-cookie%', '%x-api-key%'
+    ];
 $$;
 
 -- The regular expression of sensitive key fragments: the defaults plus p_extra_keys (a JSON
@@ -90,7 +92,7 @@ BEGIN
     IF jsonb_typeof(p_extra_keys) = 'array' AND jsonb_array_length(p_extra_keys) > 0 THEN
         v_pattern := v_pattern || coalesce((
             SELECT string_agg(
-                '|' || regexp_replace(lower(k.key), '([.^$*+?()\[\]{}|\\-])', '\\\1', 'g'), ''
+                '|' || regexp_replace(lower(k.key), E'([.^$*+?()\\[\\]{}|\\\\-])', E'\\\\\\1', 'g'), ''
             )
             FROM jsonb_array_elements_text(p_extra_keys) AS k (key)
             WHERE k.key <> ''
@@ -119,12 +121,12 @@ BEGIN
     IF jsonb_typeof(p_extra_keys) = 'array' AND jsonb_array_length(p_extra_keys) > 0 THEN
         IF EXISTS (
             SELECT FROM jsonb_array_elements_text(p_extra_keys) AS k (key)
-            WHERE k.key ~ '[^\x01-\x7f]'
+            WHERE k.key ~ E'[^\\x01-\\x7f]'
         ) THEN
             RETURN NULL;
         END IF;
         v_likes := v_likes || ARRAY(
-            SELECT '%' || regexp_replace(lower(k.key), '([\\%_])', '\\\1', 'g') || '%'
+            SELECT '%' || regexp_replace(lower(k.key), E'([\\\\%_])', E'\\\\\\1', 'g') || '%'
             FROM jsonb_array_elements_text(p_extra_keys) AS k (key)
             WHERE k.key <> ''
         );
@@ -153,7 +155,7 @@ AS $$
     SELECT (p_key_likes IS NULL OR pg_catalog.lower(p_json_text COLLATE "C") LIKE ANY (p_key_likes))
         AND p_json_text ~* ('(' || p_key_pattern || ')[^"]*": ')
         OR p_json_text ~* 'bearer|private key'
-        OR p_json_text ~ '\d([-\s]?\d){12}';
+        OR p_json_text ~ E'\\d([-\\s]?\\d){12}';
 $$;
 
 COMMENT ON FUNCTION monitoring._may_hold_secrets(text, text, text[]) IS
@@ -290,7 +292,7 @@ AS $$
             -- scrub_text's quick test, written out: its inlined body would extract the value
             -- (copying the first exception, frames and all) four times
             AND NOT coalesce(
-                p_chain -> 0 ->> 'value' ~* '(bearer|private key|\d([-\s]?\d){12})', FALSE
+                p_chain -> 0 ->> 'value' ~* E'(bearer|private key|\\d([-\\s]?\\d){12})', FALSE
             )
             AND NOT p_chain -> 0 ? 'raw_stacktrace'
             THEN p_chain

@@ -3,7 +3,12 @@
 -- rebuild it whenever either table changes.
 CREATE TABLE monitoring.settings_snapshot (
     only_row boolean PRIMARY KEY DEFAULT TRUE CHECK (only_row),
-    value jsonb NOT NULL
+    value jsonb NOT NULL,
+    -- Signs what capture remembers in a session setting the caller can also write (the
+    -- fingerprint memo, capture.sql), so a forged entry is told from one capture made. Here,
+    -- not in a table of its own, because capture reads this row anyway; no role but the
+    -- owner reads either.
+    session_key text NOT NULL DEFAULT pg_catalog.md5(pg_catalog.gen_random_uuid()::text)
 );
 
 COMMENT ON TABLE monitoring.settings_snapshot IS

@@ -10,13 +10,13 @@ IMMUTABLE
 PARALLEL SAFE
 AS $$
     SELECT NOT (
-        coalesce(p_filename, '') ~ '(^|[/\\])(site|dist)-packages[/\\]'
+        coalesce(p_filename, '') ~ E'(^|[/\\\\])(site|dist)-packages[/\\\\]'
         -- the standard library: lib/python3.11/... (lib64/ on Fedora and RHEL),
         -- Python311\Lib\... on Windows, and frozen modules
-        OR coalesce(p_filename, '') ~ '(^|[/\\])[Ll]ib(64)?[/\\]python\d+(\.\d+)?[/\\]'
-        OR coalesce(p_filename, '') ~ '(^|[/\\])[Pp]ython\d*[/\\][Ll]ib[/\\]'
+        OR coalesce(p_filename, '') ~ E'(^|[/\\\\])[Ll]ib(64)?[/\\\\]python\\d+(\\.\\d+)?[/\\\\]'
+        OR coalesce(p_filename, '') ~ E'(^|[/\\\\])[Pp]ython\\d*[/\\\\][Ll]ib[/\\\\]'
         OR coalesce(p_filename, '') ~ '^<(frozen|string|stdin)'
-        OR coalesce(p_module, '') ~ '^(importlib|runpy|asyncio|concurrent|threading)(\.|$)'
+        OR coalesce(p_module, '') ~ E'^(importlib|runpy|asyncio|concurrent|threading)(\\.|$)'
     );
 $$;
 
@@ -34,7 +34,7 @@ IMMUTABLE
 PARALLEL SAFE
 AS $$
 DECLARE
-    v_lines text[] := pg_catalog.regexp_split_to_array(coalesce(p_text, ''), '\r?\n');
+    v_lines text[] := pg_catalog.regexp_split_to_array(coalesce(p_text, ''), E'\\r?\\n');
     v_line text;
     v_match text[];
     v_chain jsonb := '[]';
@@ -46,25 +46,25 @@ DECLARE
 BEGIN
     WHILE i <= coalesce(n, 0) LOOP
         v_line := v_lines[i];
-        IF v_line ~ '^\s*Traceback \(most recent call last\):' THEN
+        IF v_line ~ E'^\\s*Traceback \\(most recent call last\\):' THEN
             v_in_trace := true;
             v_frames := '[]';
-        ELSIF v_in_trace AND v_line ~ '^\s+File "' THEN
+        ELSIF v_in_trace AND v_line ~ E'^\\s+File "' THEN
             v_match := pg_catalog.regexp_match(
-                v_line, '^\s+File "(.*)", line (\d+)(?:, in (.*))?$'
+                v_line, E'^\\s+File "(.*)", line (\\d+)(?:, in (.*))?$'
             );
             IF v_match IS NOT NULL THEN
                 v_frame := pg_catalog.jsonb_build_object(
-                    'filename', pg_catalog.regexp_replace(v_match[1], '^.*[/\\]', ''),
+                    'filename', pg_catalog.regexp_replace(v_match[1], E'^.*[/\\\\]', ''),
                     'abs_path', v_match[1],
                     'lineno', v_match[2]::bigint,
                     'function', coalesce(v_match[3], '<module>'),
                     'in_app', monitoring.frame_in_app(v_match[1])
                 );
                 -- The source line follows, indented deeper; carets (^^^^) are not source.
-                IF i < n AND v_lines[i + 1] ~ '^\s{4,}\S'
-                    AND v_lines[i + 1] !~ '^\s+File "'
-                    AND v_lines[i + 1] !~ '^\s*[\^~]+\s*$' THEN
+                IF i < n AND v_lines[i + 1] ~ E'^\\s{4,}\\S'
+                    AND v_lines[i + 1] !~ E'^\\s+File "'
+                    AND v_lines[i + 1] !~ E'^\\s*[\\^~]+\\s*$' THEN
                     i := i + 1;
                     v_frame := v_frame || pg_catalog.jsonb_build_object(
                         'context_line', pg_catalog.btrim(v_lines[i])
@@ -72,13 +72,13 @@ BEGIN
                 END IF;
                 v_frames := v_frames || pg_catalog.jsonb_build_array(v_frame);
             END IF;
-        ELSIF v_in_trace AND v_line ~ '^[A-Za-z_][\w.]*(:|$)' THEN
+        ELSIF v_in_trace AND v_line ~ E'^[A-Za-z_][\\w.]*(:|$)' THEN
             -- The exception line ends this traceback: "module.Type: value" or "Type".
-            v_match := pg_catalog.regexp_match(v_line, '^([A-Za-z_][\w.]*)(?::\s?(.*))?$');
+            v_match := pg_catalog.regexp_match(v_line, E'^([A-Za-z_][\\w.]*)(?::\\s?(.*))?$');
             v_chain := v_chain || pg_catalog.jsonb_build_array(
                 pg_catalog.jsonb_build_object(
-                    'type', pg_catalog.regexp_replace(v_match[1], '^.*\.', ''),
-                    'module', substring(v_match[1] FROM '^(.*)\.[^.]*$'),
+                    'type', pg_catalog.regexp_replace(v_match[1], E'^.*\\.', ''),
+                    'module', substring(v_match[1] FROM E'^(.*)\\.[^.]*$'),
                     'value', coalesce(v_match[2], ''),
                     'frames', v_frames
                 )

@@ -4,6 +4,7 @@
 -- out here. tests/test_upgrade.py requires the result to equal a fresh 0.2.0 install.
 
 -- @include ../settings_snapshot.sql
+-- @include ../formats.sql
 -- @include ../normalize.sql
 -- @include ../stack_traces.sql
 -- @include ../scrubbing.sql

@@ -1,0 +1,296 @@
+"""One pass over every function a monitoring_* role may call, for the tests that check the
+caller can not steer them: objects it made in pg_temp (test_definer_objects.py) and its session
+settings (test_session_settings.py).
+
+`run(conn)` makes the calls on `conn` (autocommit, a role granted monitoring_admin) and returns
+what they answered; `snapshot(dsn)` reads back, as a superuser, what they stored. Both leave out
+what differs from run to run (random ids, times of day), so two runs compare equal.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+
+TRACEBACK = """Traceback (most recent call last):
+  File "/srv/app/shop/payments.py", line 42, in charge
+    response = gateway.post(order, headers={"Authorization": "Bearer sk_live_abc.def"})
+  File "/usr/lib/python3.11/site-packages/requests/api.py", line 115, in post
+    return request("post", url, data=data, json=json, **kwargs)
+requests.exceptions.Timeout: card 4111 1111 1111 1111 timed out after 30.5s
+"""
+
+SENTRY_EVENT = {
+    "event_id": "6f0d1a34b1c24a3e9f2a51d4f3b8e001",
+    "timestamp": "2024-01-15T10:30:00.250+01:00",
+    "level": "warn",
+    "platform": "python",
+    "release": 2.5,
+    "environment": "staging",
+    "server_name": "web-1",
+    "transaction": "/checkout",
+    "tags": [["region", "eu"], ["session_id", "s3cr3t"]],
+    "user": {"id": "u-7", "email": "ada@example.com", "ip_address": "10.0.0.7"},
+    "extra": {"cart": {"items": 3, "total": 19.99, "api_key": "k-123"}, "ratio": 0.1},
+    "contexts": {"trace": {"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa"}},
+    "breadcrumbs": {
+        "values": [
+            {"timestamp": 1705311000.5, "category": "http", "message": "GET /cart \u0000"},
+            {"category": "auth", "data": {"token": "t-1", "note": "Bearer xyz"}},
+        ]
+    },
+    "exception": {
+        "values": [
+            {"type": "KeyError", "value": "'sku-9'", "module": "builtins"},
+            {
+                "type": "CheckoutError",
+                "value": "checkout of order 1234 failed: \\d stays",
+                "module": "shop.checkout",
+                "mechanism": {"type": "generic", "handled": True},
+                "stacktrace": {
+                    "frames": [
+                        {
+                            "filename": "shop/checkout.py",
+                            "abs_path": "C:\\srv\\shop\\checkout.py",
+                            "function": "checkout",
+                            "module": "shop.checkout",
+                            "lineno": 12,
+                            "context_line": "    raise CheckoutError(f'checkout of {order}')",
+                            "in_app": True,
+                            "vars": {"password": "hunter2", "order": 1234, "price": 1.1e-7},
+                        }
+                    ]
+                },
+            },
+        ]
+    },
+}
+
+FRAMES = [
+    {"module": "shop.cart", "function": "add", "lineno": 10, "context_line": "cart.add(item)"},
+    {"filename": "/usr/lib/python3.11/json/decoder.py", "function": "decode", "lineno": 337},
+]
+
+
+def _rows(conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    return [tuple(row) for row in conn.execute(query, params).fetchall()]
+
+
+def _one(conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...] = ()) -> Any:
+    row = conn.execute(query, params).fetchone()
+    return None if row is None else row[0]
+
+
+def run(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    """Calls every callable function once or more; returns what each answered."""
+    seen: dict[str, Any] = {}
+
+    # Capture, in every form.
+    seen["plain error"] = _rows(
+        conn, "SELECT issue_id IS NOT NULL FROM monitoring.capture_error('ValueError', 'boom')"
+    )
+    _one(
+        conn,
+        """SELECT issue_id FROM monitoring.capture_error(
+            'Timeout', NULL, %s::text,
+            '{"password": "p", "note": "paid with 5500-0000-0000-0004", "n": 0.30000000000000004}',
+            p_environment => 'production', p_release => '1.0', p_user => '{"id": "u-1"}',
+            p_tags => '{"auth_header": "Basic abc"}', p_trace_id => 'abc',
+            p_breadcrumbs => '[{"message": "Bearer tok"}]',
+            p_event_id => '0b2c3d4e-0000-4000-8000-000000000001',
+            p_occurred_at => now() - interval '1 hour')""",
+        (TRACEBACK,),
+    )
+    _one(
+        conn,
+        """SELECT issue_id FROM monitoring.capture_error(
+            'KeyError', 'item 1', %s::jsonb, p_service => 'cart',
+            p_fingerprint => ARRAY['{{ default }}', 'cart|add', NULL])""",
+        (json.dumps(FRAMES),),
+    )
+    _one(
+        conn,
+        "SELECT issue_id FROM monitoring.capture_message('disk 95%% full on /dev/sda1', 'warning')",
+    )
+    _one(
+        conn, "SELECT issue_id FROM monitoring.capture_event(%s::text)", (json.dumps(SENTRY_EVENT),)
+    )
+    _one(
+        conn,
+        "SELECT issue_id FROM monitoring.capture_event(%s::jsonb)",
+        (json.dumps({"message": "numbered", "timestamp": 1700000000.5, "level": "info"}),),
+    )
+    batch = [
+        {"message": {"formatted": "batch one"}, "event_id": "0b2c3d4e00004000800000000000000b"},
+        {"logentry": {"message": "batch two"}, "tags": {"k": "v"}},
+    ]
+    seen["batch"] = len(
+        _rows(conn, "SELECT * FROM monitoring.capture_events(%s::text)", (json.dumps(batch),))
+    )
+    seen["batch jsonb"] = len(
+        _rows(conn, "SELECT * FROM monitoring.capture_events(%s::jsonb)", (json.dumps(batch[:1]),))
+    )
+    seen["scrub"] = _one(
+        conn,
+        """SELECT monitoring.scrub('{"Token": "x", "note": "Bearer abc.def",
+            "cc": "4111-1111-1111-1111", "list": ["a", {"secret": 1}]}')""",
+    )
+
+    # Settings.
+    seen["set"] = _one(conn, """SELECT monitoring.set_setting('scrub.extra_keys', '["order"]')""")
+    seen["get"] = _one(conn, "SELECT monitoring.get_setting('scrub.extra_keys')")
+    seen["reset"] = _one(conn, "SELECT monitoring.reset_setting('scrub.extra_keys')")
+
+    # Triage.
+    issue = _one(conn, "SELECT monitoring.issue_id(%s::text)", (fingerprint_of(conn, "disk"),))
+    seen["resolve"] = _one(conn, "SELECT status FROM monitoring.resolve_issue(%s, '2.0')", (issue,))
+    seen["ignore"] = _one(
+        conn,
+        """SELECT (status, ignore_until_times_seen) FROM monitoring.ignore_issue(
+            %s, p_until => '2999-01-02 03:04:05+00', p_until_events => 5)""",
+        (issue,),
+    )
+    seen["reopen"] = _one(conn, "SELECT status FROM monitoring.reopen_issue(%s)", (issue,))
+    seen["assign"] = _one(conn, "SELECT assignee FROM monitoring.assign_issue(%s, 'ada')", (issue,))
+    seen["unassign"] = _one(conn, "SELECT assignee FROM monitoring.unassign_issue(%s)", (issue,))
+
+    # Alerts: a channel and rules, a notification through its whole cycle.
+    _one(
+        conn,
+        """SELECT monitoring.add_channel('hook', 'webhook', '{}',
+            '{"url": "http://127.0.0.1:9/hook", "secret": "s"}')""",
+    )
+    seen["disable"] = _one(conn, "SELECT monitoring.set_channel_enabled('hook', false)")
+    seen["enable"] = _one(conn, "SELECT monitoring.set_channel_enabled('hook', true)")
+    rule = _one(
+        conn,
+        """SELECT monitoring.add_alert_rule('event_frequency', 'hook', p_threshold => 1,
+            p_window => interval '1 hour 30 minutes')""",
+    )
+    _one(
+        conn,
+        "SELECT monitoring.set_occurrence_alerts(%s, '{1,2,3}', 10)",
+        (fingerprint_of(conn, "boom"),),
+    )
+    _one(conn, "SELECT monitoring.capture_error('ValueError', 'boom')")
+    _one(conn, "SELECT monitoring.capture_error('ValueError', 'boom')")
+    seen["fold"] = _one(conn, "SELECT monitoring.fold_counts() -> 'events_folded'")
+    test_id = _one(conn, "SELECT monitoring.test_channel('hook')")
+    claimed = conn.execute(
+        "SELECT id, claim_token FROM monitoring.claim_notifications(50, 30.5, 'w')"
+    ).fetchall()
+    seen["claimed"] = len(claimed)
+    by_id = dict(claimed)
+    seen["complete"] = _one(
+        conn, "SELECT monitoring.complete_notification(%s, %s)", (test_id, by_id[test_id])
+    )
+    others = sorted(i for i in by_id if i != test_id)
+    seen["fail"] = _one(
+        conn,
+        "SELECT monitoring.fail_notification(%s, %s, 'refused', true, 1.5)",
+        (others[0], by_id[others[0]]),
+    )
+    seen["retry"] = _one(conn, "SELECT monitoring.retry_notification(%s)", (others[0],))
+    seen["next"] = _one(conn, "SELECT monitoring.next_notification_at() IS NOT NULL")
+    seen["remove rule"] = _one(conn, "SELECT monitoring.remove_alert_rule(%s) = %s", (rule, rule))
+
+    # Maintenance.
+    report = _one(conn, "SELECT monitoring.run_maintenance()")
+    seen["maintenance"] = sorted(report)
+
+    # Cache.
+    _one(conn, """SELECT monitoring.cache_set('user:1', '{"name": "Ada", "n": 0.1}', 100.5)""")
+    # values with backslashes as parameters: in the statement's own literals they would
+    # change with the session's standard_conforming_strings
+    _one(conn, "SELECT monitoring.cache_set(%s, '1')", ("a\\b*c",))
+    _one(conn, "SELECT monitoring.cache_set_bytes('bin', %s)", (b"\x00\xff",))
+    _one(conn, """SELECT monitoring.cache_set_many('{"m:1": 1, "m:2": [2]}', 50)""")
+    seen["get"] = _rows(conn, "SELECT value FROM monitoring.cache_get('user:1')")
+    seen["get bytes"] = _rows(conn, "SELECT value FROM monitoring.cache_get_bytes('bin')")
+    seen["incr"] = _one(conn, "SELECT monitoring.cache_incr('counter', 41)") + _one(
+        conn, "SELECT monitoring.cache_incr('counter')"
+    )
+    seen["ttl"] = _one(conn, "SELECT monitoring.cache_ttl('user:1') BETWEEN 95 AND 101")
+    seen["keys"] = _rows(conn, "SELECT * FROM monitoring.cache_keys(%s)", ("a\\\\b\\*c",))
+    seen["lock"] = _rows(conn, "SELECT status FROM monitoring.cache_get_or_lock('report', 5, 0)")
+    seen["unlock"] = _one(conn, "SELECT monitoring.cache_unlock('report')")
+    seen["delete pattern"] = _one(conn, "SELECT monitoring.cache_delete_pattern('m:[12]')")
+    _one(conn, "SELECT monitoring.cache_record_stats(3, 1)")
+    seen["stats"] = _rows(conn, "SELECT hits, misses FROM monitoring.cache_stats()")
+    _one(conn, "SELECT monitoring._cache_evict_if_full()")
+    seen["cache maintenance"] = _rows(conn, "SELECT * FROM monitoring.run_cache_maintenance()")
+    return seen
+
+
+def fingerprint_of(conn: psycopg.Connection[Any], title_part: str) -> str:
+    """monitoring_admin reads issues: the fingerprint of the one whose title has title_part."""
+    return _one(
+        conn,
+        "SELECT fingerprint FROM monitoring.issues WHERE strpos(title, %s) > 0 ORDER BY id LIMIT 1",
+        (title_part,),
+    )
+
+
+def cleanup(conn: psycopg.Connection[Any]) -> None:
+    """What the workload left that other calls remove: a channel, the cache."""
+    _one(conn, "SELECT monitoring.remove_channel('hook')")
+    _one(conn, "SELECT monitoring.cache_flush()")
+
+
+def snapshot(dsn: str) -> dict[str, list[Any]]:
+    """What the workload stored, without ids and times that differ from run to run."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        return {
+            "issues": _rows(
+                conn,
+                """SELECT service, environment, fingerprint, fingerprint_source, title, culprit,
+                    exception_type, level, status, substatus, times_seen, users_seen,
+                    first_release, resolution, resolved_in_release, assignee, ignore_until
+                FROM monitoring.issues ORDER BY title, fingerprint""",
+            ),
+            "events": _rows(
+                conn,
+                """SELECT g.title, e.level, e.exception_type, e.message, e.exceptions, e.context,
+                    e.tags, e.user_info, e.breadcrumbs, e.release, e.trace_id, e.span_id,
+                    e.platform, e.server_name, e.transaction_name, e.data
+                FROM monitoring.error_events AS e
+                JOIN monitoring.error_groups AS g ON g.id = e.group_id
+                ORDER BY g.title, e.message, e.context::text""",
+            ),
+            "activity": _rows(
+                conn,
+                """SELECT g.title, a.action, a.data - 'event_id'
+                FROM monitoring.issue_activity AS a
+                JOIN monitoring.error_groups AS g ON g.id = a.group_id
+                ORDER BY a.id""",
+            ),
+            "outbox": _rows(
+                conn,
+                """SELECT condition, status, attempts, last_error,
+                    replace(
+                        (payload - ARRAY['issue_id', 'rule_id', 'first_seen', 'last_seen'])::text,
+                        current_database(), '<database>'
+                    )
+                FROM monitoring.alert_outbox ORDER BY id""",
+            ),
+            "rules": _rows(
+                conn,
+                """SELECT condition, threshold, time_window::text, occurrences, repeat_every
+                FROM monitoring.alert_rules ORDER BY id""",
+            ),
+            "cache": _rows(
+                conn,
+                """SELECT key, value, value_bytes, tags, expires_at IS NULL
+                FROM monitoring.cache_entries ORDER BY key""",
+            ),
+            "partitions": _rows(
+                conn,
+                """SELECT c.relname, pg_get_expr(c.relpartbound, c.oid)
+                FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid
+                WHERE i.inhparent = 'monitoring.error_events'::regclass ORDER BY 1""",
+            ),
+            "settings": _rows(conn, "SELECT name, value FROM monitoring.settings ORDER BY name"),
+        }
