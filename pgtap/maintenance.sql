@@ -2,7 +2,7 @@
 -- exact before and after run_maintenance folds them, retention, one idempotent entry point
 -- with a report, and pg_cron scheduling where it exists.
 BEGIN;
-SELECT plan(39);
+SELECT plan(46);
 
 CREATE FUNCTION pg_temp.event(p_name text, p_user jsonb, p_at timestamptz)
 RETURNS uuid
@@ -341,6 +341,91 @@ SELECT is(
     'event count reached',
     'with the reason in its history'
 );
+
+-- What a writer sends into an indexed column is cut to fit the index, with the md5 of the
+-- whole: a 4 kB user id once made every later fold fail on error_group_users' primary key.
+CREATE TEMPORARY TABLE long_values AS
+SELECT
+    (monitoring.capture_error(
+        'LongUser', 'one', p_user => jsonb_build_object('id', repeat('u', 4160) || 'a'),
+        p_service => 'long-values'
+    )).issue_id AS first_user,
+    (monitoring.capture_error(
+        'LongUser', 'one', p_user => jsonb_build_object('id', repeat('u', 4160) || 'b'),
+        p_service => 'long-values'
+    )).issue_id AS second_user,
+    (monitoring.capture_error(
+        'LongIds', 'three', p_trace_id => repeat('t', 3000), p_release => repeat('r', 3000),
+        p_environment => repeat('e', 3000), p_service => repeat('s', 3000)
+    )).issue_id AS long_ids;
+SELECT ok(
+    NOT (monitoring.run_maintenance() ? 'failed'),
+    'maintenance folds a 4 kB user id and 3 kB trace id, release, environment and service'
+);
+SELECT is(
+    (
+        SELECT
+            array_agg(
+                length(u.user_key) <= 200 AND u.user_key ~ E'\\.\\.\\. \\[cut; md5 [0-9a-f]{32}\\]$'
+            )
+        FROM monitoring.error_group_users AS u, long_values AS l
+        WHERE u.group_id = l.first_user
+    ),
+    ARRAY[TRUE, TRUE],
+    'two long user ids that share their start are two users, each cut with its md5'
+);
+SELECT is(
+    (
+        SELECT ARRAY[length(g.service), length(g.environment), length(g.first_release)]
+        FROM monitoring.error_groups AS g, long_values AS l
+        WHERE g.id = l.long_ids
+    ),
+    ARRAY[200, 200, 200],
+    'service, environment and release are cut to 200 characters'
+);
+SELECT is(
+    (
+        SELECT length(e.trace_id) FROM monitoring.error_events AS e, long_values AS l
+        WHERE e.group_id = l.long_ids
+    ),
+    128,
+    'and a trace id to 128'
+);
+
+-- One failing step does not stop the others: a count row no fold can store (as 0.2.0 could
+-- write: 4,800 characters that do not compress) fails the fold, which keeps its rows for the
+-- next run, while partitions, retention and the cache are still maintained.
+INSERT INTO monitoring.error_group_counts (group_id, occurred_at, user_key)
+SELECT
+    l.first_user AS group_id,
+    now() AS occurred_at,
+    (SELECT string_agg(md5(i::text), '') FROM generate_series(1, 150) AS i) AS user_key
+FROM long_values AS l;
+INSERT INTO monitoring.cache_entries (key, value, expires_at)
+VALUES ('maintenance:expired', '1', now() - interval '1 minute');
+CREATE TEMPORARY TABLE failing_run AS SELECT monitoring.run_maintenance() AS report;
+SELECT ok(
+    (SELECT r.report -> 'failed' ->> 'fold' LIKE '54000: index row size%' FROM failing_run AS r),
+    'a failing fold is reported under failed, with its SQLSTATE and message'
+);
+SELECT is(
+    (SELECT count(*) FROM monitoring.error_group_counts),
+    1::bigint,
+    'and its rows stay buffered for the next run'
+);
+SELECT is(
+    (
+        SELECT
+            ARRAY[
+                r.report ? 'partitions_created', r.report ? 'issues_deleted',
+                (r.report ->> 'cache_expired_removed')::int = 1
+            ]
+        FROM failing_run AS r
+    ),
+    ARRAY[TRUE, TRUE, TRUE],
+    'while the other steps still ran'
+);
+DELETE FROM monitoring.error_group_counts;
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -110,6 +110,12 @@ BEGIN
         );
     END IF;
     RETURN v_text::jsonb;
+EXCEPTION WHEN statement_too_complex THEN
+    -- PostgreSQL's JSON parser recurses, and stops at max_stack_depth: about 100,000 levels
+    -- here. That is a bad input, not a server to reconfigure; capture keeps 10 levels.
+    RAISE EXCEPTION 'the JSON text is nested too deeply to read (% characters)', length(p_text)
+        USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'pg_monitoring keeps JSON 10 levels deep; send data nested less deeply.';
 END
 $$;
 
@@ -117,41 +123,53 @@ COMMENT ON FUNCTION monitoring.parse_json(text) IS
 E'p_text as jsonb, with \\u0000 and unpaired surrogates (which jsonb refuses) made U+FFFD';
 
 -- Sentry exception values, or our own chain, as [{type, value, module, mechanism, frames}].
+-- Of a chain over c_max exceptions (the most errors.max_exceptions may keep), only the first
+-- and last halves are read, with a marker between, so that a chain of any length costs what
+-- c_max exceptions cost; _limit_exceptions cuts it to the setting.
 CREATE FUNCTION monitoring._exception_chain(p_values jsonb, p_name text)
 RETURNS jsonb
 LANGUAGE plpgsql
 IMMUTABLE
 AS $$
 DECLARE
-    v_chain jsonb := '[]';
+    c_max CONSTANT integer := 100;
+    v_length integer;
+    v_chain jsonb[] := '{}';
     v_exc jsonb;
     v_frames jsonb;
+    v_i integer := 0;
 BEGIN
     -- JSON null is no exception listed, as SQL NULL is (and not an error about a scalar)
     IF monitoring._expect(p_values, 'array', p_name) IS NULL THEN
         RETURN '[]';
     END IF;
-    -- An index loop, not queries over jsonb_array_elements (each would start an executor);
-    -- the frames go in last, by jsonb_set, not copied again by the build.
-    FOR v_i IN 0..jsonb_array_length(p_values) - 1 LOOP
+    v_length := jsonb_array_length(p_values);
+    -- An index loop, not queries over jsonb_array_elements (each would start an executor).
+    WHILE v_i < v_length LOOP
+        IF v_length > c_max AND v_i = c_max / 2 THEN
+            v_chain := v_chain || jsonb_build_object(
+                'type', format('[%s exceptions omitted]', v_length - c_max),
+                'exceptions_omitted', v_length - c_max
+            );
+            v_i := v_length - c_max / 2;
+        END IF;
         v_exc := p_values -> v_i;
         v_frames := coalesce(v_exc -> 'stacktrace' -> 'frames', v_exc -> 'frames');
         IF jsonb_typeof(v_exc) <> 'object' OR jsonb_typeof(v_frames) NOT IN ('array', 'null') THEN
             RAISE EXCEPTION '% must hold objects, each with frames as an array', p_name
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        v_chain := v_chain || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
+        v_chain := v_chain || jsonb_strip_nulls(jsonb_build_object(
             'type', v_exc ->> 'type',
             'value', v_exc ->> 'value',
             'module', v_exc ->> 'module',
-            'mechanism', v_exc -> 'mechanism'
-        )));
-        IF jsonb_typeof(v_frames) = 'array' THEN
+            'mechanism', v_exc -> 'mechanism',
             -- stripped of nulls, as the rest of the exception is
-            v_chain := jsonb_set(v_chain, ARRAY[v_i::text, 'frames'], jsonb_strip_nulls(v_frames));
-        END IF;
+            'frames', CASE WHEN jsonb_typeof(v_frames) = 'array' THEN jsonb_strip_nulls(v_frames) END
+        ));
+        v_i := v_i + 1;
     END LOOP;
-    RETURN v_chain;
+    RETURN to_jsonb(v_chain);
 END
 $$;
 
@@ -236,78 +254,175 @@ AS $$
     END;
 $$;
 
--- _limit_exceptions when there may be something to cut.
-CREATE FUNCTION monitoring._limit_exceptions_cut(
-    p_chain jsonb, p_max_frames integer, p_max_length integer, p_max_bytes integer
-)
+-- One frame as _limit_exceptions keeps it: strings cut to p_max_length characters, what is
+-- nested more than 10 levels below the frame replaced by a marker, the 10 source lines
+-- nearest the failing one on each side, and its variables capped at p_vars_bytes.
+CREATE FUNCTION monitoring._limit_frame(p_frame jsonb, p_max_length integer, p_vars_bytes integer)
 RETURNS jsonb
 LANGUAGE plpgsql
 IMMUTABLE
 AS $$
+DECLARE
+    v_pre jsonb := p_frame -> 'pre_context';
+    v_post jsonb := p_frame -> 'post_context';
 BEGIN
-    IF pg_column_size(p_chain) <= p_max_bytes
-        AND NOT jsonb_path_exists(
-            p_chain, '$[*].frames ? (@.size() > $max)', jsonb_build_object('max', p_max_frames)
-        )
-        AND (
-            pg_column_size(p_chain) <= p_max_length
-            OR NOT EXISTS (
-                SELECT FROM jsonb_array_elements(p_chain) AS e (exc)
-                WHERE length(e.exc ->> 'value') > p_max_length
-            )
-        ) THEN
-        RETURN p_chain;
+    IF jsonb_typeof(p_frame) <> 'object' THEN
+        RETURN monitoring.bound_json(p_frame, p_max_length);
     END IF;
-    RETURN (
-        SELECT jsonb_agg(
-            e.exc || jsonb_strip_nulls(jsonb_build_object(
-                'value', monitoring.truncate_text(e.exc ->> 'value', p_max_length),
-                -- characters of up to 4 bytes each
-                'raw_stacktrace', monitoring.truncate_text(
-                    e.exc ->> 'raw_stacktrace', p_max_bytes / 4
-                ),
-                'frames', (
-                    SELECT jsonb_agg(
-                        CASE WHEN f.frame ? 'vars' THEN jsonb_set(
-                            f.frame, '{vars}',
-                            monitoring.cap_object(f.frame -> 'vars', p_max_bytes / 64)
-                        ) ELSE f.frame END
-                        ORDER BY f.ord
-                    )
-                    FROM jsonb_array_elements(
-                        monitoring.trim_frames(e.exc -> 'frames', p_max_frames)
-                    ) WITH ORDINALITY AS f (frame, ord)
-                )
-            ))
-            ORDER BY e.ord
-        )
-        FROM jsonb_array_elements(p_chain) WITH ORDINALITY AS e (exc, ord)
-    );
+    IF jsonb_typeof(v_pre) = 'array' AND jsonb_array_length(v_pre) > 10 THEN
+        v_pre := jsonb_path_query_array(
+            v_pre, '$[$from to last]', jsonb_build_object('from', jsonb_array_length(v_pre) - 10)
+        );
+    END IF;
+    IF jsonb_typeof(v_post) = 'array' AND jsonb_array_length(v_post) > 10 THEN
+        v_post := jsonb_path_query_array(v_post, '$[0 to 9]');
+    END IF;
+    RETURN monitoring.bound_json(p_frame - ARRAY['pre_context', 'post_context', 'vars'], p_max_length, 11)
+        || jsonb_strip_nulls(jsonb_build_object(
+            'pre_context', monitoring.bound_json(v_pre, p_max_length),
+            'post_context', monitoring.bound_json(v_post, p_max_length),
+            'vars', monitoring.bound_json(
+                CASE WHEN p_vars_bytes IS NULL THEN p_frame -> 'vars'
+                    ELSE monitoring.cap_object(p_frame -> 'vars', p_vars_bytes)
+                END,
+                p_max_length
+            )
+        ));
 END
 $$;
 
--- Cuts an exception chain to the limits: frames per exception and value length, and the
--- local variables of each frame when the chain is oversize.
--- The common case, nothing to cut, inlined as _stack_trace_chain's: one exception, smaller
--- than the longest value allowed (so its value is not too long), few enough frames.
-CREATE FUNCTION monitoring._limit_exceptions(
-    p_chain jsonb, p_max_frames integer, p_max_length integer, p_max_bytes integer
-)
+-- _limit_exceptions when there may be something to cut: at most errors.max_exceptions
+-- exceptions and errors.max_frames frames each (the outer and inner halves), every string cut
+-- to errors.max_message_length (a stack kept as text to errors.max_context_bytes), nothing
+-- nested deeper than 10 levels, and the local variables of each frame capped when the chain
+-- is over errors.max_context_bytes. A chain still over errors.max_stack_bytes loses, in
+-- turn: its frames' variables and source context, half of its middle frames until it fits
+-- (or one frame is left), and what is over 256 characters in any string.
+CREATE FUNCTION monitoring._limit_exceptions_cut(p_chain jsonb, p_cfg jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+DECLARE
+    v_max_frames integer := (p_cfg ->> 'errors.max_frames')::integer;
+    v_max_length integer := (p_cfg ->> 'errors.max_message_length')::integer;
+    v_max_bytes integer := (p_cfg ->> 'errors.max_context_bytes')::integer;
+    v_budget integer := (p_cfg ->> 'errors.max_stack_bytes')::integer;
+    v_vars_bytes integer;
+    v_chain jsonb;
+    v_size integer;
+BEGIN
+    IF jsonb_typeof(p_chain) <> 'array' THEN
+        RETURN monitoring.bound_json(p_chain, v_max_length);
+    END IF;
+    v_chain := monitoring._trim_middle(
+        p_chain, (p_cfg ->> 'errors.max_exceptions')::integer,
+        'exceptions_omitted', 'type', 'exceptions'
+    );
+    v_vars_bytes := CASE WHEN pg_column_size(v_chain) > v_max_bytes THEN v_max_bytes / 64 END;
+    v_chain := (
+        SELECT jsonb_agg(
+            CASE WHEN jsonb_typeof(e.exc) <> 'object' OR e.exc ? 'exceptions_omitted'
+                THEN monitoring.bound_json(e.exc, v_max_length)
+                ELSE monitoring.bound_json(e.exc - ARRAY['frames', 'raw_stacktrace'], v_max_length)
+                    || jsonb_strip_nulls(jsonb_build_object(
+                        -- characters of up to 4 bytes each
+                        'raw_stacktrace', monitoring.truncate_text(
+                            e.exc ->> 'raw_stacktrace', v_max_bytes / 4
+                        ),
+                        'frames', CASE
+                            WHEN jsonb_typeof(e.exc -> 'frames') = 'array' THEN (
+                                SELECT coalesce(jsonb_agg(
+                                    monitoring._limit_frame(f.frame, v_max_length, v_vars_bytes)
+                                    ORDER BY f.ord
+                                ), '[]')
+                                FROM jsonb_array_elements(
+                                    monitoring.trim_frames(e.exc -> 'frames', v_max_frames)
+                                ) WITH ORDINALITY AS f (frame, ord)
+                            )
+                            ELSE monitoring.bound_json(e.exc -> 'frames', v_max_length)
+                        END
+                    ))
+            END
+            ORDER BY e.ord
+        )
+        FROM jsonb_array_elements(v_chain) WITH ORDINALITY AS e (exc, ord)
+    );
+
+    v_size := pg_column_size(v_chain);
+    IF v_size <= v_budget THEN
+        RETURN v_chain;
+    END IF;
+    v_chain := (
+        SELECT jsonb_agg(
+            CASE WHEN jsonb_typeof(e.exc -> 'frames') = 'array' THEN
+                jsonb_set(e.exc, '{frames}', (
+                    SELECT coalesce(jsonb_agg(
+                        CASE WHEN jsonb_typeof(f.frame) = 'object'
+                            THEN f.frame - ARRAY['vars', 'pre_context', 'post_context']
+                            ELSE f.frame
+                        END
+                        ORDER BY f.ord
+                    ), '[]')
+                    FROM jsonb_array_elements(e.exc -> 'frames') WITH ORDINALITY AS f (frame, ord)
+                ))
+                || jsonb_build_object('_truncated', format(
+                    'frame variables and source context dropped: the chain had %s bytes, over '
+                    'errors.max_stack_bytes (%s)', v_size, v_budget
+                ))
+                ELSE e.exc
+            END
+            ORDER BY e.ord
+        )
+        FROM jsonb_array_elements(v_chain) WITH ORDINALITY AS e (exc, ord)
+    );
+    WHILE pg_column_size(v_chain) > v_budget AND v_max_frames > 1 LOOP
+        v_max_frames := v_max_frames / 2;
+        v_chain := (
+            SELECT jsonb_agg(
+                CASE WHEN jsonb_typeof(e.exc -> 'frames') = 'array'
+                    THEN jsonb_set(
+                        e.exc, '{frames}', monitoring.trim_frames(e.exc -> 'frames', v_max_frames)
+                    )
+                    ELSE e.exc
+                END
+                ORDER BY e.ord
+            )
+            FROM jsonb_array_elements(v_chain) WITH ORDINALITY AS e (exc, ord)
+        );
+    END LOOP;
+    IF pg_column_size(v_chain) > v_budget THEN
+        v_chain := monitoring.bound_json(v_chain, 256, 20);
+    END IF;
+    RETURN v_chain;
+END
+$$;
+
+-- Cuts an exception chain to the limits (_limit_exceptions_cut). p_cfg is the settings in
+-- force (settings_snapshot). The common case, nothing to cut, is decided here, in SQL
+-- inlined as _stack_trace_chain's: one exception, smaller than the longest string allowed
+-- (so no string in it is too long), few enough frames, nothing nested deeper than the
+-- limit allows below a frame (the jsonpath finds an item 15 levels down).
+CREATE FUNCTION monitoring._limit_exceptions(p_chain jsonb, p_cfg jsonb)
 RETURNS jsonb
 LANGUAGE sql
 STABLE
 AS $$
     SELECT CASE
         WHEN p_chain IS NULL THEN NULL
-        WHEN pg_catalog.pg_column_size(p_chain) <= least(p_max_bytes, p_max_length)
+        WHEN pg_catalog.pg_column_size(p_chain) <= least(
+            (p_cfg ->> 'errors.max_context_bytes')::integer,
+            (p_cfg ->> 'errors.max_message_length')::integer
+        )
             AND pg_catalog.jsonb_array_length(p_chain) = 1
             AND coalesce(pg_catalog.jsonb_array_length(
                 CASE WHEN pg_catalog.jsonb_typeof(p_chain -> 0 -> 'frames') = 'array'
                         THEN p_chain -> 0 -> 'frames'
                 END
-            ), 0) <= p_max_frames
+            ), 0) <= (p_cfg ->> 'errors.max_frames')::integer
+            AND NOT pg_catalog.jsonb_path_exists(p_chain, 'strict $.**{15}')
             THEN p_chain
-        ELSE monitoring._limit_exceptions_cut(p_chain, p_max_frames, p_max_length, p_max_bytes)
+        ELSE monitoring._limit_exceptions_cut(p_chain, p_cfg)
     END;
 $$;
 
@@ -376,7 +491,14 @@ DECLARE
     v_occurred timestamptz;
     v_service text;
     v_environment text;
-    v_release text := nullif(p_release, '');
+    -- Values that go into an index are cut to fit one, with the md5 of what was sent; the
+    -- others to their size in Sentry's protocol, so that no text a writer sends is unbounded.
+    v_release text := monitoring._index_text(nullif(p_release, ''), 200);
+    v_trace_id text := monitoring._index_text(nullif(p_trace_id, ''), 128);
+    v_span_id text := monitoring.truncate_text(nullif(p_span_id, ''), 128);
+    v_platform text := monitoring.truncate_text(p_platform, 64);
+    v_server_name text := monitoring.truncate_text(p_server_name, 256);
+    v_transaction text := monitoring.truncate_text(nullif(p_transaction, ''), 200);
     v_max_length integer;
     v_max_bytes integer;
     v_exceptions jsonb;
@@ -396,6 +518,7 @@ DECLARE
     v_memo text;
     v_memo_key text;
     v_text text;
+    v_bags jsonb;
     v_memo_hit integer;
     v_session_key text;
     v_group monitoring.error_groups;
@@ -404,9 +527,12 @@ BEGIN
     -- One read of every setting capture needs.
     SELECT s.value, s.session_key INTO v_cfg, v_session_key FROM monitoring.settings_snapshot AS s;
 
-    v_service := coalesce(nullif(p_service, ''), v_cfg ->> 'errors.default_service');
+    v_service := coalesce(
+        monitoring._index_text(nullif(p_service, ''), 200), v_cfg ->> 'errors.default_service'
+    );
     v_environment := coalesce(
-        nullif(p_environment, ''), v_cfg ->> 'errors.default_environment'
+        monitoring._index_text(nullif(p_environment, ''), 200),
+        v_cfg ->> 'errors.default_environment'
     );
     -- A client clock running ahead must not file events into the future, nor one running
     -- behind (or a bogus time) file them where retention deletes them at its next run: such
@@ -437,9 +563,7 @@ BEGIN
     v_max_length := (v_cfg ->> 'errors.max_message_length')::integer;
     v_max_bytes := (v_cfg ->> 'errors.max_context_bytes')::integer;
 
-    v_exceptions := monitoring._limit_exceptions(
-        p_exceptions, (v_cfg ->> 'errors.max_frames')::integer, v_max_length, v_max_bytes
-    );
+    v_exceptions := monitoring._limit_exceptions(p_exceptions, v_cfg);
     -- as capture_error: a helper only when there may be something to cut
     v_message := CASE WHEN p_message IS NULL OR length(p_message) <= v_max_length THEN p_message
         ELSE monitoring.truncate_text(p_message, v_max_length)
@@ -470,6 +594,19 @@ BEGIN
             p_breadcrumbs, (v_cfg ->> 'errors.max_breadcrumbs')::integer, v_max_bytes
         )
     END;
+    -- No string longer than a message, nothing nested deeper than 10 levels (scrubbing walks
+    -- them recursively, clients read them back). One cheap look at all five: a document no
+    -- bigger than the longest string allowed holds no string too long, and the jsonpath finds
+    -- an item 12 levels down, inside something nested 11 levels deep in one of them.
+    v_bags := jsonb_build_array(v_context, v_tags, v_user, v_data, v_crumbs);
+    IF pg_column_size(v_bags) > v_max_length OR jsonb_path_exists(v_bags, 'strict $.**{12}') THEN
+        v_context := monitoring.bound_json(v_context, v_max_length);
+        v_tags := monitoring.bound_json(v_tags, v_max_length);
+        v_user := monitoring.bound_json(v_user, v_max_length);
+        v_data := monitoring.bound_json(v_data, v_max_length);
+        v_crumbs := monitoring.bound_json(v_crumbs, v_max_length);
+        v_bags := jsonb_build_array(v_context, v_tags, v_user, v_data, v_crumbs);
+    END IF;
 
     IF (v_cfg ->> 'scrub.enabled')::boolean THEN
         IF v_cfg -> 'scrub.extra_keys' = '[]' THEN
@@ -492,7 +629,7 @@ BEGIN
         END;
         -- one look at all the small documents together; each is walked only if it matters
         -- (the text in a variable: the inlined test reads it three times)
-        v_text := jsonb_build_array(v_context, v_tags, v_user, v_data, v_crumbs)::text;
+        v_text := v_bags::text;
         IF monitoring._may_hold_secrets(v_text, v_pattern, v_likes) THEN
             v_context := monitoring.scrub_with(v_context, v_pattern, v_safe);
             v_tags := monitoring.scrub_with(v_tags, v_pattern, v_safe);
@@ -574,8 +711,11 @@ BEGIN
                 nullif(split_part(btrim(v_message), E'\n', 1), ''),
                 '<unlabeled event>'
             ), 200),
-            coalesce(nullif(p_transaction, ''), monitoring._culprit(v_exceptions -> -1 -> 'frames')),
-            v_type, p_level, p_platform, v_occurred, v_occurred, v_release
+            coalesce(
+                v_transaction,
+                monitoring.truncate_text(monitoring._culprit(v_exceptions -> -1 -> 'frames'), 200)
+            ),
+            v_type, p_level, v_platform, v_occurred, v_occurred, v_release
         )
         ON CONFLICT ON CONSTRAINT error_groups_identity DO NOTHING
         RETURNING * INTO v_group;
@@ -600,8 +740,8 @@ BEGIN
     )
     VALUES (
         event_id, v_occurred, v_group.id, p_level, v_type, v_message, v_exceptions,
-        v_context, v_tags, v_user, v_crumbs, v_release, nullif(p_trace_id, ''),
-        nullif(p_span_id, ''), p_platform, p_server_name, nullif(p_transaction, ''), v_data
+        v_context, v_tags, v_user, v_crumbs, v_release, v_trace_id,
+        v_span_id, v_platform, v_server_name, v_transaction, v_data
     )
     ON CONFLICT DO NOTHING;
     IF NOT FOUND THEN
@@ -612,13 +752,13 @@ BEGIN
     VALUES (
         v_group.id, v_occurred,
         -- prefixed with its kind (as Sentry's sentry:user tag): user id 1 and username "1"
-        -- are two users
-        coalesce(
+        -- are two users; the fold indexes it
+        monitoring._index_text(coalesce(
             'id:' || nullif(v_user ->> 'id', ''),
             'username:' || nullif(v_user ->> 'username', ''),
             'email:' || nullif(v_user ->> 'email', ''),
             'ip:' || nullif(v_user ->> 'ip_address', '')
-        )
+        ), 200)
     );
     IF v_release IS NOT NULL THEN
         INSERT INTO monitoring.releases (service, version, first_seen)
@@ -1005,6 +1145,12 @@ DECLARE
     v_state text;
 BEGIN
     PERFORM monitoring._expect(p_events, 'array', 'p_events');
+    -- A call is one transaction: bounded, so that one call can not hold its locks for long.
+    IF jsonb_array_length(p_events) > 250 THEN
+        RAISE EXCEPTION 'p_events holds % events; send at most 250 per call',
+            jsonb_array_length(p_events)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     BEGIN
         FOR v_event IN SELECT e FROM jsonb_array_elements(p_events) AS e LOOP
             v_stored := monitoring._capture_sentry_event(v_event, format('p_events[%s]', v_index));

@@ -41,7 +41,8 @@ BEGIN
     IF jsonb_typeof(p_exceptions) = 'array' THEN
         FOR v_i IN 0..jsonb_array_length(p_exceptions) - 1 LOOP
             v_exc := p_exceptions -> v_i;
-            CONTINUE WHEN jsonb_typeof(v_exc) <> 'object';
+            -- a marker standing for exceptions cut from a long chain does not group
+            CONTINUE WHEN jsonb_typeof(v_exc) <> 'object' OR v_exc ? 'exceptions_omitted';
             v_exc_index := v_exc_index + 1;
             v_types := v_types || coalesce(v_exc ->> 'type', '');
             v_values := v_values || (v_exc ->> 'value');

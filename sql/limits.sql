@@ -17,6 +17,15 @@ INSERT INTO monitoring.setting_definitions (name, default_value, description) VA
 (
     'errors.max_breadcrumbs', '100',
     'Breadcrumbs kept per event, the newest'
+),
+(
+    'errors.max_exceptions', '10',
+    'Exceptions kept of a chain: the root cause side and the raised side, with a marker between'
+),
+(
+    'errors.max_stack_bytes', '262144',
+    'Bytes kept of an exception chain; over it, frames lose variables and source context, '
+    'then middle frames'
 );
 
 -- PL/pgSQL: a SQL function that PostgreSQL can not inline is parsed again by every query
@@ -27,17 +36,109 @@ LANGUAGE plpgsql
 IMMUTABLE
 PARALLEL SAFE
 AS $$
+DECLARE
+    v_length integer;
 BEGIN
-    IF length(p_text) <= p_max OR p_text IS NULL THEN
+    -- octet_length first: it is read from the header, length counts every character
+    IF p_text IS NULL OR octet_length(p_text) <= p_max THEN
         RETURN p_text;
     END IF;
-    RETURN left(p_text, p_max)
-        || format('... [truncated: %s more characters]', length(p_text) - p_max);
+    v_length := length(p_text);
+    IF v_length <= p_max THEN
+        RETURN p_text;
+    END IF;
+    RETURN left(p_text, p_max) || format('... [truncated: %s more characters]', v_length - p_max);
 END
 $$;
 
 COMMENT ON FUNCTION monitoring.truncate_text(text, integer) IS
 'p_text cut to p_max characters with a marker saying how many were dropped';
+
+-- A value a writer sends that goes into an index (service, environment, release, a user's
+-- key): a btree entry holds at most ~2.7 kB, and one too long would fail the capture, or worse
+-- a later maintenance step. Over p_max characters it is cut and marked with its md5, so two
+-- long values that share their start stay two values. Inlined: octet_length is read from
+-- the value's header, so the common short value costs one comparison.
+CREATE FUNCTION monitoring._index_text(p_text text, p_max integer)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN pg_catalog.octet_length(p_text) <= p_max OR pg_catalog.length(p_text) <= p_max
+            THEN p_text
+        ELSE pg_catalog.left(p_text, p_max - 47) || '... [cut; md5 ' || pg_catalog.md5(p_text) || ']'
+    END;
+$$;
+
+COMMENT ON FUNCTION monitoring._index_text(text, integer) IS
+'p_text, or over p_max characters its start marked with the md5 of the whole';
+
+-- JSON as deep and as long as we keep it: strings (keys too) over p_max_length characters are
+-- cut as truncate_text cuts them, and an object or array below p_depth levels becomes a
+-- string saying what it was. Callers run it only when a cheap test says it may change
+-- something (capture.sql), and on documents already capped in bytes.
+CREATE FUNCTION monitoring.bound_json(
+    p_value jsonb, p_max_length integer, p_depth integer DEFAULT 10
+)
+RETURNS jsonb
+LANGUAGE plpgsql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+DECLARE
+    v_text text;
+BEGIN
+    CASE jsonb_typeof(p_value)
+        WHEN 'string' THEN
+            v_text := p_value #>> '{}';
+            IF octet_length(v_text) > p_max_length THEN
+                RETURN to_jsonb(monitoring.truncate_text(v_text, p_max_length));
+            END IF;
+            RETURN p_value;
+        WHEN 'object' THEN
+            IF p_depth < 1 THEN
+                RETURN to_jsonb(format(
+                    '[nested too deep: an object of %s keys]',
+                    (SELECT count(*) FROM jsonb_object_keys(p_value))
+                ));
+            END IF;
+            RETURN (
+                SELECT coalesce(jsonb_object_agg(
+                    monitoring.truncate_text(e.key, p_max_length),
+                    CASE WHEN jsonb_typeof(e.value) IN ('object', 'array', 'string')
+                        THEN monitoring.bound_json(e.value, p_max_length, p_depth - 1)
+                        ELSE e.value
+                    END
+                ), '{}')
+                FROM jsonb_each(p_value) AS e
+            );
+        WHEN 'array' THEN
+            IF p_depth < 1 THEN
+                RETURN to_jsonb(format(
+                    '[nested too deep: an array of %s items]', jsonb_array_length(p_value)
+                ));
+            END IF;
+            RETURN (
+                SELECT coalesce(jsonb_agg(
+                    CASE WHEN jsonb_typeof(e.value) IN ('object', 'array', 'string')
+                        THEN monitoring.bound_json(e.value, p_max_length, p_depth - 1)
+                        ELSE e.value
+                    END
+                    ORDER BY e.ord
+                ), '[]')
+                FROM jsonb_array_elements(p_value) WITH ORDINALITY AS e (value, ord)
+            );
+        ELSE
+            RETURN p_value;
+    END CASE;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.bound_json(jsonb, integer, integer) IS
+'p_value with strings over p_max_length characters cut, and what is nested below p_depth '
+'levels replaced by a string saying what it was';
 
 -- Keeps the first keys of an oversize object while they fit and says what was dropped.
 -- PL/pgSQL so the common case (it fits) is one cheap test, not a query planned per call.
@@ -143,6 +244,8 @@ COMMENT ON FUNCTION monitoring.cap_array_newest(jsonb, integer, integer) IS
 
 GRANT EXECUTE ON FUNCTION
 monitoring.truncate_text(text, integer),
+monitoring._index_text(text, integer),
+monitoring.bound_json(jsonb, integer, integer),
 monitoring.cap_object(jsonb, integer),
 monitoring.cap_array_newest(jsonb, integer, integer)
 TO monitoring_reader, monitoring_writer, monitoring_admin;

@@ -318,23 +318,54 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_started timestamptz := clock_timestamp();
-    v_report jsonb;
+    v_report jsonb := '{}';
+    v_failed jsonb := '{}';
+    v_step text;
+    v_message text;
+    v_state text;
 BEGIN
     -- One run at a time; a second caller returns at once rather than queueing.
     IF NOT pg_try_advisory_xact_lock(7378802412486251) THEN
         RETURN jsonb_build_object('skipped', 'another run_maintenance is running');
     END IF;
-    v_report := jsonb_build_object(
-        'events_folded', monitoring.fold_error_counts(),
-        'ignores_expired', monitoring.expire_ignores(),
-        'partitions_created', monitoring.ensure_error_partitions(),
-        'notifications_deleted', monitoring.apply_alert_retention()
-    ) || monitoring.apply_error_retention();
-    SELECT v_report || jsonb_build_object(
-        'cache_expired_removed', c.expired_removed, 'cache_evicted', c.evicted
-    )
-    INTO v_report
-    FROM monitoring.run_cache_maintenance() AS c;
+    -- Each step in a subtransaction of its own: one that fails is rolled back alone, reported
+    -- (in the result and as a WARNING, for pg_cron's log) and tried again at the next run,
+    -- while the others still fold, partition, apply retention and clean the cache.
+    FOREACH v_step IN ARRAY ARRAY[
+        'fold', 'ignores', 'partitions', 'notifications', 'retention', 'cache'
+    ] LOOP
+        BEGIN
+            v_report := v_report || CASE v_step
+                WHEN 'fold' THEN jsonb_build_object(
+                    'events_folded', monitoring.fold_error_counts()
+                )
+                WHEN 'ignores' THEN jsonb_build_object(
+                    'ignores_expired', monitoring.expire_ignores()
+                )
+                WHEN 'partitions' THEN jsonb_build_object(
+                    'partitions_created', monitoring.ensure_error_partitions()
+                )
+                WHEN 'notifications' THEN jsonb_build_object(
+                    'notifications_deleted', monitoring.apply_alert_retention()
+                )
+                WHEN 'retention' THEN monitoring.apply_error_retention()
+                WHEN 'cache' THEN (
+                    SELECT jsonb_build_object(
+                        'cache_expired_removed', c.expired_removed, 'cache_evicted', c.evicted
+                    )
+                    FROM monitoring.run_cache_maintenance() AS c
+                )
+            END;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
+            v_failed := v_failed || jsonb_build_object(v_step, v_state || ': ' || v_message);
+            RAISE WARNING 'pg_monitoring: maintenance step % failed: %', v_step, v_message
+                USING ERRCODE = v_state;
+        END;
+    END LOOP;
+    IF v_failed <> '{}' THEN
+        v_report := v_report || jsonb_build_object('failed', v_failed);
+    END IF;
     RETURN v_report || jsonb_build_object(
         'milliseconds',
         round((extract(EPOCH FROM clock_timestamp() - v_started) * 1000)::numeric, 1)
@@ -345,7 +376,8 @@ $$;
 COMMENT ON FUNCTION monitoring.run_maintenance() IS
 'Folds counts (firing threshold alerts), ends expired ignores, creates partitions ahead, '
 'applies retention to events and delivered notifications, and cleans the cache; '
-'returns what it did. Safe to run at any time and from several places';
+'returns what it did, and under "failed" the steps that failed (the others still ran). '
+'Safe to run at any time and from several places';
 
 -- pg_cron, where the server has it: the job runs run_maintenance in this database.
 CREATE FUNCTION monitoring.schedule_maintenance(p_schedule text DEFAULT '* * * * *')
