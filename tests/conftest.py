@@ -102,17 +102,19 @@ def installed_db(database: str) -> str:
     return database
 
 
-def pg_dump_schema(dsn: str) -> str:
-    """`pg_dump --schema-only` of schema monitoring, minus its per-run random keys."""
+def pg_dump(dsn: str, *options: str) -> str:
+    """pg_dump's output, minus its per-run random keys."""
     out = subprocess.run(
-        ["pg_dump", "--schema-only", "--schema=monitoring", "--dbname", dsn],
-        check=True,
-        capture_output=True,
-        text=True,
+        ["pg_dump", *options, "--dbname", dsn], check=True, capture_output=True, text=True
     ).stdout
     return "\n".join(
         line for line in out.splitlines() if not line.startswith(("\\restrict", "\\unrestrict"))
     )
+
+
+def pg_dump_schema(dsn: str) -> str:
+    """`pg_dump --schema-only` of schema monitoring, minus its per-run random keys."""
+    return pg_dump(dsn, "--schema-only", "--schema=monitoring")
 
 
 def forget_extension(dsn: str) -> None:

@@ -421,12 +421,24 @@ def maintain(dsn: str, every: int | None) -> None:
 
 @main.command()
 @dsn_option
-def demo(dsn: str) -> None:
-    """Install into the database and show what it holds (make demo runs this)."""
-    from .demo import run
+@click.option(
+    "--local-cluster",
+    is_flag=True,
+    help="Run on a throwaway local cluster (Debian's pg_virtualenv) instead of a server.",
+)
+def demo(dsn: str, local_cluster: bool) -> None:
+    """Show the main job end to end, in a database of its own (make demo runs this).
 
-    with reported_errors(), connect(dsn) as conn:
-        run(conn, echo=click.echo)
+    The demo creates that database on the server and drops it at the end; it never writes to
+    the database the DSN names. When the role may not create databases, it runs on a
+    throwaway local cluster, as with --local-cluster.
+    """
+    from . import demo as demo_module
+
+    with reported_errors():
+        status = demo_module.main(dsn, local_cluster, echo=click.echo)
+    if status:
+        sys.exit(status)
 
 
 # Alerts: worker, channels, alerts (their own module, which uses the helpers above).
