@@ -102,6 +102,31 @@ def installed_db(database: str) -> str:
     return database
 
 
+def login_role(dsn: str, name: str, *grants: str) -> str:
+    """`dsn` reached as login role `name` (made once per server: roles are cluster-wide),
+    whose monitoring_* memberships are exactly `grants`."""
+    password = f"{name}-secret"
+    role = sql.Identifier(name)
+    with superuser(dsn) as conn:
+        if not conn.execute("SELECT FROM pg_roles WHERE rolname = %s", (name,)).rowcount:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(role, sql.Literal(password))
+            )
+        held = {
+            group
+            for (group,) in conn.execute(
+                "SELECT roleid::regrole::text FROM pg_auth_members WHERE member = %s::regrole",
+                (name,),
+            )
+        }
+        for group in installer.ROLES:
+            if group in grants and group not in held:
+                conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), role))
+            elif group in held and group not in grants:
+                conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), role))
+    return make_conninfo(dsn, user=name, password=password)
+
+
 def pg_dump(dsn: str, *options: str) -> str:
     """pg_dump's output, minus its per-run random keys."""
     out = subprocess.run(

@@ -312,6 +312,14 @@ def lifecycle_command(name: str, help_text: str) -> Any:
     return decorate
 
 
+@contextmanager
+def triage_connector(dsn: str) -> Iterator[Connector]:
+    """The connector of a triage command: errors reported, a refusal naming the role needed
+    (a writer would otherwise read `permission denied for function issue_id`)."""
+    with reported_errors(), connect(dsn) as conn, issues.triage():
+        yield Connector(conn)
+
+
 def report_change(row: dict[str, Any]) -> None:
     extra = f" ({row['substatus']})" if row.get("substatus") else ""
     who = f", assigned to {row['assignee']}" if row.get("assignee") else ""
@@ -330,8 +338,7 @@ def resolve(
     in_release: str | None,
     in_next_release: bool,
 ) -> None:
-    with reported_errors(), connect(dsn) as conn:
-        db = Connector(conn)
+    with triage_connector(dsn) as db:
         issue_id = issues.resolve_id(db, issue, environment, service)
         report_change(issues.resolve(db, issue_id, in_release, in_next_release, actor))
 
@@ -357,8 +364,7 @@ def ignore(
     deadline = until.replace(tzinfo=timezone.utc) if until else None
     if for_ is not None:
         deadline = datetime.now(timezone.utc) + for_
-    with reported_errors(), connect(dsn) as conn:
-        db = Connector(conn)
+    with triage_connector(dsn) as db:
         issue_id = issues.resolve_id(db, issue, environment, service)
         report_change(issues.ignore(db, issue_id, deadline, until_events, until_users, actor))
 
@@ -367,8 +373,7 @@ def ignore(
 def reopen(
     dsn: str, issue: str, environment: str | None, service: str | None, actor: str | None
 ) -> None:
-    with reported_errors(), connect(dsn) as conn:
-        db = Connector(conn)
+    with triage_connector(dsn) as db:
         report_change(issues.reopen(db, issues.resolve_id(db, issue, environment, service), actor))
 
 
@@ -382,8 +387,7 @@ def assign(
     actor: str | None,
     assignee: str,
 ) -> None:
-    with reported_errors(), connect(dsn) as conn:
-        db = Connector(conn)
+    with triage_connector(dsn) as db:
         issue_id = issues.resolve_id(db, issue, environment, service)
         report_change(issues.assign(db, issue_id, assignee, actor))
 
@@ -392,8 +396,7 @@ def assign(
 def unassign(
     dsn: str, issue: str, environment: str | None, service: str | None, actor: str | None
 ) -> None:
-    with reported_errors(), connect(dsn) as conn:
-        db = Connector(conn)
+    with triage_connector(dsn) as db:
         issue_id = issues.resolve_id(db, issue, environment, service)
         report_change(issues.unassign(db, issue_id, actor))
 
