@@ -18,7 +18,7 @@ VENV       := .venv
 VENV_BIN   := $(VENV)/bin
 VENV_STAMP := $(VENV)/.installed
 
-# `make test` and `make demo` run against a throwaway cluster from Debian's pg_virtualenv
+# `make test` and `make bench` run against a throwaway cluster from Debian's pg_virtualenv
 # (initdb as the postgres user when we are root, free port, removed on exit or Ctrl-C). The
 # extension is installed into STAGE and found there through Debian's extension_destdir.
 # Every pg_virtualenv cluster is "15/regress": each gets its own external pid file, or one
@@ -38,7 +38,7 @@ help:
 	@echo 'make            build the extension scripts into $(BUILD_DIR)'
 	@echo 'make install    install them into $$($(PG_CONFIG) --sharedir)/extension'
 	@echo 'make test       lint + pgTAP + pytest on a throwaway cluster (installs what it needs)'
-	@echo 'make demo       the demo, on $$DATABASE_URL or else on a throwaway cluster'
+	@echo 'make demo       the demo, in a database of its own on $$DATABASE_URL, or on a throwaway cluster'
 	@echo 'make bench      benchmarks side by side on a throwaway cluster (see BENCHMARKS.md)'
 	@echo 'make release    freeze the current version into sql/released/'
 	@echo 'make test-docker  pgTAP in the official postgres image (needs a Docker engine)'
@@ -128,12 +128,11 @@ pgtap:
 pytest: $(VENV_STAMP)
 	$(VENV_BIN)/pytest tests
 
+# The demo makes a database of its own on DATABASE_URL's server and drops it at the end (it
+# never writes to the database named); without DATABASE_URL, or when the role may not create
+# databases, it starts a throwaway cluster of its own with pg_virtualenv.
 demo: $(VENV_STAMP) all
-ifdef DATABASE_URL
-	$(VENV_BIN)/pg-monitoring demo
-else
-	$(CLUSTER) $(VENV_BIN)/pg-monitoring demo
-endif
+	$(VENV_BIN)/pg-monitoring demo $(if $(DATABASE_URL),,--local-cluster)
 
 # Benchmarks print medians and ratios measured side by side in one run; BENCHMARKS.md keeps
 # the results. fsync stays on (pg_virtualenv turns it off for tests): commits cost what they

@@ -118,17 +118,44 @@ def installed_db(database: str) -> str:
     return database
 
 
-def pg_dump_schema(dsn: str) -> str:
-    """`pg_dump --schema-only` of schema monitoring, minus its per-run random keys."""
+def login_role(dsn: str, name: str, *grants: str) -> str:
+    """`dsn` reached as login role `name` (made once per server: roles are cluster-wide),
+    whose monitoring_* memberships are exactly `grants`."""
+    password = f"{name}-secret"
+    role = sql.Identifier(name)
+    with superuser(dsn) as conn:
+        if not conn.execute("SELECT FROM pg_roles WHERE rolname = %s", (name,)).rowcount:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(role, sql.Literal(password))
+            )
+        held = {
+            group
+            for (group,) in conn.execute(
+                "SELECT roleid::regrole::text FROM pg_auth_members WHERE member = %s::regrole",
+                (name,),
+            )
+        }
+        for group in installer.ROLES:
+            if group in grants and group not in held:
+                conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), role))
+            elif group in held and group not in grants:
+                conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), role))
+    return make_conninfo(dsn, user=name, password=password)
+
+
+def pg_dump(dsn: str, *options: str) -> str:
+    """pg_dump's output, minus its per-run random keys."""
     out = subprocess.run(
-        ["pg_dump", "--schema-only", "--schema=monitoring", "--dbname", dsn],
-        check=True,
-        capture_output=True,
-        text=True,
+        ["pg_dump", *options, "--dbname", dsn], check=True, capture_output=True, text=True
     ).stdout
     return "\n".join(
         line for line in out.splitlines() if not line.startswith(("\\restrict", "\\unrestrict"))
     )
+
+
+def pg_dump_schema(dsn: str) -> str:
+    """`pg_dump --schema-only` of schema monitoring, minus its per-run random keys."""
+    return pg_dump(dsn, "--schema-only", "--schema=monitoring")
 
 
 def forget_extension(dsn: str) -> None:

@@ -312,6 +312,14 @@ def lifecycle_command(name: str, help_text: str) -> Any:
     return decorate
 
 
+@contextmanager
+def triage_connector(dsn: str) -> Iterator[Connector]:
+    """The connector of a triage command: errors reported, a refusal naming the role needed
+    (a writer would otherwise read `permission denied for function issue_id`)."""
+    with reported_errors(), connect(dsn) as conn, issues.triage():
+        yield Connector(conn)
+
+
 def report_change(row: dict[str, Any]) -> None:
     extra = f" ({row['substatus']})" if row.get("substatus") else ""
     who = f", assigned to {row['assignee']}" if row.get("assignee") else ""
@@ -330,8 +338,7 @@ def resolve(
     in_release: str | None,
     in_next_release: bool,
 ) -> None:
-    with reported_errors(), connect(dsn) as conn:
-        db = Connector(conn)
+    with triage_connector(dsn) as db:
         issue_id = issues.resolve_id(db, issue, environment, service)
         report_change(issues.resolve(db, issue_id, in_release, in_next_release, actor))
 
@@ -357,8 +364,7 @@ def ignore(
     deadline = until.replace(tzinfo=timezone.utc) if until else None
     if for_ is not None:
         deadline = datetime.now(timezone.utc) + for_
-    with reported_errors(), connect(dsn) as conn:
-        db = Connector(conn)
+    with triage_connector(dsn) as db:
         issue_id = issues.resolve_id(db, issue, environment, service)
         report_change(issues.ignore(db, issue_id, deadline, until_events, until_users, actor))
 
@@ -367,8 +373,7 @@ def ignore(
 def reopen(
     dsn: str, issue: str, environment: str | None, service: str | None, actor: str | None
 ) -> None:
-    with reported_errors(), connect(dsn) as conn:
-        db = Connector(conn)
+    with triage_connector(dsn) as db:
         report_change(issues.reopen(db, issues.resolve_id(db, issue, environment, service), actor))
 
 
@@ -382,8 +387,7 @@ def assign(
     actor: str | None,
     assignee: str,
 ) -> None:
-    with reported_errors(), connect(dsn) as conn:
-        db = Connector(conn)
+    with triage_connector(dsn) as db:
         issue_id = issues.resolve_id(db, issue, environment, service)
         report_change(issues.assign(db, issue_id, assignee, actor))
 
@@ -392,8 +396,7 @@ def assign(
 def unassign(
     dsn: str, issue: str, environment: str | None, service: str | None, actor: str | None
 ) -> None:
-    with reported_errors(), connect(dsn) as conn:
-        db = Connector(conn)
+    with triage_connector(dsn) as db:
         issue_id = issues.resolve_id(db, issue, environment, service)
         report_change(issues.unassign(db, issue_id, actor))
 
@@ -421,12 +424,24 @@ def maintain(dsn: str, every: int | None) -> None:
 
 @main.command()
 @dsn_option
-def demo(dsn: str) -> None:
-    """Install into the database and show what it holds (make demo runs this)."""
-    from .demo import run
+@click.option(
+    "--local-cluster",
+    is_flag=True,
+    help="Run on a throwaway local cluster (Debian's pg_virtualenv) instead of a server.",
+)
+def demo(dsn: str, local_cluster: bool) -> None:
+    """Show the main job end to end, in a database of its own (make demo runs this).
 
-    with reported_errors(), connect(dsn) as conn:
-        run(conn, echo=click.echo)
+    The demo creates that database on the server and drops it at the end; it never writes to
+    the database the DSN names. When the role may not create databases, it runs on a
+    throwaway local cluster, as with --local-cluster.
+    """
+    from . import demo as demo_module
+
+    with reported_errors():
+        status = demo_module.main(dsn, local_cluster, echo=click.echo)
+    if status:
+        sys.exit(status)
 
 
 # Alerts: worker, channels, alerts (their own module, which uses the helpers above).

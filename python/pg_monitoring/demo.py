@@ -1,20 +1,35 @@
-"""`make demo`: the main job end to end on whatever database it is given.
+"""`make demo`: the main job end to end, in a database of its own.
 
-With no DATABASE_URL, `make demo` runs this on a throwaway cluster. It installs the schema,
-lets a small shop application fail in a few realistic ways, shows how the errors grouped and
-what triage looks like, delivers an alert to a webhook receiver on 127.0.0.1, then some cache
-traffic and a maintenance run.
+It installs the schema, lets a small shop application fail in a few realistic ways, shows how
+the errors grouped and what triage looks like, delivers an alert to a webhook receiver on
+127.0.0.1, then some cache traffic and a maintenance run.
+
+It never writes to the database it is pointed at: that may be an application's (DATABASE_URL
+is often exported in an application's shell), and the demo deletes cache keys such as `user:*`
+and adds an alert channel. It creates a database of its own on that server and drops it at
+the end, also on failure or Ctrl-C, with any monitoring_* role its install created. When the
+role may not create databases, it runs on a throwaway local cluster (Debian's pg_virtualenv),
+as `make demo` does without DATABASE_URL.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from . import cli, installer, issues, render
@@ -22,6 +37,7 @@ from .alerts import Worker, WorkerOptions, verify_signature
 from .alerts.queries import OUTBOX_COUNTS
 from .caching import MISS, SyncPostgresCache
 from .connection import Connector
+from .errors import PgMonitoringError
 from .monitoring import ErrorTracker
 from .monitoring.notifications import WebhookNotifier
 
@@ -62,6 +78,134 @@ def checkout(order_id: int, sku: str) -> None:
 
 def sync_inventory() -> None:
     raise ConnectionError("warehouse API refused the connection")
+
+
+# Where the demo runs -------------------------------------------------------------------
+
+DATABASE_PREFIX = "pg_monitoring_demo_"
+
+MISSING_ROLES = """
+SELECT coalesce(array_agg(wanted.rolname ORDER BY wanted.n), '{}')
+FROM unnest(%s::text[]) WITH ORDINALITY AS wanted (rolname, n)
+WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS r WHERE r.rolname = wanted.rolname)
+"""
+
+
+def main(dsn: str, local_cluster: bool = False, echo: Echo = print) -> int:
+    """`pg-monitoring demo`: on the server of `dsn`, or on a throwaway local cluster.
+    Returns the exit status."""
+    if local_cluster:
+        return on_local_cluster(echo)
+    return on_server(dsn, echo)
+
+
+def on_server(dsn: str, echo: Echo = print) -> int:
+    """Runs the demo in a database it creates on the server of `dsn` and drops at the end;
+    on a throwaway local cluster when the role may not create one."""
+    name = DATABASE_PREFIX + secrets.token_hex(4)
+    with _sigterm_as_ctrl_c(), cli.connect(dsn) as admin:
+        # Only CREATE and DROP DATABASE (and ROLE) run here: the database this session is
+        # connected to is the caller's, and is never written to.
+        admin.autocommit = True
+        info = admin.info
+        user, theirs, server = info.user, info.dbname, f"{info.host}:{info.port}"
+        (missing_roles,) = admin.execute(MISSING_ROLES, (list(installer.ROLES),)).fetchall()[0]
+        try:
+            # template0: an empty database, whatever the server's template1 holds
+            admin.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name))
+            )
+        except psycopg.errors.InsufficientPrivilege as refusal:
+            why = f"{refusal.diag.message_primary} (role {user} on {server})"
+        else:
+            echo(
+                f"The demo runs in database {name}, created for it on {server}; it never "
+                f"writes to database {theirs}. {name} is dropped at the end."
+            )
+            try:
+                demo_dsn = make_conninfo(info.dsn, password=info.password or None, dbname=name)
+                with psycopg.connect(demo_dsn) as conn:
+                    run(conn, echo)
+            finally:
+                _drop(admin, name, server, missing_roles, echo)
+            return 0
+    if shutil.which("pg_virtualenv") is None:
+        raise PgMonitoringError(
+            f"{why}, and the demo never writes to database {theirs}. Run it as a role that "
+            f"may create databases (ALTER ROLE {user} CREATEDB, or another --dsn), or on a "
+            "throwaway local cluster: install a PostgreSQL server and Debian's "
+            "postgresql-common (pg_virtualenv), then `pg-monitoring demo --local-cluster`."
+        )
+    echo(
+        f"{why}, and the demo never writes to database {theirs}: it runs on a throwaway "
+        f"local cluster instead. (ALTER ROLE {user} CREATEDB lets it run on {server}.)"
+    )
+    return on_local_cluster(echo)
+
+
+def _drop(
+    admin: psycopg.Connection[Any], name: str, server: str, roles: list[str], echo: Echo
+) -> None:
+    """Drops the demo database, then the monitoring_* roles its install created (roles are
+    cluster-wide: they would outlive the database)."""
+    try:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    except psycopg.Error as error:
+        raise PgMonitoringError(
+            f"could not drop the demo database {name} ({error}); drop it with `dropdb {name}`"
+        ) from error
+    echo(f"Dropped database {name} on {server}.")
+    dropped = []
+    for role in reversed(roles):
+        try:
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+            dropped.insert(0, role)
+        except psycopg.Error as error:  # someone else started using it meanwhile
+            echo(f"Kept role {role}, which the demo created: {error}")
+    if dropped:
+        echo(f"Dropped the roles the demo's install created: {', '.join(dropped)}.")
+
+
+@contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (a `kill`, a CI timeout) unwinds like Ctrl-C, so the demo database is dropped."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def on_local_cluster(echo: Echo = print) -> int:
+    """Runs the demo in a child process on a throwaway cluster of Debian's pg_virtualenv,
+    which removes the cluster when the child ends. Returns the child's exit status."""
+    command = shutil.which("pg_virtualenv")
+    if command is None:
+        raise PgMonitoringError(
+            "pg_virtualenv not found: install a PostgreSQL server and Debian's "
+            "postgresql-common, or give the demo a server (--dsn or DATABASE_URL) whose role "
+            "may create databases"
+        )
+    # Every pg_virtualenv cluster is "15/regress": without a pid file of its own, one ending
+    # would delete the pid file of another one running (see the Makefile).
+    pid_file = os.path.join(tempfile.gettempdir(), f"pg_monitoring-demo-{secrets.token_hex(4)}.pid")
+    # The caller's libpq variables would point the child at another server.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
+    echo("Starting a throwaway local cluster (Debian's pg_virtualenv); it is removed at the end.")
+    sys.stdout.flush()
+    cluster = [command, "-t", "-o", f"external_pid_file={pid_file}"]
+    demo = [sys.executable, "-m", "pg_monitoring", "demo"]
+    with subprocess.Popen([*cluster, *demo], env=env) as child:  # noqa: S603 - our own argv
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:
+                # Ctrl-C reached the child as well: wait while it drops its database and
+                # pg_virtualenv its cluster, rather than leave them running.
+                continue
+
+
+# The demo itself ----------------------------------------------------------------------
 
 
 def run(conn: psycopg.Connection[Any], echo: Echo = print) -> None:

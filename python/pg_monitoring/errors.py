@@ -6,6 +6,9 @@ maps those to this small hierarchy so callers need not know psycopg's error clas
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import psycopg
 from psycopg import errors as pg_errors
 
@@ -40,6 +43,20 @@ NOT_INSTALLED_HINT = (
     "`pg-monitoring install` installs it; `pg-monitoring status` shows what is there."
 )
 
+# Any insufficient_privilege from our objects: the database names only the object refused.
+ROLES_HINT = (
+    "Hint: pg_monitoring's rights come with three roles, granted to login roles "
+    "(GRANT monitoring_admin TO oncall): monitoring_writer captures errors and uses the "
+    "cache; monitoring_reader reads issues, events, settings and alert state; "
+    "monitoring_admin, a member of both, also triages issues, changes settings and alert "
+    "channels, and runs the alert worker and maintenance."
+)
+
+_HINTS: dict[type[PgMonitoringError], str] = {
+    NotInstalledError: NOT_INSTALLED_HINT,
+    PermissionDeniedError: ROLES_HINT,
+}
+
 _BY_SQLSTATE: dict[type[psycopg.Error], type[PgMonitoringError]] = {
     pg_errors.InvalidParameterValue: InvalidArgumentError,
     pg_errors.NullValueNotAllowed: InvalidArgumentError,
@@ -58,7 +75,17 @@ def translate(error: psycopg.Error) -> PgMonitoringError:
     for pg_class, our_class in _BY_SQLSTATE.items():
         if isinstance(error, pg_class):
             message = error.diag.message_primary or str(error)
-            if our_class is NotInstalledError:
-                message += f"\n{NOT_INSTALLED_HINT}"
+            if our_class in _HINTS:
+                message += f"\n{_HINTS[our_class]}"
             return our_class(message)
     return PgMonitoringError(str(error))
+
+
+@contextmanager
+def needs_role(role: str, action: str) -> Iterator[None]:
+    """Around a call that `role` may make: a refusal says `action` needs `role`, where the
+    database would name only the object it refused (`permission denied for function x`)."""
+    try:
+        yield
+    except PermissionDeniedError as error:
+        raise PermissionDeniedError(f"{action} needs {role}: {error}") from error.__cause__

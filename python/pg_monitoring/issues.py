@@ -5,11 +5,13 @@ Each function is one statement over the views or one stored function; the CLI re
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from .connection import Connector
+from .errors import needs_role
 
 STATUSES = ("unresolved", "resolved", "ignored")
 
@@ -82,6 +84,11 @@ def resolve_id(
             (issue, environment, service),
         )
     )
+
+
+def triage() -> AbstractContextManager[None]:
+    """Around a change of an issue's state: when refused, the error names the role needed."""
+    return needs_role("monitoring_admin", "Triage (resolve, ignore, reopen, assign)")
 
 
 def show_issue(db: Connector, issue_id: int) -> dict[str, Any] | None:

@@ -33,6 +33,7 @@ from typing import Any, Literal, NamedTuple, overload
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from .. import issues
 from ..alerts import queries as alert_queries
 from ..connection import (
     OWN_POOL_MAX_SIZE,
@@ -516,6 +517,11 @@ class ErrorTracker(_Tracker):
             self._own_pool.open()  # opened on first use, not where the tracker is made
         return self._connector.fetch_all(query, params)[0]
 
+    def _triage(self, query: str, params: tuple[Any, ...]) -> dict[str, Any]:
+        """`_call` of an issue-lifecycle function; a refusal names the role it needs."""
+        with issues.triage():
+            return self._call(query, params)
+
     # Issues ----------------------------------------------------------------------------
     # The fingerprint names the issue within the tracker's environment and service unless
     # others are given (the database's defaults when the tracker has none).
@@ -531,7 +537,7 @@ class ErrorTracker(_Tracker):
         service: str | None = None,
     ) -> dict[str, Any]:
         """Resolves the issue, now or in a release; returns its `monitoring.issues` row."""
-        return self._call(
+        return self._triage(
             RESOLVE,
             (*self._issue(fingerprint, environment, service), in_release, in_next_release, actor),
         )
@@ -548,7 +554,7 @@ class ErrorTracker(_Tracker):
         service: str | None = None,
     ) -> dict[str, Any]:
         """Ignores the issue, forever or until a time, N more events or N more users."""
-        return self._call(
+        return self._triage(
             IGNORE,
             (
                 *self._issue(fingerprint, environment, service),
@@ -568,7 +574,7 @@ class ErrorTracker(_Tracker):
         service: str | None = None,
     ) -> dict[str, Any]:
         """Sets a resolved or ignored issue back to unresolved."""
-        return self._call(REOPEN, (*self._issue(fingerprint, environment, service), actor))
+        return self._triage(REOPEN, (*self._issue(fingerprint, environment, service), actor))
 
     def assign_error(
         self,
@@ -580,7 +586,7 @@ class ErrorTracker(_Tracker):
         service: str | None = None,
     ) -> dict[str, Any]:
         """Assigns the issue to `assignee` (any text: an email, a team)."""
-        return self._call(
+        return self._triage(
             ASSIGN, (*self._issue(fingerprint, environment, service), assignee, actor)
         )
 
@@ -593,7 +599,7 @@ class ErrorTracker(_Tracker):
         service: str | None = None,
     ) -> dict[str, Any]:
         """Removes the issue's assignee."""
-        return self._call(UNASSIGN, (*self._issue(fingerprint, environment, service), actor))
+        return self._triage(UNASSIGN, (*self._issue(fingerprint, environment, service), actor))
 
     # Alerts ----------------------------------------------------------------------------
 
@@ -821,6 +827,11 @@ class AsyncErrorTracker(_Tracker):
             await self._register_channels()
         return (await self._connector.fetch_all(query, params))[0]
 
+    async def _triage(self, query: str, params: tuple[Any, ...]) -> dict[str, Any]:
+        """See ErrorTracker._triage."""
+        with issues.triage():
+            return await self._call(query, params)
+
     # Issues ----------------------------------------------------------------------------
 
     async def resolve_error(
@@ -834,7 +845,7 @@ class AsyncErrorTracker(_Tracker):
         service: str | None = None,
     ) -> dict[str, Any]:
         """See ErrorTracker.resolve_error."""
-        return await self._call(
+        return await self._triage(
             RESOLVE,
             (*self._issue(fingerprint, environment, service), in_release, in_next_release, actor),
         )
@@ -851,7 +862,7 @@ class AsyncErrorTracker(_Tracker):
         service: str | None = None,
     ) -> dict[str, Any]:
         """See ErrorTracker.ignore_error."""
-        return await self._call(
+        return await self._triage(
             IGNORE,
             (
                 *self._issue(fingerprint, environment, service),
@@ -871,7 +882,7 @@ class AsyncErrorTracker(_Tracker):
         service: str | None = None,
     ) -> dict[str, Any]:
         """See ErrorTracker.reopen_error."""
-        return await self._call(REOPEN, (*self._issue(fingerprint, environment, service), actor))
+        return await self._triage(REOPEN, (*self._issue(fingerprint, environment, service), actor))
 
     async def assign_error(
         self,
@@ -883,7 +894,7 @@ class AsyncErrorTracker(_Tracker):
         service: str | None = None,
     ) -> dict[str, Any]:
         """See ErrorTracker.assign_error."""
-        return await self._call(
+        return await self._triage(
             ASSIGN, (*self._issue(fingerprint, environment, service), assignee, actor)
         )
 
@@ -896,7 +907,9 @@ class AsyncErrorTracker(_Tracker):
         service: str | None = None,
     ) -> dict[str, Any]:
         """See ErrorTracker.unassign_error."""
-        return await self._call(UNASSIGN, (*self._issue(fingerprint, environment, service), actor))
+        return await self._triage(
+            UNASSIGN, (*self._issue(fingerprint, environment, service), actor)
+        )
 
     # Alerts ----------------------------------------------------------------------------
     # The design document calls these without await. They return a task already running on
