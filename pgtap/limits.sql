@@ -100,7 +100,7 @@ SELECT is(
 -- Settings change the limits.
 SELECT monitoring.set_setting('errors.max_message_length', '256');
 SELECT monitoring.set_setting('errors.max_frames', '6');
-SELECT monitoring.set_setting('errors.max_context_bytes', '400');
+SELECT monitoring.set_setting('errors.max_context_bytes', '1024');
 SELECT monitoring.set_setting('errors.max_breadcrumbs', '3');
 
 CREATE TEMPORARY TABLE small_limits AS
@@ -116,9 +116,9 @@ FROM monitoring.capture_error(
         FROM generate_series(1, 20) AS i
     ),
     p_context => jsonb_build_object(
-        'a', repeat('1', 50), 'b', repeat('2', 50), 'c', repeat('3', 500)
+        'a', repeat('1', 300), 'b', repeat('2', 300), 'c', repeat('3', 1500)
     ),
-    p_tags => jsonb_build_object('t', repeat('t', 500)),
+    p_tags => jsonb_build_object('t', repeat('t', 1500)),
     p_breadcrumbs => '[{"message": "c1"}, {"message": "c2"}, {"message": "c3"},
         {"message": "c4"}, {"message": "c5"}]',
     p_service => 'limits-small'
@@ -161,7 +161,7 @@ SELECT is(
     'errors.max_context_bytes keeps the first context keys and adds _truncated'
 );
 SELECT ok(
-    (SELECT octet_length(context::text) <= 400 FROM stored),
+    (SELECT octet_length(context::text) <= 1024 FROM stored),
     'the cut context fits in errors.max_context_bytes'
 );
 SELECT ok(
@@ -170,7 +170,7 @@ SELECT ok(
 );
 SELECT is(
     (SELECT tags FROM stored),
-    '{"_truncated": "kept 0 of 1 keys: the object had 517 bytes, over the limit of 400"}'::jsonb,
+    '{"_truncated": "kept 0 of 1 keys: the object had 1517 bytes, over the limit of 1024"}'::jsonb,
     'tags are capped like the context'
 );
 SELECT is(

@@ -2,7 +2,7 @@
 -- Sentry's default keys and patterns, and the scrub.* settings to add keys, spare keys or
 -- switch it off.
 BEGIN;
-SELECT plan(41);
+SELECT plan(47);
 
 -- Keys.
 SELECT is(
@@ -225,11 +225,11 @@ SELECT is(
 );
 
 SELECT monitoring.reset_setting('scrub.enabled');
-SELECT monitoring.set_setting('errors.max_message_length', '60');
+SELECT monitoring.set_setting('errors.max_message_length', '256');
 CREATE TEMPORARY TABLE cut_key AS
 SELECT c.event_id
 FROM monitoring.capture_message(
-    E'loading key -----BEGIN PRIVATE KEY-----\n' || repeat('MIIEvQIBADANBgkq', 20)
+    E'loading key -----BEGIN PRIVATE KEY-----\n' || repeat('MIIEvQIBADANBgkq', 40)
     || E'\n-----END PRIVATE KEY-----',
     p_service => 'scrub-test'
 ) AS c;
@@ -327,6 +327,75 @@ SELECT is(
     (SELECT e.context FROM monitoring.errors AS e INNER JOIN capitals AS s ON e.id = s.event_id),
     '{"Auth_Token": "[Filtered]", "ok": 1}'::jsonb,
     'capture, which tests the LIKEs first, still filters a key in capitals'
+);
+
+-- What Sentry's event format allows besides keys and values, scrubbed by default: a card
+-- number sent as a JSON number, headers as [name, value] pairs, query strings, form data and
+-- cookies as strings, and a URL's password.
+CREATE TEMPORARY TABLE shapes AS
+SELECT (monitoring.capture_event(jsonb_build_object(
+    'message', 'connecting to postgres://shop:s3cr3t@db.internal/shop failed',
+    'extra', jsonb_build_object('cc', 4111111111111111, 'count', 1234567890123),
+    'request', jsonb_build_object(
+        'url', 'https://shop.example/checkout',
+        'headers', '[["Authorization", "Basic c2hvcDpzM2NyM3Q="], ["Cookie", "sessionid=abc"],
+            ["Accept", "text/html"]]'::jsonb,
+        'query_string', 'page=2&password=hunter2&api_key=k-1',
+        'data', 'user=ada&passwd=hunter2',
+        'cookies', 'sessionid=abc; csrftoken=def'
+    )
+))).event_id;
+CREATE TEMPORARY TABLE shaped AS
+SELECT
+    e.message,
+    e.context,
+    e.data
+FROM monitoring.error_events AS e INNER JOIN shapes AS s ON e.event_id = s.event_id;
+SELECT is(
+    (SELECT s.context FROM shaped AS s),
+    '{"cc": "[Filtered]", "count": 1234567890123}'::jsonb,
+    'a card number sent as a JSON number is filtered; other numbers are kept'
+);
+SELECT is(
+    (SELECT s.data -> 'request' -> 'headers' FROM shaped AS s),
+    '[["Authorization", "[Filtered]"], ["Cookie", "[Filtered]"], ["Accept", "text/html"]]'::jsonb,
+    'headers as [name, value] pairs are filtered by name'
+);
+SELECT is(
+    (
+        SELECT
+            ARRAY[
+                s.data -> 'request' ->> 'query_string', s.data -> 'request' ->> 'data',
+                s.data -> 'request' ->> 'cookies'
+            ]
+        FROM shaped AS s
+    ),
+    ARRAY[
+        'page=2&password=[Filtered]&api_key=[Filtered]', 'user=ada&passwd=[Filtered]',
+        '[Filtered]'
+    ],
+    'query strings and form data as strings are filtered by name; cookies by their key'
+);
+SELECT is(
+    (SELECT s.message FROM shaped AS s),
+    'connecting to postgres://shop:[Filtered]@db.internal/shop failed',
+    'a URL''s password is filtered, in messages too'
+);
+SELECT is(
+    monitoring._scrub_string(
+        'sessionid=abc; theme=dark; safe_token=1', monitoring.scrub_key_pattern(), '{safe_token}'
+    ),
+    'sessionid=[Filtered]; theme=dark; safe_token=1',
+    'a cookie string keeps its safe keys and its other values'
+);
+SELECT ok(
+    monitoring._may_hold_secrets(
+        '[["X-Api-Key", "k"]]'::jsonb::text, monitoring.scrub_key_pattern()
+    )
+    AND monitoring._may_hold_secrets(
+        '{"q": "a=1&token=2"}'::jsonb::text, monitoring.scrub_key_pattern()
+    ),
+    'the quick test sees a pair''s name and a name=value in a string'
 );
 
 SELECT * FROM finish();

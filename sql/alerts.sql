@@ -16,22 +16,28 @@
 -- are the truth, claimed with FOR UPDATE SKIP LOCKED under a lease, so several workers can
 -- run and the claims of a worker that died come back when their lease runs out.
 
-INSERT INTO monitoring.setting_definitions (name, default_value, description) VALUES
+INSERT INTO monitoring.setting_definitions (
+    name, default_value, description, min_value, max_value, fractional
+) VALUES
 (
     'alerts.max_attempts', '10',
-    'Delivery attempts of a notification before it is dead-lettered'
+    'Delivery attempts of a notification before it is dead-lettered',
+    1, 100, FALSE
 ),
 (
     'alerts.retry_base_seconds', '10',
-    'Delay before retrying a failed delivery; doubles with each attempt, with jitter'
+    'Delay before retrying a failed delivery; doubles with each attempt, with jitter',
+    0.01, 86400, TRUE
 ),
 (
     'alerts.retry_max_seconds', '3600',
-    'Longest delay between two delivery attempts'
+    'Longest delay between two delivery attempts',
+    0.01, 604800, TRUE
 ),
 (
     'alerts.retention_days', '30',
-    'Days sent and dead notifications are kept; run_maintenance deletes older ones'
+    'Days sent and dead notifications are kept; run_maintenance deletes older ones',
+    1, 36500, FALSE
 );
 
 -- Where alerts go. Secrets (webhook URLs, SMTP passwords, routing keys) live in their own

@@ -14,19 +14,24 @@
 -- are not entries at all: a lock placeholder of cache_get_or_lock (no value, expires_at
 -- '-infinity') and an expired entry kept for its stale value.
 
-INSERT INTO monitoring.setting_definitions (name, default_value, description)
+INSERT INTO monitoring.setting_definitions (
+    name, default_value, description, min_value, max_value
+)
 VALUES
 (
     'cache.max_entries', '1000000',
-    'Rows the cache may hold; beyond it the entries nearest to expiry are evicted first'
+    'Rows the cache may hold; beyond it the entries nearest to expiry are evicted first',
+    1, 1000000000000
 ),
 (
     'cache.max_bytes', '1073741824',
-    'Stored bytes of keys and values the cache may hold (enforced by run_cache_maintenance)'
+    'Stored bytes of keys and values the cache may hold (enforced by run_cache_maintenance)',
+    1048576, 1125899906842624
 ),
 (
     'cache.cleanup_batch_size', '5000',
-    'Rows one cleanup or eviction batch deletes; a maintenance run does at most 100 batches'
+    'Rows one cleanup or eviction batch deletes; a maintenance run does at most 100 batches',
+    1, 1000000
 );
 
 -- The btree key of an entry. A btree tuple holds at most ~2.7 KB, so a key longer than 500

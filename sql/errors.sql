@@ -6,22 +6,28 @@
 -- error_group_counts instead; run_maintenance folds those rows into error_groups, and the
 -- issues view adds the rows not folded yet, so counts read exact at any moment.
 
-INSERT INTO monitoring.setting_definitions (name, default_value, description) VALUES
+INSERT INTO monitoring.setting_definitions (
+    name, default_value, description, min_value, max_value
+) VALUES
 (
     'errors.default_environment', '"production"',
-    'Environment of events captured without one'
+    'Environment of events captured without one',
+    1, 200
 ),
 (
     'errors.default_service', '"default"',
-    'Service of events captured without one'
+    'Service of events captured without one',
+    1, 200
 ),
 (
     'errors.retention_days', '90',
-    'Days events are kept; older partitions are dropped by run_maintenance'
+    'Days events are kept; older partitions are dropped by run_maintenance',
+    1, 36500
 ),
 (
     'errors.partition_days_ahead', '7',
-    'Daily event partitions run_maintenance keeps created ahead of today'
+    'Daily event partitions run_maintenance keeps created ahead of today',
+    0, 90
 );
 
 CREATE TABLE monitoring.error_groups (

@@ -1,31 +1,39 @@
 -- Size limits for captured data. An oversize event is stored cut down with a visible marker,
 -- never refused: the error it reports matters more than its full payload.
 
-INSERT INTO monitoring.setting_definitions (name, default_value, description) VALUES
+INSERT INTO monitoring.setting_definitions (
+    name, default_value, description, min_value, max_value
+) VALUES
 (
     'errors.max_message_length', '8192',
-    'Characters kept of a message or exception value; the rest is cut with a marker'
+    'Characters kept of a message or exception value; the rest is cut with a marker',
+    256, 1000000
 ),
 (
     'errors.max_frames', '100',
-    'Frames kept per exception: the outermost and innermost halves, with a marker between'
+    'Frames kept per exception: the outermost and innermost halves, with a marker between',
+    1, 1000
 ),
 (
     'errors.max_context_bytes', '65536',
-    'Bytes kept of the context, tags, user and other event data, each'
+    'Bytes kept of the context, tags, user and other event data, each',
+    1024, 16777216
 ),
 (
     'errors.max_breadcrumbs', '100',
-    'Breadcrumbs kept per event, the newest'
+    'Breadcrumbs kept per event, the newest',
+    0, 1000
 ),
 (
     'errors.max_exceptions', '10',
-    'Exceptions kept of a chain: the root cause side and the raised side, with a marker between'
+    'Exceptions kept of a chain: the root cause side and the raised side, with a marker between',
+    1, 100
 ),
 (
     'errors.max_stack_bytes', '262144',
     'Bytes kept of an exception chain; over it, frames lose variables and source context, '
-    'then middle frames'
+    'then middle frames',
+    16384, 67108864
 );
 
 -- PL/pgSQL: a SQL function that PostgreSQL can not inline is parsed again by every query

@@ -217,6 +217,7 @@ DECLARE
     v_dropped integer := 0;
     v_default_rows bigint;
     v_issues bigint;
+    v_old bigint[];
     v_lock_timeout text := current_setting('lock_timeout');
 BEGIN
     -- DROP locks the parent like ATTACH does (see ensure_error_partitions).
@@ -243,11 +244,21 @@ BEGIN
     DELETE FROM monitoring.error_events_default AS d WHERE d.occurred_at < v_cutoff;
     GET DIAGNOSTICS v_default_rows = ROW_COUNT;
 
+    -- Issues not seen within the window, locked first. One a capture locked is skipped, to
+    -- come up at the next run: that capture found it old (see _ingest) and is adding an event
+    -- this transaction can not see. Then, under the locks and in a new snapshot, the check
+    -- for events and counts sees every capture committed before: no other can add one now.
+    v_old := ARRAY(
+        SELECT g.id FROM monitoring.error_groups AS g
+        WHERE g.last_seen < v_cutoff
+        ORDER BY g.id
+        FOR UPDATE SKIP LOCKED
+    );
     -- error_group_users has no foreign key to cascade from: the rows of the deleted issues
     -- go in the same statement.
     WITH deleted AS (
         DELETE FROM monitoring.error_groups AS g
-        WHERE g.last_seen < v_cutoff
+        WHERE g.id = ANY(v_old)
             AND NOT EXISTS (
                 SELECT FROM monitoring.error_group_counts AS c WHERE c.group_id = g.id
             )

@@ -1,25 +1,32 @@
 -- Scrubbing: secrets never reach the tables. It runs inside the capture functions, so an
 -- event captured from psql is scrubbed like one from the Python client. Defaults follow
--- Sentry's: values under keys containing a sensitive word, and values that look like card
--- numbers, bearer tokens or PEM private keys, become "[Filtered]".
+-- Sentry's: values under keys containing a sensitive word (in objects, [name, value] pairs and
+-- name=value strings), and values that look like card numbers, bearer tokens, PEM private
+-- keys or a URL's password, become "[Filtered]".
 
-INSERT INTO monitoring.setting_definitions (name, default_value, description) VALUES
+INSERT INTO monitoring.setting_definitions (
+    name, default_value, description, min_value, max_value
+) VALUES
 (
     'scrub.enabled', 'true',
-    'Replace secrets in captured events by [Filtered] before they are stored'
+    'Replace secrets in captured events by [Filtered] before they are stored',
+    NULL, NULL
 ),
 (
     'scrub.extra_keys', '[]',
-    'More key fragments to filter (matched case-insensitively anywhere in a key)'
+    'More key fragments to filter (matched case-insensitively anywhere in a key)',
+    0, 100
 ),
 (
     'scrub.safe_keys', '[]',
-    'Keys never filtered even though they contain a sensitive fragment (exact, any case)'
+    'Keys never filtered even though they contain a sensitive fragment (exact, any case)',
+    0, 100
 );
 
--- Card numbers (Sentry's pattern; \y is a word boundary in PostgreSQL), bearer tokens and
--- PEM private keys, replaced inside any string. A key whose END line is missing (the size
--- limits cut text before it is scrubbed) is replaced up to the end of the text.
+-- Card numbers (Sentry's pattern; \y is a word boundary in PostgreSQL), bearer tokens, PEM
+-- private keys and the password of a URL (postgres://user:secret@db, which connection errors
+-- print), replaced inside any string. A key whose END line is missing (the size limits cut
+-- text before it is scrubbed) is replaced up to the end of the text.
 CREATE FUNCTION monitoring.scrub_text(p_text text)
 RETURNS text
 LANGUAGE sql
@@ -28,27 +35,32 @@ PARALLEL SAFE
 AS $$
     SELECT CASE
         -- one cheap test first: most strings contain none of these
-        WHEN p_text IS NULL OR p_text !~* E'(bearer|private key|\\d([-\\s]?\\d){12})'
+        WHEN p_text IS NULL OR p_text !~* E'(bearer|private key|://[^\\s/@]*@|\\d([-\\s]?\\d){12})'
             THEN p_text
         ELSE pg_catalog.regexp_replace(
             pg_catalog.regexp_replace(
                 pg_catalog.regexp_replace(
                     pg_catalog.regexp_replace(
-                        p_text,
-                        '-----BEGIN[A-Z ]*PRIVATE KEY-----.*-----END[A-Z ]*PRIVATE KEY-----',
-                        '[Filtered]', 'g'
+                        pg_catalog.regexp_replace(
+                            p_text,
+                            '-----BEGIN[A-Z ]*PRIVATE KEY-----.*-----END[A-Z ]*PRIVATE KEY-----',
+                            '[Filtered]', 'g'
+                        ),
+                        '-----BEGIN[A-Z ]*PRIVATE KEY-----.*$', '[Filtered]'
                     ),
-                    '-----BEGIN[A-Z ]*PRIVATE KEY-----.*$', '[Filtered]'
+                    E'(bearer\\s+)[A-Za-z0-9._~+/-]+=*', E'\\1[Filtered]', 'gi'
                 ),
-                E'(bearer\\s+)[A-Za-z0-9._~+/-]+=*', E'\\1[Filtered]', 'gi'
+                E'\\y((3[47]\\d|4\\d{3}|5[1-5]\\d\\d|65\\d\\d|6011)([-\\s]?\\d){12})\\y',
+                '[Filtered]', 'g'
             ),
-            E'\\y((3[47]\\d|4\\d{3}|5[1-5]\\d\\d|65\\d\\d|6011)([-\\s]?\\d){12})\\y', '[Filtered]', 'g'
+            E'([a-z][a-z0-9+.-]*://[^:/@\\s]*:)[^@/\\s]+@', E'\\1[Filtered]@', 'gi'
         )
     END;
 $$;
 
 COMMENT ON FUNCTION monitoring.scrub_text(text) IS
-'p_text with card numbers, bearer tokens and PEM private keys replaced by [Filtered]';
+'p_text with card numbers, bearer tokens, PEM private keys and URL passwords replaced by '
+'[Filtered]';
 
 -- Sentry's default sensitive key fragments, as a regex alternation and as LIKE patterns.
 -- Constant SQL functions: inlined and folded, so capture, which uses them when no extra key
@@ -141,7 +153,8 @@ COMMENT ON FUNCTION monitoring.scrub_key_likes(jsonb) IS
 -- Walks p_value and filters it. p_key_pattern and p_safe_keys come from the settings
 -- (monitoring.scrub reads them); the capture functions read them once per event.
 -- Most documents hold no secret: a look at the JSON text decides whether to walk one. It
--- finds every key the walk would filter (a key is the last string before ": ) and a superset
+-- finds every name the walk would filter (a key is the last string before ": , a pair's
+-- name the first string of an array, and in a string name=value has the =) and a superset
 -- of the strings scrub_text changes. Three tests, not one alternation: PostgreSQL's regex
 -- engine runs them in half the time. SQL, inlined into its callers.
 CREATE FUNCTION monitoring._may_hold_secrets(
@@ -153,8 +166,10 @@ IMMUTABLE
 PARALLEL SAFE
 AS $$
     SELECT (p_key_likes IS NULL OR pg_catalog.lower(p_json_text COLLATE "C") LIKE ANY (p_key_likes))
-        AND p_json_text ~* ('(' || p_key_pattern || ')[^"]*": ')
-        OR p_json_text ~* 'bearer|private key'
+        AND p_json_text ~* (
+            '(' || p_key_pattern || E')([^"]*": |[^"=&;]*=)|\\["[^"]*(' || p_key_pattern || ')[^"]*", '
+        )
+        OR p_json_text ~* E'bearer|private key|://[^\\s/@]*@'
         OR p_json_text ~ E'\\d([-\\s]?\\d){12}';
 $$;
 
@@ -162,6 +177,38 @@ COMMENT ON FUNCTION monitoring._may_hold_secrets(text, text, text[]) IS
 'Whether a JSON text may hold a key matching p_key_pattern, a bearer token, a private key or '
 'a card number: false means scrubbing would change nothing. p_key_likes, from '
 'scrub_key_likes, is a quicker first test of the keys';
+
+-- A string scrubbed as scrub_text does, and name=value pairs in it (a query string, form
+-- data, a Cookie header: password=x&token=y, sessionid=z; csrftoken=w) with a sensitive name
+-- have their value filtered, as a key's would be.
+CREATE FUNCTION monitoring._scrub_string(p_text text, p_key_pattern text, p_safe_keys text[])
+RETURNS text
+LANGUAGE plpgsql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+DECLARE
+    v_text text := monitoring.scrub_text(p_text);
+BEGIN
+    IF strpos(v_text, '=') = 0 OR v_text !~* ('(' || p_key_pattern || ')[^=&;]*=') THEN
+        RETURN v_text;
+    END IF;
+    RETURN (
+        SELECT string_agg(
+            CASE
+                WHEN strpos(m.part[1], '=') > 0
+                    AND lower(split_part(m.part[1], '=', 1)) ~ p_key_pattern
+                    AND NOT lower(btrim(split_part(m.part[1], '=', 1)))
+                    = ANY(coalesce(p_safe_keys, '{}'))
+                    THEN split_part(m.part[1], '=', 1) || '=[Filtered]'
+                ELSE m.part[1]
+            END || m.part[2],
+            '' ORDER BY m.ord
+        )
+        FROM regexp_matches(v_text, E'([^&;]*)([&;]\\s*|$)', 'g') WITH ORDINALITY AS m (part, ord)
+    );
+END
+$$;
 
 CREATE FUNCTION monitoring.scrub_with(
     p_value jsonb, p_key_pattern text, p_safe_keys text[]
@@ -197,6 +244,13 @@ BEGIN
             INTO v_result
             FROM jsonb_each(p_value) AS e;
         WHEN 'array' THEN
+            -- [name, value]: a pair, as Sentry's event format lists request headers, cookies
+            -- and query strings; a sensitive name filters its value, as a key does
+            IF jsonb_array_length(p_value) = 2 AND jsonb_typeof(p_value -> 0) = 'string'
+                AND lower(p_value ->> 0) ~ p_key_pattern
+                AND NOT lower(p_value ->> 0) = ANY(coalesce(p_safe_keys, '{}')) THEN
+                RETURN jsonb_build_array(p_value -> 0, '[Filtered]');
+            END IF;
             SELECT coalesce(
                 jsonb_agg(
                     monitoring.scrub_with(e.value, p_key_pattern, p_safe_keys)
@@ -207,7 +261,16 @@ BEGIN
             INTO v_result
             FROM jsonb_array_elements(p_value) WITH ORDINALITY AS e (value, ord);
         WHEN 'string' THEN
-            v_result := to_jsonb(monitoring.scrub_text(p_value #>> '{}'));
+            v_result := to_jsonb(monitoring._scrub_string(
+                p_value #>> '{}', p_key_pattern, p_safe_keys
+            ));
+        WHEN 'number' THEN
+            -- a card number sent as a JSON number
+            v_result := CASE
+                WHEN p_value::text ~ E'^(3[47]\\d|4\\d{3}|5[1-5]\\d\\d|65\\d\\d|6011)\\d{12}$'
+                    THEN '"[Filtered]"'::jsonb
+                ELSE p_value
+            END;
         ELSE
             v_result := p_value;
     END CASE;
@@ -292,7 +355,8 @@ AS $$
             -- scrub_text's quick test, written out: its inlined body would extract the value
             -- (copying the first exception, frames and all) four times
             AND NOT coalesce(
-                p_chain -> 0 ->> 'value' ~* E'(bearer|private key|\\d([-\\s]?\\d){12})', FALSE
+                p_chain -> 0 ->> 'value' ~* E'(bearer|private key|://[^\\s/@]*@|\\d([-\\s]?\\d){12})',
+                FALSE
             )
             AND NOT p_chain -> 0 ? 'raw_stacktrace'
             THEN p_chain
@@ -331,6 +395,7 @@ COMMENT ON FUNCTION monitoring.scrub(jsonb) IS
 
 GRANT EXECUTE ON FUNCTION
 monitoring.scrub_text(text),
+monitoring._scrub_string(text, text, text[]),
 monitoring._may_hold_secrets(text, text, text[]),
 monitoring.scrub_key_likes(jsonb),
 monitoring._scrub_default_key_pattern(),

@@ -1,11 +1,18 @@
--- Settings. Each component declares its settings in setting_definitions, with a default;
--- monitoring_admin overrides them with set_setting. Only overrides are stored in
--- monitoring.settings, so a pg_dump of an extension install restores them on top of the
--- definitions that CREATE EXTENSION recreates, without conflicting rows.
+-- Settings. Each component declares its settings in setting_definitions, with a default and
+-- the range a value must be in; monitoring_admin overrides them with set_setting. Only
+-- overrides are stored in monitoring.settings, so a pg_dump of an extension install restores
+-- them on top of the definitions that CREATE EXTENSION recreates, without conflicting rows.
 CREATE TABLE monitoring.setting_definitions (
     name text PRIMARY KEY,
     default_value jsonb NOT NULL,
     description text NOT NULL,
+    -- What a value may be (_setting_problem): a number from min_value to max_value, a whole
+    -- one unless fractional, text of min_value to max_value characters on one line, or a
+    -- list of at most max_value names. Every setting of ours declares one (pgTAP checks): a
+    -- setting that takes anything would let one bad value stop every capture.
+    min_value numeric,
+    max_value numeric,
+    fractional boolean NOT NULL DEFAULT FALSE,
     CONSTRAINT setting_definitions_default_not_null
     CHECK (pg_catalog.jsonb_typeof(default_value) <> 'null')
 );
@@ -33,12 +40,14 @@ SELECT
     s.name IS NULL AS is_default,
     s.updated_at,
     s.updated_by,
-    d.description
+    d.description,
+    d.min_value,
+    d.max_value
 FROM monitoring.setting_definitions AS d
 LEFT JOIN monitoring.settings AS s ON d.name = s.name;
 
 COMMENT ON VIEW monitoring.effective_settings IS
-'Every setting with the value in force, its default and who last changed it';
+'Every setting with the value in force, its default, who last changed it and its range';
 
 CREATE FUNCTION monitoring.get_setting(p_name text)
 RETURNS jsonb
@@ -76,6 +85,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_default jsonb;
+    v_problem text;
 BEGIN
     SELECT d.default_value INTO v_default
     FROM monitoring.setting_definitions AS d
@@ -96,6 +106,11 @@ BEGIN
             p_name, jsonb_typeof(v_default), jsonb_typeof(p_value)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    v_problem := monitoring._setting_problem(p_name, p_value);
+    IF v_problem IS NOT NULL THEN
+        RAISE EXCEPTION 'setting % %, not %', p_name, v_problem, p_value
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
 
     -- session_user: inside SECURITY DEFINER, current_user is the owner
     INSERT INTO monitoring.settings AS s (name, value, updated_by)
@@ -107,7 +122,8 @@ END
 $$;
 
 COMMENT ON FUNCTION monitoring.set_setting(text, jsonb) IS
-'Overrides setting p_name; the value must have the JSON type of the default';
+'Overrides setting p_name; the value must have the JSON type of the default and be in the '
+'setting''s range';
 
 CREATE FUNCTION monitoring.reset_setting(p_name text)
 RETURNS jsonb

@@ -40,22 +40,6 @@ def superuser(dsn: str) -> psycopg.Connection:
     return psycopg.connect(dsn, autocommit=True)
 
 
-def login_role(dsn: str, name: str, password: str, *member_of: str) -> str:
-    """A LOGIN role (made once per cluster) granted member_of; a DSN of `dsn` as that role."""
-    with superuser(dsn) as conn:
-        if not conn.execute("SELECT FROM pg_roles WHERE rolname = %s", (name,)).rowcount:
-            conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                    sql.Identifier(name), sql.Literal(password)
-                )
-            )
-        for role in member_of:
-            conn.execute(
-                sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(name))
-            )
-    return make_conninfo(dsn, user=name, password=password)
-
-
 @pytest.fixture(scope="session")
 def owner_role(server_dsn: str) -> str:
     """An ordinary role, as on managed PostgreSQL: it owns its databases, nothing more.

@@ -18,12 +18,11 @@ from tests import workload
 from tests.conftest import login_role, superuser
 
 MALLORY = "pgm_test_mallory"
-PASSWORD = "mallory-secret"
 
 
 @pytest.fixture
 def mallory(installed_db: str) -> str:
-    dsn = login_role(installed_db, MALLORY, PASSWORD, "monitoring_admin")
+    dsn = login_role(installed_db, MALLORY, "monitoring_admin")
     with superuser(installed_db) as conn:
         conn.execute(sql.SQL("ALTER ROLE {} NOSUPERUSER").format(sql.Identifier(MALLORY)))
         # counts every call, so the test can tell that each function was reached

@@ -12,16 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-import pytest
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from pg_monitoring import installer
 from tests import workload
 from tests.conftest import login_role
 
 CALLER = "pgm_test_caller"
-PASSWORD = "caller-secret"
 
 HOSTILE = {
     "standard_conforming_strings": "off",
@@ -46,25 +43,18 @@ HOSTILE = {
 }
 
 
-@pytest.fixture
-def caller(server_dsn: str) -> str:
-    login_role(server_dsn, CALLER, PASSWORD, "monitoring_admin")
-    return CALLER
-
-
 def run_with(dsn: str, settings: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
     with psycopg.connect(dsn) as conn:
         installer.install(conn)
     # a fresh session: every function is parsed and planned under these settings
-    as_caller = make_conninfo(dsn, user=CALLER, password=PASSWORD)
-    with psycopg.connect(as_caller, autocommit=True) as conn:
+    with psycopg.connect(login_role(dsn, CALLER, "monitoring_admin"), autocommit=True) as conn:
         for name, value in settings.items():
             conn.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
         answers = workload.run(conn)
     return answers, workload.snapshot(dsn)
 
 
-def test_session_settings_change_nothing(make_database: Any, caller: str) -> None:
+def test_session_settings_change_nothing(make_database: Any) -> None:
     expected = run_with(make_database(), {})
     got = run_with(make_database(), HOSTILE)
     assert got[0] == expected[0], "the calls answer the same"
