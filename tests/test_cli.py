@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import psycopg
 from click.testing import CliRunner
 
 from pg_monitoring.cli import main
@@ -32,3 +33,22 @@ def test_status_of_an_empty_database(database: str) -> None:
     result = CliRunner().invoke(main, ["status", "--dsn", database])
     assert result.exit_code == 0, result.output
     assert "not installed" in result.output
+
+
+def test_maintain_reports_a_failed_step_and_runs_the_others(installed_db: str) -> None:
+    with psycopg.connect(installed_db, autocommit=True) as conn:
+        issue_id = conn.execute(
+            "SELECT issue_id FROM monitoring.capture_message('maintained')"
+        ).fetchone()[0]
+        # a count row no fold can store: an index entry of 4,800 bytes that do not compress
+        conn.execute(
+            "INSERT INTO monitoring.error_group_counts (group_id, occurred_at, user_key) "
+            "SELECT %s, now(), string_agg(md5(i::text), '') FROM generate_series(1, 150) AS i",
+            (issue_id,),
+        )
+    result = CliRunner().invoke(main, ["maintain", "--dsn", installed_db])
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["failed"]["fold"].startswith("54000: index row size")
+    assert "partitions_created" in report, "the other steps ran"
+    assert "maintenance step fold failed: 54000" in result.stderr

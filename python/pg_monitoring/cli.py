@@ -409,7 +409,10 @@ def unassign(
     help="Run every N seconds until interrupted (default: once).",
 )
 def maintain(dsn: str, every: int | None) -> None:
-    """Run monitoring.run_maintenance(): fold counts, partitions, retention."""
+    """Run monitoring.run_maintenance(): fold counts, partitions, retention.
+
+    A step that failed is listed under "failed" (the others ran); a single run then exits 1.
+    """
     import time
 
     with reported_errors(), connect(dsn) as conn:
@@ -417,7 +420,11 @@ def maintain(dsn: str, every: int | None) -> None:
         while True:
             report = issues.run_maintenance(Connector(conn))
             click.echo(render.to_json(report) if every is None else json.dumps(report))
+            for step, error in report.get("failed", {}).items():
+                click.echo(f"maintenance step {step} failed: {error}", err=True)
             if every is None:
+                if report.get("failed"):
+                    sys.exit(1)
                 return
             time.sleep(every)
 
