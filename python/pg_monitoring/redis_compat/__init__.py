@@ -19,10 +19,11 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .._calls import Call, run
+from ..breaker import DEFAULT_TIMEOUT
 from ..connection import Connector, Source
 from ..errors import PgMonitoringError
 from . import _commands as commands
-from .exceptions import ConnectionError, DataError, RedisError, ResponseError
+from .exceptions import ConnectionError, DataError, RedisError, ResponseError, TimeoutError
 
 
 class Redis:
@@ -35,13 +36,15 @@ class Redis:
         decode_responses: bool = False,
         encoding: str = "utf-8",
         encoding_errors: str = "strict",
+        timeout: float | None = DEFAULT_TIMEOUT,
     ) -> None:
-        self._connector = Connector(source)
+        self._connector = Connector(source, name="redis_compat")
         self._codec = commands.Codec(decode_responses, encoding, encoding_errors)
+        self.timeout = timeout
 
     def _run(self, command: str, call: Call) -> Any:
         try:
-            return run(self._connector, call)
+            return run(self._connector, call, self.timeout)
         except PgMonitoringError as error:
             raise commands.translate(error, command) from error
 
@@ -117,5 +120,6 @@ __all__ = [
     "Redis",
     "RedisError",
     "ResponseError",
+    "TimeoutError",
     "from_url",
 ]
