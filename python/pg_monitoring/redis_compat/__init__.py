@@ -10,7 +10,9 @@ r.get("key")                                          # b'value'
 `pg_monitoring.redis_compat.asyncio` is the twin of `redis.asyncio`. The commands are those
 a cache uses: get, set (ex, px, nx, xx), delete, exists, expire, ttl, incr, incrby, mget,
 mset, keys, scan_iter, flushdb (needs monitoring_admin). Values are stored as raw bytes;
-replies and errors are redis-py's (exceptions in `.exceptions`).
+replies and errors are redis-py's (exceptions in `.exceptions`). A command holds its caller
+at most `timeout` seconds (0.5; TimeoutError past it), and while the database is away
+commands raise ConnectionError at once, as redis-py does when Redis is down (see breaker.py).
 """
 
 from __future__ import annotations
