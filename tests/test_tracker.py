@@ -345,6 +345,9 @@ def test_the_event_a_capture_sends() -> None:
     assert "service" not in event, "the database's default service applies"
     assert "contexts" not in event, "no span, no trace context"
     assert tracker.message_event("hello", fingerprint="greeting")["fingerprint"] == ["greeting"]
+    # A raw event gets a timestamp too: a resend is recognised by its id and timestamp.
+    assert isinstance(tracker._raw_event({"message": "x"})["timestamp"], float)
+    assert tracker._raw_event({"timestamp": 1.5})["timestamp"] == 1.5
 
 
 def test_constructor_errors_do_raise() -> None:

@@ -96,7 +96,10 @@ class Backlog:
 
 
 class ThreadBatcher:
-    """A bounded queue of JSON events and the daemon thread that sends them in batches."""
+    """A bounded queue of JSON events and the daemon thread that sends them in batches.
+
+    The thread starts with the first event queued, and then calls `on_start`.
+    """
 
     def __init__(
         self,
@@ -105,10 +108,12 @@ class ThreadBatcher:
         max_queue: int = DEFAULT_MAX_QUEUE,
         batch_size: int = DEFAULT_BATCH_SIZE,
         retry_delay: Callable[[], float] = _no_delay,
+        on_start: Callable[[], object] | None = None,
     ) -> None:
         self._backlog = Backlog(max_queue, batch_size)
         self._send = send
         self._retry_delay = retry_delay
+        self._on_start = on_start
         self._reset()
         _thread_batchers.add(self)
 
@@ -129,6 +134,8 @@ class ThreadBatcher:
                     target=self._run, name="pg_monitoring-errors", daemon=True
                 )
                 self._thread.start()
+                if self._on_start is not None:
+                    self._on_start()
             self._changed.notify_all()
         return True
 

@@ -265,8 +265,11 @@ class _Tracker:
             return None
 
     def _raw_event(self, event: Mapping[str, Any]) -> Event:
-        # A timestamp of its own: a resent event is deduplicated by id and timestamp.
-        return {"event_id": uuid.uuid4().hex, "timestamp": time.time(), **self._defaults, **event}
+        raw = {"event_id": uuid.uuid4().hex, **self._defaults, **event}
+        if raw.get("timestamp") is None:
+            # A resent event is deduplicated by id and timestamp: it needs one of its own.
+            raw["timestamp"] = time.time()
+        return raw
 
     def _queued(self, payload: str, event_id: uuid.UUID) -> Captured | None:
         """Queues an event for the background worker; None (counted) when the queue is full."""
@@ -452,14 +455,15 @@ class ErrorTracker(_Tracker):
         self._connector = Connector(source, name="error tracker")
         self._background = background
         if not isinstance(source, psycopg.Connection):
-            # Its thread starts with the first event queued, if any ever is.
+            # Its thread starts with the first event queued, if any ever is; only then
+            # does the tracker need closing at exit (and atexit keep it alive).
             self._batcher = ThreadBatcher(
                 self._send_batch,
                 max_queue=max_queue,
                 batch_size=batch_size,
                 retry_delay=self._connector.breaker.wait_time,
+                on_start=lambda: atexit.register(self.close),
             )
-            atexit.register(self.close)
         if self._unregistered:
             self._register_channels()
 
