@@ -355,6 +355,8 @@ def test_constructor_errors_do_raise() -> None:
         ErrorTracker(42)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="'sms'"):
         ErrorTracker("dbname=x", notification_channels=["sms"])
+    with pytest.raises(ValueError, match="timeout must be positive"):
+        ErrorTracker("dbname=x", timeout=0)
 
 
 # Background mode -----------------------------------------------------------------------

@@ -45,6 +45,13 @@ BACKOFF_FIRST = 0.25
 BACKOFF_MAX = 2.0
 
 
+def checked_timeout(timeout: float | None) -> float | None:
+    """`timeout` as a client option: seconds above zero, or None for no bound."""
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"timeout must be positive seconds or None, not {timeout!r}")
+    return timeout
+
+
 class Breaker:
     """The circuit breaker of one client; thread-safe, shared by its threads and tasks.
 

@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Final, TypeAlias
 from psycopg.types.json import Jsonb
 
 from ._calls import BULK_TIME, RAISE, Call, Rows, only_value, run, run_async
-from .breaker import DEFAULT_TIMEOUT
+from .breaker import DEFAULT_TIMEOUT, checked_timeout
 from .connection import AsyncConnector, AsyncSource, Connector, Source
 from .errors import UnavailableError
 
@@ -267,7 +267,7 @@ class _Cache:
         outage_as_miss: bool,
     ) -> None:
         self._counter = _HitCounter(prometheus, report_interval)
-        self.timeout = timeout
+        self.timeout = checked_timeout(timeout)
         self.outage_as_miss = outage_as_miss
 
     @property

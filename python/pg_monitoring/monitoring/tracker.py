@@ -37,7 +37,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from ..alerts import queries as alert_queries
-from ..breaker import DEFAULT_TIMEOUT
+from ..breaker import DEFAULT_TIMEOUT, checked_timeout
 from ..connection import (
     OWN_POOL_MAX_SIZE,
     OWN_POOL_MIN_SIZE,
@@ -136,7 +136,7 @@ class _Tracker:
         in_app_exclude: Iterable[str] = (),
         include_locals: bool = False,
     ) -> None:
-        self.timeout = timeout
+        self.timeout = checked_timeout(timeout)
         self.environment = environment
         self.service = service
         self.release = release

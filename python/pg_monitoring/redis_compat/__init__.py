@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .._calls import Call, run
-from ..breaker import DEFAULT_TIMEOUT
+from ..breaker import DEFAULT_TIMEOUT, checked_timeout
 from ..connection import Connector, Source
 from ..errors import PgMonitoringError
 from . import _commands as commands
@@ -42,7 +42,7 @@ class Redis:
     ) -> None:
         self._connector = Connector(source, name="redis_compat")
         self._codec = commands.Codec(decode_responses, encoding, encoding_errors)
-        self.timeout = timeout
+        self.timeout = checked_timeout(timeout)
 
     def _run(self, command: str, call: Call) -> Any:
         try:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from .._calls import Call, run_async
-from ..breaker import DEFAULT_TIMEOUT
+from ..breaker import DEFAULT_TIMEOUT, checked_timeout
 from ..connection import AsyncConnector, AsyncSource
 from ..errors import PgMonitoringError
 from . import _commands as commands
@@ -35,7 +35,7 @@ class Redis:
     ) -> None:
         self._connector = AsyncConnector(source, name="redis_compat")
         self._codec = commands.Codec(decode_responses, encoding, encoding_errors)
-        self.timeout = timeout
+        self.timeout = checked_timeout(timeout)
 
     async def _run(self, command: str, call: Call) -> Any:
         try:
