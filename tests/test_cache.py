@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -11,8 +12,16 @@ import pytest
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from pg_monitoring import MISS, InvalidArgumentError, PostgresCache, SyncPostgresCache
+from pg_monitoring import (
+    MISS,
+    InvalidArgumentError,
+    PostgresCache,
+    SyncPostgresCache,
+    UnavailableError,
+)
 from pg_monitoring.caching import PostgresCache as FromCaching
+
+from .test_tracker import free_port
 
 
 @pytest.fixture
@@ -177,3 +186,36 @@ def test_a_prefix_pattern_reads_an_index_range(installed_db: str) -> None:
     assert deleted == (1112,)  # 1, 10-19, 100-199, 1000-1999, 10000
     assert seq_scans == 0, "no sequential scan"
     assert index_rows < 2000
+
+
+def test_an_unreachable_database_answers_as_misses_or_raises_at_once() -> None:
+    dsn = f"postgresql://nobody@127.0.0.1:{free_port()}/none"
+    strict = SyncPostgresCache(dsn, timeout=0.2)
+    cache = SyncPostgresCache(dsn, timeout=0.2, outage_as_miss=True)
+    with pytest.raises(UnavailableError):
+        strict.get("k")  # waits its bound for a connection, then opens the breaker
+    with pytest.raises(UnavailableError, match="next try in"):
+        strict.get("k")
+    assert cache.get("k") is None
+    started = time.monotonic()
+    assert cache.get("k", MISS) is MISS
+    assert cache.get_many(["a", "b"]) == {}
+    assert cache.exists("k") is False
+    assert cache.ttl("k") == -2
+    assert cache.set("k", 1) is False
+    assert cache.set_many({"a": 1}) == 0
+    assert cache.get_or_set("k", lambda: "computed") == "computed"
+    for invalidation in (
+        lambda: cache.delete("k"),
+        lambda: cache.delete_pattern("k*"),
+        lambda: cache.delete_tag("t"),
+        lambda: cache.expire("k", 1),
+        lambda: cache.incr("k"),
+        cache.stats,
+    ):
+        with pytest.raises(UnavailableError):
+            invalidation()
+    assert time.monotonic() - started < 0.1, "not one of them waited"
+    assert cache.hits == cache.misses == 0, "an outage's answers are not misses"
+    cache.close()
+    strict.close()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -268,17 +269,39 @@ def assert_failed_quietly(tracker: ErrorTracker, caplog: pytest.LogCaptureFixtur
     assert warnings[0].startswith("pg_monitoring: could not store 1 error event(s) (1 so far): ")
 
 
+def assert_queued_quietly(tracker: ErrorTracker, caplog: pytest.LogCaptureFixture) -> None:
+    """An unreachable database: the first capture gives up at its bound, the next at once;
+    both are queued to be sent again, and one warning says why."""
+    with caplog.at_level(logging.WARNING, logger="pg_monitoring"):
+        started = time.monotonic()
+        first = tracker.capture_exception(ValueError("x"))
+        after_first = time.monotonic()
+        second = tracker.capture_message("y")
+        after_second = time.monotonic()
+    assert after_first - started < tracker.timeout + 0.2
+    assert after_second - after_first < 0.05, "the second waits for nothing"
+    assert first is not None
+    assert first.issue_id is None
+    assert second is not None
+    assert second.issue_id is None
+    assert tracker.queued_events == 2
+    assert tracker.failed_captures == tracker.dropped_events == 0
+    warnings = [r.getMessage() for r in caplog.records if r.name == "pg_monitoring"]
+    assert len(warnings) == 1, "one warning, not one per request"
+    assert "the database is unreachable" in warnings[0]
+    tracker.close(timeout=0.3)
+    assert tracker.dropped_events == 2, "still queued at close: counted as dropped"
+
+
 def test_database_down(caplog: pytest.LogCaptureFixture) -> None:
     dsn = f"postgresql://nobody@127.0.0.1:{free_port()}/none?connect_timeout=1"
-    with ErrorTracker(dsn, connect_timeout=0.5) as tracker:
-        assert_failed_quietly(tracker, caplog)
+    assert_queued_quietly(ErrorTracker(dsn, timeout=0.3), caplog)
 
 
 def test_wrong_dsn_and_not_installed(
     installed_db: str, make_database: Callable[..., str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    with ErrorTracker(make_conninfo(installed_db, dbname="no_such_db"), connect_timeout=0.5) as t:
-        assert_failed_quietly(t, caplog)
+    assert_queued_quietly(ErrorTracker(make_conninfo(installed_db, dbname="no_such_db")), caplog)
     caplog.clear()
     with ErrorTracker(make_database()) as not_installed:
         assert_failed_quietly(not_installed, caplog)
@@ -322,6 +345,9 @@ def test_the_event_a_capture_sends() -> None:
     assert "service" not in event, "the database's default service applies"
     assert "contexts" not in event, "no span, no trace context"
     assert tracker.message_event("hello", fingerprint="greeting")["fingerprint"] == ["greeting"]
+    # A raw event gets a timestamp too: a resend is recognised by its id and timestamp.
+    assert isinstance(tracker._raw_event({"message": "x"})["timestamp"], float)
+    assert tracker._raw_event({"timestamp": 1.5})["timestamp"] == 1.5
 
 
 def test_constructor_errors_do_raise() -> None:
@@ -329,6 +355,8 @@ def test_constructor_errors_do_raise() -> None:
         ErrorTracker(42)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="'sms'"):
         ErrorTracker("dbname=x", notification_channels=["sms"])
+    with pytest.raises(ValueError, match="timeout must be positive"):
+        ErrorTracker("dbname=x", timeout=0)
 
 
 # Background mode -----------------------------------------------------------------------
@@ -343,14 +371,14 @@ class Gate:
         self.batches: list[int] = []
         self.held = threading.Event()
         self._open = threading.Event()
-        self._send: Callable[[list[str]], None] = tracker._batcher._send
+        self._send: Callable[[list[str]], list[str]] = tracker._batcher._send
         tracker._batcher._send = self.send
 
-    def send(self, batch: list[str]) -> None:
+    def send(self, batch: list[str]) -> list[str]:
         self.held.set()
         self._open.wait(30)
         self.batches.append(len(batch))
-        self._send(batch)
+        return self._send(batch)
 
     def open(self) -> None:
         self._open.set()
@@ -416,11 +444,9 @@ def test_a_full_queue_drops_and_counts(installed_db: str) -> None:
     assert tracker.dropped_events == 3
 
 
-def test_background_database_down_fails_the_batch_without_retrying_each(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_background_database_down_keeps_the_batch(caplog: pytest.LogCaptureFixture) -> None:
     dsn = f"postgresql://nobody@127.0.0.1:{free_port()}/none"
-    tracker = ErrorTracker(dsn, background=True, connect_timeout=0.5)
+    tracker = ErrorTracker(dsn, background=True)
     gate = Gate(tracker)
     tracker.capture_message("first")
     assert gate.held.wait(10)
@@ -428,10 +454,12 @@ def test_background_database_down_fails_the_batch_without_retrying_each(
         tracker.capture_message(f"more {n}")
     with caplog.at_level(logging.WARNING, logger="pg_monitoring"):
         gate.open()
-        assert tracker.flush(30)
-    assert tracker.failed_captures == 6
+        assert not tracker.flush(1), "nothing to send them to"
+    assert tracker.queued_events == 6, "kept to be sent again"
+    assert tracker.failed_captures == 0
     assert "one by one" not in caplog.text
-    tracker.close()
+    tracker.close(timeout=0.3)
+    assert tracker.dropped_events == 6
 
 
 def test_background_needs_a_pool_not_a_connection(installed_db: str) -> None:

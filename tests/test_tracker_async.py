@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -90,16 +91,24 @@ async def test_issue_management(installed_db: str) -> None:
 
 async def test_database_down(caplog: pytest.LogCaptureFixture) -> None:
     dsn = f"postgresql://nobody@127.0.0.1:{free_port()}/none"
-    tracker = init_error_tracker(dsn, async_=True, connect_timeout=0.5)
+    tracker = init_error_tracker(dsn, async_=True, timeout=0.3)
     with caplog.at_level(logging.WARNING, logger="pg_monitoring"):
+        started = time.monotonic()
         try:
             charge(1)
         except TimeoutError as error:
-            assert await tracker.capture_exception(error) is None  # noqa: PT017
-        assert await tracker.capture_message("x") is None
-    assert tracker.failed_captures == 2
-    assert "could not store 1 error event(s)" in caplog.text
-    await tracker.close()
+            first = await tracker.capture_exception(error)
+        second = await tracker.capture_message("x")
+    assert time.monotonic() - started < 0.3 + 0.2, "one bound, then at once"
+    assert first is not None, "queued, with its id"
+    assert first.issue_id is None
+    assert second is not None
+    assert second.issue_id is None
+    assert tracker.queued_events == 2
+    assert tracker.failed_captures == 0
+    assert "the database is unreachable" in caplog.text
+    await tracker.close(timeout=0.3)
+    assert tracker.dropped_events == 2
 
 
 async def test_on_a_callers_connection(installed_db: str) -> None:
@@ -153,14 +162,14 @@ class Gate:
         self.batches: list[int] = []
         self.held = asyncio.Event()
         self._open = asyncio.Event()
-        self._send: Callable[[list[str]], Awaitable[None]] = tracker._batcher._send
+        self._send: Callable[[list[str]], Awaitable[list[str]]] = tracker._batcher._send
         tracker._batcher._send = self.send
 
-    async def send(self, batch: list[str]) -> None:
+    async def send(self, batch: list[str]) -> list[str]:
         self.held.set()
         await self._open.wait()
         self.batches.append(len(batch))
-        await self._send(batch)
+        return await self._send(batch)
 
     def open(self) -> None:
         self._open.set()

@@ -10,12 +10,14 @@ from importlib.metadata import PackageNotFoundError, version
 from .caching import MISS, PostgresCache, SyncPostgresCache
 from .connection import AsyncConnector, Connector
 from .errors import (
+    CallTimeoutError,
     InstallError,
     InvalidArgumentError,
     NotFoundError,
     NotInstalledError,
     PermissionDeniedError,
     PgMonitoringError,
+    UnavailableError,
 )
 from .monitoring import (
     AsyncErrorTracker,
@@ -34,6 +36,7 @@ __all__ = [
     "MISS",
     "AsyncConnector",
     "AsyncErrorTracker",
+    "CallTimeoutError",
     "Captured",
     "Connector",
     "ErrorNotificationChannel",
@@ -46,6 +49,7 @@ __all__ = [
     "PgMonitoringError",
     "PostgresCache",
     "SyncPostgresCache",
+    "UnavailableError",
     "__version__",
     "init_error_tracker",
 ]

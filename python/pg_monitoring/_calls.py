@@ -7,6 +7,10 @@ only differ in whether they await the connector: the behaviour exists once.
 A call that returns one row (a GET, a SET, any single value) says `one_row=True` and reads
 that row as a tuple, or None: it runs on the connector's fast path, which is what a cache call
 costs on top of the server's work.
+
+Each runs within the client's `timeout` plus its own `extra_time`: the seconds it may wait
+in the server by design (get_or_set's wait for another caller's value), or may need for
+work proportional to the data (a pattern delete over a million keys).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from .connection import AsyncConnector, Connector
 
 Rows = list[dict[str, Any]]
 
+RAISE: Any = object()
+
 
 @dataclass(frozen=True, slots=True)
 class Call:
@@ -26,18 +32,33 @@ class Call:
     params: tuple[Any, ...]
     read: Callable[[Any], Any]
     one_row: bool = False
+    extra_time: float = 0.0
+    # What PostgresCache(outage_as_miss=True) answers while the database is unreachable;
+    # RAISE: the error, for calls with no honest answer (a delete must not be lost quietly).
+    outage_value: Any = RAISE
 
 
-def run(connector: Connector, call: Call) -> Any:
+# The extra time of calls whose work grows with the data: they must not fail on a large
+# cache, and still end should the server hang.
+BULK_TIME = 30.0
+
+
+def _bound(call: Call, timeout: float | None) -> float | None:
+    return None if timeout is None else timeout + call.extra_time
+
+
+def run(connector: Connector, call: Call, timeout: float | None = None) -> Any:
+    bound = _bound(call, timeout)
     if call.one_row:
-        return call.read(connector.fetch_row(call.query, call.params))
-    return call.read(connector.fetch_all(call.query, call.params))
+        return call.read(connector.fetch_row(call.query, call.params, bound))
+    return call.read(connector.fetch_all(call.query, call.params, bound))
 
 
-async def run_async(connector: AsyncConnector, call: Call) -> Any:
+async def run_async(connector: AsyncConnector, call: Call, timeout: float | None = None) -> Any:
+    bound = _bound(call, timeout)
     if call.one_row:
-        return call.read(await connector.fetch_row(call.query, call.params))
-    return call.read(await connector.fetch_all(call.query, call.params))
+        return call.read(await connector.fetch_row(call.query, call.params, bound))
+    return call.read(await connector.fetch_all(call.query, call.params, bound))
 
 
 def first_value(rows: Rows) -> Any:

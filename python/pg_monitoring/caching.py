@@ -8,7 +8,10 @@ await cache.delete_pattern("user:*")
 ```
 
 Values are JSON (stored as jsonb) or bytes (stored raw); a cached None is JSON null, distinct
-from a miss when you pass `default=MISS`. Every method is one call of one stored function.
+from a miss when you pass `default=MISS`. Every method is one call of one stored function,
+bounded by `timeout` seconds (0.5; see breaker.py). While the database is unreachable, calls
+raise UnavailableError at once, or with `outage_as_miss=True` reads answer as misses and SETs
+as not stored.
 Hits and misses are counted here, in memory, and reported to monitoring.cache_stats() every
 `report_interval` seconds by one extra call (and optionally to Prometheus): counting them in
 SQL would turn every read into a write.
@@ -16,6 +19,7 @@ SQL would turn every read into a write.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
@@ -23,8 +27,10 @@ from typing import Any, ClassVar, Final, TypeAlias
 
 from psycopg.types.json import Jsonb
 
-from ._calls import Call, Rows, only_value, run, run_async
+from ._calls import BULK_TIME, RAISE, Call, Rows, only_value, run, run_async
+from .breaker import DEFAULT_TIMEOUT, checked_timeout
 from .connection import AsyncConnector, AsyncSource, Connector, Source
+from .errors import UnavailableError
 
 TTL: TypeAlias = float | int | timedelta | None
 
@@ -38,6 +44,9 @@ MISS: Final = _Miss()
 """Pass as `default` to `get` to tell a miss from a cached None."""
 
 REPORT_INTERVAL = 10.0
+# get_or_set's status while the database is unreachable (outage_as_miss): compute, store
+# nothing.
+UNAVAILABLE = "unavailable"
 
 
 def _seconds(ttl: TTL) -> float | None:
@@ -64,6 +73,7 @@ def _store(key: str, value: Any, ttl: TTL, nx: bool, xx: bool, tags: Iterable[st
         (key, bytes(value) if raw else Jsonb(value), _seconds(ttl), nx, xx, _list(tags)),
         only_value,
         one_row=True,
+        outage_value=False,
     )
 
 
@@ -88,8 +98,21 @@ def _get_many(keys: Iterable[str]) -> Call:
     )
 
 
-def _value_call(query: str, *params: Any, read: Callable[[Any], Any] = lambda v: v) -> Call:
-    return Call(query, params, lambda row: read(only_value(row)), one_row=True)
+def _value_call(
+    query: str,
+    *params: Any,
+    read: Callable[[Any], Any] = lambda v: v,
+    extra_time: float = 0.0,
+    outage_value: Any = RAISE,
+) -> Call:
+    return Call(
+        query,
+        params,
+        lambda row: read(only_value(row)),
+        one_row=True,
+        extra_time=extra_time,
+        outage_value=outage_value,
+    )
 
 
 def _set_many(mapping: Mapping[str, Any], ttl: TTL) -> Call:
@@ -97,6 +120,7 @@ def _set_many(mapping: Mapping[str, Any], ttl: TTL) -> Call:
         "SELECT monitoring.cache_set_many(%s::jsonb, %s::float8)",
         Jsonb(dict(mapping)),
         _seconds(ttl),
+        outage_value=0,
     )
 
 
@@ -105,15 +129,22 @@ def _delete(key: str) -> Call:
 
 
 def _delete_pattern(pattern: str) -> Call:
-    return _value_call("SELECT monitoring.cache_delete_pattern(%s::text)", pattern)
+    return _value_call(
+        "SELECT monitoring.cache_delete_pattern(%s::text)", pattern, extra_time=BULK_TIME
+    )
 
 
 def _delete_tag(tag: str) -> Call:
-    return _value_call("SELECT monitoring.cache_delete_tag(%s::text)", tag)
+    return _value_call("SELECT monitoring.cache_delete_tag(%s::text)", tag, extra_time=BULK_TIME)
 
 
 def _exists(key: str) -> Call:
-    return _value_call("SELECT monitoring.cache_exists(VARIADIC %s::text[])", [key], read=bool)
+    return _value_call(
+        "SELECT monitoring.cache_exists(VARIADIC %s::text[])",
+        [key],
+        read=bool,
+        outage_value=False,
+    )
 
 
 def _expire(key: str, ttl: TTL) -> Call:
@@ -121,7 +152,7 @@ def _expire(key: str, ttl: TTL) -> Call:
 
 
 def _ttl(key: str) -> Call:
-    return _value_call("SELECT monitoring.cache_ttl(%s::text)", key)
+    return _value_call("SELECT monitoring.cache_ttl(%s::text)", key, outage_value=-2)
 
 
 def _incr(key: str, amount: int) -> Call:
@@ -134,6 +165,8 @@ def _get_or_lock(key: str, lock_timeout: float, wait: float) -> Call:
         "FROM monitoring.cache_get_or_lock(%s::text, %s::float8, %s::float8)",
         (key, lock_timeout, wait),
         lambda rows: (rows[0]["status"], _value(rows[0])),
+        extra_time=wait,  # it waits in the server, by design, for another caller's value
+        outage_value=(UNAVAILABLE, None),
     )
 
 
@@ -141,7 +174,9 @@ def _unlock(key: str) -> Call:
     return _value_call("SELECT monitoring.cache_unlock(%s::text)", key)
 
 
-_STATS = Call("SELECT * FROM monitoring.cache_stats()", (), lambda rows: rows[0])
+_STATS = Call(
+    "SELECT * FROM monitoring.cache_stats()", (), lambda rows: rows[0], extra_time=BULK_TIME
+)
 
 
 class _HitCounter:
@@ -195,6 +230,11 @@ class _HitCounter:
         self._last_report = time.monotonic()
         return call
 
+    def restore(self, report: Call) -> None:
+        """Takes back the counts of a report the database did not take, for the next one."""
+        self._pending_hits += report.params[0]
+        self._pending_misses += report.params[1]
+
 
 def _counted_get(counter: _HitCounter, call: Call, default: Any) -> Call:
     def read(row: Any) -> Any:
@@ -202,7 +242,7 @@ def _counted_get(counter: _HitCounter, call: Call, default: Any) -> Call:
         counter.count(value is not MISS, value is MISS)
         return default if value is MISS else value
 
-    return Call(call.query, call.params, read, call.one_row)
+    return Call(call.query, call.params, read, call.one_row, outage_value=default)
 
 
 def _counted_get_many(counter: _HitCounter, keys: list[str]) -> Call:
@@ -213,31 +253,22 @@ def _counted_get_many(counter: _HitCounter, keys: list[str]) -> Call:
         counter.count(len(found), len(keys) - len(found))
         return found
 
-    return Call(call.query, call.params, read)
+    return Call(call.query, call.params, read, outage_value={})
 
 
-class PostgresCache:
-    """The cache, asyncio flavour: `await cache.get(key)`.
-
-    `source` is a psycopg_pool.AsyncConnectionPool, a psycopg.AsyncConnection or a DSN.
-    `prometheus=True` (or a CollectorRegistry) also counts hits and misses there.
-    """
+class _Cache:
+    """What both twins share: options, counts, and what an outage answers."""
 
     def __init__(
         self,
-        source: AsyncSource,
-        *,
-        prometheus: Any = False,
-        report_interval: float = REPORT_INTERVAL,
+        prometheus: Any,
+        report_interval: float,
+        timeout: float | None,
+        outage_as_miss: bool,
     ) -> None:
-        self._connector = AsyncConnector(source)
         self._counter = _HitCounter(prometheus, report_interval)
-
-    async def _run(self, call: Call) -> Any:
-        result = await run_async(self._connector, call)
-        if (report := self._counter.report()) is not None:
-            await run_async(self._connector, report)
-        return result
+        self.timeout = checked_timeout(timeout)
+        self.outage_as_miss = outage_as_miss
 
     @property
     def hits(self) -> int:
@@ -246,6 +277,74 @@ class PostgresCache:
     @property
     def misses(self) -> int:
         return self._counter.misses
+
+    def _outage_answer(self, call: Call, error: UnavailableError) -> Any:
+        """The answer to `call` while the database is unreachable, or `error` raised."""
+        if not self.outage_as_miss or call.outage_value is RAISE:
+            raise error
+        return call.outage_value
+
+    def _counted_status(self, status: str) -> bool:
+        """Counts get_or_set's lookup (not one the outage answered); True when it found a
+        value to return."""
+        found = status in ("hit", "stale")
+        if status != UNAVAILABLE:
+            self._counter.count(found, not found)
+        return found
+
+    def _due_report(self, started: float) -> tuple[Call, float | None] | None:
+        """The report of the pending counts when one is due, with what is left for it of the
+        bound of the call that started at `started`; None when none is due, or when too
+        little is left (the next call reports)."""
+        left = None
+        if self.timeout is not None:
+            left = self.timeout - (time.monotonic() - started)
+            if left < self.timeout / 2:
+                return None
+        report = self._counter.report()
+        return None if report is None else (report, left)
+
+
+class PostgresCache(_Cache):
+    """The cache, asyncio flavour: `await cache.get(key)`.
+
+    `source` is a psycopg_pool.AsyncConnectionPool, a psycopg.AsyncConnection or a DSN.
+    `prometheus=True` (or a CollectorRegistry) also counts hits and misses there.
+    Each call holds its caller at most `timeout` seconds (None: no bound); while the
+    database is unreachable calls raise UnavailableError at once, or, with
+    `outage_as_miss=True`, reads answer as misses and SETs as not stored (deletes, incr and
+    stats still raise).
+    """
+
+    def __init__(
+        self,
+        source: AsyncSource,
+        *,
+        prometheus: Any = False,
+        report_interval: float = REPORT_INTERVAL,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        outage_as_miss: bool = False,
+    ) -> None:
+        super().__init__(prometheus, report_interval, timeout, outage_as_miss)
+        self._connector = AsyncConnector(source, name="cache")
+
+    async def _run(self, call: Call) -> Any:
+        started = time.monotonic()
+        try:
+            result = await run_async(self._connector, call, self.timeout)
+        except UnavailableError as error:
+            return self._outage_answer(call, error)
+        if (due := self._due_report(started)) is not None:
+            with contextlib.suppress(UnavailableError):  # reported with a later call
+                await self._report(*due)
+        return result
+
+    async def _report(self, report: Call, timeout: float | None) -> None:
+        try:
+            await run_async(self._connector, report, timeout)
+        except UnavailableError:
+            self._counter.restore(report)
+            raise
 
     async def get(self, key: str, default: Any = None) -> Any:
         """The value, or `default` on a miss (pass MISS to tell a miss from a cached None)."""
@@ -312,14 +411,14 @@ class PostgresCache:
         """The cached value, or `await compute()` stored with `ttl`, computed by one caller
         at a time: the others wait up to `wait` seconds, or get the expired value meanwhile."""
         status, value = await self._run(_get_or_lock(key, lock_timeout, wait))
-        self._counter.count(status in ("hit", "stale"), status not in ("hit", "stale"))
-        if status in ("hit", "stale"):
+        if self._counted_status(status):
             return value
         try:
             value = await compute()
         except BaseException:
             if status == "compute":
-                await self._run(_unlock(key))
+                with contextlib.suppress(UnavailableError):  # the lock expires anyway
+                    await self._run(_unlock(key))
             raise
         await self._run(_store(key, value, ttl, False, False, None))
         return value
@@ -332,15 +431,17 @@ class PostgresCache:
     async def report_stats(self) -> None:
         """Reports the hits and misses counted since the last report now."""
         if (report := self._counter.report(force=True)) is not None:
-            await run_async(self._connector, report)
+            await self._report(report, self.timeout)
 
     async def close(self) -> None:
-        """Reports pending counts; closes the pool made from a DSN (a caller's pool stays)."""
-        await self.report_stats()
+        """Reports pending counts (unless the database is unreachable); closes the pool made
+        from a DSN (a caller's pool stays)."""
+        with contextlib.suppress(UnavailableError):
+            await self.report_stats()
         await self._connector.close()
 
 
-class SyncPostgresCache:
+class SyncPostgresCache(_Cache):
     """The cache without asyncio: the same methods as `PostgresCache`, not awaited.
 
     `source` is a psycopg_pool.ConnectionPool, a psycopg.Connection or a DSN.
@@ -352,23 +453,29 @@ class SyncPostgresCache:
         *,
         prometheus: Any = False,
         report_interval: float = REPORT_INTERVAL,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        outage_as_miss: bool = False,
     ) -> None:
-        self._connector = Connector(source)
-        self._counter = _HitCounter(prometheus, report_interval)
+        super().__init__(prometheus, report_interval, timeout, outage_as_miss)
+        self._connector = Connector(source, name="cache")
 
     def _run(self, call: Call) -> Any:
-        result = run(self._connector, call)
-        if (report := self._counter.report()) is not None:
-            run(self._connector, report)
+        started = time.monotonic()
+        try:
+            result = run(self._connector, call, self.timeout)
+        except UnavailableError as error:
+            return self._outage_answer(call, error)
+        if (due := self._due_report(started)) is not None:
+            with contextlib.suppress(UnavailableError):  # reported with a later call
+                self._report(*due)
         return result
 
-    @property
-    def hits(self) -> int:
-        return self._counter.hits
-
-    @property
-    def misses(self) -> int:
-        return self._counter.misses
+    def _report(self, report: Call, timeout: float | None) -> None:
+        try:
+            run(self._connector, report, timeout)
+        except UnavailableError:
+            self._counter.restore(report)
+            raise
 
     def get(self, key: str, default: Any = None) -> Any:
         return self._run(_counted_get(self._counter, _get(key), default))
@@ -422,14 +529,14 @@ class SyncPostgresCache:
         wait: float = 5.0,
     ) -> Any:
         status, value = self._run(_get_or_lock(key, lock_timeout, wait))
-        self._counter.count(status in ("hit", "stale"), status not in ("hit", "stale"))
-        if status in ("hit", "stale"):
+        if self._counted_status(status):
             return value
         try:
             value = compute()
         except BaseException:
             if status == "compute":
-                self._run(_unlock(key))
+                with contextlib.suppress(UnavailableError):  # the lock expires anyway
+                    self._run(_unlock(key))
             raise
         self._run(_store(key, value, ttl, False, False, None))
         return value
@@ -440,8 +547,9 @@ class SyncPostgresCache:
 
     def report_stats(self) -> None:
         if (report := self._counter.report(force=True)) is not None:
-            run(self._connector, report)
+            self._report(report, self.timeout)
 
     def close(self) -> None:
-        self.report_stats()
+        with contextlib.suppress(UnavailableError):
+            self.report_stats()
         self._connector.close()

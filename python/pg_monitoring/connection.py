@@ -3,6 +3,11 @@
 Every client class takes one of these and wraps it in a connector. Calls run inside
 `conn.transaction()`, so on a caller's connection that is already in a transaction they
 become a savepoint of it, and otherwise they commit on their own.
+
+Each call is a `breaker.Attempt`: refused at once while the connector's breaker is open,
+and, given a `timeout`, bounded as a whole (the wait for a pooled connection and the
+statement; see breaker.py). A connection the caller passed in is the caller's transaction:
+it is never interrupted, so there only the breaker applies.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from .errors import translate
+from .breaker import Attempt, Breaker
 
 Params: TypeAlias = Sequence[Any] | Mapping[str, Any]
 Source: TypeAlias = str | psycopg.Connection[Any] | ConnectionPool
@@ -64,12 +69,16 @@ async def _single_statement_async(conn: psycopg.AsyncConnection[Any]) -> AsyncIt
 
 
 class Connector:
-    """Lends connections from a DSN (own pool, opened on first use), a pool or a connection."""
+    """Lends connections from a DSN (own pool, opened on first use), a pool or a connection.
 
-    def __init__(self, source: Source) -> None:
+    `name` says whose calls these are in the breaker's log lines.
+    """
+
+    def __init__(self, source: Source, *, name: str = "pg_monitoring") -> None:
         self._pool: ConnectionPool | None = None
         self._conn: psycopg.Connection[Any] | None = None
         self._owns_pool = False
+        self.breaker = Breaker(name)
         # One cursor per pooled connection, reused by fetch_row: a new cursor per call would
         # look up its result loaders again (~20 µs of a ~100 µs cache GET). Only pooled
         # connections, which one thread holds at a time; a caller's connection may be shared.
@@ -98,74 +107,91 @@ class Connector:
             )
 
     @contextmanager
-    def _borrow(self) -> Iterator[psycopg.Connection[Any]]:
-        if self._conn is not None:
-            yield self._conn
-            return
-        assert self._pool is not None
-        if self._owns_pool and self._pool.closed:
-            self._pool.open()
-        with self._pool.connection() as conn:
+    def _borrow(self, timeout: float | None) -> Iterator[psycopg.Connection[Any]]:
+        """A connection for one call within `timeout` seconds; database errors come out
+        translated, and the outcome goes to the breaker."""
+        attempt = Attempt(self.breaker, timeout)
+        try:
+            if self._conn is not None:
+                yield self._conn
+            else:
+                pool = self._pool
+                assert pool is not None
+                if self._owns_pool and pool.closed:
+                    pool.open()
+                conn = self._checkout(pool, attempt)
+                try:
+                    yield conn
+                finally:
+                    attempt.unwatch(conn)
+                    pool.putconn(conn)
+        except psycopg.Error as error:
+            raise attempt.failure(error) from error
+        attempt.succeeded()
+
+    def _checkout(self, pool: ConnectionPool, attempt: Attempt) -> psycopg.Connection[Any]:
+        """A pooled connection, watched. A probe checks it first: after an outage the pool
+        still holds connections to the old server, each failing once, and the probe should
+        find a live one rather than fail a backoff for each."""
+        while True:
+            conn = pool.getconn(attempt.remaining())
+            attempt.watch(conn)
+            if not attempt.probe:
+                return conn
+            try:
+                pool.check_connection(conn)
+            except psycopg.Error:
+                attempt.unwatch(conn)
+                pool.putconn(conn)  # broken: the pool replaces it
+                if attempt.timed_out:
+                    raise
+            else:
+                return conn
+
+    @contextmanager
+    def transaction(self, timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
+        """A connection inside a transaction (or savepoint); database errors translated."""
+        with self._borrow(timeout) as conn, conn.transaction():
             yield conn
 
     @contextmanager
-    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
-        """A connection inside a transaction (or savepoint); database errors translated."""
-        try:
-            with self._borrow() as conn, conn.transaction():
-                yield conn
-        except psycopg.Error as error:
-            raise translate(error) from error
-
-    @contextmanager
-    def statement(self) -> Iterator[psycopg.Connection[Any]]:
+    def statement(self, timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
         """`transaction()` for a single statement, in one round trip where it can be.
 
         On an idle connection the statement runs in autocommit, which is its own transaction
         without BEGIN and COMMIT round trips (a cache GET would otherwise pay three); inside a
         caller's transaction it is a savepoint as usual.
         """
-        try:
-            with self._borrow() as conn, _single_statement(conn):
-                yield conn
-        except psycopg.Error as error:
-            raise translate(error) from error
+        with self._borrow(timeout) as conn, _single_statement(conn):
+            yield conn
 
-    def fetch_value(self, query: str, params: Params = ()) -> Any:
+    def fetch_value(self, query: str, params: Params = (), timeout: float | None = None) -> Any:
         """The first column of the first row of `query` (None when it returns no row)."""
-        row = self.fetch_row(query, params)
+        row = self.fetch_row(query, params, timeout)
         return None if row is None else row[0]
 
-    def fetch_row(self, query: str, params: Params = ()) -> tuple[Any, ...] | None:
+    def fetch_row(
+        self, query: str, params: Params = (), timeout: float | None = None
+    ) -> tuple[Any, ...] | None:
         """The first row of `query` as a tuple, or None: the hot path of the cache.
 
         `statement()` in effect, without its layers where they are not needed: on an idle
-        autocommit connection of a pool, one checkout, one execute on a reused cursor.
+        autocommit connection of a pool, one execute on a reused cursor.
         """
-        pool = self._pool
-        if pool is None or pool.closed:
-            with self.statement() as conn:
-                return conn.execute(query, params).fetchone()
-        try:
-            conn = pool.getconn()
-        except psycopg.Error as error:  # PoolTimeout, as statement() would translate it
-            raise translate(error) from error
-        try:
-            if conn.autocommit and conn.pgconn.transaction_status == IDLE:
+        with self._borrow(timeout) as conn:
+            if self._conn is None and conn.autocommit and conn.pgconn.transaction_status == IDLE:
                 cursor = self._cursors.get(conn)
                 if cursor is None:
                     cursor = self._cursors[conn] = conn.cursor()
                 return cursor.execute(query, params).fetchone()
             with _single_statement(conn):
                 return conn.execute(query, params).fetchone()
-        except psycopg.Error as error:
-            raise translate(error) from error
-        finally:
-            pool.putconn(conn)
 
-    def fetch_all(self, query: str, params: Params = ()) -> list[dict[str, Any]]:
+    def fetch_all(
+        self, query: str, params: Params = (), timeout: float | None = None
+    ) -> list[dict[str, Any]]:
         """Every row of `query` as a dict."""
-        with self.statement() as conn, conn.cursor(row_factory=dict_row) as cur:
+        with self.statement(timeout) as conn, conn.cursor(row_factory=dict_row) as cur:
             return cur.execute(query, params).fetchall()
 
     def close(self) -> None:
@@ -177,10 +203,11 @@ class Connector:
 class AsyncConnector:
     """The asyncio twin of `Connector`."""
 
-    def __init__(self, source: AsyncSource) -> None:
+    def __init__(self, source: AsyncSource, *, name: str = "pg_monitoring") -> None:
         self._pool: AsyncConnectionPool | None = None
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._owns_pool = False
+        self.breaker = Breaker(name)
         self._cursors: weakref.WeakKeyDictionary[Any, psycopg.AsyncCursor[Any]] = (
             weakref.WeakKeyDictionary()
         )
@@ -204,52 +231,73 @@ class AsyncConnector:
             )
 
     @asynccontextmanager
-    async def _borrow(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        if self._conn is not None:
-            yield self._conn
-            return
-        assert self._pool is not None
-        if self._owns_pool and self._pool.closed:
-            await self._pool.open()
-        async with self._pool.connection() as conn:
+    async def _borrow(self, timeout: float | None) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        attempt = Attempt(self.breaker, timeout)
+        try:
+            if self._conn is not None:
+                yield self._conn
+            else:
+                pool = self._pool
+                assert pool is not None
+                if self._owns_pool and pool.closed:
+                    await pool.open()
+                conn = await self._checkout(pool, attempt)
+                try:
+                    yield conn
+                finally:
+                    attempt.unwatch(conn)
+                    await pool.putconn(conn)
+        except psycopg.Error as error:
+            raise attempt.failure(error) from error
+        attempt.succeeded()
+
+    async def _checkout(
+        self, pool: AsyncConnectionPool, attempt: Attempt
+    ) -> psycopg.AsyncConnection[Any]:
+        while True:
+            conn = await pool.getconn(attempt.remaining())
+            attempt.watch(conn)
+            if not attempt.probe:
+                return conn
+            try:
+                await pool.check_connection(conn)
+            except psycopg.Error:
+                attempt.unwatch(conn)
+                await pool.putconn(conn)
+                if attempt.timed_out:
+                    raise
+            else:
+                return conn
+
+    @asynccontextmanager
+    async def transaction(
+        self, timeout: float | None = None
+    ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A connection inside a transaction (or savepoint); database errors translated."""
+        async with self._borrow(timeout) as conn, conn.transaction():
             yield conn
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        """A connection inside a transaction (or savepoint); database errors translated."""
-        try:
-            async with self._borrow() as conn, conn.transaction():
-                yield conn
-        except psycopg.Error as error:
-            raise translate(error) from error
-
-    @asynccontextmanager
-    async def statement(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async def statement(
+        self, timeout: float | None = None
+    ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """`transaction()` for a single statement, in one round trip where it can be."""
-        try:
-            async with self._borrow() as conn, _single_statement_async(conn):
-                yield conn
-        except psycopg.Error as error:
-            raise translate(error) from error
+        async with self._borrow(timeout) as conn, _single_statement_async(conn):
+            yield conn
 
-    async def fetch_value(self, query: str, params: Params = ()) -> Any:
+    async def fetch_value(
+        self, query: str, params: Params = (), timeout: float | None = None
+    ) -> Any:
         """The first column of the first row of `query` (None when it returns no row)."""
-        row = await self.fetch_row(query, params)
+        row = await self.fetch_row(query, params, timeout)
         return None if row is None else row[0]
 
-    async def fetch_row(self, query: str, params: Params = ()) -> tuple[Any, ...] | None:
+    async def fetch_row(
+        self, query: str, params: Params = (), timeout: float | None = None
+    ) -> tuple[Any, ...] | None:
         """The first row of `query` as a tuple, or None (see `Connector.fetch_row`)."""
-        pool = self._pool
-        if pool is None or pool.closed:
-            async with self.statement() as conn:
-                cur = await conn.execute(query, params)
-                return await cur.fetchone()
-        try:
-            conn = await pool.getconn()
-        except psycopg.Error as error:
-            raise translate(error) from error
-        try:
-            if conn.autocommit and conn.pgconn.transaction_status == IDLE:
+        async with self._borrow(timeout) as conn:
+            if self._conn is None and conn.autocommit and conn.pgconn.transaction_status == IDLE:
                 cursor = self._cursors.get(conn)
                 if cursor is None:
                     cursor = self._cursors[conn] = conn.cursor()
@@ -258,14 +306,12 @@ class AsyncConnector:
             async with _single_statement_async(conn):
                 cur = await conn.execute(query, params)
                 return await cur.fetchone()
-        except psycopg.Error as error:
-            raise translate(error) from error
-        finally:
-            await pool.putconn(conn)
 
-    async def fetch_all(self, query: str, params: Params = ()) -> list[dict[str, Any]]:
+    async def fetch_all(
+        self, query: str, params: Params = (), timeout: float | None = None
+    ) -> list[dict[str, Any]]:
         """Every row of `query` as a dict."""
-        async with self.statement() as conn, conn.cursor(row_factory=dict_row) as cur:
+        async with self.statement(timeout) as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(query, params)
             return await cur.fetchall()
 

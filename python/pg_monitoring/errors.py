@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg_pool import PoolClosed
 
 
 class PgMonitoringError(Exception):
@@ -35,6 +36,17 @@ class PermissionDeniedError(PgMonitoringError, PermissionError):
 
 class NotFoundError(PgMonitoringError, LookupError):
     """What the call names does not exist (an issue id, a fingerprint)."""
+
+
+class UnavailableError(PgMonitoringError):
+    """The database could not be reached: the connection failed or broke, no pooled
+    connection came within the call's bound, or the circuit breaker is open after such a
+    failure and the call was refused without trying."""
+
+
+class CallTimeoutError(UnavailableError):
+    """The call was still running at the end of its bound and was abandoned (its connection
+    closed, its statement cancelled); whether a write took effect is unknown."""
 
 
 # A table or function of ours that is missing: the schema (or this version of it) is not there.
@@ -70,8 +82,30 @@ _BY_SQLSTATE: dict[type[psycopg.Error], type[PgMonitoringError]] = {
 }
 
 
+# Shutdown, crash recovery, or the server not accepting connections yet: nothing the call
+# asked for, so it may work on another try, as after a broken connection (class 08).
+_OUTAGE_SQLSTATES = ("57P01", "57P02", "57P03")
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether `error` says the database was not reached (rather than refusing the call).
+
+    Connection exceptions (class 08), shutdown and startup (57P01-57P03), and an
+    OperationalError without an SQLSTATE: libpq's broken connection, a pool that gave no
+    connection in time. A closed pool is the application's doing, not an outage.
+    """
+    if not isinstance(error, psycopg.Error) or isinstance(error, PoolClosed):
+        return False
+    sqlstate = error.sqlstate
+    if sqlstate is None:
+        return isinstance(error, psycopg.OperationalError)
+    return sqlstate.startswith("08") or sqlstate in _OUTAGE_SQLSTATES
+
+
 def translate(error: psycopg.Error) -> PgMonitoringError:
     """The pg_monitoring exception for a database error (raise it `from error`)."""
+    if is_outage(error):
+        return UnavailableError(str(error))
     for pg_class, our_class in _BY_SQLSTATE.items():
         if isinstance(error, pg_class):
             message = error.diag.message_primary or str(error)

@@ -8,7 +8,10 @@
 
 Each capture is one call of `monitoring.capture_event` (or, in background mode, part of one
 `monitoring.capture_events` batch) and never raises into the application: a failure is
-logged on the `pg_monitoring` logger and counted in `failed_captures`. Issue management
+logged on the `pg_monitoring` logger and counted in `failed_captures`. Nor does it hold the
+application longer than `timeout` (0.5 s): while the database is unreachable, captures go to
+the bounded background queue, which is sent again once a probe finds the database back (see
+breaker.py). Issue management
 (`resolve_error`, `ignore_error`, `assign_error`...) finds the issue by fingerprint and is one
 call of the lifecycle function; those do raise, as any pg_monitoring call does.
 """
@@ -35,6 +38,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from .. import issues
 from ..alerts import queries as alert_queries
+from ..breaker import DEFAULT_TIMEOUT, checked_timeout
 from ..connection import (
     OWN_POOL_MAX_SIZE,
     OWN_POOL_MIN_SIZE,
@@ -43,7 +47,7 @@ from ..connection import (
     Connector,
     Source,
 )
-from ..errors import PgMonitoringError
+from ..errors import UnavailableError
 from .background import DEFAULT_BATCH_SIZE, DEFAULT_MAX_QUEUE, TaskBatcher, ThreadBatcher
 from .events import Event, FrameOptions, exception_chain, new_event
 from .notifications import Notifier, from_environment
@@ -55,9 +59,13 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     SDK = {"name": "pg_monitoring.python", "version": "0+unknown"}
 
-# How long a capture waits for a connection from a pool the tracker made from a DSN. psycopg's
-# default is 30 s; an error tracker whose database is down should give up sooner.
+# How long issue management waits for a connection from a pool the tracker made from a DSN
+# (captures wait at most their `timeout`). psycopg's default is 30 s; an error tracker whose
+# database is down should give up sooner.
 DEFAULT_CONNECT_TIMEOUT = 5.0
+# How long one background batch may take: it holds no caller, but a server that hangs must
+# not hold the queue forever.
+BATCH_TIMEOUT = 10.0
 # How long close() (and so the atexit hook) waits for queued events to be sent.
 DEFAULT_CLOSE_TIMEOUT = 5.0
 # At most one warning per kind (failed, dropped) in this many seconds; the counts keep all.
@@ -111,21 +119,13 @@ class Captured(NamedTuple):
     issue_id: int | None
 
 
-def _connection_failure(error: BaseException) -> bool:
-    """True when the database was not reached at all (then resending event by event is
-    pointless), rather than refusing something in the batch."""
-    cause = error.__cause__ if isinstance(error, PgMonitoringError) else error
-    return isinstance(cause, psycopg.OperationalError) and (
-        cause.sqlstate is None or cause.sqlstate.startswith("08")
-    )
-
-
 class _Tracker:
     """What both twins share: settings, building events, counting failures."""
 
     def __init__(
         self,
         *,
+        timeout: float | None = DEFAULT_TIMEOUT,
         environment: str | None = None,
         service: str | None = None,
         release: str | None = None,
@@ -137,6 +137,7 @@ class _Tracker:
         in_app_exclude: Iterable[str] = (),
         include_locals: bool = False,
     ) -> None:
+        self.timeout = checked_timeout(timeout)
         self.environment = environment
         self.service = service
         self.release = release
@@ -172,6 +173,17 @@ class _Tracker:
         self._counts = threading.Lock()
         self._logged_at: dict[str, float] = {}
         self._closed = False
+        self._background = False
+        self._batcher: ThreadBatcher | TaskBatcher | None = None
+
+    @property
+    def background(self) -> bool:
+        return self._background
+
+    @property
+    def queued_events(self) -> int:
+        """Events waiting in the background queue, or in flight from it."""
+        return len(self._batcher) if self._batcher is not None else 0
 
     # Events ----------------------------------------------------------------------------
 
@@ -254,7 +266,49 @@ class _Tracker:
             return None
 
     def _raw_event(self, event: Mapping[str, Any]) -> Event:
-        return {"event_id": uuid.uuid4().hex, **self._defaults, **event}
+        raw = {"event_id": uuid.uuid4().hex, **self._defaults, **event}
+        if raw.get("timestamp") is None:
+            # A resent event is deduplicated by id and timestamp: it needs one of its own.
+            raw["timestamp"] = time.time()
+        return raw
+
+    def _queued(self, payload: str, event_id: uuid.UUID) -> Captured | None:
+        """Queues an event for the background worker; None (counted) when the queue is full."""
+        if self._batcher is not None and self._batcher.put(payload):
+            return Captured(event_id, None)
+        self._count_dropped(1, "the background queue is full")
+        return None
+
+    def _goes_to_queue(self) -> bool:
+        """Whether a capture joins the queue instead of calling the database: in background
+        mode, and while events wait there to be sent again (the worker probes the database,
+        not the application's request)."""
+        return self._background or self.queued_events > 0
+
+    def _unstored(
+        self, payload: str, event_id: uuid.UUID, error: UnavailableError
+    ) -> Captured | None:
+        """A capture the database could not take: queued to be sent again, except on the
+        application's connection, which the worker can not share."""
+        if self._batcher is None:
+            self._count_failed(1, error)
+            return None
+        return self._queued(payload, event_id)
+
+    def _resend_each(self, payloads: list[str], error: BaseException) -> bool:
+        """Whether a batch the database refused is worth resending event by event (else
+        its one event is counted as failed)."""
+        if self._closed:
+            return False  # a batch close() gave up waiting for: counted as dropped
+        if len(payloads) == 1:
+            self._count_failed(1, error)
+            return False
+        logger.warning(
+            "pg_monitoring: a batch of %d events failed (%s); sending them one by one",
+            len(payloads),
+            error,
+        )
+        return True
 
     def _count_failed(self, count: int, error: BaseException) -> None:
         with self._counts:
@@ -338,6 +392,10 @@ def _list(items: Iterable[str] | None) -> list[str] | None:
     return None if items is None else list(items)
 
 
+def _json_array(payloads: list[str]) -> str:
+    return "[" + ",".join(payloads) + "]"
+
+
 def _exc_info_error(error: BaseException | None) -> BaseException | None:
     return error if error is not None else sys.exc_info()[1]
 
@@ -346,14 +404,18 @@ class ErrorTracker(_Tracker):
     """Captures errors into `monitoring.*` from synchronous code.
 
     `source` is a psycopg_pool.ConnectionPool, a psycopg.Connection or a DSN (the tracker
-    then makes a small pool of its own, waiting at most `connect_timeout` seconds for a
-    connection). Prefer a pool: on a connection, a capture joins whatever transaction the
-    application has open there, and is lost when it rolls back.
+    then makes a small pool of its own; issue management waits at most `connect_timeout`
+    seconds for one of its connections). Prefer a pool: on a connection, a capture joins
+    whatever transaction the application has open there, and is lost when it rolls back.
 
-    With `background=True`, captures are queued (at most `max_queue`) and a daemon thread
-    stores them in batches of up to `batch_size`; `flush()` waits for them, `close()` (also
-    run at exit) sends what is left. A full queue drops the event and counts it in
-    `dropped_events`.
+    A capture holds its caller at most `timeout` seconds (None: no bound), the wait for a
+    pooled connection included. When the database is unreachable, or does not answer in
+    time, the event goes to the background queue and the capture returns
+    `Captured(event_id, None)`; the queue's daemon thread sends it again, with backoff,
+    until it is stored. With `background=True` every capture is queued (at most
+    `max_queue`) and the thread stores them in batches of up to `batch_size`. `flush()`
+    waits for the queue, `close()` (also run at exit) sends what is left. A full queue
+    drops the event and counts it in `dropped_events`.
 
     The other options shape the events: `environment`, `service` and `release` go on every
     event (the database's settings fill in what is None), `tags` are merged under each
@@ -391,19 +453,20 @@ class ErrorTracker(_Tracker):
                 "background mode needs a pool or a DSN: its thread can not share the "
                 "application's connection"
             )
-        self._connector = Connector(source)
-        self._batcher: ThreadBatcher | None = None
-        if background:
+        self._connector = Connector(source, name="error tracker")
+        self._background = background
+        if not isinstance(source, psycopg.Connection):
+            # Its thread starts with the first event queued, if any ever is; only then
+            # does the tracker need closing at exit (and atexit keep it alive).
             self._batcher = ThreadBatcher(
-                self._send_batch, max_queue=max_queue, batch_size=batch_size
+                self._send_batch,
+                max_queue=max_queue,
+                batch_size=batch_size,
+                retry_delay=self._connector.breaker.wait_time,
+                on_start=lambda: atexit.register(self.close),
             )
-            atexit.register(self.close)
         if self._unregistered:
             self._register_channels()
-
-    @property
-    def background(self) -> bool:
-        return self._batcher is not None
 
     def __enter__(self) -> ErrorTracker:
         return self
@@ -479,43 +542,44 @@ class ErrorTracker(_Tracker):
         if prepared is None:
             return None
         payload, event_id = prepared
-        if self._batcher is not None:
-            if self._batcher.put(payload):
-                return Captured(event_id, None)
-            self._count_dropped(1, "the background queue is full")
-            return None
+        if self._goes_to_queue():
+            return self._queued(payload, event_id)
         try:
-            row = self._call(CAPTURE_EVENT, (payload,))
+            row = self._call(CAPTURE_EVENT, (payload,), self.timeout)
+        except UnavailableError as error:
+            return self._unstored(payload, event_id, error)
         except Exception as error:
             self._count_failed(1, error)
             return None
         return Captured(row["event_id"], row["issue_id"])
 
-    def _send_batch(self, payloads: list[str]) -> None:
-        """One capture_events call; when it fails on the data, each event on its own."""
+    def _send_batch(self, payloads: list[str]) -> list[str]:
+        """One capture_events call; when the database refuses it, each event on its own.
+        Returns the events left unsent because the database was unreachable."""
         try:
-            self._call(CAPTURE_EVENTS, ("[" + ",".join(payloads) + "]",))
-            return
+            self._call(CAPTURE_EVENTS, (_json_array(payloads),), BATCH_TIMEOUT)
+            return []
+        except UnavailableError:
+            return payloads
         except Exception as error:
-            if len(payloads) == 1 or _connection_failure(error):
-                self._count_failed(len(payloads), error)
-                return
-            logger.warning(
-                "pg_monitoring: a batch of %d events failed (%s); sending them one by one",
-                len(payloads),
-                error,
-            )
-        for payload in payloads:
+            if not self._resend_each(payloads, error):
+                return []
+        for sent, payload in enumerate(payloads):
             try:
-                self._call(CAPTURE_EVENT, (payload,))
+                self._call(CAPTURE_EVENT, (payload,), BATCH_TIMEOUT)
+            except UnavailableError:
+                return payloads[sent:]
             except Exception as error:
                 self._count_failed(1, error)
+        return []
 
-    def _call(self, query: str, params: tuple[Any, ...]) -> dict[str, Any]:
-        """The first row of one stored-function call."""
+    def _call(
+        self, query: str, params: tuple[Any, ...], timeout: float | None = None
+    ) -> dict[str, Any]:
+        """The first row of one stored-function call, within `timeout` seconds."""
         if self._own_pool is not None:
             self._own_pool.open()  # opened on first use, not where the tracker is made
-        return self._connector.fetch_all(query, params)[0]
+        return self._connector.fetch_all(query, params, timeout)[0]
 
     def _triage(self, query: str, params: tuple[Any, ...]) -> dict[str, Any]:
         """`_call` of an issue-lifecycle function; a refusal names the role it needs."""
@@ -640,16 +704,19 @@ class ErrorTracker(_Tracker):
         pending, self._unregistered = self._unregistered, []
         try:
             for notifier, replace in pending:
-                self._call(*self._channel_call(notifier, replace))
+                self._call(*self._channel_call(notifier, replace), self.timeout)
         except Exception as error:
             self._registration_failed(error)
 
     # Shutting down ---------------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Waits until the background queue is sent; False on timeout. True when not in
-        background mode (every capture was stored before it returned)."""
-        return self._batcher.flush(timeout) if self._batcher is not None else True
+        """Waits until the background queue is sent, trying the database at once should it
+        be waiting out a backoff; False on timeout."""
+        if self._batcher is None:
+            return True
+        self._connector.breaker.hurry()
+        return self._batcher.flush(timeout)
 
     def close(self, timeout: float | None = DEFAULT_CLOSE_TIMEOUT) -> None:
         """Sends what is queued (waiting at most `timeout`), then closes the pool the
@@ -659,9 +726,10 @@ class ErrorTracker(_Tracker):
         self._closed = True
         if self._batcher is not None:
             atexit.unregister(self.close)
+            self._connector.breaker.hurry()
             left = self._batcher.close(timeout)
             if left:
-                self._count_dropped(left, f"still queued after {timeout} s at close")
+                self._count_dropped(left, f"not sent within {timeout} s of close")
         if self._own_pool is not None:
             self._own_pool.close()
 
@@ -700,11 +768,15 @@ class AsyncErrorTracker(_Tracker):
                 "background mode needs a pool or a DSN: its task can not share the "
                 "application's connection"
             )
-        self._connector = AsyncConnector(source)
-        self._batcher: TaskBatcher | None = None
-        if background:
+        self._connector = AsyncConnector(source, name="error tracker")
+        self._background = background
+        if not isinstance(source, psycopg.AsyncConnection):
+            # Its task starts with the first event queued, if any ever is.
             self._batcher = TaskBatcher(
-                self._send_batch, max_queue=max_queue, batch_size=batch_size
+                self._send_batch,
+                max_queue=max_queue,
+                batch_size=batch_size,
+                retry_delay=self._connector.breaker.wait_time,
             )
         self._tasks: set[asyncio.Task[Any]] = set()
         if self._unregistered:
@@ -713,11 +785,7 @@ class AsyncErrorTracker(_Tracker):
             except RuntimeError:
                 pass  # no loop yet: the first call of the tracker registers them
             else:
-                self._spawn(self._register_channels())
-
-    @property
-    def background(self) -> bool:
-        return self._batcher is not None
+                self._register_channels()
 
     async def __aenter__(self) -> AsyncErrorTracker:
         return self
@@ -787,45 +855,49 @@ class AsyncErrorTracker(_Tracker):
         if prepared is None:
             return None
         payload, event_id = prepared
-        if self._batcher is not None:
-            if self._batcher.put(payload):
-                return Captured(event_id, None)
-            self._count_dropped(1, "the background queue is full")
-            return None
+        if self._goes_to_queue():
+            return self._queued(payload, event_id)
         try:
-            row = await self._call(CAPTURE_EVENT, (payload,))
+            row = await self._call(CAPTURE_EVENT, (payload,), self.timeout)
+        except UnavailableError as error:
+            return self._unstored(payload, event_id, error)
         except Exception as error:
             self._count_failed(1, error)
             return None
         return Captured(row["event_id"], row["issue_id"])
 
-    async def _send_batch(self, payloads: list[str]) -> None:
+    async def _send_batch(self, payloads: list[str]) -> list[str]:
         """See ErrorTracker._send_batch."""
         try:
-            await self._call(CAPTURE_EVENTS, ("[" + ",".join(payloads) + "]",))
-            return
+            await self._call(CAPTURE_EVENTS, (_json_array(payloads),), BATCH_TIMEOUT)
+            return []
+        except UnavailableError:
+            return payloads
         except Exception as error:
-            if len(payloads) == 1 or _connection_failure(error):
-                self._count_failed(len(payloads), error)
-                return
-            logger.warning(
-                "pg_monitoring: a batch of %d events failed (%s); sending them one by one",
-                len(payloads),
-                error,
-            )
-        for payload in payloads:
+            if not self._resend_each(payloads, error):
+                return []
+        for sent, payload in enumerate(payloads):
             try:
-                await self._call(CAPTURE_EVENT, (payload,))
+                await self._call(CAPTURE_EVENT, (payload,), BATCH_TIMEOUT)
+            except UnavailableError:
+                return payloads[sent:]
             except Exception as error:
                 self._count_failed(1, error)
+        return []
 
-    async def _call(self, query: str, params: tuple[Any, ...]) -> dict[str, Any]:
-        """The first row of one stored-function call."""
+    async def _call(
+        self, query: str, params: tuple[Any, ...], timeout: float | None = None
+    ) -> dict[str, Any]:
+        """The first row of one stored-function call, within `timeout` seconds (None:
+        issue management, which waits for the channels registered on first use; a bounded
+        capture does not)."""
         if self._own_pool is not None:
             await self._own_pool.open()  # opened in the loop of first use
         if self._unregistered:
-            await self._register_channels()
-        return (await self._connector.fetch_all(query, params))[0]
+            registration = self._register_channels()
+            if timeout is None:
+                await registration
+        return (await self._connector.fetch_all(query, params, timeout))[0]
 
     async def _triage(self, query: str, params: tuple[Any, ...]) -> dict[str, Any]:
         """See ErrorTracker._triage."""
@@ -945,11 +1017,15 @@ class AsyncErrorTracker(_Tracker):
         row = await self._call(query, params)
         return int(next(iter(row.values())))
 
-    async def _register_channels(self) -> None:
+    def _register_channels(self) -> asyncio.Task[None]:
+        """Registers the channels given at construction, in a task of their own."""
         pending, self._unregistered = self._unregistered, []
+        return self._spawn(self._register(pending))
+
+    async def _register(self, pending: list[tuple[Notifier, bool]]) -> None:
         try:
             for notifier, replace in pending:
-                await self._call(*self._channel_call(notifier, replace))
+                await self._call(*self._channel_call(notifier, replace), self.timeout)
         except Exception as error:
             self._registration_failed(error)
 
@@ -976,7 +1052,10 @@ class AsyncErrorTracker(_Tracker):
 
     async def flush(self, timeout: float | None = None) -> bool:
         """See ErrorTracker.flush."""
-        return await self._batcher.flush(timeout) if self._batcher is not None else True
+        if self._batcher is None:
+            return True
+        self._connector.breaker.hurry()
+        return await self._batcher.flush(timeout)
 
     async def close(self, timeout: float | None = DEFAULT_CLOSE_TIMEOUT) -> None:
         """See ErrorTracker.close."""
@@ -986,9 +1065,10 @@ class AsyncErrorTracker(_Tracker):
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout)
         if self._batcher is not None:
+            self._connector.breaker.hurry()
             left = await self._batcher.close(timeout)
             if left:
-                self._count_dropped(left, f"still queued after {timeout} s at close")
+                self._count_dropped(left, f"not sent within {timeout} s of close")
         if self._own_pool is not None:
             await self._own_pool.close()
 

@@ -10,7 +10,9 @@ r.get("key")                                          # b'value'
 `pg_monitoring.redis_compat.asyncio` is the twin of `redis.asyncio`. The commands are those
 a cache uses: get, set (ex, px, nx, xx), delete, exists, expire, ttl, incr, incrby, mget,
 mset, keys, scan_iter, flushdb (needs monitoring_admin). Values are stored as raw bytes;
-replies and errors are redis-py's (exceptions in `.exceptions`).
+replies and errors are redis-py's (exceptions in `.exceptions`). A command holds its caller
+at most `timeout` seconds (0.5; TimeoutError past it), and while the database is away
+commands raise ConnectionError at once, as redis-py does when Redis is down (see breaker.py).
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .._calls import Call, run
+from ..breaker import DEFAULT_TIMEOUT, checked_timeout
 from ..connection import Connector, Source
 from ..errors import PgMonitoringError
 from . import _commands as commands
-from .exceptions import ConnectionError, DataError, RedisError, ResponseError
+from .exceptions import ConnectionError, DataError, RedisError, ResponseError, TimeoutError
 
 
 class Redis:
@@ -35,13 +38,15 @@ class Redis:
         decode_responses: bool = False,
         encoding: str = "utf-8",
         encoding_errors: str = "strict",
+        timeout: float | None = DEFAULT_TIMEOUT,
     ) -> None:
-        self._connector = Connector(source)
+        self._connector = Connector(source, name="redis_compat")
         self._codec = commands.Codec(decode_responses, encoding, encoding_errors)
+        self.timeout = checked_timeout(timeout)
 
     def _run(self, command: str, call: Call) -> Any:
         try:
-            return run(self._connector, call)
+            return run(self._connector, call, self.timeout)
         except PgMonitoringError as error:
             raise commands.translate(error, command) from error
 
@@ -117,5 +122,6 @@ __all__ = [
     "Redis",
     "RedisError",
     "ResponseError",
+    "TimeoutError",
     "from_url",
 ]

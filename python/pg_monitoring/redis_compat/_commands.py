@@ -11,9 +11,9 @@ import datetime
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .._calls import Call, only_value
-from ..errors import PgMonitoringError
-from .exceptions import ConnectionError, DataError, ResponseError
+from .._calls import BULK_TIME, Call, only_value
+from ..errors import CallTimeoutError, PgMonitoringError, UnavailableError
+from .exceptions import ConnectionError, DataError, ResponseError, TimeoutError
 
 NOT_INTEGER = "value is not an integer or out of range"
 SCAN_PAGE = 100
@@ -54,6 +54,10 @@ class Codec:
 
 def translate(error: PgMonitoringError, command: str) -> Exception:
     """Redis's error for what the database raised while running `command`."""
+    if isinstance(error, CallTimeoutError):
+        return TimeoutError(str(error))
+    if isinstance(error, UnavailableError):
+        return ConnectionError(str(error))
     cause = error.__cause__
     sqlstate = getattr(cause, "sqlstate", None) or ""
     if sqlstate == "22P02":
@@ -62,8 +66,6 @@ def translate(error: PgMonitoringError, command: str) -> Exception:
         return ResponseError("increment or decrement would overflow")
     if sqlstate == "22023" and command in ("set", "expire"):
         return ResponseError(f"invalid expire time in '{command}' command")
-    if sqlstate.startswith(("08", "57P")) or (cause is not None and sqlstate == ""):
-        return ConnectionError(str(error))
     return ResponseError(str(error))
 
 
@@ -180,11 +182,12 @@ def keys(codec: Codec, pattern: Any, after: str | None = None, limit: int | None
         "SELECT k FROM monitoring.cache_keys(%s::text, %s::text, %s::int8) AS k",
         (codec.key(pattern), after, limit),
         lambda rows: [row["k"] for row in rows],
+        extra_time=BULK_TIME,
     )
 
 
 def flushdb(codec: Codec) -> Call:
-    return Call("SELECT monitoring.cache_flush()", (), lambda rows: True)
+    return Call("SELECT monitoring.cache_flush()", (), lambda rows: True, extra_time=BULK_TIME)
 
 
 def scan_page(codec: Codec, match: Any, after: str | None, count: int | None) -> Call:

@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from .._calls import Call, run_async
+from ..breaker import DEFAULT_TIMEOUT, checked_timeout
 from ..connection import AsyncConnector, AsyncSource
 from ..errors import PgMonitoringError
 from . import _commands as commands
-from .exceptions import ConnectionError, DataError, RedisError, ResponseError
+from .exceptions import ConnectionError, DataError, RedisError, ResponseError, TimeoutError
 
 
 class Redis:
@@ -30,13 +31,15 @@ class Redis:
         decode_responses: bool = False,
         encoding: str = "utf-8",
         encoding_errors: str = "strict",
+        timeout: float | None = DEFAULT_TIMEOUT,
     ) -> None:
-        self._connector = AsyncConnector(source)
+        self._connector = AsyncConnector(source, name="redis_compat")
         self._codec = commands.Codec(decode_responses, encoding, encoding_errors)
+        self.timeout = checked_timeout(timeout)
 
     async def _run(self, command: str, call: Call) -> Any:
         try:
-            return await run_async(self._connector, call)
+            return await run_async(self._connector, call, self.timeout)
         except PgMonitoringError as error:
             raise commands.translate(error, command) from error
 
@@ -114,5 +117,6 @@ __all__ = [
     "Redis",
     "RedisError",
     "ResponseError",
+    "TimeoutError",
     "from_url",
 ]

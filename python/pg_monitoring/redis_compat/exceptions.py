@@ -15,7 +15,12 @@ class RedisError(PgMonitoringError):
 
 
 class ConnectionError(RedisError):
-    """The database could not be reached or the connection broke."""
+    """The database could not be reached or the connection broke; raised at once, without
+    trying, while the client's circuit breaker is open after such a failure."""
+
+
+class TimeoutError(RedisError):  # redis-py's name, shadowing the builtin
+    """The command got no answer within the client's `timeout` and was abandoned."""
 
 
 class ResponseError(RedisError):
