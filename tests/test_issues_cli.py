@@ -200,3 +200,22 @@ def test_show_says_when_a_time_sent_was_not_kept(installed_db: str) -> None:
     sent = detail["latest_event"]["data"]["timestamp_adjusted"]["sent"]
     assert datetime.fromisoformat(sent) == datetime(2001, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
     assert sent in result.output
+
+
+def test_show_prints_what_the_limits_cut(installed_db: str) -> None:
+    """A chain of 300 exceptions, deep in the stack: markers where exceptions were cut."""
+    chain = [
+        {"type": f"Link{i}", "value": f"step {i}", "stacktrace": {"frames": [{"function": "f"}]}}
+        for i in range(300)
+    ]
+    with psycopg.connect(installed_db) as conn:
+        row = conn.execute(
+            "SELECT issue_id FROM monitoring.capture_event(%s::jsonb)",
+            (json.dumps({"exception": {"values": chain}}),),
+        ).fetchone()
+    assert row is not None
+    result = run("show", str(row[0]), "--dsn", installed_db)
+    assert result.exit_code == 0, result.output
+    assert "... [290 exceptions omitted] ..." in result.output
+    assert "Link0: step 0" in result.output
+    assert "Link299: step 299" in result.output

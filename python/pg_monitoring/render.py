@@ -121,6 +121,9 @@ def print_exceptions(console: Console, chain: list[dict[str, Any]]) -> None:
     for index, exc in enumerate(chain):
         if index:
             console.print("\nThe above exception led to the following exception:\n", style="dim")
+        if "exceptions_omitted" in exc:  # the middle of a long chain, cut
+            console.print(f"... {exc.get('type')} ...", markup=False, style="dim")
+            continue
         frames = exc.get("frames") or []
         if frames:
             console.print("Traceback (most recent call last):", markup=False)
@@ -144,6 +147,8 @@ def print_exceptions(console: Console, chain: list[dict[str, Any]]) -> None:
                 console.print(f"    > {frame['context_line'].strip()}", markup=False)
             for line in frame.get("post_context") or []:
                 console.print(f"      {line}", markup=False, style="dim")
+        if exc.get("_truncated"):  # a chain over errors.max_stack_bytes
+            console.print(f"  ({exc['_truncated']})", markup=False, style="dim")
         if exc.get("raw_stacktrace"):  # stack trace text that is no Python traceback
             console.print(exc["raw_stacktrace"].rstrip(), markup=False, highlight=False)
         label = exc.get("type") or "Error"
