@@ -362,8 +362,8 @@ SELECT is(
 );
 SELECT throws_ok(
     $$SELECT monitoring.capture_event(repeat('[', 500000) || repeat(']', 500000))$$,
-    '22023', 'the JSON text is nested too deeply to read (1000000 characters)',
-    'JSON text too deep for PostgreSQL''s parser is refused naming the problem'
+    '22023', 'p_event is nested too deeply to read (1000000 characters)',
+    'JSON text too deep for PostgreSQL''s parser is refused naming the problem and the argument'
 );
 SELECT throws_ok(
     $$SELECT * FROM monitoring.capture_events(

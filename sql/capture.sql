@@ -87,7 +87,7 @@ $$;
 
 -- JSON text from outside may hold what jsonb refuses: \u0000 and unpaired UTF-16 surrogates
 -- (JavaScript and Python produce both). They become U+FFFD instead of failing the capture.
-CREATE FUNCTION monitoring.parse_json(p_text text)
+CREATE FUNCTION monitoring.parse_json(p_text text, p_name text DEFAULT 'p_text')
 RETURNS jsonb
 LANGUAGE plpgsql
 IMMUTABLE
@@ -110,17 +110,25 @@ BEGIN
         );
     END IF;
     RETURN v_text::jsonb;
-EXCEPTION WHEN statement_too_complex THEN
-    -- PostgreSQL's JSON parser recurses, and stops at max_stack_depth: about 100,000 levels
-    -- here. That is a bad input, not a server to reconfigure; capture keeps 10 levels.
-    RAISE EXCEPTION 'the JSON text is nested too deeply to read (% characters)', length(p_text)
-        USING ERRCODE = 'invalid_parameter_value',
-            HINT = 'pg_monitoring keeps JSON 10 levels deep; send data nested less deeply.';
+EXCEPTION
+    WHEN statement_too_complex THEN
+        -- PostgreSQL's JSON parser recurses, and stops at max_stack_depth: about 100,000
+        -- levels here. That is a bad input, not a server to reconfigure; capture keeps 10.
+        RAISE EXCEPTION '% is nested too deeply to read (% characters)', p_name, length(p_text)
+            USING ERRCODE = 'invalid_parameter_value',
+                HINT = 'pg_monitoring keeps JSON 10 levels deep; send data nested less deeply.';
+    WHEN invalid_text_representation OR untranslatable_character THEN
+        -- the cast's own error names no argument; its detail says where the text went wrong
+        GET STACKED DIAGNOSTICS v_text = PG_EXCEPTION_DETAIL;
+        RAISE EXCEPTION '% is not valid JSON', p_name
+            USING ERRCODE = 'invalid_parameter_value',
+                DETAIL = monitoring.truncate_text(v_text, 200);
 END
 $$;
 
-COMMENT ON FUNCTION monitoring.parse_json(text) IS
-E'p_text as jsonb, with \\u0000 and unpaired surrogates (which jsonb refuses) made U+FFFD';
+COMMENT ON FUNCTION monitoring.parse_json(text, text) IS
+E'p_text as jsonb, with \\u0000 and unpaired surrogates (which jsonb refuses) made U+FFFD; '
+'errors name the text p_name';
 
 -- Sentry exception values, or our own chain, as [{type, value, module, mechanism, frames}].
 -- Of a chain over c_max exceptions (the most errors.max_exceptions may keep), only the first
@@ -898,7 +906,8 @@ BEGIN
     v_stored := monitoring.capture_error(
         p_exception_type, p_message,
         -- \s, not btrim: JSON from a file or a heredoc may start with a newline
-        CASE WHEN p_stack_trace ~ E'^\\s*[\\[{]' THEN monitoring.parse_json(p_stack_trace)
+        CASE WHEN p_stack_trace ~ E'^\\s*[\\[{]'
+            THEN monitoring.parse_json(p_stack_trace, 'p_stack_trace')
             ELSE to_jsonb(p_stack_trace)
         END,
         p_context, p_environment, p_service, p_release, p_level, p_tags, p_user, p_fingerprint,
@@ -1141,7 +1150,9 @@ AS $$
 DECLARE
     v_stored record;
 BEGIN
-    v_stored := monitoring._capture_sentry_event(monitoring.parse_json(p_event), 'p_event');
+    v_stored := monitoring._capture_sentry_event(
+        monitoring.parse_json(p_event, 'p_event'), 'p_event'
+    );
     event_id := v_stored.event_id;
     issue_id := v_stored.issue_id;
 END
@@ -1199,7 +1210,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN QUERY
-    SELECT c.event_id, c.issue_id FROM monitoring.capture_events(monitoring.parse_json(p_events)) AS c;
+    SELECT c.event_id, c.issue_id
+    FROM monitoring.capture_events(monitoring.parse_json(p_events, 'p_events')) AS c;
 END
 $$;
 
@@ -1225,5 +1237,5 @@ monitoring.capture_events(jsonb),
 monitoring.capture_events(text)
 TO monitoring_writer;
 
-GRANT EXECUTE ON FUNCTION monitoring.parse_json(text)
+GRANT EXECUTE ON FUNCTION monitoring.parse_json(text, text)
 TO monitoring_reader, monitoring_writer, monitoring_admin;

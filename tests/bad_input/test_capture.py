@@ -242,6 +242,12 @@ CAPTURE_ERROR = [
         ("T", "m", "\x01\x02\x1b[31mred\x7f\r\n\t\x0b\x0c"),
     ),
     refused(
+        "stack-text-invalid-json",
+        ERROR_STACK_TEXT,
+        ("T", "m", '[{"function": '),
+        names="p_stack_trace",
+    ),
+    refused(
         "stack-text-nested-1mb",
         ERROR_STACK_TEXT,
         lambda: ("T", "m", nested_arrays(MB // 2)),
@@ -478,6 +484,8 @@ CAPTURE_EVENT = [
     refused("event-json-null", EVENT, ("null",), states=NULL_STATES, names="p_event"),
     refused("event-sql-null", EVENT, (None,), states=NULL_STATES, names="p_event"),
     refused("event-text-sql-null", EVENT_TEXT, (None,), states=NULL_STATES, names="p_event"),
+    refused("event-text-empty", EVENT_TEXT, ("",), names="p_event"),
+    refused("event-text-invalid", EVENT_TEXT, ('{"message": ',), names="p_event"),
     refused(
         "event-text-nested-1mb",
         EVENT_TEXT,
@@ -671,6 +679,7 @@ CAPTURE_EVENTS = [
         cut=True,
         timeout=5,
     ),
+    refused("batch-text-invalid", EVENTS_TEXT, ("[{",), names="p_events"),
     refused(
         "batch-text-nested-1mb",
         EVENTS_TEXT,
