@@ -998,7 +998,8 @@ BEGIN
         RETURN CASE WHEN v_parts[2] IS NULL THEN v_parts[1]::timestamp AT TIME ZONE 'UTC'
             ELSE p_text::timestamptz
         END;
-    EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
+    EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format
+        OR invalid_time_zone_displacement_value THEN
         RAISE EXCEPTION '% is no valid date and time: %', p_name, quote_literal(p_text)
             USING ERRCODE = 'invalid_parameter_value';
     END;
@@ -1029,7 +1030,9 @@ BEGIN
     -- Checked here, where the field can be named: the cast to uuid in _ingest would fail
     -- with a bare invalid_text_representation.
     IF jsonb_typeof(p_event -> 'event_id') NOT IN ('string', 'null')
-        OR v_event_id !~* E'^\\{?[0-9a-f]{8}(-?[0-9a-f]{4}){3}-?[0-9a-f]{12}\\}?$' THEN
+        OR v_event_id !~* E'^\\{?[0-9a-f]{8}(-?[0-9a-f]{4}){3}-?[0-9a-f]{12}\\}?$'
+        -- braces come in pairs, or the cast fails
+        OR (left(v_event_id, 1) = '{') <> (right(v_event_id, 1) = '}') THEN
         RAISE EXCEPTION '%.event_id must be a UUID string (32 hex digits), not %',
             p_name, p_event -> 'event_id'
             USING ERRCODE = 'invalid_parameter_value';

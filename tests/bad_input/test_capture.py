@@ -517,6 +517,12 @@ CAPTURE_EVENT = [
     ),
     refused("event-id-number", EVENT, (event(event_id=7),), names="p_event.event_id"),
     refused("event-id-garbage", EVENT, (event(event_id="not-a-uuid"),), names="p_event.event_id"),
+    refused(
+        "event-id-unbalanced-brace",
+        EVENT,
+        (event(event_id="{" + uuid.uuid4().hex),),
+        names="p_event.event_id",
+    ),
     ok(
         "event-id-braced-and-upper-case",
         EVENT,
@@ -525,6 +531,12 @@ CAPTURE_EVENT = [
     refused("timestamp-object", EVENT, (event(timestamp={}),), names="p_event.timestamp"),
     refused("timestamp-now", EVENT, (event(timestamp="now"),), names="p_event.timestamp"),
     refused("timestamp-infinity", EVENT, (event(timestamp="infinity"),), names="p_event.timestamp"),
+    refused(
+        "timestamp-offset-out-of-range",
+        EVENT,
+        (event(timestamp="2024-01-01T10:00:00+99:99"),),
+        names="p_event.timestamp",
+    ),
     refused(
         "timestamp-february-30",
         EVENT,
