@@ -1180,7 +1180,9 @@ DECLARE
     v_message text;
     v_state text;
 BEGIN
-    PERFORM monitoring._expect(p_events, 'array', 'p_events');
+    IF monitoring._expect(p_events, 'array', 'p_events') IS NULL THEN
+        RAISE EXCEPTION 'p_events must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     -- A call is one transaction: bounded, so that one call can not hold its locks for long.
     IF jsonb_array_length(p_events) > 250 THEN
         RAISE EXCEPTION 'p_events holds % events; send at most 250 per call',

@@ -652,6 +652,8 @@ CAPTURE_EVENT = [
 BATCH_OF_TWO = js([{"message": "first"}, {"message": "second"}])
 CAPTURE_EVENTS = [
     refused("batch-object", EVENTS_BATCH, ("{}",), names="p_events"),
+    refused("batch-json-null", EVENTS_BATCH, ("null",), states=NULL_STATES, names="p_events"),
+    refused("batch-sql-null", EVENTS_BATCH, (None,), states=NULL_STATES, names="p_events"),
     refused("batch-of-251", EVENTS_BATCH, (js([{"message": "m"}] * 251),), names="p_events"),
     refused(
         "batch-bad-fifth-event",
