@@ -37,7 +37,7 @@ BEGIN
         ELSE v_level END;
     IF v_level NOT IN ('fatal', 'error', 'warning', 'info', 'debug') THEN
         RAISE EXCEPTION '% must be one of fatal, error, warning, info, debug; not %',
-            p_name, quote_literal(p_level)
+            p_name, quote_literal(monitoring.truncate_text(p_level, 100))
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     RETURN v_level;
@@ -991,7 +991,7 @@ DECLARE
 BEGIN
     IF v_parts IS NULL THEN
         RAISE EXCEPTION '% must be an RFC 3339 date and time, like 2024-01-15T10:30:00Z, not %',
-            p_name, quote_literal(p_text)
+            p_name, quote_literal(monitoring.truncate_text(p_text, 100))
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     BEGIN
@@ -1000,7 +1000,8 @@ BEGIN
         END;
     EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format
         OR invalid_time_zone_displacement_value THEN
-        RAISE EXCEPTION '% is no valid date and time: %', p_name, quote_literal(p_text)
+        RAISE EXCEPTION '% is no valid date and time: %',
+            p_name, quote_literal(monitoring.truncate_text(p_text, 100))
             USING ERRCODE = 'invalid_parameter_value';
     END;
 END
@@ -1034,7 +1035,7 @@ BEGIN
         -- braces come in pairs, or the cast fails
         OR (left(v_event_id, 1) = '{') <> (right(v_event_id, 1) = '}') THEN
         RAISE EXCEPTION '%.event_id must be a UUID string (32 hex digits), not %',
-            p_name, p_event -> 'event_id'
+            p_name, monitoring.truncate_text((p_event -> 'event_id')::text, 100)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
@@ -1057,7 +1058,7 @@ BEGIN
         -- seconds since 1970; beyond 1e11 (the year 5138) it is no time a clock sent
         IF abs((v_timestamp #>> '{}')::numeric) >= 1e11 THEN
             RAISE EXCEPTION '%.timestamp must be seconds since 1970-01-01 UTC, not %',
-                p_name, v_timestamp
+                p_name, monitoring.truncate_text(v_timestamp::text, 100)
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
         v_occurred := to_timestamp((v_timestamp #>> '{}')::double precision);

@@ -37,7 +37,9 @@ INSERT INTO monitoring.setting_definitions (
 );
 
 -- PL/pgSQL: a SQL function that PostgreSQL can not inline is parsed again by every query
--- that calls it, and capture calls this one on every event.
+-- that calls it, and capture calls this one on every event. Error messages quote a value
+-- sent cut by it to 100 characters: a message goes to the server's log too, and a writer may
+-- send megabytes.
 CREATE FUNCTION monitoring.truncate_text(p_text text, p_max integer)
 RETURNS text
 LANGUAGE plpgsql

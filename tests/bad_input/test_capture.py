@@ -101,6 +101,13 @@ CAPTURE_ERROR = [
     refused("error-level-unknown", error_with("p_level"), ("T", "m", "bogus"), names="p_level"),
     refused("error-level-empty", error_with("p_level"), ("T", "m", ""), names="p_level"),
     refused(
+        "error-level-10mb",
+        error_with("p_level"),
+        lambda: ("T", "m", text_of(10 * MB)),
+        names="p_level",
+        timeout=5,
+    ),
+    refused(
         "error-level-injection",
         error_with("p_level"),
         ("T", "m", "error'); DROP TABLE monitoring.error_events; --"),
@@ -463,6 +470,13 @@ CAPTURE_MESSAGE = [
     ok("message-10mb", MESSAGE, lambda: (noise(10 * MB),), cut=True, timeout=5),
     ok("message-injection", MESSAGE, ("'); DROP TABLE monitoring.error_events; --",)),
     ok("message-control-characters", MESSAGE, ("\x01\x1b[2J\x7f",)),
+    refused(
+        "message-level-10mb",
+        message_with("::text"),
+        lambda: ("m", noise(10 * MB)),
+        names="p_level",
+        timeout=5,
+    ),
     refused("message-tags-string", message_with("p_tags::jsonb"), ("m", '"x"'), names="p_tags"),
     ok("message-tags-secret", message_with("p_tags::jsonb"), ("m", js({"api_key": SECRET}))),
     ok(
@@ -523,6 +537,9 @@ CAPTURE_EVENT = [
         (event(event_id="{" + uuid.uuid4().hex),),
         names="p_event.event_id",
     ),
+    refused(
+        "event-id-1mb", EVENT, lambda: (event(event_id=text_of(MB)),), names="p_event.event_id"
+    ),
     ok(
         "event-id-braced-and-upper-case",
         EVENT,
@@ -546,6 +563,12 @@ CAPTURE_EVENT = [
     refused("timestamp-year-0", EVENT, (event(timestamp="0000-01-01"),), names="p_event.timestamp"),
     refused(
         "timestamp-1e308", EVENT, (event_with('"timestamp": 1e308'),), names="p_event.timestamp"
+    ),
+    refused(
+        "timestamp-1mb",
+        EVENT,
+        lambda: (event(timestamp=text_of(MB, "1")),),
+        names="p_event.timestamp",
     ),
     ok("timestamp-before-1970", EVENT, (event(timestamp=-99_999_999_999),)),
     ok("timestamp-leap-second", EVENT, (event(timestamp="2016-12-31T23:59:60Z"),)),
