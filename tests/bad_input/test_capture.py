@@ -319,6 +319,18 @@ CAPTURE_ERROR = [
         cut=True,
     ),
     ok(
+        "context-secret-under-a-long-key",
+        ERROR_CONTEXT,
+        lambda: ("T", "m", js({text_of(9000) + "_password": SECRET})),
+        cut=True,
+    ),
+    ok(
+        "stack-frame-vars-secret-under-a-long-name",
+        ERROR_STACK,
+        lambda: ("T", "m", js([{"function": "f", "vars": {text_of(9000) + "_token": SECRET}}])),
+        cut=True,
+    ),
+    ok(
         "context-secret-nested-too-deep",
         ERROR_CONTEXT,
         lambda: ("T", "m", nested_objects(20, js({"password": SECRET}))),
@@ -668,6 +680,12 @@ CAPTURE_EVENT = [
                 }
             ),
         ),
+    ),
+    ok(
+        "request-header-secret-under-a-long-name",
+        EVENT,
+        lambda: (event(request={"headers": [[text_of(9000) + "-X-Api-Key", SECRET]]}),),
+        cut=True,
     ),
     ok("extra-card-number-as-number", EVENT, (event_with('"extra": {"n": 4111111111111111}'),)),
 ]
