@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,9 @@ MARKER_ROOM = 60
 CUT_MARKERS = ("[truncated", "omitted", "_truncated", "[nested too deep", "[cut; md5")
 
 
+Arguments = Sequence[Any] | Mapping[str, Any] | Callable[[], Sequence[Any] | Mapping[str, Any]]
+
+
 @dataclass(frozen=True)
 class Database:
     owner: psycopg.Connection[Any]
@@ -42,38 +45,43 @@ class Database:
 
 @dataclass(frozen=True)
 class Case:
-    """One call: `sql` with `args` (or a function making them, for the big ones)."""
+    """One call: `sql` with `args` (or a function making them, for the big ones). A tuple of
+    statements runs them in turn with the same arguments (named ones, %(name)s, may differ):
+    the last is the call, the others set the stage."""
 
     id: str
-    sql: str
-    args: Sequence[Any] | Callable[[], Sequence[Any]] = ()
+    sql: str | tuple[str, ...]
+    args: Arguments = ()
     # SQLSTATEs the call may be refused with; none: it must succeed
     refused: tuple[str, ...] = ()
     # what a refusal's message must name (the argument, or the JSON field)
     names: str = ""
     # a success must show a cut marker
     cut: bool = False
+    # a success must return these rows
+    returns: list[Any] | None = None
     timeout: float = 2.0
 
-    def arguments(self) -> Sequence[Any]:
+    def arguments(self) -> Sequence[Any] | Mapping[str, Any]:
         return self.args() if callable(self.args) else self.args
 
 
 def ok(
     case_id: str,
-    query: str,
-    args: Sequence[Any] | Callable[[], Sequence[Any]] = (),
+    query: str | tuple[str, ...],
+    args: Arguments = (),
     *,
     cut: bool = False,
+    returns: list[Any] | None = None,
     timeout: float = 2.0,
 ) -> Case:
-    return Case(case_id, query, args, cut=cut, timeout=timeout)
+    return Case(case_id, query, args, cut=cut, returns=returns, timeout=timeout)
 
 
 def refused(
     case_id: str,
-    query: str,
-    args: Sequence[Any] | Callable[[], Sequence[Any]] = (),
+    query: str | tuple[str, ...],
+    args: Arguments = (),
     *,
     states: Sequence[str] = ("22023",),
     names: str = "",
@@ -103,15 +111,21 @@ def table(cases: Sequence[Case]) -> pytest.MarkDecorator:
 def call(conn: psycopg.Connection[Any], case: Case) -> list[Any] | None:
     """The case's rows when it succeeded, as it must unless it may be refused; None when it
     was refused as it may be. Each call has its own time limit: a guard, not a benchmark."""
+    statements = (case.sql,) if isinstance(case.sql, str) else case.sql
+    arguments = case.arguments()
     conn.execute(f"SET statement_timeout = {round(case.timeout * 1000)}")
     try:
-        rows = conn.execute(case.sql, case.arguments()).fetchall()
+        for statement in statements[:-1]:
+            conn.execute(statement, arguments)
+        rows = conn.execute(statements[-1], arguments).fetchall()
     except psycopg.Error as error:
         assert_clear(error, case)
         return None
     finally:
         conn.execute("RESET statement_timeout")
     assert not case.refused, f"succeeded, but should be refused with {case.refused}"
+    if case.returns is not None:
+        assert rows == case.returns
     return rows
 
 
@@ -146,8 +160,8 @@ def nested_objects(depth: int, leaf: str = "1", key: str = "a") -> str:
     return f'{{"{key}": ' * depth + leaf + "}" * depth
 
 
-def wide_object(keys: int, value: str = "1") -> str:
-    return "{" + ",".join(f'"key{i}": {value}' for i in range(keys)) + "}"
+def wide_object(keys: int, value: str = "1", prefix: str = "key") -> str:
+    return "{" + ",".join(f'"{prefix}{i}": {value}' for i in range(keys)) + "}"
 
 
 def long_array(items: int, item: str = "1") -> str:
@@ -257,7 +271,12 @@ def assert_healthy(db: Database) -> None:
             ):
                 cur.execute(f"SELECT * FROM monitoring.{view}").fetchall()
             cur.execute("SELECT * FROM monitoring.cache_stats()").fetchall()
-        db.writer.execute("SELECT * FROM monitoring.cache_entries").fetchall()
+        # what the client reads of each entry (expires_at is 'infinity' for most, which
+        # Python has no datetime for: the client asks cache_ttl)
+        db.writer.execute(
+            "SELECT key, value, value_bytes, tags, monitoring.cache_ttl(key)"
+            " FROM monitoring.cache_entries"
+        ).fetchall()
         (longest_key,) = db.owner.execute(
             "SELECT max(length(k)) FROM (SELECT user_key FROM monitoring.error_group_users "
             "UNION ALL SELECT user_key FROM monitoring.error_group_counts "
