@@ -144,6 +144,39 @@ $$;
 COMMENT ON FUNCTION monitoring._cache_expiry(double precision) IS
 'When an entry stored now with TTL p_ttl seconds expires (''infinity'' for NULL)';
 
+-- Tags a SET may store: each is an entry of the GIN tag index, which holds at most ~2.7 kB;
+-- 500 characters are at most 2,000 bytes. Raises naming p_tags otherwise.
+CREATE FUNCTION monitoring._cache_checked_tags(p_tags text[])
+RETURNS text[]
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+BEGIN
+    IF EXISTS (SELECT FROM unnest(p_tags) AS t (tag) WHERE length(t.tag) > 500) THEN
+        RAISE EXCEPTION 'p_tags must be tags of at most 500 characters'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN nullif(p_tags, '{}');
+END
+$$;
+
+-- The tags to store (NULL for none), checked only when they may be too long: inlined into
+-- the SET, where tags of 500 bytes in all cost one comparison.
+CREATE FUNCTION monitoring._cache_tags(p_tags text[])
+RETURNS text[]
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT CASE
+        WHEN p_tags IS NULL OR pg_catalog.octet_length(pg_catalog.array_to_string(p_tags, '')) <= 500
+            THEN nullif(p_tags, '{}')
+        ELSE monitoring._cache_checked_tags(p_tags)
+    END;
+$$;
+
+COMMENT ON FUNCTION monitoring._cache_tags(text[]) IS
+'p_tags as a SET stores them (NULL for none); raises for a tag over 500 characters';
+
 -- A value as Redis sees it: raw bytes as they are, JSON as its text.
 CREATE FUNCTION monitoring._cache_as_bytes(p_value jsonb, p_bytes bytea)
 RETURNS bytea
@@ -301,6 +334,7 @@ DECLARE
     -- First, as Redis does: SET XX with a bad TTL is an error even when the key is absent
     -- (inside the UPDATE it would only be computed for a row that matches).
     v_expires_at timestamptz := monitoring._cache_expiry(p_ttl);
+    v_tags text[] := monitoring._cache_tags(p_tags);
 BEGIN
     -- One test on the common path: PL/pgSQL sets up every expression it evaluates once per
     -- transaction, and a cache SET is usually a transaction of its own.
@@ -321,7 +355,7 @@ BEGIN
             value_bytes = p_bytes,
             expires_at = v_expires_at,
             created_at = now(),
-            tags = nullif(p_tags, '{}'),
+            tags = v_tags,
             locked_until = NULL
         WHERE
             e.index_key = monitoring.cache_index_key(p_key)
@@ -332,7 +366,7 @@ BEGIN
         -- An expired row, a lock placeholder or (for long keys) a colliding key is no entry:
         -- NX overwrites it.
         INSERT INTO monitoring.cache_entries AS e (key, value, value_bytes, expires_at, tags)
-        VALUES (p_key, p_value, p_bytes, v_expires_at, nullif(p_tags, '{}'))
+        VALUES (p_key, p_value, p_bytes, v_expires_at, v_tags)
         ON CONFLICT (index_key) DO UPDATE
             SET
                 key = excluded.key,
@@ -346,7 +380,7 @@ BEGIN
         v_stored := FOUND;
     ELSE
         v_stored := monitoring._cache_put(
-            p_key, p_value, p_bytes, v_expires_at, nullif(p_tags, '{}')
+            p_key, p_value, p_bytes, v_expires_at, v_tags
         );
     END IF;
 
@@ -411,7 +445,8 @@ AS $$
             p_key IS NOT NULL AND (p_value IS NOT NULL OR p_bytes IS NOT NULL)
             AND NOT p_nx AND NOT p_xx AND pg_catalog.random() >= 0.001
             THEN monitoring._cache_put(
-                p_key, p_value, p_bytes, monitoring._cache_expiry(p_ttl), nullif(p_tags, '{}')
+                p_key, p_value, p_bytes, monitoring._cache_expiry(p_ttl),
+                monitoring._cache_tags(p_tags)
             )
         ELSE monitoring._cache_store(p_key, p_value, p_bytes, p_ttl, p_nx, p_xx, p_tags)
     END;
@@ -1261,6 +1296,8 @@ GRANT EXECUTE ON FUNCTION
 monitoring.cache_index_key(text),
 monitoring._cache_bad_ttl(double precision),
 monitoring._cache_expiry(double precision),
+monitoring._cache_checked_tags(text[]),
+monitoring._cache_tags(text[]),
 monitoring._cache_as_bytes(jsonb, bytea),
 monitoring.cache_get(text),
 monitoring.cache_get_bytes(text),

@@ -143,6 +143,12 @@ CACHE_SET = [
         returns=TRUE,
     ),
     refused(
+        "set-tag-10k-noise",
+        SET_TAGS,
+        lambda: key("set-tag-long", tags=[noise(10_000)]),
+        names="p_tags",
+    ),
+    refused(
         "set-bytes-null", SET_BYTES, key("set-bytes-null"), states=NULL_STATES, names="p_value"
     ),
     ok(
@@ -157,6 +163,12 @@ CACHE_SET = [
         lambda: key("set-bytes-10mb", noise(10 * MB).encode()),
         returns=TRUE,
         timeout=5,
+    ),
+    refused(
+        "set-bytes-tag-10k-noise",
+        "SELECT monitoring.cache_set_bytes(%(k)s, '\\x00', p_tags => %(tags)s::text[])",
+        lambda: key("set-bytes-tag-long", tags=[noise(10_000)]),
+        names="p_tags",
     ),
 ]
 
