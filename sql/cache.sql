@@ -144,6 +144,40 @@ $$;
 COMMENT ON FUNCTION monitoring._cache_expiry(double precision) IS
 'When an entry stored now with TTL p_ttl seconds expires (''infinity'' for NULL)';
 
+-- A JSON value a SET may store: nested at most 512 levels, so that clients can read it back
+-- (Python's json module gives up at about 1,000 levels, Ruby's JSON at 100 by default).
+-- Raises naming p_name otherwise.
+CREATE FUNCTION monitoring._cache_checked_value(p_value jsonb, p_name text)
+RETURNS jsonb
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+BEGIN
+    IF jsonb_path_exists(p_value, 'strict $.**{513}') THEN
+        RAISE EXCEPTION '% is nested more than 512 levels deep', p_name
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN p_value;
+END
+$$;
+
+-- p_value, checked only when it may be too deep: each level of a jsonb value takes 8 bytes
+-- or more, so one of 4 kB or less (as clients send it) is not, and the SET, where this is
+-- inlined, pays one comparison.
+CREATE FUNCTION monitoring._cache_value(p_value jsonb, p_name text)
+RETURNS jsonb
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT CASE
+        WHEN p_value IS NULL OR pg_catalog.pg_column_size(p_value) <= 4096 THEN p_value
+        ELSE monitoring._cache_checked_value(p_value, p_name)
+    END;
+$$;
+
+COMMENT ON FUNCTION monitoring._cache_value(jsonb, text) IS
+'p_value as a SET stores it; raises for JSON nested more than 512 levels deep';
+
 -- Tags a SET may store: each is an entry of the GIN tag index, which holds at most ~2.7 kB;
 -- 500 characters are at most 2,000 bytes. Raises naming p_tags otherwise.
 CREATE FUNCTION monitoring._cache_checked_tags(p_tags text[])
@@ -335,6 +369,7 @@ DECLARE
     -- (inside the UPDATE it would only be computed for a row that matches).
     v_expires_at timestamptz := monitoring._cache_expiry(p_ttl);
     v_tags text[] := monitoring._cache_tags(p_tags);
+    v_value jsonb := monitoring._cache_value(p_value, 'p_value');
 BEGIN
     -- One test on the common path: PL/pgSQL sets up every expression it evaluates once per
     -- transaction, and a cache SET is usually a transaction of its own.
@@ -351,7 +386,7 @@ BEGIN
     IF p_xx THEN
         UPDATE monitoring.cache_entries AS e
         SET
-            value = p_value,
+            value = v_value,
             value_bytes = p_bytes,
             expires_at = v_expires_at,
             created_at = now(),
@@ -366,7 +401,7 @@ BEGIN
         -- An expired row, a lock placeholder or (for long keys) a colliding key is no entry:
         -- NX overwrites it.
         INSERT INTO monitoring.cache_entries AS e (key, value, value_bytes, expires_at, tags)
-        VALUES (p_key, p_value, p_bytes, v_expires_at, v_tags)
+        VALUES (p_key, v_value, p_bytes, v_expires_at, v_tags)
         ON CONFLICT (index_key) DO UPDATE
             SET
                 key = excluded.key,
@@ -380,7 +415,7 @@ BEGIN
         v_stored := FOUND;
     ELSE
         v_stored := monitoring._cache_put(
-            p_key, p_value, p_bytes, v_expires_at, v_tags
+            p_key, v_value, p_bytes, v_expires_at, v_tags
         );
     END IF;
 
@@ -445,8 +480,8 @@ AS $$
             p_key IS NOT NULL AND (p_value IS NOT NULL OR p_bytes IS NOT NULL)
             AND NOT p_nx AND NOT p_xx AND pg_catalog.random() >= 0.001
             THEN monitoring._cache_put(
-                p_key, p_value, p_bytes, monitoring._cache_expiry(p_ttl),
-                monitoring._cache_tags(p_tags)
+                p_key, monitoring._cache_value(p_value, 'p_value'), p_bytes,
+                monitoring._cache_expiry(p_ttl), monitoring._cache_tags(p_tags)
             )
         ELSE monitoring._cache_store(p_key, p_value, p_bytes, p_ttl, p_nx, p_xx, p_tags)
     END;
@@ -551,7 +586,10 @@ BEGIN
     END IF;
     RETURN monitoring._cache_store_many(
         ARRAY(SELECT jsonb_object_keys(p_entries)),
-        ARRAY(SELECT p_entries -> k FROM jsonb_object_keys(p_entries) AS k),
+        ARRAY(
+            SELECT monitoring._cache_value(p_entries -> k, 'p_entries')
+            FROM jsonb_object_keys(p_entries) AS k
+        ),
         NULL,
         p_ttl
     );
@@ -1296,6 +1334,8 @@ GRANT EXECUTE ON FUNCTION
 monitoring.cache_index_key(text),
 monitoring._cache_bad_ttl(double precision),
 monitoring._cache_expiry(double precision),
+monitoring._cache_checked_value(jsonb, text),
+monitoring._cache_value(jsonb, text),
 monitoring._cache_checked_tags(text[]),
 monitoring._cache_tags(text[]),
 monitoring._cache_as_bytes(jsonb, bytea),

@@ -100,10 +100,19 @@ CACHE_SET = [
         returns=TRUE,
     ),
     ok(
-        "set-nested-800",
+        "set-nested-512",
         (SET, READS_BACK),
-        lambda: key("set-nested-800", nested_arrays(800)),
+        lambda: key("set-nested-512", nested_arrays(512)),
         returns=TRUE,
+    ),
+    refused(
+        "set-nested-800",
+        SET,
+        lambda: key("set-nested-800", nested_arrays(800)),
+        names="p_value",
+    ),
+    refused(
+        "set-nested-5000", SET, lambda: key("set-nested-5000", nested_arrays(5000)), names="p_value"
     ),
     refused(
         "set-jsonb-nul-escape-is-refused-by-postgresql",
@@ -185,6 +194,12 @@ CACHE_SET_MANY = [
         (SET_MANY, "SELECT monitoring.cache_delete_pattern('bad:wide:*')"),
         lambda: key("x", wide_object(100_000, prefix="bad:wide:")),
         returns=[(100_000,)],
+    ),
+    refused(
+        "set-many-nested-5000",
+        SET_MANY,
+        lambda: key("x", '{"bad:set-many-deep": ' + nested_arrays(5000) + "}"),
+        names="p_entries",
     ),
     refused(
         "set-many-ttl-nan",
