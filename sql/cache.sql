@@ -536,8 +536,17 @@ AS $$
 DECLARE
     v_stored bigint;
 BEGIN
+    -- array_position, and MSET's pairing of keys with values, are for lists
+    IF array_ndims(p_keys) > 1 OR array_ndims(p_bytes) > 1 THEN
+        RAISE EXCEPTION 'p_keys and p_values must be one-dimensional arrays'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF pg_catalog.array_position(p_keys, NULL) IS NOT NULL THEN
         RAISE EXCEPTION 'p_keys must not contain NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- an entry holds a value (cache_set_many's JSON values are never SQL NULL)
+    IF pg_catalog.array_position(p_bytes, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'p_values must not contain NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     IF coalesce(cardinality(p_values), cardinality(p_bytes)) IS DISTINCT FROM cardinality(p_keys)
     THEN

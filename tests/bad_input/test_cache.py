@@ -106,10 +106,7 @@ CACHE_SET = [
         returns=TRUE,
     ),
     refused(
-        "set-nested-800",
-        SET,
-        lambda: key("set-nested-800", nested_arrays(800)),
-        names="p_value",
+        "set-nested-800", SET, lambda: key("set-nested-800", nested_arrays(800)), names="p_value"
     ),
     refused(
         "set-nested-5000", SET, lambda: key("set-nested-5000", nested_arrays(5000)), names="p_value"
@@ -220,11 +217,28 @@ CACHE_SET_MANY = [
         states=NULL_STATES,
         names="p_keys",
     ),
+    refused(
+        "set-many-bytes-null-value",
+        SET_MANY_BYTES,
+        key("x", keys=["bad:set-many-bytes-null-value"], values=[None]),
+        states=NULL_STATES,
+        names="p_values",
+    ),
     ok(
         "set-many-bytes-null-arrays",
         SET_MANY_BYTES,
         key("x", keys=None, values=None),
         returns=[(0,)],
+    ),
+    refused(
+        "set-many-bytes-2d-arrays",
+        SET_MANY_BYTES,
+        key(
+            "x",
+            keys=[["bad:2d-a", "bad:2d-b"], ["bad:2d-c", "bad:2d-d"]],
+            values=[[b"1", b"2"], [b"3", b"4"]],
+        ),
+        names="one-dimensional",
     ),
     ok(
         "set-many-bytes-same-key-twice",
