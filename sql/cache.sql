@@ -1052,12 +1052,15 @@ BEGIN
     IF p_key IS NULL THEN
         RAISE EXCEPTION 'p_key must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF NOT p_lock_seconds BETWEEN 0.001 AND 86400 THEN
-        RAISE EXCEPTION 'p_lock_seconds must be between 0.001 and 86400, not %', p_lock_seconds
+    -- NULL too: no lock would be taken, and a wait for NULL seconds would never end
+    IF NOT coalesce(p_lock_seconds BETWEEN 0.001 AND 86400, FALSE) THEN
+        RAISE EXCEPTION 'p_lock_seconds must be between 0.001 and 86400, not %',
+            coalesce(p_lock_seconds::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF NOT p_wait_seconds BETWEEN 0 AND 3600 THEN
-        RAISE EXCEPTION 'p_wait_seconds must be between 0 and 3600, not %', p_wait_seconds
+    IF NOT coalesce(p_wait_seconds BETWEEN 0 AND 3600, FALSE) THEN
+        RAISE EXCEPTION 'p_wait_seconds must be between 0 and 3600, not %',
+            coalesce(p_wait_seconds::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     v_deadline := clock_timestamp() + p_wait_seconds * INTERVAL '1 second';

@@ -424,6 +424,12 @@ CACHE_LOCKS = [
         names="p_lock_seconds",
     ),
     refused(
+        "lock-seconds-null",
+        LOCK_WITH,
+        key("lock-null", lock=None, wait=1.0),
+        names="p_lock_seconds",
+    ),
+    refused(
         "lock-seconds-1e308", LOCK_WITH, key("lock", lock=1e308, wait=1.0), names="p_lock_seconds"
     ),
     refused(
@@ -433,6 +439,12 @@ CACHE_LOCKS = [
         "wait-seconds-infinity",
         LOCK_WITH,
         key("lock", lock=1.0, wait=float("inf")),
+        names="p_wait_seconds",
+    ),
+    refused(
+        "wait-seconds-null-while-locked",
+        (LOCK, LOCK_WITH),
+        key("lock-wait-null", lock=30.0, wait=None),
         names="p_wait_seconds",
     ),
     ok(
