@@ -829,9 +829,8 @@ LANGUAGE plpgsql
 IMMUTABLE
 AS $$
 DECLARE
-    -- regexp_split_to_array('', '') is {""}, one empty character: an empty pattern has none.
-    v_chars text[] := CASE WHEN p_pattern <> '' THEN regexp_split_to_array(p_pattern, '') END;
-    v_length integer := cardinality(v_chars);
+    v_chars text[];
+    v_length integer;
     v_i integer := 1;
     v_c text;
     v_class text;
@@ -843,12 +842,25 @@ BEGIN
     IF p_pattern IS NULL THEN
         RETURN;
     END IF;
+    -- Every key a scan reads is matched in time that grows with the pattern (and this loop
+    -- with its square): 1,000 characters hold any prefix the index keeps (500) and then some.
+    IF length(p_pattern) > 1000 THEN
+        RAISE EXCEPTION 'p_pattern must be at most 1000 characters, not %', length(p_pattern)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- regexp_split_to_array('', '') is {""}, one empty character: an empty pattern has none.
+    v_chars := CASE WHEN p_pattern <> '' THEN regexp_split_to_array(p_pattern, '') END;
+    v_length := cardinality(v_chars);
     regex := '';
     prefix := '';
     WHILE v_i <= v_length LOOP
         v_c := v_chars[v_i];
         IF v_c = '*' THEN
-            regex := regex || '.*';
+            -- A run of stars is one, as in Redis: 1,000 of them make a regex too complex to
+            -- compile.
+            IF right(regex, 2) <> '.*' THEN
+                regex := regex || '.*';
+            END IF;
             v_literal := FALSE;
         ELSIF v_c = '?' THEN
             regex := regex || '.';
@@ -939,6 +951,10 @@ DECLARE
     v_glob record;
     v_after text := monitoring.cache_index_key(p_after);
 BEGIN
+    IF p_limit < 0 THEN
+        RAISE EXCEPTION 'p_limit must be 0 or more (NULL: no limit), not %', p_limit
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     v_glob := monitoring.cache_glob(p_pattern);
     IF v_glob.regex IS NULL THEN
         RETURN;

@@ -191,6 +191,7 @@ CACHE_SET_MANY = [
         (SET_MANY, "SELECT monitoring.cache_delete_pattern('bad:wide:*')"),
         lambda: key("x", wide_object(100_000, prefix="bad:wide:")),
         returns=[(100_000,)],
+        timeout=5,
     ),
     refused(
         "set-many-nested-5000",
@@ -365,11 +366,20 @@ CACHE_WRITE = [
 
 CACHE_PATTERNS = [
     ok("keys-null", KEYS, key("x", p=None), returns=[(0,)]),
-    ok("keys-empty-pattern", KEYS, key("x", p=""), returns=[(1,)]),
+    ok(
+        "keys-empty-pattern-matches-the-empty-key",
+        (SET, KEYS),
+        key("x", "1", k="", p=""),
+        returns=[(1,)],
+    ),
     ok("keys-unclosed-bracket", KEYS, key("x", p="bad:[abc"), returns=[(0,)]),
     ok("keys-empty-brackets", KEYS, key("x", p="[]"), returns=[(0,)]),
-    ok("keys-5000-brackets", KEYS, key("x", p="[" * 5000), returns=[(0,)]),
-    ok("keys-5000-backslashes", KEYS, key("x", p="\\" * 5000), returns=[(0,)]),
+    ok("keys-1000-brackets", KEYS, key("x", p="[" * 1000), returns=[(0,)]),
+    ok("keys-1000-backslashes", KEYS, key("x", p="\\" * 1000), returns=[(0,)]),
+    ok("keys-1000-stars", KEYS, key("x", p="*" * 1000)),
+    ok("keys-star-question-500", KEYS, key("x", p="*?" * 500)),
+    ok("keys-bracket-star-200", KEYS, key("x", p="[^a]*" * 200)),
+    refused("keys-5000-stars", KEYS, key("x", p="*" * 5000), names="p_pattern"),
     ok("keys-regex-specials", KEYS, key("x", p="bad:.+()^$|{}"), returns=[(0,)]),
     ok("keys-like-specials", KEYS, key("x", p="bad:%_"), returns=[(0,)]),
     ok("keys-reversed-range", KEYS, key("x", p="bad:[z-a]"), returns=[(0,)]),
@@ -380,7 +390,14 @@ CACHE_PATTERNS = [
         returns=[(0,)],
     ),
     ok("keys-non-bmp-prefix", KEYS, key("x", p="\U0010ffff\U0010ffff*"), returns=[(0,)]),
-    ok("keys-10k-multibyte", KEYS, lambda: key("x", p="é" * 10_000), returns=[(0,)]),
+    ok("keys-1000-multibyte", KEYS, key("x", p="é" * 1000), returns=[(0,)]),
+    refused("keys-1mb", KEYS, lambda: key("x", p=text_of(MB)), names="p_pattern"),
+    refused(
+        "keys-negative-limit",
+        "SELECT count(*) FROM monitoring.cache_keys('*', NULL, -1)",
+        key("x"),
+        names="p_limit",
+    ),
     ok(
         "keys-after-10mb",
         "SELECT count(*) FROM monitoring.cache_keys('bad:*', %(k)s, 1)",
@@ -399,6 +416,12 @@ CACHE_PATTERNS = [
         "SELECT monitoring.cache_delete_pattern('[]')",
         key("x"),
         returns=[(0,)],
+    ),
+    refused(
+        "delete-pattern-1mb",
+        "SELECT monitoring.cache_delete_pattern(%(p)s)",
+        lambda: key("x", p=text_of(MB, "?")),
+        names="p_pattern",
     ),
     ok(
         "delete-tag-null",
