@@ -1177,15 +1177,19 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF NOT (p_hits >= 0 AND p_misses >= 0) THEN
+    IF NOT coalesce(p_hits >= 0 AND p_misses >= 0, FALSE) THEN
         RAISE EXCEPTION 'p_hits and p_misses must be counts (0 or more), not % and %',
             coalesce(p_hits::text, 'NULL'), coalesce(p_misses::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- A count stops at the largest bigint (cache_stats' sums too): any writer may report,
+    -- and an overflow would fail every later report of its shard.
     INSERT INTO monitoring.cache_counters AS c (shard, hits, misses)
     VALUES (pg_backend_pid() % 16, p_hits, p_misses)
     ON CONFLICT (shard) DO UPDATE
-        SET hits = c.hits + excluded.hits, misses = c.misses + excluded.misses;
+        SET
+            hits = least(c.hits::numeric + excluded.hits, 9223372036854775807)::bigint,
+            misses = least(c.misses::numeric + excluded.misses, 9223372036854775807)::bigint;
 END
 $$;
 
@@ -1242,10 +1246,11 @@ AS $$
     ) AS t,
         (
             SELECT
-                coalesce(sum(s.hits), 0)::bigint AS hits,
-                coalesce(sum(s.misses), 0)::bigint AS misses,
-                coalesce(sum(s.expired_removed), 0)::bigint AS expired_removed,
-                coalesce(sum(s.evicted), 0)::bigint AS evicted
+                least(coalesce(sum(s.hits), 0), 9223372036854775807)::bigint AS hits,
+                least(coalesce(sum(s.misses), 0), 9223372036854775807)::bigint AS misses,
+                least(coalesce(sum(s.expired_removed), 0), 9223372036854775807)::bigint
+                    AS expired_removed,
+                least(coalesce(sum(s.evicted), 0), 9223372036854775807)::bigint AS evicted
             FROM monitoring.cache_counters AS s
         ) AS c;
 $$;

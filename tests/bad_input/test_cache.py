@@ -7,6 +7,8 @@ argument. Each case works on keys of its own (%(k)s).
 
 from __future__ import annotations
 
+import psycopg
+
 from .suite import (
     MB,
     Case,
@@ -485,6 +487,14 @@ CACHE_LOCKS = [
 STATS = "SELECT monitoring.cache_record_stats(%(hits)s, %(misses)s)"
 CACHE_STATS = [
     refused("stats-negative", STATS, key("x", hits=-1, misses=0), names="p_hits"),
+    refused("stats-null", STATS, key("x", hits=None, misses=None), names="p_hits"),
+    ok("stats-largest-twice", (STATS, STATS), key("x", hits=2**63 - 1, misses=2**63 - 1)),
+    ok(
+        "stats-sum-at-the-largest",
+        (STATS, "SELECT hits FROM monitoring.cache_stats()"),
+        key("x", hits=2**63 - 1, misses=0),
+        returns=[(2**63 - 1,)],
+    ),
 ]
 
 
@@ -525,6 +535,15 @@ def test_cache_locks(db: Database, case: Case) -> None:
 @table(CACHE_STATS)
 def test_cache_stats(db: Database, case: Case) -> None:
     check_cache(db, case)
+
+
+def test_stats_of_every_shard_at_the_largest_count(db: Database) -> None:
+    """Counts reported from other backends land in other shards: their sum is no bigint."""
+    for _ in range(16):
+        with psycopg.connect(db.writer_dsn, autocommit=True) as other:
+            other.execute("SELECT monitoring.cache_record_stats(%s, 0)", (2**63 - 1,))
+    (hits,) = db.writer.execute("SELECT hits FROM monitoring.cache_stats()").fetchone() or ()
+    assert hits == 2**63 - 1
 
 
 def test_after_cache(db: Database) -> None:
