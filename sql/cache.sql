@@ -743,12 +743,13 @@ BEGIN
     END IF;
     IF v_number IS NULL OR v_number NOT BETWEEN -9223372036854775808 AND 9223372036854775807 THEN
         RAISE EXCEPTION 'the value of cache key % is not an integer or out of range',
-            quote_literal(p_key)
+            quote_literal(monitoring.truncate_text(p_key, 100))
             USING ERRCODE = 'invalid_text_representation';
     END IF;
     v_sum := v_number + p_by;
     IF v_sum NOT BETWEEN -9223372036854775808 AND 9223372036854775807 THEN
-        RAISE EXCEPTION 'incrementing cache key % by % would overflow', quote_literal(p_key), p_by
+        RAISE EXCEPTION 'incrementing cache key % by % would overflow',
+            quote_literal(monitoring.truncate_text(p_key, 100)), p_by
             USING ERRCODE = 'numeric_value_out_of_range';
     END IF;
     RETURN v_sum;

@@ -364,6 +364,13 @@ CACHE_WRITE = [
         key("incr-bytes", b"\xff1", by=1),
         states=("22P02",),
     ),
+    refused(
+        "incr-10mb-key-not-integer",
+        (SET, INCR),
+        lambda: key("x", '"a"', k=noise(10 * MB), by=1),
+        states=("22P02",),
+        timeout=5,
+    ),
 ]
 
 CACHE_PATTERNS = [
