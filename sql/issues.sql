@@ -200,8 +200,11 @@ DECLARE
     v_now monitoring.issues;
     v_result monitoring.issues;
 BEGIN
-    IF p_until IS NOT NULL AND p_until <= now() THEN
-        RAISE EXCEPTION 'p_until must be in the future, not %', p_until
+    -- Within a century: 'infinity' or the year 9999 mean forever, which NULL says, and a
+    -- time past the year 9999 is one no Python client can read back.
+    IF p_until <= now() OR p_until > now() + interval '100 years' THEN
+        RAISE EXCEPTION 'p_until must be in the future, at most 100 years ahead (NULL: forever), '
+            'not %', p_until
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF p_until_events <= 0 OR p_until_users <= 0 THEN
@@ -221,8 +224,13 @@ BEGIN
             'until', monitoring._json_time(p_until), 'until_events', p_until_events, 'until_users', p_until_users
         )),
         p_ignore_until => p_until,
-        p_ignore_until_times_seen => v_now.times_seen + p_until_events,
-        p_ignore_until_users_seen => v_now.users_seen + p_until_users
+        -- the largest counts mean never, and must not overflow (least() skips a NULL)
+        p_ignore_until_times_seen => CASE WHEN p_until_events IS NOT NULL
+            THEN least(v_now.times_seen::numeric + p_until_events, 9223372036854775807)::bigint
+        END,
+        p_ignore_until_users_seen => CASE WHEN p_until_users IS NOT NULL
+            THEN least(v_now.users_seen::numeric + p_until_users, 9223372036854775807)::bigint
+        END
     );
     SELECT * INTO v_result FROM monitoring.issues AS i WHERE i.id = p_issue_id;
     RETURN v_result;

@@ -104,6 +104,8 @@ TRIAGE = [
     # ignore
     refused("ignore-until-past", IGNORE, ("2000-01-01", None, None), names="p_until"),
     refused("ignore-until-minus-infinity", IGNORE, ("-infinity", None, None), names="p_until"),
+    refused("ignore-until-infinity", IGNORE, ("infinity", None, None), names="p_until"),
+    refused("ignore-until-year-9999", IGNORE, ("9999-12-31", None, None), names="p_until"),
     refused(
         "ignore-until-not-a-time-is-refused-by-postgresql",
         IGNORE,
@@ -112,7 +114,18 @@ TRIAGE = [
     ),
     refused("ignore-until-zero-events", IGNORE, (None, 0, None), names="p_until_events"),
     refused("ignore-until-negative-users", IGNORE, (None, None, -1), names="p_until_users"),
-    ok("ignore-forever", IGNORE, (None, None, None)),
+    ok(
+        "ignore-until-the-largest-counts",
+        IGNORE.replace("*", "ignore_until_times_seen"),
+        (None, 2**63 - 1, 2**63 - 1),
+        returns=[(2**63 - 1,)],
+    ),
+    ok(
+        "ignore-forever",
+        IGNORE.replace("*", "ignore_until_times_seen IS NULL AND ignore_until_users_seen IS NULL"),
+        (None, None, None),
+        returns=TRUE,
+    ),
     ok("ignore-until-every-condition", IGNORE, ("2100-01-01", 1, 1)),
     # reopen, assign, unassign
     ok("reopen-an-unresolved-issue", (on_issue("reopen_issue"), on_issue("reopen_issue"))),
