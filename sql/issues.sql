@@ -12,6 +12,22 @@ BEGIN
 END
 $$;
 
+-- Who made a change, as the issue's history keeps it: p_actor, else the session's user. At
+-- most 200 characters, as the names capture keeps (service, environment, release).
+CREATE FUNCTION monitoring._actor(p_actor text)
+RETURNS text
+LANGUAGE plpgsql
+STABLE
+AS $$
+BEGIN
+    IF length(p_actor) > 200 THEN
+        RAISE EXCEPTION 'p_actor must be at most 200 characters, not %', length(p_actor)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN coalesce(p_actor, session_user);
+END
+$$;
+
 -- Finds an issue by fingerprint, as the Python API's resolve_error(fingerprint=...) does.
 CREATE FUNCTION monitoring.issue_id(
     p_fingerprint text, p_environment text DEFAULT NULL, p_service text DEFAULT NULL
@@ -128,6 +144,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    v_actor text := monitoring._actor(p_actor);
     v_release text;
     v_resolution text := 'now';
     v_result monitoring.issues;
@@ -169,7 +186,7 @@ BEGIN
 
     PERFORM monitoring._transition(
         p_issue_id, '{unresolved,resolved,ignored}', 'resolved', 'resolved',
-        coalesce(p_actor, session_user),
+        v_actor,
         jsonb_strip_nulls(jsonb_build_object('resolution', v_resolution, 'release', v_release)),
         p_resolution => v_resolution, p_release => v_release
     );
@@ -197,6 +214,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    v_actor text := monitoring._actor(p_actor);
     v_now monitoring.issues;
     v_result monitoring.issues;
 BEGIN
@@ -219,7 +237,7 @@ BEGIN
 
     PERFORM monitoring._transition(
         p_issue_id, '{unresolved,resolved,ignored}', 'ignored', 'ignored',
-        coalesce(p_actor, session_user),
+        v_actor,
         jsonb_strip_nulls(jsonb_build_object(
             'until', monitoring._json_time(p_until), 'until_events', p_until_events, 'until_users', p_until_users
         )),
@@ -248,6 +266,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    v_actor text := monitoring._actor(p_actor);
     v_old text;
     v_result monitoring.issues;
 BEGIN
@@ -259,7 +278,7 @@ BEGIN
     END IF;
     PERFORM monitoring._transition(
         p_issue_id, '{resolved,ignored}', 'unresolved', 'unresolved',
-        coalesce(p_actor, session_user), jsonb_build_object('from', v_old)
+        v_actor, jsonb_build_object('from', v_old)
     );
     SELECT * INTO v_result FROM monitoring.issues AS i WHERE i.id = p_issue_id;
     RETURN v_result;
@@ -278,10 +297,16 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    v_actor text := monitoring._actor(p_actor);
     v_result monitoring.issues;
 BEGIN
-    IF coalesce(btrim(p_assignee), '') = '' THEN
+    IF coalesce(p_assignee, '') !~ E'\\S' THEN
         RAISE EXCEPTION 'p_assignee must not be empty; use monitoring.unassign_issue'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- it goes into every alert about the issue
+    IF length(p_assignee) > 200 THEN
+        RAISE EXCEPTION 'p_assignee must be at most 200 characters, not %', length(p_assignee)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     UPDATE monitoring.error_groups AS g
@@ -291,7 +316,7 @@ BEGIN
         PERFORM monitoring._issue_not_found(p_issue_id);
     END IF;
     PERFORM monitoring._record_activity(
-        p_issue_id, 'assigned', coalesce(p_actor, session_user),
+        p_issue_id, 'assigned', v_actor,
         jsonb_build_object('assignee', p_assignee)
     );
     SELECT * INTO v_result FROM monitoring.issues AS i WHERE i.id = p_issue_id;
@@ -309,6 +334,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    v_actor text := monitoring._actor(p_actor);
     v_old text;
     v_result monitoring.issues;
 BEGIN
@@ -323,7 +349,7 @@ BEGIN
         SET assignee = NULL, assigned_at = NULL
         WHERE g.id = p_issue_id;
         PERFORM monitoring._record_activity(
-            p_issue_id, 'unassigned', coalesce(p_actor, session_user),
+            p_issue_id, 'unassigned', v_actor,
             jsonb_build_object('assignee', v_old)
         );
     END IF;

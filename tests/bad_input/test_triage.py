@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from .suite import (
+    MB,
     Case,
     Database,
     assert_healthy,
@@ -100,6 +101,9 @@ TRIAGE = [
     ok("resolve-next-release", RESOLVE, (None, True)),
     ok("resolve-in-release-empty", RESOLVE, ("", False)),
     ok("resolve-in-release-injection", RESOLVE, ("'); DROP TABLE monitoring.releases; --", False)),
+    refused(
+        "resolve-actor-10mb", RESOLVE_BY, lambda: (text_of(10 * MB),), names="p_actor", timeout=5
+    ),
     ok("resolve-actor-control-characters", RESOLVE_BY, ("\x01\x1b[2J\n",)),
     # ignore
     refused("ignore-until-past", IGNORE, ("2000-01-01", None, None), names="p_until"),
@@ -127,12 +131,42 @@ TRIAGE = [
         returns=TRUE,
     ),
     ok("ignore-until-every-condition", IGNORE, ("2100-01-01", 1, 1)),
+    refused(
+        "ignore-actor-10mb",
+        on_issue("ignore_issue", "p_actor::text"),
+        lambda: (text_of(10 * MB),),
+        names="p_actor",
+        timeout=5,
+    ),
     # reopen, assign, unassign
     ok("reopen-an-unresolved-issue", (on_issue("reopen_issue"), on_issue("reopen_issue"))),
+    refused(
+        "reopen-actor-10mb",
+        on_issue("reopen_issue", "::text"),
+        lambda: (text_of(10 * MB),),
+        names="p_actor",
+        timeout=5,
+    ),
     refused("assign-null", ASSIGN, (None,), names="p_assignee"),
+    refused("assign-blank", ASSIGN, (" \t\n",), names="p_assignee"),
+    refused("assign-10mb", ASSIGN, lambda: (text_of(10 * MB),), names="p_assignee", timeout=5),
     ok("assign-injection", ASSIGN, ("'); DROP TABLE monitoring.error_groups; --",)),
     ok("assign-control-characters-and-emoji", ASSIGN, ("dev\x1b[31m😀\u202e@example.com",)),
+    refused(
+        "assign-actor-10mb",
+        on_issue("assign_issue", "::text", "::text"),
+        lambda: ("dev@example.com", text_of(10 * MB)),
+        names="p_actor",
+        timeout=5,
+    ),
     ok("unassign-twice", (on_issue("unassign_issue"), on_issue("unassign_issue"))),
+    refused(
+        "unassign-actor-10mb",
+        on_issue("unassign_issue", "::text"),
+        lambda: (text_of(10 * MB),),
+        names="p_actor",
+        timeout=5,
+    ),
     # issue_id
     refused("issue-id-null", ISSUE_ID, (None, None, None), states=NOT_FOUND, names="fingerprint"),
     refused("issue-id-empty", ISSUE_ID, ("", "", ""), states=NOT_FOUND, names="fingerprint"),
