@@ -41,24 +41,33 @@ AS $$
 DECLARE
     v_ids bigint[];
     v_where text[];
+    -- as capture keeps them (_ingest): a long name finds the issues captured with it
+    v_environment text := monitoring._index_text(p_environment, 200);
+    v_service text := monitoring._index_text(p_service, 200);
 BEGIN
     SELECT array_agg(g.id ORDER BY g.id), array_agg(g.service || '/' || g.environment)
     INTO v_ids, v_where
     FROM monitoring.error_groups AS g
     WHERE g.fingerprint = p_fingerprint
-        AND (p_environment IS NULL OR g.environment = p_environment)
-        AND (p_service IS NULL OR g.service = p_service);
+        AND (v_environment IS NULL OR g.environment = v_environment)
+        AND (v_service IS NULL OR g.service = v_service);
 
     IF v_ids IS NULL THEN
         RAISE EXCEPTION 'no issue with fingerprint %',
-            quote_literal(p_fingerprint)
-            || coalesce(' in environment ' || quote_literal(p_environment), '')
-            || coalesce(' of service ' || quote_literal(p_service), '')
+            coalesce(quote_literal(monitoring.truncate_text(p_fingerprint, 100)), 'NULL')
+            || coalesce(
+                ' in environment ' || quote_literal(monitoring.truncate_text(p_environment, 100)),
+                ''
+            )
+            || coalesce(
+                ' of service ' || quote_literal(monitoring.truncate_text(p_service, 100)), ''
+            )
             USING ERRCODE = 'no_data_found';
     END IF;
     IF cardinality(v_ids) > 1 THEN
         RAISE EXCEPTION 'fingerprint % names % issues (service/environment: %)',
-            quote_literal(p_fingerprint), cardinality(v_ids), array_to_string(v_where, ', ')
+            quote_literal(monitoring.truncate_text(p_fingerprint, 100)), cardinality(v_ids),
+            monitoring.truncate_text(array_to_string(v_where, ', '), 500)
             USING ERRCODE = 'invalid_parameter_value',
                 HINT = 'Pass p_environment and p_service to choose one.';
     END IF;
@@ -160,7 +169,8 @@ BEGIN
 
     IF p_in_release IS NOT NULL THEN
         v_resolution := 'in_release';
-        v_release := p_in_release;
+        -- as capture keeps a release: a long one resolves the release its events name
+        v_release := monitoring._index_text(p_in_release, 200);
     ELSIF p_in_next_release THEN
         v_resolution := 'in_next_release';
         -- The newest release the issue was seen in, ordered as _regresses orders releases

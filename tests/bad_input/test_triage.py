@@ -16,6 +16,7 @@ from .suite import (
     Database,
     assert_healthy,
     call,
+    noise,
     ok,
     refused,
     select,
@@ -101,6 +102,13 @@ TRIAGE = [
     ok("resolve-next-release", RESOLVE, (None, True)),
     ok("resolve-in-release-empty", RESOLVE, ("", False)),
     ok("resolve-in-release-injection", RESOLVE, ("'); DROP TABLE monitoring.releases; --", False)),
+    ok(
+        "resolve-in-release-10mb-as-capture-keeps-a-release",
+        on_issue("resolve_issue", "p_in_release::text").replace("*", "length(resolved_in_release)"),
+        lambda: (noise(10 * MB),),
+        returns=[(200,)],
+        timeout=5,
+    ),
     refused(
         "resolve-actor-10mb", RESOLVE_BY, lambda: (text_of(10 * MB),), names="p_actor", timeout=5
     ),
@@ -180,12 +188,34 @@ TRIAGE = [
         states=NOT_FOUND,
     ),
     refused(
+        "issue-id-10mb",
+        ISSUE_ID,
+        lambda: (text_of(10 * MB), None, None),
+        states=NOT_FOUND,
+        names="fingerprint",
+        timeout=5,
+    ),
+    refused(
+        "issue-id-10mb-environment-and-service",
+        ISSUE_ID,
+        lambda: ("bad-input:triage", text_of(10 * MB), text_of(10 * MB)),
+        states=NOT_FOUND,
+        names="fingerprint",
+        timeout=5,
+    ),
+    refused(
         "issue-id-ambiguous", ISSUE_ID, ("bad-input:twice", None, None), names="names 2 issues"
     ),
     ok(
         "issue-id-narrowed",
         "SELECT monitoring.issue_id(%s, %s, %s) IS NOT NULL",
         ("bad-input:twice", "two", None),
+        returns=TRUE,
+    ),
+    ok(
+        "issue-id-environment-as-long-as-it-was-captured",
+        "SELECT monitoring.issue_id(%s, %s, %s) IS NOT NULL",
+        ("bad-input:long-environment", LONG_ENVIRONMENT, None),
         returns=TRUE,
     ),
 ]
