@@ -387,8 +387,13 @@ DECLARE
     v_level text;
     v_id bigint;
 BEGIN
-    IF coalesce(v_name, '') = '' THEN
+    IF coalesce(v_name, '') !~ E'\\S' THEN
         RAISE EXCEPTION 'p_name must not be empty' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- a name is a key of the names' index, which holds ~2.7 kB
+    IF length(v_name) > 200 THEN
+        RAISE EXCEPTION 'p_name must be at most 200 characters, not %', length(v_name)
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF cardinality(p_services) = 0 OR cardinality(p_environments) = 0 THEN
         RAISE EXCEPTION 'p_services and p_environments must not be empty; NULL lets all through'

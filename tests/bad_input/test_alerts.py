@@ -19,6 +19,7 @@ from .suite import (
     assert_healthy,
     call,
     js,
+    noise,
     ok,
     refused,
     select,
@@ -58,6 +59,8 @@ def email(**config: Any) -> tuple[Any, ...]:
 
 CHANNELS = [
     refused("channel-null-name", ADD, webhook(name=None), states=("22004",), names="p_name"),
+    refused("channel-blank-name", ADD, webhook(name=" \t "), states=("22004",), names="p_name"),
+    refused("channel-10k-noise-name", ADD, lambda: webhook(name=noise(10_000)), names="p_name"),
     ok("channel-name-injection", ADD, webhook(name="x'); DROP TABLE monitoring.alert_rules; --")),
     refused("channel-kind-null", ADD, (HOOK, None, "{}", "{}"), names="p_kind"),
     refused("channel-kind-unknown", ADD, (HOOK, "sms", "{}", "{}"), names="p_kind"),
