@@ -614,19 +614,22 @@ BEGIN
     IF p_channel IS NOT NULL THEN
         v_channel_id := monitoring._channel_id(p_channel);
     END IF;
-    IF p_action_interval < interval '0' THEN
-        RAISE EXCEPTION 'p_action_interval must not be negative, not %', p_action_interval
+    -- The bounds keep what the rule is evaluated with in range, where an error would fail
+    -- the capture or the fold that fires it: now() minus the interval or window, and a
+    -- count to p_threshold + 1.
+    IF p_action_interval < interval '0' OR p_action_interval > interval '100 years' THEN
+        RAISE EXCEPTION 'p_action_interval must be from 0 to 100 years, not %', p_action_interval
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
     IF p_condition IN ('event_frequency', 'user_frequency') THEN
-        IF p_threshold IS NULL OR p_threshold < 0 THEN
+        IF p_threshold IS NULL OR p_threshold NOT BETWEEN 0 AND 1000000000000 THEN
             RAISE EXCEPTION 'a % rule needs p_threshold (more than p_threshold in p_window), '
-                '0 or more, not %', p_condition, coalesce(p_threshold::text, 'NULL')
+                'from 0 to 1000000000000, not %', p_condition, coalesce(p_threshold::text, 'NULL')
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        IF p_window IS NULL OR p_window <= interval '0' THEN
-            RAISE EXCEPTION 'a % rule needs a positive p_window, not %',
+        IF p_window IS NULL OR p_window <= interval '0' OR p_window > interval '100 years' THEN
+            RAISE EXCEPTION 'a % rule needs a positive p_window of at most 100 years, not %',
                 p_condition, coalesce(p_window::text, 'NULL')
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;

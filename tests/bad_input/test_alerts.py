@@ -256,11 +256,23 @@ RULES = [
         ("event_frequency", -1, "1 hour", None),
         names="p_threshold",
     ),
+    refused(
+        "rule-frequency-largest-threshold",
+        RULE,
+        ("event_frequency", 2**63 - 1, "1 hour", None),
+        names="p_threshold",
+    ),
     refused("rule-frequency-zero-window", RULE, ("user_frequency", 5, "0", None), names="p_window"),
     refused(
         "rule-frequency-negative-window",
         RULE,
         ("user_frequency", 5, "-1 hour", None),
+        names="p_window",
+    ),
+    refused(
+        "rule-frequency-window-10000-years",
+        RULE,
+        ("event_frequency", 5, "10000 years", None),
         names="p_window",
     ),
     refused(
@@ -273,6 +285,12 @@ RULES = [
         "rule-negative-action-interval",
         RULE,
         ("regression", None, None, "-1 second"),
+        names="p_action_interval",
+    ),
+    refused(
+        "rule-action-interval-178-million-years",
+        RULE,
+        ("regression", None, None, "178000000 years"),
         names="p_action_interval",
     ),
     ok("rule-zero-action-interval", RULE, ("escalating", None, None, "0")),
