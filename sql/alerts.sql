@@ -600,6 +600,7 @@ DECLARE
     v_channel_id bigint;
     v_occurrences bigint[];
     v_repeat_every bigint;
+    v_scope text;
     v_id bigint;
 BEGIN
     IF p_condition IS NULL OR p_condition NOT IN (
@@ -609,6 +610,20 @@ BEGIN
         RAISE EXCEPTION 'p_condition must be one of new_issue, regression, escalating, '
             'occurrences, event_frequency, user_frequency; not %',
             coalesce(quote_literal(p_condition), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- A scope names what an issue has: a service, environment or fingerprint of 1 to 200
+    -- characters. Longer ones would also overflow the occurrence rules' index, and '' counts
+    -- as NULL in it: a rule for '' would replace the one for every issue.
+    SELECT s.name INTO v_scope
+    FROM (
+        VALUES ('p_service', p_service), ('p_environment', p_environment),
+        ('p_fingerprint', p_fingerprint)
+    ) AS s (name, value)
+    WHERE s.value = '' OR length(s.value) > 200
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION '% must be 1 to 200 characters, as an issue''s is (NULL: any)', v_scope
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF p_channel IS NOT NULL THEN

@@ -307,10 +307,34 @@ RULES = [
         ("regression", [1]),
         names="p_occurrences",
     ),
+    refused(
+        "rule-scope-10k-noise",
+        SCOPED,
+        lambda: ("occurrences", [1], noise(10_000), noise(10_000), noise(10_000)),
+        names="p_service",
+    ),
+    refused(
+        "rule-scope-empty-fingerprint",
+        SCOPED,
+        ("occurrences", [1], None, None, ""),
+        names="p_fingerprint",
+    ),
     ok(
         "rule-scope-injection",
         SCOPED,
         ("occurrences", [1], "x'; --", "%", "'); DROP TABLE monitoring.alert_rules; --"),
+    ),
+    refused(
+        "occurrence-alerts-empty-fingerprint",
+        SET_OCCURRENCES,
+        ("", [1], None),
+        names="p_fingerprint",
+    ),
+    refused(
+        "occurrence-alerts-10k-fingerprint",
+        SET_OCCURRENCES,
+        lambda: (noise(10_000), [1], None),
+        names="p_fingerprint",
     ),
     refused(
         "occurrence-alerts-null-counts", SET_OCCURRENCES, ("fp", None, None), names="p_occurrences"
