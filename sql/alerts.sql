@@ -1135,9 +1135,15 @@ BEGIN
         RAISE EXCEPTION 'p_limit must be 1 or more, not %', coalesce(p_limit::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF p_lease_seconds IS NULL OR NOT p_lease_seconds > 0 THEN
-        RAISE EXCEPTION 'p_lease_seconds must be positive, not %',
+    -- At most a week (NaN is more): the lease's end is stored, and must be a time that
+    -- clients can read (Python's end with the year 9999) and PostgreSQL can add.
+    IF NOT coalesce(p_lease_seconds > 0 AND p_lease_seconds <= 604800, FALSE) THEN
+        RAISE EXCEPTION 'p_lease_seconds must be positive and at most 604800 (a week), not %',
             coalesce(p_lease_seconds::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF length(p_worker) > 200 THEN
+        RAISE EXCEPTION 'p_worker must be at most 200 characters, not %', length(p_worker)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF v_max < 1 THEN
@@ -1253,6 +1259,15 @@ DECLARE
     v_delay double precision;
     v_status text;
 BEGIN
+    -- In the ranges of the settings they stand for (0 allowed, as the worker's options do):
+    -- the delay becomes a time, which NaN, infinity or 1e308 seconds are not.
+    IF NOT coalesce(p_retry_base_seconds BETWEEN 0 AND 86400, TRUE)
+        OR NOT coalesce(p_retry_max_seconds BETWEEN 0 AND 604800, TRUE) THEN
+        RAISE EXCEPTION 'p_retry_base_seconds must be from 0 to 86400 and p_retry_max_seconds '
+            'from 0 to 604800, not % and %',
+            coalesce(p_retry_base_seconds::text, 'NULL'), coalesce(p_retry_max_seconds::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     SELECT * INTO v_row FROM monitoring.alert_outbox AS o
     WHERE o.id = p_id AND o.claim_token = p_claim_token AND o.status = 'sending'
     FOR UPDATE;

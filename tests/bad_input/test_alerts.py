@@ -384,7 +384,27 @@ OUTBOX = [
     refused("claim-limit-zero", CLAIM, (0, 60, None, None), names="p_limit"),
     refused("claim-lease-null", CLAIM, (1, None, None, None), names="p_lease_seconds"),
     refused("claim-lease-negative", CLAIM, (1, -1, None, None), names="p_lease_seconds"),
+    refused(
+        "claim-lease-nan",
+        CLAIM_DUE,
+        (1, float("nan"), None, None),
+        names="p_lease_seconds",
+    ),
+    refused(
+        "claim-lease-infinity",
+        CLAIM_DUE,
+        (1, float("inf"), None, None),
+        names="p_lease_seconds",
+    ),
+    refused("claim-lease-1e12", CLAIM_DUE, (1, 1e12, None, None), names="p_lease_seconds"),
     refused("claim-max-attempts-zero", CLAIM, (1, 60, None, 0), names="p_max_attempts"),
+    refused(
+        "claim-worker-10mb",
+        CLAIM,
+        lambda: (1, 60, text_of(10 * MB), None),
+        names="p_worker",
+        timeout=5,
+    ),
     ok(
         "claim-ids-with-nulls",
         select("claim_notifications", "p_ids::bigint[]"),
@@ -418,6 +438,11 @@ OUTBOX = [
     ),
     ok("fail-retry-after-nan", FAIL, (float("nan"), None, None), returns=[("failed",)]),
     ok("fail-retry-after-infinity", FAIL, (float("inf"), None, None), returns=[("failed",)]),
+    refused(
+        "fail-base-minus-infinity", FAIL, (None, float("-inf"), None), names="p_retry_base_seconds"
+    ),
+    refused("fail-base-and-cap-1e308", FAIL, (None, 1e308, 1e308), names="p_retry_base_seconds"),
+    refused("fail-cap-nan", FAIL, (None, None, float("nan")), names="p_retry_max_seconds"),
     ok(
         "fail-max-attempts-negative",
         "SELECT monitoring.fail_notification(c.id, c.claim_token, NULL, p_max_attempts => -1) "
