@@ -214,6 +214,11 @@ DECLARE
     v_result jsonb := p_value;
     v_valid boolean;
 BEGIN
+    -- a setting is an address, a host, a URL or a short list of addresses
+    IF length(p_value::text) > 2000 THEN
+        RAISE EXCEPTION '% must be at most 2000 characters, not %', p_name, length(p_value::text)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     CASE p_type
         WHEN 'port' THEN
             IF v_text ~ '^[0-9]{1,5}$' THEN
@@ -258,7 +263,7 @@ BEGIN
                 WHEN 'url' THEN 'an http:// or https:// URL'
                 ELSE 'non-empty text on one line'
             END,
-            coalesce(p_value::text, 'NULL')
+            coalesce(monitoring.truncate_text(p_value::text, 100), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     RETURN v_result;
@@ -281,7 +286,7 @@ DECLARE
 BEGIN
     IF p_kind IS NULL OR p_kind NOT IN ('email', 'slack', 'webhook', 'pagerduty') THEN
         RAISE EXCEPTION 'p_kind must be one of email, slack, webhook, pagerduty; not %',
-            coalesce(quote_literal(p_kind), 'NULL')
+            coalesce(quote_literal(monitoring.truncate_text(p_kind, 100)), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     SELECT string_agg(f.field, ', ' ORDER BY f.field) INTO v_takes
@@ -298,14 +303,14 @@ BEGIN
         WHERE f.kind = p_kind AND f.field = regexp_replace(v_key, '_env$', '');
         IF NOT FOUND THEN
             RAISE EXCEPTION 'p_config.% is not a setting of a % channel (it takes %, or any of '
-                'them as NAME_env)', v_key, p_kind, v_takes
+                'them as NAME_env)', monitoring.truncate_text(v_key, 100), p_kind, v_takes
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
         IF v_key ~ '_env$' THEN
             IF jsonb_typeof(v_value) IS DISTINCT FROM 'string'
                 OR v_value #>> '{}' !~ '^[A-Za-z_][A-Za-z0-9_]*$' THEN
                 RAISE EXCEPTION 'p_config.% must name an environment variable, not %',
-                    v_key, v_value
+                    v_key, monitoring.truncate_text(v_value::text, 100)
                     USING ERRCODE = 'invalid_parameter_value';
             END IF;
             config := config || jsonb_build_object(v_key, v_value);
@@ -328,7 +333,7 @@ BEGIN
         WHERE f.kind = p_kind AND f.field = v_key AND f.secret;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'p_secrets.% is not a secret of a % channel (its secrets: %)',
-                v_key, p_kind, (
+                monitoring.truncate_text(v_key, 100), p_kind, (
                     SELECT coalesce(string_agg(f.field, ', ' ORDER BY f.field), 'none')
                     FROM monitoring._channel_fields() AS f
                     WHERE f.kind = p_kind AND f.secret
@@ -460,7 +465,8 @@ DECLARE
 BEGIN
     SELECT c.id INTO v_id FROM monitoring.alert_channels AS c WHERE c.name = btrim(p_name);
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'no channel named %', coalesce(quote_literal(p_name), 'NULL')
+        RAISE EXCEPTION 'no channel named %',
+            coalesce(quote_literal(monitoring.truncate_text(p_name, 100)), 'NULL')
             USING ERRCODE = 'no_data_found',
                 HINT = 'SELECT name FROM monitoring.notification_channels lists them.';
     END IF;
@@ -559,7 +565,7 @@ BEGIN
     IF coalesce(cardinality(p_occurrences), 0) = 0 OR array_position(p_occurrences, NULL) > 0
         OR EXISTS (SELECT FROM unnest(p_occurrences) AS o WHERE o < 1) THEN
         RAISE EXCEPTION 'p_occurrences must be counts of 1 or more, not %',
-            coalesce(p_occurrences::text, 'NULL')
+            coalesce(monitoring.truncate_text(p_occurrences::text, 100), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF p_repeat_every < 0 THEN
@@ -609,7 +615,7 @@ BEGIN
     ) THEN
         RAISE EXCEPTION 'p_condition must be one of new_issue, regression, escalating, '
             'occurrences, event_frequency, user_frequency; not %',
-            coalesce(quote_literal(p_condition), 'NULL')
+            coalesce(quote_literal(monitoring.truncate_text(p_condition, 100)), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- A scope names what an issue has: a service, environment or fingerprint of 1 to 200

@@ -114,6 +114,13 @@ CHANNELS = [
         names="p_secrets.url",
     ),
     refused(
+        "channel-url-10mb",
+        ADD,
+        lambda: webhook(secrets={"url": "https://x.example/" + text_of(10 * MB)}),
+        names="p_secrets.url",
+        timeout=5,
+    ),
+    refused(
         "channel-secret-not-a-string",
         ADD,
         webhook(secrets={"url": ["https://x"]}),
@@ -189,6 +196,14 @@ CHANNELS = [
         names="channel",
     ),
     refused(
+        "remove-channel-10mb",
+        select("remove_channel", "::text"),
+        lambda: (text_of(10 * MB),),
+        states=NOT_FOUND,
+        names="channel",
+        timeout=5,
+    ),
+    refused(
         "enable-channel-null",
         select("set_channel_enabled", "::text", "::boolean"),
         (HOOK, None),
@@ -234,6 +249,13 @@ SCOPED = select(
 SET_OCCURRENCES = select("set_occurrence_alerts", "::text", "::bigint[]", "p_channel::text")
 RULES = [
     refused("rule-condition-null", RULE, (None, None, None, None), names="p_condition"),
+    refused(
+        "rule-condition-10mb",
+        RULE,
+        lambda: (text_of(10 * MB), None, None, None),
+        names="p_condition",
+        timeout=5,
+    ),
     refused(
         "rule-channel-unknown",
         select("add_alert_rule", "::text", "p_channel::text"),
@@ -298,6 +320,12 @@ RULES = [
     refused("rule-occurrences-null", OCCURRENCES, (None, None), names="p_occurrences"),
     refused("rule-occurrences-null-element", OCCURRENCES, ([1, None], None), names="p_occurrences"),
     refused("rule-occurrences-zero", OCCURRENCES, ([0, 10], None), names="p_occurrences"),
+    refused(
+        "rule-occurrences-100k-and-a-zero",
+        OCCURRENCES,
+        lambda: ([*range(1, 100_001), 0], None),
+        names="p_occurrences",
+    ),
     refused("rule-repeat-every-negative", OCCURRENCES, ([1], -1), names="p_repeat_every"),
     ok("rule-occurrences-largest-count", OCCURRENCES, ([2**63 - 1], 2**63 - 1)),
     ok("rule-occurrences-duplicates-and-disorder", OCCURRENCES, ([100, 1, 100, 10], None)),
