@@ -66,7 +66,8 @@ BEGIN
     WHERE d.name = p_name;
 
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown setting: %', coalesce(quote_literal(p_name), 'NULL')
+        RAISE EXCEPTION 'unknown setting: %',
+            coalesce(quote_literal(monitoring.truncate_text(p_name, 100)), 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
                 HINT = 'SELECT name FROM monitoring.effective_settings lists them.';
     END IF;
@@ -92,7 +93,8 @@ BEGIN
     WHERE d.name = p_name;
 
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown setting: %', coalesce(quote_literal(p_name), 'NULL')
+        RAISE EXCEPTION 'unknown setting: %',
+            coalesce(quote_literal(monitoring.truncate_text(p_name, 100)), 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
                 HINT = 'SELECT name FROM monitoring.effective_settings lists them.';
     END IF;
@@ -108,7 +110,8 @@ BEGIN
     END IF;
     v_problem := monitoring._setting_problem(p_name, p_value);
     IF v_problem IS NOT NULL THEN
-        RAISE EXCEPTION 'setting % %, not %', p_name, v_problem, p_value
+        RAISE EXCEPTION 'setting % %, not %',
+            p_name, v_problem, monitoring.truncate_text(p_value::text, 100)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 

@@ -28,6 +28,33 @@ COMMENT ON VIEW monitoring.effective_settings IS
 
 -- @include ../settings_check.sql
 
+-- Refusals quote at most 100 characters of what they refuse (settings.sql).
+CREATE OR REPLACE FUNCTION monitoring.get_setting(p_name text)
+RETURNS jsonb
+LANGUAGE plpgsql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_value jsonb;
+BEGIN
+    SELECT coalesce(s.value, d.default_value)
+    INTO v_value
+    FROM monitoring.setting_definitions AS d
+    LEFT JOIN monitoring.settings AS s ON d.name = s.name
+    WHERE d.name = p_name;
+
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown setting: %',
+            coalesce(quote_literal(monitoring.truncate_text(p_name, 100)), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                HINT = 'SELECT name FROM monitoring.effective_settings lists them.';
+    END IF;
+    RETURN v_value;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION monitoring.set_setting(p_name text, p_value jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -43,7 +70,8 @@ BEGIN
     WHERE d.name = p_name;
 
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown setting: %', coalesce(quote_literal(p_name), 'NULL')
+        RAISE EXCEPTION 'unknown setting: %',
+            coalesce(quote_literal(monitoring.truncate_text(p_name, 100)), 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
                 HINT = 'SELECT name FROM monitoring.effective_settings lists them.';
     END IF;
@@ -59,7 +87,8 @@ BEGIN
     END IF;
     v_problem := monitoring._setting_problem(p_name, p_value);
     IF v_problem IS NOT NULL THEN
-        RAISE EXCEPTION 'setting % %, not %', p_name, v_problem, p_value
+        RAISE EXCEPTION 'setting % %, not %',
+            p_name, v_problem, monitoring.truncate_text(p_value::text, 100)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 

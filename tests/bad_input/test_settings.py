@@ -19,11 +19,13 @@ from .suite import (
     assert_healthy,
     call,
     js,
+    nested_arrays,
     noise,
     ok,
     python_traceback,
     refused,
     table,
+    text_of,
     wide_object,
 )
 
@@ -63,6 +65,7 @@ SETTINGS = [
     # names
     refused("get-null", GET, setting(None), names="unknown setting"),
     refused("get-empty", GET, setting(""), names="unknown setting"),
+    refused("get-10mb", GET, lambda: setting(text_of(10 * MB)), names="unknown setting", timeout=5),
     refused("get-like-wildcard", GET, setting("errors.%"), names="unknown setting"),
     refused("get-other-case", GET, setting("ERRORS.MAX_FRAMES"), names="unknown setting"),
     refused("get-trailing-blank", GET, setting("errors.max_frames "), names="unknown setting"),
@@ -73,7 +76,17 @@ SETTINGS = [
         names="unknown setting",
     ),
     refused("set-null-name", SET, setting(None, "1"), names="unknown setting"),
+    refused(
+        "set-unknown-10mb",
+        SET,
+        lambda: setting(noise(10 * MB), "1"),
+        names="unknown setting",
+        timeout=5,
+    ),
     refused("reset-null", RESET, setting(None), names="unknown setting"),
+    refused(
+        "reset-10mb", RESET, lambda: setting(text_of(10 * MB)), names="unknown setting", timeout=5
+    ),
     ok("reset-twice", (RESET, RESET), setting("errors.max_frames"), returns=[(100,)]),
     # values of the wrong type
     refused("set-sql-null", SET, setting("errors.max_frames"), states=("22004",), names="p_value"),
@@ -131,6 +144,12 @@ SETTINGS = [
         "set-number-1e308", SET, setting("cache.max_entries", "1e308"), names="cache.max_entries"
     ),
     refused(
+        "set-number-of-100000-digits",
+        SET,
+        setting("cache.max_bytes", "1" + "0" * 100_000),
+        names="cache.max_bytes",
+    ),
+    refused(
         "set-number-tiny",
         SET,
         setting("alerts.retry_base_seconds", "1e-300"),
@@ -154,6 +173,13 @@ SETTINGS = [
         SET,
         setting("errors.default_environment", js("e" * 201)),
         names="errors.default_environment",
+    ),
+    refused(
+        "set-text-10mb",
+        SET,
+        lambda: setting("errors.default_service", js(noise(10 * MB))),
+        names="errors.default_service",
+        timeout=5,
     ),
     refused(
         "set-text-newline",
@@ -180,6 +206,18 @@ SETTINGS = [
         "set-list-of-101",
         SET,
         setting("scrub.extra_keys", js([f"k{i}" for i in range(101)])),
+        names="scrub.extra_keys",
+    ),
+    refused(
+        "set-list-of-100k",
+        SET,
+        lambda: setting("scrub.extra_keys", js([f"k{i}" for i in range(100_000)])),
+        names="scrub.extra_keys",
+    ),
+    refused(
+        "set-list-nested-5000",
+        SET,
+        lambda: setting("scrub.extra_keys", nested_arrays(5000)),
         names="scrub.extra_keys",
     ),
     refused(
