@@ -228,11 +228,11 @@ DECLARE
     v_now monitoring.issues;
     v_result monitoring.issues;
 BEGIN
-    -- Within a century: 'infinity' or the year 9999 mean forever, which NULL says, and a
+    -- Within a millennium: 'infinity' or the year 9999 mean forever, which NULL says, and a
     -- time past the year 9999 is one no Python client can read back.
-    IF p_until <= now() OR p_until > now() + interval '100 years' THEN
-        RAISE EXCEPTION 'p_until must be in the future, at most 100 years ahead (NULL: forever), '
-            'not %', p_until
+    IF p_until <= now() OR p_until > now() + interval '1000 years' THEN
+        RAISE EXCEPTION 'p_until must be in the future, at most 1000 years ahead (NULL: '
+            'forever), not %', p_until
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF p_until_events <= 0 OR p_until_users <= 0 THEN
