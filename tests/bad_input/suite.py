@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import json
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+from rich.console import Console
+
+from pg_monitoring import issues, render
+from pg_monitoring.connection import Connector
 
 KB = 1024
 MB = 1024 * KB
@@ -41,6 +46,8 @@ class Database:
     writer: psycopg.Connection[Any]
     admin: psycopg.Connection[Any]
     writer_dsn: str
+    # issues the client has printed
+    printed: set[int] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -250,9 +257,24 @@ def has_cut_marker(event: dict[str, Any]) -> bool:
     return any(marker in text for marker in CUT_MARKERS)
 
 
+def assert_shown_by_the_client(db: Database) -> None:
+    """What `pg-monitoring issues --status all` and `pg-monitoring show` read of every issue,
+    and print of each one not printed by an earlier family (printing is the slow part)."""
+    client = Connector(db.admin)
+    listed = issues.list_issues(client, issues.IssueFilter(status=None, limit=1_000_000))
+    printed = Console(file=io.StringIO(), width=160, highlight=False, color_system=None)
+    printed.print(render.issues_table(listed))
+    for issue in listed:
+        detail = issues.show_issue(client, issue["id"])
+        assert detail is not None
+        if issue["id"] not in db.printed:
+            render.print_issue(printed, detail)
+            db.printed.add(issue["id"])
+
+
 def assert_healthy(db: Database) -> None:
     """After a family: maintenance runs clean, and everything stored reads back (psycopg loads
-    every JSON value) within the limits."""
+    every JSON value) within the limits, and through the client's `issues` and `show`."""
     db.admin.execute("SET statement_timeout = '30s'")
     try:
         (report,) = db.admin.execute("SELECT monitoring.run_maintenance()").fetchone() or ({},)
@@ -283,5 +305,6 @@ def assert_healthy(db: Database) -> None:
             "UNION ALL SELECT version FROM monitoring.releases) AS u (k)"
         ).fetchone() or (None,)
         assert (longest_key or 0) <= 200
+        assert_shown_by_the_client(db)
     finally:
         db.admin.execute("RESET statement_timeout")
