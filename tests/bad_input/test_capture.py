@@ -203,6 +203,11 @@ CAPTURE_ERROR = [
         lambda: ("T", "m", frames(300, '{"function": "f", "frames_omitted": 1e300}')),
     ),
     ok(
+        "stack-frames-forged-marker-without-function",
+        ERROR_STACK,
+        ("T", "m", '[{"frames_omitted": 3}, {"function": "f", "in_app": true}]'),
+    ),
+    ok(
         "stack-values-5000-exceptions",
         ERROR_STACK,
         lambda: ("T", "m", js({"values": [{"type": f"E{i}", "value": "v"} for i in range(5000)]})),
@@ -640,6 +645,7 @@ CAPTURE_EVENT = [
         names="p_event.contexts.trace.trace_id",
     ),
     ok("contexts-string", EVENT, (event(contexts="x"),)),
+    ok("unknown-field-named-as-ours", EVENT, (event(timestamp_adjusted="x", _truncated=[]),)),
     refused("server-name-array", EVENT, (event(server_name=[]),), names="p_event.server_name"),
     refused("platform-object", EVENT, (event(platform={}),), names="p_event.platform"),
     ok("transaction-1mb", EVENT, lambda: (event(transaction=noise(MB)),), cut=True),
