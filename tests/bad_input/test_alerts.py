@@ -62,6 +62,7 @@ CHANNELS = [
     refused("channel-blank-name", ADD, webhook(name=" \t "), states=("22004",), names="p_name"),
     refused("channel-10k-noise-name", ADD, lambda: webhook(name=noise(10_000)), names="p_name"),
     ok("channel-name-injection", ADD, webhook(name="x'); DROP TABLE monitoring.alert_rules; --")),
+    ok("channel-name-200-emoji", ADD, webhook(name="\U0001f600" * 200)),
     refused("channel-kind-null", ADD, (HOOK, None, "{}", "{}"), names="p_kind"),
     refused("channel-kind-unknown", ADD, (HOOK, "sms", "{}", "{}"), names="p_kind"),
     refused("channel-kind-upper-case", ADD, (HOOK, "SLACK", "{}", "{}"), names="p_kind"),
@@ -347,6 +348,7 @@ RULES = [
         ("occurrences", [1], None, None, ""),
         names="p_fingerprint",
     ),
+    ok("rule-scope-200-emoji", SCOPED, ("occurrences", [1], *["\U0001f600" * 200] * 3)),
     ok(
         "rule-scope-injection",
         SCOPED,

@@ -71,6 +71,15 @@ CACHE_SET = [
         returns=TRUE,
     ),
     ok(
+        "set-key-of-600-emoji", (SET, READS_BACK), key("x", "4", k="\U0001f600" * 600), returns=TRUE
+    ),
+    ok(
+        "set-tag-of-500-emoji",
+        SET_TAGS,
+        key("set-tag-emoji", tags=["\U0001f600" * 500]),
+        returns=TRUE,
+    ),
+    ok(
         "set-key-metacharacters",
         (SET, READS_BACK),
         key("x", "2", k="%_\\[*?]^$.|(){}'; DROP TABLE monitoring.cache_entries; --"),

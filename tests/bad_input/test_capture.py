@@ -39,6 +39,8 @@ from .suite import (
 )
 
 NULL_STATES = ("22004",)
+# four bytes in UTF-8: the most a character takes of an index entry
+EMOJI = "\U0001f600"
 
 
 def error_with(*params: str) -> str:
@@ -396,6 +398,21 @@ CAPTURE_ERROR = [
     ),
     ok("service-empty-is-default", error_with("p_service", "p_environment"), ("T", "m", "", "")),
     ok("service-control-characters", error_with("p_service"), ("T", "m", "a\x01\x1b\nb")),
+    ok(
+        "indexed-names-of-200-emoji",
+        error_with(
+            "p_service", "p_environment", "p_release", "p_fingerprint::text[]", "p_user::jsonb"
+        ),
+        ("T", "m", *[EMOJI * 200] * 3, [EMOJI * 200], js({"id": EMOJI * 200})),
+    ),
+    ok(
+        "indexed-names-of-201-emoji",
+        error_with(
+            "p_service", "p_environment", "p_release", "p_fingerprint::text[]", "p_user::jsonb"
+        ),
+        ("T", "m", *[EMOJI * 201] * 3, [EMOJI * 201], js({"id": EMOJI * 201})),
+        cut=True,
+    ),
     # fingerprints
     ok(
         "fingerprint-100k-parts",
@@ -732,6 +749,11 @@ CAPTURE_EVENTS = [
                 * 2
             ),
         ),
+    ),
+    ok(
+        "batch-same-event-twice-without-a-time",
+        EVENTS_BATCH,
+        (js([{"message": "twice", "event_id": uuid.uuid4().hex}] * 2),),
     ),
     ok(
         "batch-10-events-of-1mb",
