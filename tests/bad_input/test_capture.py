@@ -251,6 +251,11 @@ CAPTURE_ERROR = [
     ),
     ok("stack-text-empty", ERROR_STACK_TEXT, ("T", "m", "")),
     ok(
+        "stack-text-line-number-of-30-digits",
+        ERROR_STACK_TEXT,
+        ("T", "m", python_traceback(1).replace("line 1,", "line " + "9" * 30 + ",")),
+    ),
+    ok(
         "stack-text-control-characters",
         ERROR_STACK_TEXT,
         ("T", "m", "\x01\x02\x1b[31mred\x7f\r\n\t\x0b\x0c"),
@@ -546,6 +551,10 @@ CAPTURE_EVENT = [
         lambda: (event_with('"extra": ' + nested_objects(5000)),),
         cut=True,
     ),
+    refused(
+        "event-text-short-unicode-escape", EVENT_TEXT, ('{"message": "\\u12"}',), names="p_event"
+    ),
+    refused("event-text-not-a-json-escape", EVENT_TEXT, ('{"message": "\\xff"}',), names="p_event"),
     ok(
         "event-text-nul-escapes",
         EVENT_TEXT,
