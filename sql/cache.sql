@@ -163,11 +163,12 @@ $$;
 
 -- p_value, checked only when it may be too deep: each level of a jsonb value takes 8 bytes
 -- or more, so one of 4 kB or less (as clients send it) is not, and the SET, where this is
--- inlined, pays one comparison.
+-- inlined, pays one comparison. STABLE as pg_column_size is: an IMMUTABLE SQL function over
+-- a STABLE one is not inlined.
 CREATE FUNCTION monitoring._cache_value(p_value jsonb, p_name text)
 RETURNS jsonb
 LANGUAGE sql
-IMMUTABLE
+STABLE
 AS $$
     SELECT CASE
         WHEN p_value IS NULL OR pg_catalog.pg_column_size(p_value) <= 4096 THEN p_value
@@ -195,11 +196,12 @@ END
 $$;
 
 -- The tags to store (NULL for none), checked only when they may be too long: inlined into
--- the SET, where tags of 500 bytes in all cost one comparison.
+-- the SET (STABLE, as array_to_string is), where tags of 500 bytes in all cost one
+-- comparison.
 CREATE FUNCTION monitoring._cache_tags(p_tags text[])
 RETURNS text[]
 LANGUAGE sql
-IMMUTABLE
+STABLE
 AS $$
     SELECT CASE
         WHEN p_tags IS NULL OR pg_catalog.octet_length(pg_catalog.array_to_string(p_tags, '')) <= 500
