@@ -25,10 +25,13 @@ MB = 1024 * KB
 SECRET = "hunter2-never-stored"
 
 # Never a clear answer: a crash, a PostgreSQL limit reached (index row size, stack depth,
-# memory), a timeout, or our own code calling what does not exist.
-UNCLEAR_STATES = frozenset(
-    {"XX000", "XX001", "54000", "54001", "53200", "57014", "42883", "42P01", "42703"}
-)
+# memory), a timeout, a table's constraint or a column's type refusing what our code wrote,
+# a feature PostgreSQL lacks, or our own code calling what does not exist.
+UNCLEAR_STATES = frozenset({
+    "XX000", "XX001", "54000", "54001", "53200", "57014",
+    "23502", "23503", "23505", "23514", "22001", "0A000",
+    "42883", "42P01", "42703",
+})  # fmt: skip
 # A clear error says what was wrong in a sentence: it does not echo megabytes of the input
 # (into the server's log as well as to the caller).
 MAX_MESSAGE = 1000

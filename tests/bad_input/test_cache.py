@@ -38,7 +38,7 @@ SET = "SELECT monitoring.cache_set(%(k)s, %(v)s::jsonb)"
 SET_TTL = "SELECT monitoring.cache_set(%(k)s, '1', %(ttl)s)"
 SET_BYTES = "SELECT monitoring.cache_set_bytes(%(k)s, %(v)s::bytea)"
 SET_TAGS = "SELECT monitoring.cache_set(%(k)s, '1', p_tags => %(tags)s::text[])"
-# A stored value reads back as it was given, through psycopg.
+# A stored value reads back as it was given.
 READS_BACK = "SELECT value = %(v)s::jsonb FROM monitoring.cache_get(%(k)s)"
 READS_BACK_BYTES = "SELECT value = %(v)s::bytea FROM monitoring.cache_get_bytes(%(k)s)"
 KEYS = "SELECT count(*) FROM monitoring.cache_keys(%(p)s)"
@@ -514,43 +514,17 @@ CACHE_STATS = [
 ]
 
 
-def check_cache(db: Database, case: Case) -> None:
+@table(
+    CACHE_SET
+    + CACHE_SET_MANY
+    + CACHE_READ
+    + CACHE_WRITE
+    + CACHE_PATTERNS
+    + CACHE_LOCKS
+    + CACHE_STATS
+)
+def test_cache(db: Database, case: Case) -> None:
     call(db.writer, case)
-
-
-@table(CACHE_SET)
-def test_cache_set(db: Database, case: Case) -> None:
-    check_cache(db, case)
-
-
-@table(CACHE_SET_MANY)
-def test_cache_set_many(db: Database, case: Case) -> None:
-    check_cache(db, case)
-
-
-@table(CACHE_READ)
-def test_cache_read(db: Database, case: Case) -> None:
-    check_cache(db, case)
-
-
-@table(CACHE_WRITE)
-def test_cache_write(db: Database, case: Case) -> None:
-    check_cache(db, case)
-
-
-@table(CACHE_PATTERNS)
-def test_cache_patterns(db: Database, case: Case) -> None:
-    check_cache(db, case)
-
-
-@table(CACHE_LOCKS)
-def test_cache_locks(db: Database, case: Case) -> None:
-    check_cache(db, case)
-
-
-@table(CACHE_STATS)
-def test_cache_stats(db: Database, case: Case) -> None:
-    check_cache(db, case)
 
 
 def test_stats_of_every_shard_at_the_largest_count(db: Database) -> None:

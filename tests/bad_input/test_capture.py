@@ -794,7 +794,8 @@ def stored(db: Database) -> tuple[int, ...]:
     return tuple(db.owner.execute(STORED).fetchone() or ())
 
 
-def check_capture(db: Database, case: Case) -> None:
+@table(CAPTURE_ERROR + CAPTURE_MESSAGE + CAPTURE_EVENT + CAPTURE_EVENTS)
+def test_capture(db: Database, case: Case) -> None:
     before = stored(db)
     rows = call(db.writer, case)
     if rows is None:
@@ -809,26 +810,6 @@ def check_capture(db: Database, case: Case) -> None:
         assert_bounded(stored_event, bounds)
         if case.cut:
             assert has_cut_marker(stored_event), "cut without a visible marker"
-
-
-@table(CAPTURE_ERROR)
-def test_capture_error(db: Database, case: Case) -> None:
-    check_capture(db, case)
-
-
-@table(CAPTURE_MESSAGE)
-def test_capture_message(db: Database, case: Case) -> None:
-    check_capture(db, case)
-
-
-@table(CAPTURE_EVENT)
-def test_capture_event(db: Database, case: Case) -> None:
-    check_capture(db, case)
-
-
-@table(CAPTURE_EVENTS)
-def test_capture_events(db: Database, case: Case) -> None:
-    check_capture(db, case)
 
 
 def test_after_capture(db: Database) -> None:
