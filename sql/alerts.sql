@@ -700,7 +700,8 @@ COMMENT ON FUNCTION monitoring.add_alert_rule(
 ) IS
 'Adds an alert rule: new_issue, regression, escalating, occurrences (p_occurrences, then '
 'every p_repeat_every), event_frequency or user_frequency (more than p_threshold in '
-'p_window); for channel p_channel or all, scoped by service, environment, fingerprint. '
+'p_window); for channel p_channel or all, scoped by service, environment, fingerprint (1 to '
+'200 characters). Thresholds go to 10^12, windows and action intervals to 100 years. '
 'Returns its id';
 
 -- The design document's tracker.set_notification_rate_limit(fingerprint=...,

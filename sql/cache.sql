@@ -509,7 +509,8 @@ $$;
 
 COMMENT ON FUNCTION monitoring.cache_set(text, jsonb, double precision, boolean, boolean, text[])
 IS 'Stores JSON p_value under p_key for p_ttl seconds (NULL: no expiry); p_nx: only if absent, '
-'p_xx: only if present. True when stored. Replaces any TTL and tags the key had.';
+'p_xx: only if present. True when stored. Replaces any TTL and tags the key had. JSON nested '
+'more than 512 levels and tags over 500 characters are refused.';
 
 CREATE FUNCTION monitoring.cache_set_bytes(
     p_key text,
@@ -1004,8 +1005,8 @@ AS $$
 $$;
 
 COMMENT ON FUNCTION monitoring.cache_keys(text, text, bigint) IS
-'Live keys matching the Redis glob p_pattern, in index order; p_after and p_limit page '
-'through them (Redis KEYS and SCAN MATCH)';
+'Live keys matching the Redis glob p_pattern (at most 1000 characters), in index order; '
+'p_after and p_limit page through them (Redis KEYS and SCAN MATCH)';
 
 CREATE FUNCTION monitoring.cache_delete_pattern(p_pattern text)
 RETURNS bigint

@@ -266,8 +266,8 @@ END
 $$;
 
 COMMENT ON FUNCTION monitoring.ignore_issue(bigint, timestamptz, bigint, bigint, text) IS
-'Ignores an issue forever, or until p_until, p_until_events more events or p_until_users '
-'more users, whichever comes first';
+'Ignores an issue forever, or until p_until (at most 1000 years ahead), p_until_events more '
+'events or p_until_users more users, whichever comes first';
 
 CREATE FUNCTION monitoring.reopen_issue(p_issue_id bigint, p_actor text DEFAULT NULL)
 RETURNS monitoring.issues
@@ -335,7 +335,7 @@ END
 $$;
 
 COMMENT ON FUNCTION monitoring.assign_issue(bigint, text, text) IS
-'Assigns an issue to p_assignee (any text: an email, a team)';
+'Assigns an issue to p_assignee (any text of up to 200 characters: an email, a team)';
 
 CREATE FUNCTION monitoring.unassign_issue(p_issue_id bigint, p_actor text DEFAULT NULL)
 RETURNS monitoring.issues
