@@ -251,6 +251,15 @@ CAPTURE_ERROR = [
     ),
     ok("stack-text-empty", ERROR_STACK_TEXT, ("T", "m", "")),
     ok(
+        "stack-text-not-python-with-secrets",
+        ERROR_STACK_TEXT,
+        (
+            "T",
+            "m",
+            f"at db.connect(postgres://app:{SECRET}@db:5432/x)\nAuthorization: Bearer {SECRET}",
+        ),
+    ),
+    ok(
         "stack-text-line-number-of-30-digits",
         ERROR_STACK_TEXT,
         ("T", "m", python_traceback(1).replace("line 1,", "line " + "9" * 30 + ",")),
@@ -522,6 +531,11 @@ CAPTURE_MESSAGE = [
         "message-user-secret",
         message_with("p_user::jsonb"),
         ("m", js({"id": 1, "session": SECRET})),
+    ),
+    ok(
+        "message-breadcrumbs-secret",
+        message_with("p_breadcrumbs::jsonb"),
+        ("m", js([{"category": "http", "data": {"url": "/login", "password": SECRET}}])),
     ),
     ok(
         "message-breadcrumbs-1mb-crumb",
