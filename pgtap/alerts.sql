@@ -204,7 +204,7 @@ FROM (
     (
         'a frequency rule without its window',
         $$SELECT monitoring.add_alert_rule('event_frequency', p_threshold => 10)$$, '22023',
-        'a event_frequency rule needs a positive p_window, not NULL'
+        'a event_frequency rule needs a positive p_window of at most 100 years, not NULL'
     ),
     (
         'a threshold on a fact rule',

@@ -338,17 +338,23 @@ SELECT is(
 SELECT is(
     monitoring.bound_json(
         jsonb_build_object(
-            'ok', 'short', repeat('k', 30), repeat('v', 30), 'n', 1.5,
+            'ok', 'short', 'long', repeat('v', 30), repeat('k', 30), 'hunter2', 'n', 1.5,
+            'pair', jsonb_build_array(repeat('k', 30), 'hunter2'),
             'deep', '[[["three"]]]'::jsonb
         ),
         20, 3
     ),
     jsonb_build_object(
-        'ok', 'short', repeat('k', 20) || '... [truncated: 10 more characters]',
-        repeat('v', 20) || '... [truncated: 10 more characters]', 'n', 1.5,
+        'ok', 'short', 'long', repeat('v', 20) || '... [truncated: 10 more characters]',
+        repeat('k', 20) || '... [truncated: 10 more characters]', '[dropped: its name was cut]',
+        'n', 1.5,
+        'pair', jsonb_build_array(
+            repeat('k', 20) || '... [truncated: 10 more characters]', '[dropped: its name was cut]'
+        ),
         'deep', '[["[nested too deep: an array of 1 items]"]]'::jsonb
     ),
-    'bound_json cuts long strings and keys, and what is nested too deep'
+    'bound_json cuts long strings and keys, and what is nested too deep; the value of a cut '
+    'key or pair name goes, as it may be a secret scrubbing can no longer tell'
 );
 SELECT is(
     monitoring.trim_frames(
@@ -362,8 +368,8 @@ SELECT is(
 );
 SELECT throws_ok(
     $$SELECT monitoring.capture_event(repeat('[', 500000) || repeat(']', 500000))$$,
-    '22023', 'the JSON text is nested too deeply to read (1000000 characters)',
-    'JSON text too deep for PostgreSQL''s parser is refused naming the problem'
+    '22023', 'p_event is nested too deeply to read (1000000 characters)',
+    'JSON text too deep for PostgreSQL''s parser is refused naming the problem and the argument'
 );
 SELECT throws_ok(
     $$SELECT * FROM monitoring.capture_events(

@@ -214,6 +214,11 @@ DECLARE
     v_result jsonb := p_value;
     v_valid boolean;
 BEGIN
+    -- a setting is an address, a host, a URL or a short list of addresses
+    IF length(p_value::text) > 2000 THEN
+        RAISE EXCEPTION '% must be at most 2000 characters, not %', p_name, length(p_value::text)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     CASE p_type
         WHEN 'port' THEN
             IF v_text ~ '^[0-9]{1,5}$' THEN
@@ -258,7 +263,7 @@ BEGIN
                 WHEN 'url' THEN 'an http:// or https:// URL'
                 ELSE 'non-empty text on one line'
             END,
-            coalesce(p_value::text, 'NULL')
+            coalesce(monitoring.truncate_text(p_value::text, 100), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     RETURN v_result;
@@ -281,7 +286,7 @@ DECLARE
 BEGIN
     IF p_kind IS NULL OR p_kind NOT IN ('email', 'slack', 'webhook', 'pagerduty') THEN
         RAISE EXCEPTION 'p_kind must be one of email, slack, webhook, pagerduty; not %',
-            coalesce(quote_literal(p_kind), 'NULL')
+            coalesce(quote_literal(monitoring.truncate_text(p_kind, 100)), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     SELECT string_agg(f.field, ', ' ORDER BY f.field) INTO v_takes
@@ -298,14 +303,14 @@ BEGIN
         WHERE f.kind = p_kind AND f.field = regexp_replace(v_key, '_env$', '');
         IF NOT FOUND THEN
             RAISE EXCEPTION 'p_config.% is not a setting of a % channel (it takes %, or any of '
-                'them as NAME_env)', v_key, p_kind, v_takes
+                'them as NAME_env)', monitoring.truncate_text(v_key, 100), p_kind, v_takes
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
         IF v_key ~ '_env$' THEN
             IF jsonb_typeof(v_value) IS DISTINCT FROM 'string'
                 OR v_value #>> '{}' !~ '^[A-Za-z_][A-Za-z0-9_]*$' THEN
                 RAISE EXCEPTION 'p_config.% must name an environment variable, not %',
-                    v_key, v_value
+                    v_key, monitoring.truncate_text(v_value::text, 100)
                     USING ERRCODE = 'invalid_parameter_value';
             END IF;
             config := config || jsonb_build_object(v_key, v_value);
@@ -328,7 +333,7 @@ BEGIN
         WHERE f.kind = p_kind AND f.field = v_key AND f.secret;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'p_secrets.% is not a secret of a % channel (its secrets: %)',
-                v_key, p_kind, (
+                monitoring.truncate_text(v_key, 100), p_kind, (
                     SELECT coalesce(string_agg(f.field, ', ' ORDER BY f.field), 'none')
                     FROM monitoring._channel_fields() AS f
                     WHERE f.kind = p_kind AND f.secret
@@ -387,8 +392,13 @@ DECLARE
     v_level text;
     v_id bigint;
 BEGIN
-    IF coalesce(v_name, '') = '' THEN
+    IF coalesce(v_name, '') !~ E'\\S' THEN
         RAISE EXCEPTION 'p_name must not be empty' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- a name is a key of the names' index, which holds ~2.7 kB
+    IF length(v_name) > 200 THEN
+        RAISE EXCEPTION 'p_name must be at most 200 characters, not %', length(v_name)
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF cardinality(p_services) = 0 OR cardinality(p_environments) = 0 THEN
         RAISE EXCEPTION 'p_services and p_environments must not be empty; NULL lets all through'
@@ -455,7 +465,8 @@ DECLARE
 BEGIN
     SELECT c.id INTO v_id FROM monitoring.alert_channels AS c WHERE c.name = btrim(p_name);
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'no channel named %', coalesce(quote_literal(p_name), 'NULL')
+        RAISE EXCEPTION 'no channel named %',
+            coalesce(quote_literal(monitoring.truncate_text(p_name, 100)), 'NULL')
             USING ERRCODE = 'no_data_found',
                 HINT = 'SELECT name FROM monitoring.notification_channels lists them.';
     END IF;
@@ -554,7 +565,7 @@ BEGIN
     IF coalesce(cardinality(p_occurrences), 0) = 0 OR array_position(p_occurrences, NULL) > 0
         OR EXISTS (SELECT FROM unnest(p_occurrences) AS o WHERE o < 1) THEN
         RAISE EXCEPTION 'p_occurrences must be counts of 1 or more, not %',
-            coalesce(p_occurrences::text, 'NULL')
+            coalesce(monitoring.truncate_text(p_occurrences::text, 100), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF p_repeat_every < 0 THEN
@@ -595,6 +606,7 @@ DECLARE
     v_channel_id bigint;
     v_occurrences bigint[];
     v_repeat_every bigint;
+    v_scope text;
     v_id bigint;
 BEGIN
     IF p_condition IS NULL OR p_condition NOT IN (
@@ -603,25 +615,42 @@ BEGIN
     ) THEN
         RAISE EXCEPTION 'p_condition must be one of new_issue, regression, escalating, '
             'occurrences, event_frequency, user_frequency; not %',
-            coalesce(quote_literal(p_condition), 'NULL')
+            coalesce(quote_literal(monitoring.truncate_text(p_condition, 100)), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- A scope names what an issue has: a service, environment or fingerprint of 1 to 200
+    -- characters. Longer ones would also overflow the occurrence rules' index, and '' counts
+    -- as NULL in it: a rule for '' would replace the one for every issue.
+    SELECT s.name INTO v_scope
+    FROM (
+        VALUES ('p_service', p_service), ('p_environment', p_environment),
+        ('p_fingerprint', p_fingerprint)
+    ) AS s (name, value)
+    WHERE s.value = '' OR length(s.value) > 200
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION '% must be 1 to 200 characters, as an issue''s is (NULL: any)', v_scope
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF p_channel IS NOT NULL THEN
         v_channel_id := monitoring._channel_id(p_channel);
     END IF;
-    IF p_action_interval < interval '0' THEN
-        RAISE EXCEPTION 'p_action_interval must not be negative, not %', p_action_interval
+    -- The bounds keep what the rule is evaluated with in range, where an error would fail
+    -- the capture or the fold that fires it: now() minus the interval or window, and a
+    -- count to p_threshold + 1.
+    IF p_action_interval < interval '0' OR p_action_interval > interval '100 years' THEN
+        RAISE EXCEPTION 'p_action_interval must be from 0 to 100 years, not %', p_action_interval
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
     IF p_condition IN ('event_frequency', 'user_frequency') THEN
-        IF p_threshold IS NULL OR p_threshold < 0 THEN
+        IF p_threshold IS NULL OR p_threshold NOT BETWEEN 0 AND 1000000000000 THEN
             RAISE EXCEPTION 'a % rule needs p_threshold (more than p_threshold in p_window), '
-                '0 or more, not %', p_condition, coalesce(p_threshold::text, 'NULL')
+                'from 0 to 1000000000000, not %', p_condition, coalesce(p_threshold::text, 'NULL')
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        IF p_window IS NULL OR p_window <= interval '0' THEN
-            RAISE EXCEPTION 'a % rule needs a positive p_window, not %',
+        IF p_window IS NULL OR p_window <= interval '0' OR p_window > interval '100 years' THEN
+            RAISE EXCEPTION 'a % rule needs a positive p_window of at most 100 years, not %',
                 p_condition, coalesce(p_window::text, 'NULL')
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
@@ -671,7 +700,8 @@ COMMENT ON FUNCTION monitoring.add_alert_rule(
 ) IS
 'Adds an alert rule: new_issue, regression, escalating, occurrences (p_occurrences, then '
 'every p_repeat_every), event_frequency or user_frequency (more than p_threshold in '
-'p_window); for channel p_channel or all, scoped by service, environment, fingerprint. '
+'p_window); for channel p_channel or all, scoped by service, environment, fingerprint (1 to '
+'200 characters). Thresholds go to 10^12, windows and action intervals to 100 years. '
 'Returns its id';
 
 -- The design document's tracker.set_notification_rate_limit(fingerprint=...,
@@ -1112,9 +1142,15 @@ BEGIN
         RAISE EXCEPTION 'p_limit must be 1 or more, not %', coalesce(p_limit::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF p_lease_seconds IS NULL OR NOT p_lease_seconds > 0 THEN
-        RAISE EXCEPTION 'p_lease_seconds must be positive, not %',
+    -- At most a week (NaN is more): the lease's end is stored, and must be a time that
+    -- clients can read (Python's end with the year 9999) and PostgreSQL can add.
+    IF NOT coalesce(p_lease_seconds > 0 AND p_lease_seconds <= 604800, FALSE) THEN
+        RAISE EXCEPTION 'p_lease_seconds must be positive and at most 604800 (a week), not %',
             coalesce(p_lease_seconds::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF length(p_worker) > 200 THEN
+        RAISE EXCEPTION 'p_worker must be at most 200 characters, not %', length(p_worker)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF v_max < 1 THEN
@@ -1230,6 +1266,15 @@ DECLARE
     v_delay double precision;
     v_status text;
 BEGIN
+    -- In the ranges of the settings they stand for (0 allowed, as the worker's options do):
+    -- the delay becomes a time, which NaN, infinity or 1e308 seconds are not.
+    IF NOT coalesce(p_retry_base_seconds BETWEEN 0 AND 86400, TRUE)
+        OR NOT coalesce(p_retry_max_seconds BETWEEN 0 AND 604800, TRUE) THEN
+        RAISE EXCEPTION 'p_retry_base_seconds must be from 0 to 86400 and p_retry_max_seconds '
+            'from 0 to 604800, not % and %',
+            coalesce(p_retry_base_seconds::text, 'NULL'), coalesce(p_retry_max_seconds::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     SELECT * INTO v_row FROM monitoring.alert_outbox AS o
     WHERE o.id = p_id AND o.claim_token = p_claim_token AND o.status = 'sending'
     FOR UPDATE;

@@ -144,6 +144,75 @@ $$;
 COMMENT ON FUNCTION monitoring._cache_expiry(double precision) IS
 'When an entry stored now with TTL p_ttl seconds expires (''infinity'' for NULL)';
 
+-- A JSON value a SET may store: nested at most 512 levels, so that clients can read it back
+-- (Python's json module gives up at about 1,000 levels, Ruby's JSON at 100 by default).
+-- Raises naming p_name otherwise.
+CREATE FUNCTION monitoring._cache_checked_value(p_value jsonb, p_name text)
+RETURNS jsonb
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+BEGIN
+    IF jsonb_path_exists(p_value, 'strict $.**{513}') THEN
+        RAISE EXCEPTION '% is nested more than 512 levels deep', p_name
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN p_value;
+END
+$$;
+
+-- p_value, checked only when it may be too deep: each level of a jsonb value takes 8 bytes
+-- or more, so one of 4 kB or less (as clients send it) is not, and the SET, where this is
+-- inlined, pays one comparison. STABLE as pg_column_size is: an IMMUTABLE SQL function over
+-- a STABLE one is not inlined.
+CREATE FUNCTION monitoring._cache_value(p_value jsonb, p_name text)
+RETURNS jsonb
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT CASE
+        WHEN p_value IS NULL OR pg_catalog.pg_column_size(p_value) <= 4096 THEN p_value
+        ELSE monitoring._cache_checked_value(p_value, p_name)
+    END;
+$$;
+
+COMMENT ON FUNCTION monitoring._cache_value(jsonb, text) IS
+'p_value as a SET stores it; raises for JSON nested more than 512 levels deep';
+
+-- Tags a SET may store: each is an entry of the GIN tag index, which holds at most ~2.7 kB;
+-- 500 characters are at most 2,000 bytes. Raises naming p_tags otherwise.
+CREATE FUNCTION monitoring._cache_checked_tags(p_tags text[])
+RETURNS text[]
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+BEGIN
+    IF EXISTS (SELECT FROM unnest(p_tags) AS t (tag) WHERE length(t.tag) > 500) THEN
+        RAISE EXCEPTION 'p_tags must be tags of at most 500 characters'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN nullif(p_tags, '{}');
+END
+$$;
+
+-- The tags to store (NULL for none), checked only when they may be too long: inlined into
+-- the SET (STABLE, as array_to_string is), where tags of 500 bytes in all cost one
+-- comparison.
+CREATE FUNCTION monitoring._cache_tags(p_tags text[])
+RETURNS text[]
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT CASE
+        WHEN p_tags IS NULL OR pg_catalog.octet_length(pg_catalog.array_to_string(p_tags, '')) <= 500
+            THEN nullif(p_tags, '{}')
+        ELSE monitoring._cache_checked_tags(p_tags)
+    END;
+$$;
+
+COMMENT ON FUNCTION monitoring._cache_tags(text[]) IS
+'p_tags as a SET stores them (NULL for none); raises for a tag over 500 characters';
+
 -- A value as Redis sees it: raw bytes as they are, JSON as its text.
 CREATE FUNCTION monitoring._cache_as_bytes(p_value jsonb, p_bytes bytea)
 RETURNS bytea
@@ -301,6 +370,8 @@ DECLARE
     -- First, as Redis does: SET XX with a bad TTL is an error even when the key is absent
     -- (inside the UPDATE it would only be computed for a row that matches).
     v_expires_at timestamptz := monitoring._cache_expiry(p_ttl);
+    v_tags text[] := monitoring._cache_tags(p_tags);
+    v_value jsonb := monitoring._cache_value(p_value, 'p_value');
 BEGIN
     -- One test on the common path: PL/pgSQL sets up every expression it evaluates once per
     -- transaction, and a cache SET is usually a transaction of its own.
@@ -317,11 +388,11 @@ BEGIN
     IF p_xx THEN
         UPDATE monitoring.cache_entries AS e
         SET
-            value = p_value,
+            value = v_value,
             value_bytes = p_bytes,
             expires_at = v_expires_at,
             created_at = now(),
-            tags = nullif(p_tags, '{}'),
+            tags = v_tags,
             locked_until = NULL
         WHERE
             e.index_key = monitoring.cache_index_key(p_key)
@@ -332,7 +403,7 @@ BEGIN
         -- An expired row, a lock placeholder or (for long keys) a colliding key is no entry:
         -- NX overwrites it.
         INSERT INTO monitoring.cache_entries AS e (key, value, value_bytes, expires_at, tags)
-        VALUES (p_key, p_value, p_bytes, v_expires_at, nullif(p_tags, '{}'))
+        VALUES (p_key, v_value, p_bytes, v_expires_at, v_tags)
         ON CONFLICT (index_key) DO UPDATE
             SET
                 key = excluded.key,
@@ -346,7 +417,7 @@ BEGIN
         v_stored := FOUND;
     ELSE
         v_stored := monitoring._cache_put(
-            p_key, p_value, p_bytes, v_expires_at, nullif(p_tags, '{}')
+            p_key, v_value, p_bytes, v_expires_at, v_tags
         );
     END IF;
 
@@ -411,7 +482,8 @@ AS $$
             p_key IS NOT NULL AND (p_value IS NOT NULL OR p_bytes IS NOT NULL)
             AND NOT p_nx AND NOT p_xx AND pg_catalog.random() >= 0.001
             THEN monitoring._cache_put(
-                p_key, p_value, p_bytes, monitoring._cache_expiry(p_ttl), nullif(p_tags, '{}')
+                p_key, monitoring._cache_value(p_value, 'p_value'), p_bytes,
+                monitoring._cache_expiry(p_ttl), monitoring._cache_tags(p_tags)
             )
         ELSE monitoring._cache_store(p_key, p_value, p_bytes, p_ttl, p_nx, p_xx, p_tags)
     END;
@@ -437,7 +509,8 @@ $$;
 
 COMMENT ON FUNCTION monitoring.cache_set(text, jsonb, double precision, boolean, boolean, text[])
 IS 'Stores JSON p_value under p_key for p_ttl seconds (NULL: no expiry); p_nx: only if absent, '
-'p_xx: only if present. True when stored. Replaces any TTL and tags the key had.';
+'p_xx: only if present. True when stored. Replaces any TTL and tags the key had. JSON nested '
+'more than 512 levels and tags over 500 characters are refused.';
 
 CREATE FUNCTION monitoring.cache_set_bytes(
     p_key text,
@@ -466,8 +539,17 @@ AS $$
 DECLARE
     v_stored bigint;
 BEGIN
+    -- array_position, and MSET's pairing of keys with values, are for lists
+    IF array_ndims(p_keys) > 1 OR array_ndims(p_bytes) > 1 THEN
+        RAISE EXCEPTION 'p_keys and p_values must be one-dimensional arrays'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF pg_catalog.array_position(p_keys, NULL) IS NOT NULL THEN
         RAISE EXCEPTION 'p_keys must not contain NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- an entry holds a value (cache_set_many's JSON values are never SQL NULL)
+    IF pg_catalog.array_position(p_bytes, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'p_values must not contain NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     IF coalesce(cardinality(p_values), cardinality(p_bytes)) IS DISTINCT FROM cardinality(p_keys)
     THEN
@@ -516,7 +598,10 @@ BEGIN
     END IF;
     RETURN monitoring._cache_store_many(
         ARRAY(SELECT jsonb_object_keys(p_entries)),
-        ARRAY(SELECT p_entries -> k FROM jsonb_object_keys(p_entries) AS k),
+        ARRAY(
+            SELECT monitoring._cache_value(p_entries -> k, 'p_entries')
+            FROM jsonb_object_keys(p_entries) AS k
+        ),
         NULL,
         p_ttl
     );
@@ -661,12 +746,13 @@ BEGIN
     END IF;
     IF v_number IS NULL OR v_number NOT BETWEEN -9223372036854775808 AND 9223372036854775807 THEN
         RAISE EXCEPTION 'the value of cache key % is not an integer or out of range',
-            quote_literal(p_key)
+            quote_literal(monitoring.truncate_text(p_key, 100))
             USING ERRCODE = 'invalid_text_representation';
     END IF;
     v_sum := v_number + p_by;
     IF v_sum NOT BETWEEN -9223372036854775808 AND 9223372036854775807 THEN
-        RAISE EXCEPTION 'incrementing cache key % by % would overflow', quote_literal(p_key), p_by
+        RAISE EXCEPTION 'incrementing cache key % by % would overflow',
+            quote_literal(monitoring.truncate_text(p_key, 100)), p_by
             USING ERRCODE = 'numeric_value_out_of_range';
     END IF;
     RETURN v_sum;
@@ -747,9 +833,8 @@ LANGUAGE plpgsql
 IMMUTABLE
 AS $$
 DECLARE
-    -- regexp_split_to_array('', '') is {""}, one empty character: an empty pattern has none.
-    v_chars text[] := CASE WHEN p_pattern <> '' THEN regexp_split_to_array(p_pattern, '') END;
-    v_length integer := cardinality(v_chars);
+    v_chars text[];
+    v_length integer;
     v_i integer := 1;
     v_c text;
     v_class text;
@@ -761,12 +846,25 @@ BEGIN
     IF p_pattern IS NULL THEN
         RETURN;
     END IF;
+    -- Every key a scan reads is matched in time that grows with the pattern (and this loop
+    -- with its square): 1,000 characters hold any prefix the index keeps (500) and then some.
+    IF length(p_pattern) > 1000 THEN
+        RAISE EXCEPTION 'p_pattern must be at most 1000 characters, not %', length(p_pattern)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- regexp_split_to_array('', '') is {""}, one empty character: an empty pattern has none.
+    v_chars := CASE WHEN p_pattern <> '' THEN regexp_split_to_array(p_pattern, '') END;
+    v_length := cardinality(v_chars);
     regex := '';
     prefix := '';
     WHILE v_i <= v_length LOOP
         v_c := v_chars[v_i];
         IF v_c = '*' THEN
-            regex := regex || '.*';
+            -- A run of stars is one, as in Redis: 1,000 of them make a regex too complex to
+            -- compile.
+            IF right(regex, 2) <> '.*' THEN
+                regex := regex || '.*';
+            END IF;
             v_literal := FALSE;
         ELSIF v_c = '?' THEN
             regex := regex || '.';
@@ -857,6 +955,10 @@ DECLARE
     v_glob record;
     v_after text := monitoring.cache_index_key(p_after);
 BEGIN
+    IF p_limit < 0 THEN
+        RAISE EXCEPTION 'p_limit must be 0 or more (NULL: no limit), not %', p_limit
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     v_glob := monitoring.cache_glob(p_pattern);
     IF v_glob.regex IS NULL THEN
         RETURN;
@@ -903,8 +1005,8 @@ AS $$
 $$;
 
 COMMENT ON FUNCTION monitoring.cache_keys(text, text, bigint) IS
-'Live keys matching the Redis glob p_pattern, in index order; p_after and p_limit page '
-'through them (Redis KEYS and SCAN MATCH)';
+'Live keys matching the Redis glob p_pattern (at most 1000 characters), in index order; '
+'p_after and p_limit page through them (Redis KEYS and SCAN MATCH)';
 
 CREATE FUNCTION monitoring.cache_delete_pattern(p_pattern text)
 RETURNS bigint
@@ -970,12 +1072,15 @@ BEGIN
     IF p_key IS NULL THEN
         RAISE EXCEPTION 'p_key must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF NOT p_lock_seconds BETWEEN 0.001 AND 86400 THEN
-        RAISE EXCEPTION 'p_lock_seconds must be between 0.001 and 86400, not %', p_lock_seconds
+    -- NULL too: no lock would be taken, and a wait for NULL seconds would never end
+    IF NOT coalesce(p_lock_seconds BETWEEN 0.001 AND 86400, FALSE) THEN
+        RAISE EXCEPTION 'p_lock_seconds must be between 0.001 and 86400, not %',
+            coalesce(p_lock_seconds::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF NOT p_wait_seconds BETWEEN 0 AND 3600 THEN
-        RAISE EXCEPTION 'p_wait_seconds must be between 0 and 3600, not %', p_wait_seconds
+    IF NOT coalesce(p_wait_seconds BETWEEN 0 AND 3600, FALSE) THEN
+        RAISE EXCEPTION 'p_wait_seconds must be between 0 and 3600, not %',
+            coalesce(p_wait_seconds::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     v_deadline := clock_timestamp() + p_wait_seconds * INTERVAL '1 second';
@@ -1076,15 +1181,19 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF NOT (p_hits >= 0 AND p_misses >= 0) THEN
+    IF NOT coalesce(p_hits >= 0 AND p_misses >= 0, FALSE) THEN
         RAISE EXCEPTION 'p_hits and p_misses must be counts (0 or more), not % and %',
             coalesce(p_hits::text, 'NULL'), coalesce(p_misses::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- A count stops at the largest bigint (cache_stats' sums too): any writer may report,
+    -- and an overflow would fail every later report of its shard.
     INSERT INTO monitoring.cache_counters AS c (shard, hits, misses)
     VALUES (pg_backend_pid() % 16, p_hits, p_misses)
     ON CONFLICT (shard) DO UPDATE
-        SET hits = c.hits + excluded.hits, misses = c.misses + excluded.misses;
+        SET
+            hits = least(c.hits::numeric + excluded.hits, 9223372036854775807)::bigint,
+            misses = least(c.misses::numeric + excluded.misses, 9223372036854775807)::bigint;
 END
 $$;
 
@@ -1141,10 +1250,11 @@ AS $$
     ) AS t,
         (
             SELECT
-                coalesce(sum(s.hits), 0)::bigint AS hits,
-                coalesce(sum(s.misses), 0)::bigint AS misses,
-                coalesce(sum(s.expired_removed), 0)::bigint AS expired_removed,
-                coalesce(sum(s.evicted), 0)::bigint AS evicted
+                least(coalesce(sum(s.hits), 0), 9223372036854775807)::bigint AS hits,
+                least(coalesce(sum(s.misses), 0), 9223372036854775807)::bigint AS misses,
+                least(coalesce(sum(s.expired_removed), 0), 9223372036854775807)::bigint
+                    AS expired_removed,
+                least(coalesce(sum(s.evicted), 0), 9223372036854775807)::bigint AS evicted
             FROM monitoring.cache_counters AS s
         ) AS c;
 $$;
@@ -1261,6 +1371,10 @@ GRANT EXECUTE ON FUNCTION
 monitoring.cache_index_key(text),
 monitoring._cache_bad_ttl(double precision),
 monitoring._cache_expiry(double precision),
+monitoring._cache_checked_value(jsonb, text),
+monitoring._cache_value(jsonb, text),
+monitoring._cache_checked_tags(text[]),
+monitoring._cache_tags(text[]),
 monitoring._cache_as_bytes(jsonb, bytea),
 monitoring.cache_get(text),
 monitoring.cache_get_bytes(text),

@@ -37,7 +37,7 @@ BEGIN
         ELSE v_level END;
     IF v_level NOT IN ('fatal', 'error', 'warning', 'info', 'debug') THEN
         RAISE EXCEPTION '% must be one of fatal, error, warning, info, debug; not %',
-            p_name, quote_literal(p_level)
+            p_name, quote_literal(monitoring.truncate_text(p_level, 100))
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     RETURN v_level;
@@ -87,7 +87,7 @@ $$;
 
 -- JSON text from outside may hold what jsonb refuses: \u0000 and unpaired UTF-16 surrogates
 -- (JavaScript and Python produce both). They become U+FFFD instead of failing the capture.
-CREATE FUNCTION monitoring.parse_json(p_text text)
+CREATE FUNCTION monitoring.parse_json(p_text text, p_name text DEFAULT 'p_text')
 RETURNS jsonb
 LANGUAGE plpgsql
 IMMUTABLE
@@ -110,17 +110,25 @@ BEGIN
         );
     END IF;
     RETURN v_text::jsonb;
-EXCEPTION WHEN statement_too_complex THEN
-    -- PostgreSQL's JSON parser recurses, and stops at max_stack_depth: about 100,000 levels
-    -- here. That is a bad input, not a server to reconfigure; capture keeps 10 levels.
-    RAISE EXCEPTION 'the JSON text is nested too deeply to read (% characters)', length(p_text)
-        USING ERRCODE = 'invalid_parameter_value',
-            HINT = 'pg_monitoring keeps JSON 10 levels deep; send data nested less deeply.';
+EXCEPTION
+    WHEN statement_too_complex THEN
+        -- PostgreSQL's JSON parser recurses, and stops at max_stack_depth: about 100,000
+        -- levels here. That is a bad input, not a server to reconfigure; capture keeps 10.
+        RAISE EXCEPTION '% is nested too deeply to read (% characters)', p_name, length(p_text)
+            USING ERRCODE = 'invalid_parameter_value',
+                HINT = 'pg_monitoring keeps JSON 10 levels deep; send data nested less deeply.';
+    WHEN invalid_text_representation OR untranslatable_character THEN
+        -- the cast's own error names no argument; its detail says where the text went wrong
+        GET STACKED DIAGNOSTICS v_text = PG_EXCEPTION_DETAIL;
+        RAISE EXCEPTION '% is not valid JSON', p_name
+            USING ERRCODE = 'invalid_parameter_value',
+                DETAIL = monitoring.truncate_text(v_text, 200);
 END
 $$;
 
-COMMENT ON FUNCTION monitoring.parse_json(text) IS
-E'p_text as jsonb, with \\u0000 and unpaired surrogates (which jsonb refuses) made U+FFFD';
+COMMENT ON FUNCTION monitoring.parse_json(text, text) IS
+E'p_text as jsonb, with \\u0000 and unpaired surrogates (which jsonb refuses) made U+FFFD; '
+'errors name the text p_name';
 
 -- Sentry exception values, or our own chain, as [{type, value, module, mechanism, frames}].
 -- Of a chain over c_max exceptions (the most errors.max_exceptions may keep), only the first
@@ -907,7 +915,8 @@ BEGIN
     v_stored := monitoring.capture_error(
         p_exception_type, p_message,
         -- \s, not btrim: JSON from a file or a heredoc may start with a newline
-        CASE WHEN p_stack_trace ~ E'^\\s*[\\[{]' THEN monitoring.parse_json(p_stack_trace)
+        CASE WHEN p_stack_trace ~ E'^\\s*[\\[{]'
+            THEN monitoring.parse_json(p_stack_trace, 'p_stack_trace')
             ELSE to_jsonb(p_stack_trace)
         END,
         p_context, p_environment, p_service, p_release, p_level, p_tags, p_user, p_fingerprint,
@@ -991,15 +1000,17 @@ DECLARE
 BEGIN
     IF v_parts IS NULL THEN
         RAISE EXCEPTION '% must be an RFC 3339 date and time, like 2024-01-15T10:30:00Z, not %',
-            p_name, quote_literal(p_text)
+            p_name, quote_literal(monitoring.truncate_text(p_text, 100))
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     BEGIN
         RETURN CASE WHEN v_parts[2] IS NULL THEN v_parts[1]::timestamp AT TIME ZONE 'UTC'
             ELSE p_text::timestamptz
         END;
-    EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
-        RAISE EXCEPTION '% is no valid date and time: %', p_name, quote_literal(p_text)
+    EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format
+        OR invalid_time_zone_displacement_value THEN
+        RAISE EXCEPTION '% is no valid date and time: %',
+            p_name, quote_literal(monitoring.truncate_text(p_text, 100))
             USING ERRCODE = 'invalid_parameter_value';
     END;
 END
@@ -1029,9 +1040,11 @@ BEGIN
     -- Checked here, where the field can be named: the cast to uuid in _ingest would fail
     -- with a bare invalid_text_representation.
     IF jsonb_typeof(p_event -> 'event_id') NOT IN ('string', 'null')
-        OR v_event_id !~* E'^\\{?[0-9a-f]{8}(-?[0-9a-f]{4}){3}-?[0-9a-f]{12}\\}?$' THEN
+        OR v_event_id !~* E'^\\{?[0-9a-f]{8}(-?[0-9a-f]{4}){3}-?[0-9a-f]{12}\\}?$'
+        -- braces come in pairs, or the cast fails
+        OR (left(v_event_id, 1) = '{') <> (right(v_event_id, 1) = '}') THEN
         RAISE EXCEPTION '%.event_id must be a UUID string (32 hex digits), not %',
-            p_name, p_event -> 'event_id'
+            p_name, monitoring.truncate_text((p_event -> 'event_id')::text, 100)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
@@ -1054,7 +1067,7 @@ BEGIN
         -- seconds since 1970; beyond 1e11 (the year 5138) it is no time a clock sent
         IF abs((v_timestamp #>> '{}')::numeric) >= 1e11 THEN
             RAISE EXCEPTION '%.timestamp must be seconds since 1970-01-01 UTC, not %',
-                p_name, v_timestamp
+                p_name, monitoring.truncate_text(v_timestamp::text, 100)
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
         v_occurred := to_timestamp((v_timestamp #>> '{}')::double precision);
@@ -1150,7 +1163,9 @@ AS $$
 DECLARE
     v_stored record;
 BEGIN
-    v_stored := monitoring._capture_sentry_event(monitoring.parse_json(p_event), 'p_event');
+    v_stored := monitoring._capture_sentry_event(
+        monitoring.parse_json(p_event, 'p_event'), 'p_event'
+    );
     event_id := v_stored.event_id;
     issue_id := v_stored.issue_id;
 END
@@ -1175,7 +1190,9 @@ DECLARE
     v_message text;
     v_state text;
 BEGIN
-    PERFORM monitoring._expect(p_events, 'array', 'p_events');
+    IF monitoring._expect(p_events, 'array', 'p_events') IS NULL THEN
+        RAISE EXCEPTION 'p_events must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     -- A call is one transaction: bounded, so that one call can not hold its locks for long.
     IF jsonb_array_length(p_events) > 250 THEN
         RAISE EXCEPTION 'p_events holds % events; send at most 250 per call',
@@ -1208,7 +1225,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN QUERY
-    SELECT c.event_id, c.issue_id FROM monitoring.capture_events(monitoring.parse_json(p_events)) AS c;
+    SELECT c.event_id, c.issue_id
+    FROM monitoring.capture_events(monitoring.parse_json(p_events, 'p_events')) AS c;
 END
 $$;
 
@@ -1234,5 +1252,5 @@ monitoring.capture_events(jsonb),
 monitoring.capture_events(text)
 TO monitoring_writer;
 
-GRANT EXECUTE ON FUNCTION monitoring.parse_json(text)
+GRANT EXECUTE ON FUNCTION monitoring.parse_json(text, text)
 TO monitoring_reader, monitoring_writer, monitoring_admin;

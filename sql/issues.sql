@@ -12,6 +12,22 @@ BEGIN
 END
 $$;
 
+-- Who made a change, as the issue's history keeps it: p_actor, else the session's user. At
+-- most 200 characters, as the names capture keeps (service, environment, release).
+CREATE FUNCTION monitoring._actor(p_actor text)
+RETURNS text
+LANGUAGE plpgsql
+STABLE
+AS $$
+BEGIN
+    IF length(p_actor) > 200 THEN
+        RAISE EXCEPTION 'p_actor must be at most 200 characters, not %', length(p_actor)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN coalesce(p_actor, session_user);
+END
+$$;
+
 -- Finds an issue by fingerprint, as the Python API's resolve_error(fingerprint=...) does.
 CREATE FUNCTION monitoring.issue_id(
     p_fingerprint text, p_environment text DEFAULT NULL, p_service text DEFAULT NULL
@@ -25,24 +41,33 @@ AS $$
 DECLARE
     v_ids bigint[];
     v_where text[];
+    -- as capture keeps them (_ingest): a long name finds the issues captured with it
+    v_environment text := monitoring._index_text(p_environment, 200);
+    v_service text := monitoring._index_text(p_service, 200);
 BEGIN
     SELECT array_agg(g.id ORDER BY g.id), array_agg(g.service || '/' || g.environment)
     INTO v_ids, v_where
     FROM monitoring.error_groups AS g
     WHERE g.fingerprint = p_fingerprint
-        AND (p_environment IS NULL OR g.environment = p_environment)
-        AND (p_service IS NULL OR g.service = p_service);
+        AND (v_environment IS NULL OR g.environment = v_environment)
+        AND (v_service IS NULL OR g.service = v_service);
 
     IF v_ids IS NULL THEN
         RAISE EXCEPTION 'no issue with fingerprint %',
-            quote_literal(p_fingerprint)
-            || coalesce(' in environment ' || quote_literal(p_environment), '')
-            || coalesce(' of service ' || quote_literal(p_service), '')
+            coalesce(quote_literal(monitoring.truncate_text(p_fingerprint, 100)), 'NULL')
+            || coalesce(
+                ' in environment ' || quote_literal(monitoring.truncate_text(p_environment, 100)),
+                ''
+            )
+            || coalesce(
+                ' of service ' || quote_literal(monitoring.truncate_text(p_service, 100)), ''
+            )
             USING ERRCODE = 'no_data_found';
     END IF;
     IF cardinality(v_ids) > 1 THEN
         RAISE EXCEPTION 'fingerprint % names % issues (service/environment: %)',
-            quote_literal(p_fingerprint), cardinality(v_ids), array_to_string(v_where, ', ')
+            quote_literal(monitoring.truncate_text(p_fingerprint, 100)), cardinality(v_ids),
+            monitoring.truncate_text(array_to_string(v_where, ', '), 500)
             USING ERRCODE = 'invalid_parameter_value',
                 HINT = 'Pass p_environment and p_service to choose one.';
     END IF;
@@ -128,6 +153,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    v_actor text := monitoring._actor(p_actor);
     v_release text;
     v_resolution text := 'now';
     v_result monitoring.issues;
@@ -143,7 +169,8 @@ BEGIN
 
     IF p_in_release IS NOT NULL THEN
         v_resolution := 'in_release';
-        v_release := p_in_release;
+        -- as capture keeps a release: a long one resolves the release its events name
+        v_release := monitoring._index_text(p_in_release, 200);
     ELSIF p_in_next_release THEN
         v_resolution := 'in_next_release';
         -- The newest release the issue was seen in, ordered as _regresses orders releases
@@ -169,7 +196,7 @@ BEGIN
 
     PERFORM monitoring._transition(
         p_issue_id, '{unresolved,resolved,ignored}', 'resolved', 'resolved',
-        coalesce(p_actor, session_user),
+        v_actor,
         jsonb_strip_nulls(jsonb_build_object('resolution', v_resolution, 'release', v_release)),
         p_resolution => v_resolution, p_release => v_release
     );
@@ -197,11 +224,15 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    v_actor text := monitoring._actor(p_actor);
     v_now monitoring.issues;
     v_result monitoring.issues;
 BEGIN
-    IF p_until IS NOT NULL AND p_until <= now() THEN
-        RAISE EXCEPTION 'p_until must be in the future, not %', p_until
+    -- Within a millennium: 'infinity' or the year 9999 mean forever, which NULL says, and a
+    -- time past the year 9999 is one no Python client can read back.
+    IF p_until <= now() OR p_until > now() + interval '1000 years' THEN
+        RAISE EXCEPTION 'p_until must be in the future, at most 1000 years ahead (NULL: '
+            'forever), not %', p_until
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF p_until_events <= 0 OR p_until_users <= 0 THEN
@@ -216,13 +247,18 @@ BEGIN
 
     PERFORM monitoring._transition(
         p_issue_id, '{unresolved,resolved,ignored}', 'ignored', 'ignored',
-        coalesce(p_actor, session_user),
+        v_actor,
         jsonb_strip_nulls(jsonb_build_object(
             'until', monitoring._json_time(p_until), 'until_events', p_until_events, 'until_users', p_until_users
         )),
         p_ignore_until => p_until,
-        p_ignore_until_times_seen => v_now.times_seen + p_until_events,
-        p_ignore_until_users_seen => v_now.users_seen + p_until_users
+        -- the largest counts mean never, and must not overflow (least() skips a NULL)
+        p_ignore_until_times_seen => CASE WHEN p_until_events IS NOT NULL
+            THEN least(v_now.times_seen::numeric + p_until_events, 9223372036854775807)::bigint
+        END,
+        p_ignore_until_users_seen => CASE WHEN p_until_users IS NOT NULL
+            THEN least(v_now.users_seen::numeric + p_until_users, 9223372036854775807)::bigint
+        END
     );
     SELECT * INTO v_result FROM monitoring.issues AS i WHERE i.id = p_issue_id;
     RETURN v_result;
@@ -230,8 +266,8 @@ END
 $$;
 
 COMMENT ON FUNCTION monitoring.ignore_issue(bigint, timestamptz, bigint, bigint, text) IS
-'Ignores an issue forever, or until p_until, p_until_events more events or p_until_users '
-'more users, whichever comes first';
+'Ignores an issue forever, or until p_until (at most 1000 years ahead), p_until_events more '
+'events or p_until_users more users, whichever comes first';
 
 CREATE FUNCTION monitoring.reopen_issue(p_issue_id bigint, p_actor text DEFAULT NULL)
 RETURNS monitoring.issues
@@ -240,6 +276,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    v_actor text := monitoring._actor(p_actor);
     v_old text;
     v_result monitoring.issues;
 BEGIN
@@ -251,7 +288,7 @@ BEGIN
     END IF;
     PERFORM monitoring._transition(
         p_issue_id, '{resolved,ignored}', 'unresolved', 'unresolved',
-        coalesce(p_actor, session_user), jsonb_build_object('from', v_old)
+        v_actor, jsonb_build_object('from', v_old)
     );
     SELECT * INTO v_result FROM monitoring.issues AS i WHERE i.id = p_issue_id;
     RETURN v_result;
@@ -270,10 +307,16 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    v_actor text := monitoring._actor(p_actor);
     v_result monitoring.issues;
 BEGIN
-    IF coalesce(btrim(p_assignee), '') = '' THEN
+    IF coalesce(p_assignee, '') !~ E'\\S' THEN
         RAISE EXCEPTION 'p_assignee must not be empty; use monitoring.unassign_issue'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- it goes into every alert about the issue
+    IF length(p_assignee) > 200 THEN
+        RAISE EXCEPTION 'p_assignee must be at most 200 characters, not %', length(p_assignee)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     UPDATE monitoring.error_groups AS g
@@ -283,7 +326,7 @@ BEGIN
         PERFORM monitoring._issue_not_found(p_issue_id);
     END IF;
     PERFORM monitoring._record_activity(
-        p_issue_id, 'assigned', coalesce(p_actor, session_user),
+        p_issue_id, 'assigned', v_actor,
         jsonb_build_object('assignee', p_assignee)
     );
     SELECT * INTO v_result FROM monitoring.issues AS i WHERE i.id = p_issue_id;
@@ -292,7 +335,7 @@ END
 $$;
 
 COMMENT ON FUNCTION monitoring.assign_issue(bigint, text, text) IS
-'Assigns an issue to p_assignee (any text: an email, a team)';
+'Assigns an issue to p_assignee (any text of up to 200 characters: an email, a team)';
 
 CREATE FUNCTION monitoring.unassign_issue(p_issue_id bigint, p_actor text DEFAULT NULL)
 RETURNS monitoring.issues
@@ -301,6 +344,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    v_actor text := monitoring._actor(p_actor);
     v_old text;
     v_result monitoring.issues;
 BEGIN
@@ -315,7 +359,7 @@ BEGIN
         SET assignee = NULL, assigned_at = NULL
         WHERE g.id = p_issue_id;
         PERFORM monitoring._record_activity(
-            p_issue_id, 'unassigned', coalesce(p_actor, session_user),
+            p_issue_id, 'unassigned', v_actor,
             jsonb_build_object('assignee', v_old)
         );
     END IF;

@@ -37,7 +37,9 @@ INSERT INTO monitoring.setting_definitions (
 );
 
 -- PL/pgSQL: a SQL function that PostgreSQL can not inline is parsed again by every query
--- that calls it, and capture calls this one on every event.
+-- that calls it, and capture calls this one on every event. Error messages quote a value
+-- sent cut by it to 100 characters: a message goes to the server's log too, and a writer may
+-- send megabytes.
 CREATE FUNCTION monitoring.truncate_text(p_text text, p_max integer)
 RETURNS text
 LANGUAGE plpgsql
@@ -87,6 +89,9 @@ COMMENT ON FUNCTION monitoring._index_text(text, integer) IS
 -- cut as truncate_text cuts them, and an object or array below p_depth levels becomes a
 -- string saying what it was. Callers run it only when a cheap test says it may change
 -- something (capture.sql), and on documents already capped in bytes.
+-- Scrubbing runs on what this keeps, and the part of a key cut off may be what named a
+-- secret (a 9000-character key ending in _password): the value of a cut key, or of a
+-- [name, value] pair whose name is cut, is not kept.
 CREATE FUNCTION monitoring.bound_json(
     p_value jsonb, p_max_length integer, p_depth integer DEFAULT 10
 )
@@ -96,6 +101,7 @@ IMMUTABLE
 PARALLEL SAFE
 AS $$
 DECLARE
+    c_dropped CONSTANT jsonb := '"[dropped: its name was cut]"';
     v_text text;
 BEGIN
     CASE jsonb_typeof(p_value)
@@ -115,8 +121,12 @@ BEGIN
             RETURN (
                 SELECT coalesce(jsonb_object_agg(
                     monitoring.truncate_text(e.key, p_max_length),
-                    CASE WHEN jsonb_typeof(e.value) IN ('object', 'array', 'string')
-                        THEN monitoring.bound_json(e.value, p_max_length, p_depth - 1)
+                    CASE
+                        WHEN octet_length(e.key) > p_max_length
+                            AND length(e.key) > p_max_length
+                            THEN c_dropped
+                        WHEN jsonb_typeof(e.value) IN ('object', 'array', 'string')
+                            THEN monitoring.bound_json(e.value, p_max_length, p_depth - 1)
                         ELSE e.value
                     END
                 ), '{}')
@@ -128,10 +138,16 @@ BEGIN
                     '[nested too deep: an array of %s items]', jsonb_array_length(p_value)
                 ));
             END IF;
+            v_text := CASE WHEN jsonb_array_length(p_value) = 2 THEN p_value ->> 0 END;
             RETURN (
                 SELECT coalesce(jsonb_agg(
-                    CASE WHEN jsonb_typeof(e.value) IN ('object', 'array', 'string')
-                        THEN monitoring.bound_json(e.value, p_max_length, p_depth - 1)
+                    CASE
+                        WHEN e.ord = 2 AND jsonb_typeof(p_value -> 0) = 'string'
+                            AND octet_length(v_text) > p_max_length
+                            AND length(v_text) > p_max_length
+                            THEN c_dropped
+                        WHEN jsonb_typeof(e.value) IN ('object', 'array', 'string')
+                            THEN monitoring.bound_json(e.value, p_max_length, p_depth - 1)
                         ELSE e.value
                     END
                     ORDER BY e.ord

@@ -19,6 +19,7 @@
 -- @include schema.sql
 -- @include roles.sql
 -- @include settings.sql
+-- @include settings_functions.sql
 -- @include settings_check.sql
 -- @include settings_snapshot.sql
 -- @include formats.sql

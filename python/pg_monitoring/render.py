@@ -80,7 +80,7 @@ def print_issue(console: Console, detail: dict[str, Any]) -> None:
         if event["release"]:
             console.print(f"release {event['release']}")
         adjusted = (event.get("data") or {}).get("timestamp_adjusted")
-        if adjusted:  # a wrong client clock: filed at the time received
+        if isinstance(adjusted, dict):  # a wrong client clock: filed at the time received
             console.print(
                 f"sent with the time {adjusted.get('sent')} ({adjusted.get('reason')})",
                 markup=False,
@@ -97,6 +97,9 @@ def print_issue(console: Console, detail: dict[str, Any]) -> None:
         if event["breadcrumbs"]:
             console.print("\n[bold]breadcrumbs[/bold]")
             for crumb in event["breadcrumbs"]:
+                if not isinstance(crumb, dict):  # kept as sent
+                    console.print(f"  {json.dumps(crumb)}", markup=False)
+                    continue
                 what = crumb.get("message") or json.dumps(crumb.get("data", {}), default=str)
                 console.print(
                     f"  {crumb.get('timestamp', '')} {crumb.get('category', '')} {what}",
@@ -116,6 +119,13 @@ def print_issue(console: Console, detail: dict[str, Any]) -> None:
             )
 
 
+def _lines(context: Any) -> list[Any]:
+    """A frame's source context as lines: a list as SDKs send it, anything else as one."""
+    if context is None:
+        return []
+    return context if isinstance(context, list) else [context]
+
+
 def print_exceptions(console: Console, chain: list[dict[str, Any]]) -> None:
     """Like Python prints a traceback: root cause first, oldest call first, with source."""
     for index, exc in enumerate(chain):
@@ -132,7 +142,7 @@ def print_exceptions(console: Console, chain: list[dict[str, Any]]) -> None:
                 console.print(f"  {frame!r}", markup=False, style="dim")
                 continue
             if "frames_omitted" in frame:
-                console.print(f"  ... {frame['function']} ...", markup=False, style="dim")
+                console.print(f"  ... {frame.get('function')} ...", markup=False, style="dim")
                 continue
             where = frame.get("abs_path") or frame.get("filename") or frame.get("module") or "?"
             marker = "" if frame.get("in_app", True) else "  (library)"
@@ -141,11 +151,11 @@ def print_exceptions(console: Console, chain: list[dict[str, Any]]) -> None:
                 f"in {frame.get('function', '?')}{marker}",
                 markup=False,
             )
-            for line in frame.get("pre_context") or []:
+            for line in _lines(frame.get("pre_context")):
                 console.print(f"      {line}", markup=False, style="dim")
             if frame.get("context_line"):
-                console.print(f"    > {frame['context_line'].strip()}", markup=False)
-            for line in frame.get("post_context") or []:
+                console.print(f"    > {str(frame['context_line']).strip()}", markup=False)
+            for line in _lines(frame.get("post_context")):
                 console.print(f"      {line}", markup=False, style="dim")
         if exc.get("_truncated"):  # a chain over errors.max_stack_bytes
             console.print(f"  ({exc['_truncated']})", markup=False, style="dim")

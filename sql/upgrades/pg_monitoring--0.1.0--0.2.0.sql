@@ -3,7 +3,7 @@
 -- Components new in this version are included whole; changes to 0.1.0 objects are written
 -- out here. tests/test_upgrade.py requires the result to equal a fresh 0.2.0 install.
 
--- Settings have ranges (settings.sql, settings_check.sql).
+-- Settings have ranges (settings.sql, settings_check.sql, settings_functions.sql).
 ALTER TABLE monitoring.setting_definitions
 ADD COLUMN min_value numeric,
 ADD COLUMN max_value numeric,
@@ -28,54 +28,7 @@ COMMENT ON VIEW monitoring.effective_settings IS
 
 -- @include ../settings_check.sql
 
-CREATE OR REPLACE FUNCTION monitoring.set_setting(p_name text, p_value jsonb)
-RETURNS jsonb
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_default jsonb;
-    v_problem text;
-BEGIN
-    SELECT d.default_value INTO v_default
-    FROM monitoring.setting_definitions AS d
-    WHERE d.name = p_name;
-
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown setting: %', coalesce(quote_literal(p_name), 'NULL')
-            USING ERRCODE = 'invalid_parameter_value',
-                HINT = 'SELECT name FROM monitoring.effective_settings lists them.';
-    END IF;
-    IF p_value IS NULL OR jsonb_typeof(p_value) = 'null' THEN
-        RAISE EXCEPTION 'p_value must not be null; use monitoring.reset_setting(%) for the default',
-            quote_literal(p_name)
-            USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF jsonb_typeof(p_value) <> jsonb_typeof(v_default) THEN
-        RAISE EXCEPTION 'setting % takes a % value, not %',
-            p_name, jsonb_typeof(v_default), jsonb_typeof(p_value)
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    v_problem := monitoring._setting_problem(p_name, p_value);
-    IF v_problem IS NOT NULL THEN
-        RAISE EXCEPTION 'setting % %, not %', p_name, v_problem, p_value
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-
-    -- session_user: inside SECURITY DEFINER, current_user is the owner
-    INSERT INTO monitoring.settings AS s (name, value, updated_by)
-    VALUES (p_name, p_value, session_user)
-    ON CONFLICT (name) DO UPDATE
-        SET value = excluded.value, updated_at = now(), updated_by = session_user;
-    RETURN p_value;
-END
-$$;
-
-COMMENT ON FUNCTION monitoring.set_setting(text, jsonb) IS
-'Overrides setting p_name; the value must have the JSON type of the default and be in the '
-'setting''s range';
-
+-- @include ../settings_functions.sql
 -- @include ../settings_snapshot.sql
 -- @include ../formats.sql
 -- @include ../normalize.sql
