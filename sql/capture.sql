@@ -552,7 +552,10 @@ BEGIN
     -- A client clock running ahead must not file events into the future, nor one running
     -- behind (or a bogus time) file them where retention deletes them at its next run: such
     -- a time becomes the time received, as Sentry does, and the event keeps what was sent.
-    v_occurred := least(coalesce(p_occurred_at, now()), now());
+    -- Up to a minute ahead is kept as sent: clocks differ by that much, and an event is
+    -- often sent after the transaction that stores it began (now()); its time then finds a
+    -- resend of it by one index probe, not by the id alone (below).
+    v_occurred := coalesce(p_occurred_at, now());
     IF v_occurred < now() - make_interval(days => (v_cfg ->> 'errors.retention_days')::integer)
         OR p_occurred_at > now() + interval '1 minute' THEN
         v_occurred := now();
