@@ -505,14 +505,12 @@ DECLARE
     v_occurred timestamptz;
     v_service text;
     v_environment text;
-    -- Values that go into an index are cut to fit one, with the md5 of what was sent; the
-    -- others to their size in Sentry's protocol, so that no text a writer sends is unbounded.
-    v_release text := monitoring._index_text(nullif(p_release, ''), 200);
-    v_trace_id text := monitoring._index_text(nullif(p_trace_id, ''), 128);
-    v_span_id text := monitoring.truncate_text(nullif(p_span_id, ''), 128);
-    v_platform text := monitoring.truncate_text(p_platform, 64);
-    v_server_name text := monitoring.truncate_text(p_server_name, 256);
-    v_transaction text := monitoring.truncate_text(nullif(p_transaction, ''), 200);
+    v_release text := nullif(p_release, '');
+    v_trace_id text := nullif(p_trace_id, '');
+    v_span_id text := nullif(p_span_id, '');
+    v_platform text := p_platform;
+    v_server_name text := p_server_name;
+    v_transaction text := nullif(p_transaction, '');
     v_max_length integer;
     v_max_bytes integer;
     v_exceptions jsonb;
@@ -542,13 +540,27 @@ BEGIN
     -- One read of every setting capture needs.
     SELECT s.value, s.session_key INTO v_cfg, v_session_key FROM monitoring.settings_snapshot AS s;
 
-    v_service := coalesce(
-        monitoring._index_text(nullif(p_service, ''), 200), v_cfg ->> 'errors.default_service'
-    );
+    v_service := coalesce(nullif(p_service, ''), v_cfg ->> 'errors.default_service');
     v_environment := coalesce(
-        monitoring._index_text(nullif(p_environment, ''), 200),
-        v_cfg ->> 'errors.default_environment'
+        nullif(p_environment, ''), v_cfg ->> 'errors.default_environment'
     );
+    -- Values that go into an index are cut to fit one, with the md5 of what was sent; the
+    -- others to their size in Sentry's protocol, so that no text a writer sends is unbounded.
+    -- One test for all: PL/pgSQL sets up each expression it evaluates again in every
+    -- transaction, at a cost that grows with the expression, and a capture is often one.
+    IF octet_length(v_service) > 64 OR octet_length(v_environment) > 64
+        OR octet_length(v_release) > 64 OR octet_length(v_trace_id) > 64
+        OR octet_length(v_span_id) > 64 OR octet_length(v_platform) > 64
+        OR octet_length(v_server_name) > 64 OR octet_length(v_transaction) > 64 THEN
+        v_service := monitoring._index_text(v_service, 200);
+        v_environment := monitoring._index_text(v_environment, 200);
+        v_release := monitoring._index_text(v_release, 200);
+        v_trace_id := monitoring._index_text(v_trace_id, 128);
+        v_span_id := monitoring.truncate_text(v_span_id, 128);
+        v_platform := monitoring.truncate_text(v_platform, 64);
+        v_server_name := monitoring.truncate_text(v_server_name, 256);
+        v_transaction := monitoring.truncate_text(v_transaction, 200);
+    END IF;
     -- A client clock running ahead must not file events into the future, nor one running
     -- behind (or a bogus time) file them where retention deletes them at its next run: such
     -- a time becomes the time received, as Sentry does, and the event keeps what was sent.
@@ -789,18 +801,20 @@ BEGIN
     END IF;
 
     -- prefixed with its kind (as Sentry's sentry:user tag): user id 1 and username "1" are
-    -- two users. The fold indexes it. In a variable first: _index_text reads its argument
-    -- four times, and PostgreSQL inlines it only for an argument that costs nothing.
+    -- two users. The fold indexes it.
     v_user_key := coalesce(
         'id:' || nullif(v_user ->> 'id', ''),
         'username:' || nullif(v_user ->> 'username', ''),
         'email:' || nullif(v_user ->> 'email', ''),
         'ip:' || nullif(v_user ->> 'ip_address', '')
     );
+    IF octet_length(v_user_key) > 200 THEN
+        v_user_key := monitoring._index_text(v_user_key, 200);
+    END IF;
     INSERT INTO monitoring.error_group_counts (group_id, occurred_at, user_key)
     VALUES (
         v_group.id, v_occurred,
-        monitoring._index_text(v_user_key, 200)
+        v_user_key
     );
     IF v_release IS NOT NULL THEN
         INSERT INTO monitoring.releases (service, version, first_seen)
