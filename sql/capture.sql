@@ -506,11 +506,12 @@ DECLARE
     v_service text;
     v_environment text;
     v_release text := nullif(p_release, '');
-    v_trace_id text := nullif(p_trace_id, '');
-    v_span_id text := nullif(p_span_id, '');
-    v_platform text := p_platform;
-    v_server_name text := p_server_name;
-    v_transaction text := nullif(p_transaction, '');
+    -- the cut forms of these when one is long, else NULL (see below)
+    v_trace_id text;
+    v_span_id text;
+    v_platform text;
+    v_server_name text;
+    v_transaction text;
     v_max_length integer;
     v_max_bytes integer;
     v_exceptions jsonb;
@@ -546,20 +547,21 @@ BEGIN
     );
     -- Values that go into an index are cut to fit one, with the md5 of what was sent; the
     -- others to their size in Sentry's protocol, so that no text a writer sends is unbounded.
-    -- One test for all: PL/pgSQL sets up each expression it evaluates again in every
-    -- transaction, at a cost that grows with the expression, and a capture is often one.
+    -- One test for all, and the parameters used as they are unless one is long: PL/pgSQL
+    -- sets up each expression it evaluates again in every transaction (some µs each), and a
+    -- capture is often a transaction of its own.
     IF octet_length(v_service) > 64 OR octet_length(v_environment) > 64
-        OR octet_length(v_release) > 64 OR octet_length(v_trace_id) > 64
-        OR octet_length(v_span_id) > 64 OR octet_length(v_platform) > 64
-        OR octet_length(v_server_name) > 64 OR octet_length(v_transaction) > 64 THEN
+        OR octet_length(v_release) > 64 OR octet_length(p_trace_id) > 64
+        OR octet_length(p_span_id) > 64 OR octet_length(p_platform) > 64
+        OR octet_length(p_server_name) > 64 OR octet_length(p_transaction) > 64 THEN
         v_service := monitoring._index_text(v_service, 200);
         v_environment := monitoring._index_text(v_environment, 200);
         v_release := monitoring._index_text(v_release, 200);
-        v_trace_id := monitoring._index_text(v_trace_id, 128);
-        v_span_id := monitoring.truncate_text(v_span_id, 128);
-        v_platform := monitoring.truncate_text(v_platform, 64);
-        v_server_name := monitoring.truncate_text(v_server_name, 256);
-        v_transaction := monitoring.truncate_text(v_transaction, 200);
+        v_trace_id := monitoring._index_text(nullif(p_trace_id, ''), 128);
+        v_span_id := monitoring.truncate_text(nullif(p_span_id, ''), 128);
+        v_platform := monitoring.truncate_text(p_platform, 64);
+        v_server_name := monitoring.truncate_text(p_server_name, 256);
+        v_transaction := monitoring.truncate_text(nullif(p_transaction, ''), 200);
     END IF;
     -- A client clock running ahead must not file events into the future, nor one running
     -- behind (or a bogus time) file them where retention deletes them at its next run: such
@@ -697,22 +699,19 @@ BEGIN
                 coalesce(v_exceptions -> 0 ->> 'type', '') || E'\n'
                 || coalesce((v_exceptions -> 0 -> 'frames')::text, '')
             ) || '=';
-            v_memo := coalesce(current_setting('pg_monitoring.fingerprints', TRUE), '');
-            IF octet_length(v_memo) > 82 * 16 THEN
-                v_memo := '';
-            END IF;
+            v_memo := CASE
+                WHEN octet_length(current_setting('pg_monitoring.fingerprints', TRUE)) <= 82 * 16
+                    THEN current_setting('pg_monitoring.fingerprints', TRUE)
+                ELSE ''
+            END;
             v_memo_hit := strpos(v_memo, v_memo_key);
         END IF;
-        IF v_memo_hit > 0 THEN
+        IF v_memo_hit > 0 AND substr(v_memo, v_memo_hit + 65, 16) = left(md5(
+            v_session_key || v_memo_key || substr(v_memo, v_memo_hit + 33, 32)
+        ), 16) THEN
             v_fingerprint := substr(v_memo, v_memo_hit + 33, 32);
-            IF substr(v_memo, v_memo_hit + 65, 16)
-                = left(md5(v_session_key || v_memo_key || v_fingerprint), 16) THEN
-                v_source := 'stacktrace';
-            ELSE
-                v_memo_hit := 0;
-            END IF;
-        END IF;
-        IF v_memo_hit = 0 OR v_memo_hit IS NULL THEN
+            v_source := 'stacktrace';
+        ELSE
             SELECT f.fingerprint, f.source INTO v_fingerprint, v_source
             FROM monitoring.default_fingerprint(v_exceptions, v_message) AS f;
             IF v_memo_key IS NOT NULL AND v_source = 'stacktrace' THEN
@@ -764,10 +763,10 @@ BEGIN
                 '<unlabeled event>'
             ), 200),
             coalesce(
-                v_transaction,
+                coalesce(v_transaction, nullif(p_transaction, '')),
                 monitoring.truncate_text(monitoring._culprit(v_exceptions -> -1 -> 'frames'), 200)
             ),
-            v_type, p_level, v_platform, v_occurred, v_occurred, v_release
+            v_type, p_level, coalesce(v_platform, p_platform), v_occurred, v_occurred, v_release
         )
         ON CONFLICT ON CONSTRAINT error_groups_identity DO NOTHING
         RETURNING * INTO v_group;
@@ -792,8 +791,10 @@ BEGIN
     )
     VALUES (
         event_id, v_occurred, v_group.id, p_level, v_type, v_message, v_exceptions,
-        v_context, v_tags, v_user, v_crumbs, v_release, v_trace_id,
-        v_span_id, v_platform, v_server_name, v_transaction, v_data
+        v_context, v_tags, v_user, v_crumbs, v_release, coalesce(v_trace_id, nullif(p_trace_id, '')),
+        coalesce(v_span_id, nullif(p_span_id, '')), coalesce(v_platform, p_platform),
+        coalesce(v_server_name, p_server_name), coalesce(v_transaction, nullif(p_transaction, '')),
+        v_data
     )
     ON CONFLICT DO NOTHING;
     IF NOT FOUND THEN
@@ -801,7 +802,7 @@ BEGIN
     END IF;
 
     -- prefixed with its kind (as Sentry's sentry:user tag): user id 1 and username "1" are
-    -- two users. The fold indexes it.
+    -- two users. The fold indexes it, so it is cut to fit.
     v_user_key := coalesce(
         'id:' || nullif(v_user ->> 'id', ''),
         'username:' || nullif(v_user ->> 'username', ''),
@@ -812,10 +813,7 @@ BEGIN
         v_user_key := monitoring._index_text(v_user_key, 200);
     END IF;
     INSERT INTO monitoring.error_group_counts (group_id, occurred_at, user_key)
-    VALUES (
-        v_group.id, v_occurred,
-        v_user_key
-    );
+    VALUES (v_group.id, v_occurred, v_user_key);
     IF v_release IS NOT NULL THEN
         INSERT INTO monitoring.releases (service, version, first_seen)
         VALUES (v_service, v_release, v_occurred)
