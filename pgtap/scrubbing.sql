@@ -2,7 +2,7 @@
 -- Sentry's default keys and patterns, and the scrub.* settings to add keys, spare keys or
 -- switch it off.
 BEGIN;
-SELECT plan(47);
+SELECT plan(48);
 
 -- Keys.
 SELECT is(
@@ -396,6 +396,13 @@ SELECT ok(
         '{"q": "a=1&token=2"}'::jsonb::text, monitoring.scrub_key_pattern()
     ),
     'the quick test sees a pair''s name and a name=value in a string'
+);
+
+SELECT is(
+    monitoring.scrub((repeat('{"a": ', 3000) || '{"password": "x"}' || repeat('}', 3000))::jsonb)
+    #>> '{a,a,a,a,a,a,a,a,a,a}',
+    '[nested too deep: an object of 1 keys]',
+    'scrub keeps JSON of any depth 10 levels deep, as capture does, instead of overflowing'
 );
 
 SELECT * FROM finish();

@@ -377,7 +377,11 @@ AS $$
     SELECT CASE
         WHEN monitoring.get_setting('scrub.enabled') = 'true'::jsonb THEN
             monitoring.scrub_with(
-                p_value,
+                -- kept 10 levels deep, as capture keeps it: the walk recurses
+                CASE WHEN pg_catalog.jsonb_path_exists(p_value, 'strict $.**{11}')
+                    THEN monitoring.bound_json(p_value, 2147483647)
+                    ELSE p_value
+                END,
                 monitoring.scrub_key_pattern(monitoring.get_setting('scrub.extra_keys')),
                 ARRAY(
                     SELECT lower(k.key)
@@ -391,7 +395,8 @@ AS $$
 $$;
 
 COMMENT ON FUNCTION monitoring.scrub(jsonb) IS
-'p_value scrubbed as the capture functions scrub events, with the scrub.* settings in force';
+'p_value scrubbed as the capture functions scrub events, with the scrub.* settings in force '
+'(and, as they do, kept 10 levels deep)';
 
 GRANT EXECUTE ON FUNCTION
 monitoring.scrub_text(text),
