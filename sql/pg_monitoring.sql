@@ -25,8 +25,8 @@
 -- @include formats.sql
 -- @include normalize.sql
 -- @include stack_traces.sql
--- @include scrubbing.sql
 -- @include limits.sql
+-- @include scrubbing.sql
 -- @include fingerprint.sql
 -- @include errors.sql
 -- @include issues.sql

@@ -33,8 +33,8 @@ COMMENT ON VIEW monitoring.effective_settings IS
 -- @include ../formats.sql
 -- @include ../normalize.sql
 -- @include ../stack_traces.sql
--- @include ../scrubbing.sql
 -- @include ../limits.sql
+-- @include ../scrubbing.sql
 -- @include ../fingerprint.sql
 -- @include ../errors.sql
 -- @include ../issues.sql
