@@ -32,7 +32,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from . import cli, installer, issues, render
+from . import installer, issues, render
 from .alerts import Worker, WorkerOptions, verify_signature
 from .alerts.queries import OUTBOX_COUNTS
 from .caching import MISS, SyncPostgresCache
@@ -103,7 +103,7 @@ def on_server(dsn: str, echo: Echo = print) -> int:
     """Runs the demo in a database it creates on the server of `dsn` and drops at the end;
     on a throwaway local cluster when the role may not create one."""
     name = DATABASE_PREFIX + secrets.token_hex(4)
-    with _sigterm_as_ctrl_c(), cli.connect(dsn) as admin:
+    with _sigterm_as_ctrl_c(), psycopg.connect(dsn) as admin:
         # Only CREATE and DROP DATABASE (and ROLE) run here: the database this session is
         # connected to is the caller's, and is never written to.
         admin.autocommit = True
@@ -228,7 +228,7 @@ def run(conn: psycopg.Connection[Any], echo: Echo = print) -> None:
 
 
 def summarize_install(conn: psycopg.Connection[Any], echo: Echo) -> None:
-    report = cli.status_report(conn)
+    report = installer.status_report(conn)
     kinds: dict[str, int] = {}
     for obj in report["objects"]:
         kinds[obj["kind"]] = kinds.get(obj["kind"], 0) + 1

@@ -23,6 +23,42 @@ SCHEMA = "monitoring"
 ROLES = ("monitoring_reader", "monitoring_writer", "monitoring_admin")
 SCRIPTS_DIR = Path(__file__).parent / "extension"
 
+_OBJECTS_QUERY = """
+SELECT kind, name
+FROM (
+    SELECT
+        CASE c.relkind
+            WHEN 'r' THEN CASE c.relpersistence WHEN 'u' THEN 'unlogged table' ELSE 'table' END
+            WHEN 'p' THEN 'partitioned table'
+            WHEN 'v' THEN 'view'
+            WHEN 'm' THEN 'materialized view'
+            WHEN 'S' THEN 'sequence'
+        END AS kind,
+        c.relname::text AS name
+    FROM pg_catalog.pg_class AS c
+    WHERE c.relnamespace = 'monitoring'::regnamespace
+        AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+        AND NOT c.relispartition
+    UNION ALL
+    SELECT 'function', p.oid::regprocedure::text
+    FROM pg_catalog.pg_proc AS p
+    WHERE p.pronamespace = 'monitoring'::regnamespace
+) AS objects
+ORDER BY kind, name
+"""
+
+_ROLES_QUERY = """
+SELECT r.rolname AS role,
+       coalesce(array_agg(m.rolname ORDER BY m.rolname)
+                FILTER (WHERE m.rolname IS NOT NULL), '{}') AS members
+FROM pg_catalog.pg_roles AS r
+LEFT JOIN pg_catalog.pg_auth_members AS am ON am.roleid = r.oid
+LEFT JOIN pg_catalog.pg_roles AS m ON m.oid = am.member
+WHERE r.rolname = ANY(%s)
+GROUP BY r.rolname
+ORDER BY r.rolname
+"""
+
 # Any constant works; it only has to be the same for every installer.
 _LOCK_KEY = 0x70675F6D6F6E  # "pg_mon"
 
@@ -127,6 +163,28 @@ def state(conn: psycopg.Connection[Any]) -> State:
         version = conn.execute("SELECT monitoring.version()").fetchone()
         return State(version=None if version is None else version[0], mode="script")
     return State(version=None, mode=None)
+
+
+def status_report(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    """What `pg-monitoring status` shows: the version installed, its objects and roles."""
+    current = state(conn)
+    report: dict[str, Any] = {
+        "database": conn.info.dbname,
+        "installed": current.installed,
+        "version": current.version,
+        "mode": current.mode,
+        "objects": [],
+        "roles": [],
+    }
+    if current.installed:
+        report["objects"] = [
+            {"kind": kind, "name": name} for kind, name in conn.execute(_OBJECTS_QUERY).fetchall()
+        ]
+        report["roles"] = [
+            {"role": role, "members": members}
+            for role, members in conn.execute(_ROLES_QUERY, (list(ROLES),)).fetchall()
+        ]
+    return report
 
 
 def _lock(conn: psycopg.Connection[Any]) -> None:

@@ -1,11 +1,7 @@
-"""The alerting commands of `pg-monitoring`: worker, channels, alerts (cli.py registers them)."""
+"""`pg-monitoring channels`: where alerts go: add, list, test and remove channels."""
 
 from __future__ import annotations
 
-import logging
-import signal
-import sys
-import threading
 import time
 from typing import Any
 
@@ -14,120 +10,15 @@ from psycopg.types.json import Jsonb
 from rich.table import Table
 from rich.text import Text
 
-from . import render
-from .alerts import queries
-from .alerts.senders import Timeouts
-from .alerts.worker import Worker, WorkerOptions
-from .cli import connect, dsn_option, json_option, reported_errors
-from .connection import Connector
+from .. import render
+from ..alerts import queries
+from ..alerts.worker import Worker, WorkerOptions
+from ..connection import Connector
+from .common import connect, dsn_option, json_option, reported_errors
 
 KINDS = ("email", "slack", "webhook", "pagerduty")
-STATUSES = ("pending", "sending", "failed", "dead", "sent")
-STATUS_STYLE = {"sent": "green", "failed": "yellow", "dead": "red", "sending": "cyan"}
 # How long `channels test` waits for a running worker that claimed the test notification.
 TEST_WAIT = 30.0
-
-
-@click.command()
-@dsn_option
-@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 64))
-@click.option(
-    "--poll-interval",
-    default=5.0,
-    show_default=True,
-    type=click.FloatRange(min=0.05),
-    help="Seconds between looks at the outbox when no NOTIFY comes.",
-)
-@click.option(
-    "--lease",
-    default=120.0,
-    show_default=True,
-    type=click.FloatRange(min=1),
-    help="Seconds a claim lasts; a crashed worker's claims come back after it.",
-)
-@click.option("--max-attempts", type=click.IntRange(min=1), help="[default: alerts.max_attempts]")
-@click.option(
-    "--retry-base", type=click.FloatRange(min=0), help="[default: alerts.retry_base_seconds]"
-)
-@click.option(
-    "--retry-max", type=click.FloatRange(min=0), help="[default: alerts.retry_max_seconds]"
-)
-@click.option(
-    "--fold-every",
-    default=5.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    help="Seconds between folds of event counts, when threshold rules fire; 0: never.",
-)
-@click.option(
-    "--maintenance-every",
-    default=60.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    help="Seconds between run_maintenance calls; 0: never (pg_cron does it).",
-)
-@click.option("--http-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1))
-@click.option("--smtp-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1))
-@click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
-@click.option("-v", "--verbose", is_flag=True, help="Log every fold and maintenance run.")
-def worker(
-    dsn: str,
-    concurrency: int,
-    poll_interval: float,
-    lease: float,
-    max_attempts: int | None,
-    retry_base: float | None,
-    retry_max: float | None,
-    fold_every: float,
-    maintenance_every: float,
-    http_timeout: float,
-    smtp_timeout: float,
-    once: bool,
-    verbose: bool,
-) -> None:
-    """Deliver alerts from the outbox until SIGTERM (finishing the sends in flight).
-
-    Connect as a role granted monitoring_admin: the worker reads the channels' secrets.
-    """
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not verbose:
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-    try:
-        options = WorkerOptions(
-            concurrency=concurrency,
-            poll_interval=poll_interval,
-            lease=lease,
-            max_attempts=max_attempts,
-            retry_base=retry_base,
-            retry_max=retry_max,
-            fold_every=fold_every,
-            maintenance_every=maintenance_every,
-            timeouts=Timeouts(http=http_timeout, smtp=smtp_timeout),
-        )
-    except ValueError as error:
-        raise click.UsageError(str(error)) from error
-    delivery = Worker(dsn, options)
-    with reported_errors():
-        if once:
-            with delivery:
-                outcomes = delivery.deliver_once()
-            for outcome in outcomes:
-                click.echo(f"#{outcome.id} {outcome.channel}: {outcome.status or 'claim lost'}")
-            click.echo(f"{len(outcomes)} notification(s) handled.")
-            return
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: _stop_soon(delivery))
-        delivery.run()
-
-
-def _stop_soon(delivery: Worker) -> None:
-    # Not stop() itself: a signal handler runs between two bytecodes of the main thread,
-    # which may hold the lock of the event stop() sets.
-    threading.Thread(target=delivery.stop, name="pg_monitoring-stop").start()
 
 
 @click.group()
@@ -321,68 +212,4 @@ def channels_remove(dsn: str, name: str, yes: bool) -> None:
     click.echo(f"Removed channel {name} (#{channel_id}).")
 
 
-@click.group(invoke_without_command=True)
-@dsn_option
-@click.option(
-    "--status",
-    type=click.Choice(STATUSES),
-    help="Only notifications in this state (default: all but sent).",
-)
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
-@json_option
-@click.pass_context
-def alerts(ctx: click.Context, dsn: str, status: str | None, limit: int, as_json: bool) -> None:
-    """The alert outbox: counts by state, then what is waiting, failing or dead."""
-    if ctx.invoked_subcommand is not None:
-        return
-    with reported_errors(), connect(dsn) as conn:
-        db = Connector(conn)
-        counts = db.fetch_all(queries.OUTBOX_COUNTS)
-        rows = db.fetch_all(queries.OUTBOX_LIST, {"status": status, "limit": limit})
-    if as_json:
-        click.echo(render.to_json({"counts": counts, "notifications": rows}))
-        return
-    if not counts:
-        click.echo("The outbox is empty: no alert has fired yet.")
-        return
-    click.echo("  ".join(f"{row['status']}: {row['notifications']}" for row in counts))
-    if not rows:
-        return
-    table = Table(header_style="bold")
-    for column in ("id", "status", "channel", "condition", "issue", "attempts", "when", "summary"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        when = (
-            f"sent {render.ago(row['sent_at'])}"
-            if row["sent_at"]
-            else f"created {render.ago(row['created_at'])}"
-        )
-        summary = Text(row["summary"] or "")
-        if row["last_error"]:
-            summary.append(f"\n{row['last_error']}", style="red")
-        table.add_row(
-            str(row["id"]),
-            Text(row["status"], style=STATUS_STYLE.get(row["status"], "")),
-            row["channel"],
-            row["condition"],
-            str(row["issue_id"] or "-"),
-            str(row["attempts"]),
-            when,
-            summary,
-        )
-    render.console().print(table)
-    if any(row["status"] == "dead" for row in rows):
-        click.echo("Send a dead notification again: pg-monitoring alerts retry ID")
-
-
-@alerts.command("retry")
-@dsn_option
-@click.argument("notification_id", type=int)
-def alerts_retry(dsn: str, notification_id: int) -> None:
-    """Send failed or dead notification ID again now (same idempotency key)."""
-    with reported_errors(), connect(dsn) as conn:
-        Connector(conn).fetch_value(queries.RETRY, (notification_id,))
-    click.echo(f"Notification #{notification_id} is pending again; a worker sends it.")
-
-
-COMMANDS = (worker, channels, alerts)
+COMMANDS = (channels,)

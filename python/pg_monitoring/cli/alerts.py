@@ -1,0 +1,82 @@
+"""`pg-monitoring alerts`: the alert outbox, and sending a failed notification again."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from .. import render
+from ..alerts import queries
+from ..connection import Connector
+from .common import connect, dsn_option, json_option, reported_errors
+
+STATUSES = ("pending", "sending", "failed", "dead", "sent")
+STATUS_STYLE = {"sent": "green", "failed": "yellow", "dead": "red", "sending": "cyan"}
+
+
+@click.group(invoke_without_command=True)
+@dsn_option
+@click.option(
+    "--status",
+    type=click.Choice(STATUSES),
+    help="Only notifications in this state (default: all but sent).",
+)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
+@json_option
+@click.pass_context
+def alerts(ctx: click.Context, dsn: str, status: str | None, limit: int, as_json: bool) -> None:
+    """The alert outbox: counts by state, then what is waiting, failing or dead."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with reported_errors(), connect(dsn) as conn:
+        db = Connector(conn)
+        counts = db.fetch_all(queries.OUTBOX_COUNTS)
+        rows = db.fetch_all(queries.OUTBOX_LIST, {"status": status, "limit": limit})
+    if as_json:
+        click.echo(render.to_json({"counts": counts, "notifications": rows}))
+        return
+    if not counts:
+        click.echo("The outbox is empty: no alert has fired yet.")
+        return
+    click.echo("  ".join(f"{row['status']}: {row['notifications']}" for row in counts))
+    if not rows:
+        return
+    table = Table(header_style="bold")
+    for column in ("id", "status", "channel", "condition", "issue", "attempts", "when", "summary"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        when = (
+            f"sent {render.ago(row['sent_at'])}"
+            if row["sent_at"]
+            else f"created {render.ago(row['created_at'])}"
+        )
+        summary = Text(row["summary"] or "")
+        if row["last_error"]:
+            summary.append(f"\n{row['last_error']}", style="red")
+        table.add_row(
+            str(row["id"]),
+            Text(row["status"], style=STATUS_STYLE.get(row["status"], "")),
+            row["channel"],
+            row["condition"],
+            str(row["issue_id"] or "-"),
+            str(row["attempts"]),
+            when,
+            summary,
+        )
+    render.console().print(table)
+    if any(row["status"] == "dead" for row in rows):
+        click.echo("Send a dead notification again: pg-monitoring alerts retry ID")
+
+
+@alerts.command("retry")
+@dsn_option
+@click.argument("notification_id", type=int)
+def alerts_retry(dsn: str, notification_id: int) -> None:
+    """Send failed or dead notification ID again now (same idempotency key)."""
+    with reported_errors(), connect(dsn) as conn:
+        Connector(conn).fetch_value(queries.RETRY, (notification_id,))
+    click.echo(f"Notification #{notification_id} is pending again; a worker sends it.")
+
+
+COMMANDS = (alerts,)
