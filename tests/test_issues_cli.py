@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pg_monitoring.cli import main
+from pg_monitoring.monitoring import ErrorTracker
 
 TRACEBACK = """Traceback (most recent call last):
   File "/srv/app/payments.py", line 42, in charge
@@ -219,3 +220,21 @@ def test_show_prints_what_the_limits_cut(installed_db: str) -> None:
     assert "... [290 exceptions omitted] ..." in result.output
     assert "Link0: step 0" in result.output
     assert "Link299: step 299" in result.output
+
+
+def parse_when_given(text: str) -> int:
+    if text:
+        return int(text)
+    return 0
+
+
+def test_show_keeps_the_indentation_of_the_line_that_failed(installed_db: str) -> None:
+    with psycopg.connect(installed_db) as conn:
+        tracker = ErrorTracker(conn)
+        try:
+            parse_when_given("x")
+        except ValueError as error:
+            tracker.capture_exception(error)
+        tracker.close()
+    output = run("show", "1", "--dsn", installed_db).output
+    assert "          if text:\n    >         return int(text)\n" in output, output

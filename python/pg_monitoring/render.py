@@ -154,7 +154,8 @@ def print_exceptions(console: Console, chain: list[dict[str, Any]]) -> None:
             for line in _lines(frame.get("pre_context")):
                 console.print(f"      {line}", markup=False, style="dim")
             if frame.get("context_line"):
-                console.print(f"    > {str(frame['context_line']).strip()}", markup=False)
+                # the source's own indentation, aligned with the lines around it
+                console.print(f"    > {str(frame['context_line']).rstrip()}", markup=False)
             for line in _lines(frame.get("post_context")):
                 console.print(f"      {line}", markup=False, style="dim")
         if exc.get("_truncated"):  # a chain over errors.max_stack_bytes
