@@ -325,6 +325,19 @@ def test_threshold_alerts_go_out_at_the_workers_fold(alerts_db: str) -> None:
     assert sorted(r.json()["issue"]["threshold"] for r in http.requests) == [1, 5]
 
 
+def test_worker_once_folds_counts_as_the_running_worker_does(alerts_db: str) -> None:
+    with http_receiver() as http:
+        add_webhook(alerts_db, f"{http.url}/hook")
+        query(alerts_db, "SELECT monitoring.set_occurrence_alerts('busy', '{1,5}', 0)")
+        for _ in range(5):
+            capture(alerts_db, fingerprint=["busy"])
+        once = CliRunner().invoke(main, ["worker", "--once", "--dsn", alerts_db])
+        assert once.exit_code == 0, once.output
+        assert "2 notification(s) handled." in once.output
+    assert statuses(alerts_db) == ["sent", "sent"]
+    assert sorted(r.json()["issue"]["threshold"] for r in http.requests) == [1, 5]
+
+
 # The worker as a process: killed in the middle of deliveries, and stopped with SIGTERM.
 
 

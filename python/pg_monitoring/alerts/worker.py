@@ -216,25 +216,34 @@ class Worker:
                 logger.warning("LISTEN connection lost (%s); again in %.0f s", error, pause)
                 self._stopping.wait(pause)
 
-    def _housekeep(self) -> None:
-        """Folds counts (threshold alerts fire there) and runs maintenance on their timers."""
+    def _housekeeping(self) -> list[tuple[str, float]]:
+        """The housekeeping statements whose timers are on, with their periods in seconds:
+        folding counts (threshold alerts fire there), then the full maintenance."""
         jobs = [
             (queries.FOLD, self.options.fold_every),
             (queries.MAINTAIN, self.options.maintenance_every),
         ]
-        due = {query: time.monotonic() for query, every in jobs if every > 0}
-        if not due:
+        return [(query, every) for query, every in jobs if every > 0]
+
+    def _housekeep_step(self, query: str) -> None:
+        try:
+            report = self._fetch_value(query)
+            logger.debug("%s: %s", query, report)
+        except psycopg.Error as error:
+            logger.warning("%s failed: %s", query.strip(), error)
+
+    def _housekeep(self) -> None:
+        """Runs the housekeeping statements on their timers, each at once to begin with."""
+        jobs = self._housekeeping()
+        if not jobs:
             return
+        due = {query: time.monotonic() for query, _every in jobs}
         while not self._stopping.is_set():
             now = time.monotonic()
             for query, every in jobs:
-                if query in due and due[query] <= now:
+                if due[query] <= now:
                     due[query] = now + every
-                    try:
-                        report = self._fetch_value(query)
-                        logger.debug("%s: %s", query, report)
-                    except psycopg.Error as error:
-                        logger.warning("%s failed: %s", query.strip(), error)
+                    self._housekeep_step(query)
             self._stopping.wait(max(min(due.values()) - time.monotonic(), 0.05))
 
     # Claiming and delivering ------------------------------------------------------------
@@ -325,6 +334,15 @@ class Worker:
                     return None
                 time.sleep(min(2.0**attempt, 10.0))
         return None
+
+    def run_once(self) -> list[Outcome]:
+        """What `run` does first, in this thread, then returns (`pg-monitoring worker --once`):
+        the housekeeping whose timers are on (so threshold rules fire), then the delivery of
+        what is due."""
+        self._open()
+        for query, _every in self._housekeeping():
+            self._housekeep_step(query)
+        return self.deliver_once()
 
     def deliver_once(self, ids: Iterable[int] | None = None, limit: int = 100) -> list[Outcome]:
         """Claims what is due now (or the notifications `ids`), sends it in this thread and

@@ -54,7 +54,11 @@ from .common import dsn_option, reported_errors
 )
 @click.option("--http-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1))
 @click.option("--smtp-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1))
-@click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Fold counts and run maintenance (unless their timers are 0), deliver what is due, exit.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every fold and maintenance run.")
 def worker(
     dsn: str,
@@ -100,7 +104,7 @@ def worker(
     with reported_errors():
         if once:
             with delivery:
-                outcomes = delivery.deliver_once()
+                outcomes = delivery.run_once()
             for outcome in outcomes:
                 click.echo(f"#{outcome.id} {outcome.channel}: {outcome.status or 'claim lost'}")
             click.echo(f"{len(outcomes)} notification(s) handled.")
