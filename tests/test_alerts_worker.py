@@ -338,6 +338,30 @@ def test_worker_once_folds_counts_as_the_running_worker_does(alerts_db: str) -> 
     assert sorted(r.json()["issue"]["threshold"] for r in http.requests) == [1, 5]
 
 
+def worker_log(dsn: str, *args: str) -> str:
+    """What `pg-monitoring worker --once ARGS` logs while it delivers one alert."""
+    with http_receiver() as http:
+        add_webhook(dsn, f"{http.url}/hook")
+        capture(dsn, fingerprint=[f"log {args}"])
+        once = subprocess.run(
+            [PG_MONITORING, "worker", "--once", "--dsn", dsn, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert once.returncode == 0, once.stderr
+    assert "1 notification(s) handled." in once.stdout
+    return once.stderr
+
+
+def test_verbose_logs_the_workers_steps_and_not_the_http_librarys(alerts_db: str) -> None:
+    verbose = worker_log(alerts_db, "-v")
+    assert "fold_counts" in verbose, "-v logs every fold"
+    assert "sent notification" in verbose
+    assert not [line for line in verbose.splitlines() if " DEBUG httpcore" in line]
+    assert "httpcore" in worker_log(alerts_db, "-vv"), "-vv: the HTTP library's lines too"
+
+
 # The worker as a process: killed in the middle of deliveries, and stopped with SIGTERM.
 
 

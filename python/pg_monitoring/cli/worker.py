@@ -13,6 +13,10 @@ from ..alerts.senders import Timeouts
 from ..alerts.worker import Worker, WorkerOptions
 from .common import dsn_option, reported_errors
 
+# Other libraries' loggers: a line per connection and request (httpx: per request at INFO),
+# kept to warnings unless -vv asks.
+LIBRARY_LOGGERS = ("httpx", "httpcore", "urllib3", "asyncio", "psycopg")
+
 
 @click.command()
 @dsn_option
@@ -59,7 +63,12 @@ from .common import dsn_option, reported_errors
     is_flag=True,
     help="Fold counts and run maintenance (unless their timers are 0), deliver what is due, exit.",
 )
-@click.option("-v", "--verbose", is_flag=True, help="Log every fold and maintenance run.")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="-v: log every fold and maintenance run; -vv: the HTTP and SMTP libraries' too.",
+)
 def worker(
     dsn: str,
     concurrency: int,
@@ -73,7 +82,7 @@ def worker(
     http_timeout: float,
     smtp_timeout: float,
     once: bool,
-    verbose: bool,
+    verbose: int,
 ) -> None:
     """Deliver alerts from the outbox until SIGTERM (finishing the sends in flight).
 
@@ -84,8 +93,9 @@ def worker(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if not verbose:
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+    if verbose < 2:
+        for name in LIBRARY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
     try:
         options = WorkerOptions(
             concurrency=concurrency,
