@@ -13,8 +13,9 @@ from rich.text import Text
 from .. import render
 from ..alerts import queries
 from ..alerts.worker import Worker, WorkerOptions
+from ..alerts.worker import logger as worker_logger
 from ..connection import Connector
-from .common import connect, dsn_option, json_option, reported_errors
+from .common import connect, dsn_option, json_option, reported_errors, silenced
 
 KINDS = ("email", "slack", "webhook", "pagerduty")
 # How long `channels test` waits for a running worker that claimed the test notification.
@@ -167,7 +168,8 @@ def channels_test(dsn: str, name: str) -> None:
     with reported_errors():
         with connect(dsn) as conn:
             notification_id = Connector(conn).fetch_value(queries.TEST_CHANNEL, (name,))
-        with Worker(dsn, WorkerOptions(concurrency=1)) as sender:
+        # The outcome is this command's message; the worker's log line would say it again.
+        with silenced(worker_logger.name), Worker(dsn, WorkerOptions(concurrency=1)) as sender:
             outcomes = sender.deliver_once(ids=[notification_id])
         if outcomes:
             status, error = outcomes[0].status, outcomes[0].error

@@ -5,6 +5,7 @@ The command modules beside this one import it, and never each other.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -75,3 +76,19 @@ def reported_errors() -> Iterator[None]:
         if diag.message_hint:
             message += f"\nHint: {diag.message_hint}"
         raise click.ClickException(message) from error
+
+
+@contextmanager
+def silenced(logger_name: str) -> Iterator[None]:
+    """Drops `logger_name`'s records meanwhile: for a command that reports itself the
+    outcome the logger would report, so the user reads it once."""
+
+    def drop(_record: logging.LogRecord) -> bool:
+        return False
+
+    logger = logging.getLogger(logger_name)
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
