@@ -225,7 +225,7 @@ def test_channel_commands(installed_db: str) -> None:
         main, ["channels", "add", "x", "slack", "--dsn", installed_db, "--set", "webhook_url=u"]
     )
     assert bad.exit_code == 1
-    assert "p_config.webhook_url is a secret" in bad.output
+    assert "--set webhook_url is a secret" in bad.output
 
     mail = cli.invoke(
         main,

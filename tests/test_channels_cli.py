@@ -34,3 +34,28 @@ def test_a_failed_test_notification_is_reported_once(installed_db: str) -> None:
     (line,) = tested.stderr.splitlines()
     assert line.startswith("Error: test notification #1 to ops: dead: "), line
     assert "400" in line
+
+
+def test_a_refused_channel_is_explained_with_the_commands_flags(installed_db: str) -> None:
+    def refusal(*args: str) -> str:
+        added = pg_monitoring("channels", "add", *args, "--dsn", installed_db)
+        assert added.returncode == 1
+        (line,) = added.stderr.splitlines()
+        assert "p_" not in line, "no argument of the stored function"
+        return line
+
+    assert refusal("x", "slack", "--set", "webhook_url=https://hooks.example.com/T/B/x") == (
+        "Error: --set webhook_url is a secret: pass it in --secret webhook_url, or name an "
+        "environment variable with --env webhook_url=VARIABLE"
+    )
+    assert (
+        refusal("x", "webhook")
+        == "Error: a webhook channel needs --secret url or --env url=VARIABLE"
+    )
+    assert refusal("x", "webhook", "--env", "url=1st").startswith(
+        "Error: --env url=VARIABLE must name an environment variable"
+    )
+    assert refusal("x", "webhook", "--env", "url=URL", "--secret", "token=t").startswith(
+        "Error: --secret token is not a secret of a webhook channel"
+    )
+    assert refusal(" ", "webhook", "--env", "url=URL") == "Error: NAME must not be empty"

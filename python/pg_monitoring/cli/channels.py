@@ -18,6 +18,15 @@ from ..connection import Connector
 from .common import connect, dsn_option, json_option, reported_errors, silenced
 
 KINDS = ("email", "slack", "webhook", "pagerduty")
+# How monitoring.add_channel's JSON arguments are spelled on `channels add` ({} the field);
+# its other arguments are named like the command's options.
+ADD_FLAGS = {
+    "p_config": "--set",
+    "p_config.{}": "--set {}",
+    "p_config.{}_env": "--env {}=VARIABLE",
+    "p_secrets": "--secret {}",
+    "p_secrets.{}": "--secret {}",
+}
 # How long `channels test` waits for a running worker that claimed the test notification.
 TEST_WAIT = 30.0
 
@@ -97,7 +106,7 @@ def channels_add(
     stored: dict[str, str] = {}
     for field, value in _pairs(secrets, "--secret"):
         stored[field] = value if value is not None else click.prompt(field, hide_input=True)
-    with reported_errors(), connect(dsn) as conn:
+    with reported_errors(ADD_FLAGS), connect(dsn) as conn:
         channel_id = Connector(conn).fetch_value(
             queries.ADD_CHANNEL,
             (

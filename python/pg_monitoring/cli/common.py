@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -64,18 +64,65 @@ def database_name(conn: psycopg.Connection[Any]) -> str:
 
 
 @contextmanager
-def reported_errors() -> Iterator[None]:
-    """Our errors and the database's become one-line messages and exit status 1."""
+def reported_errors(flags: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Our errors and the database's become one-line messages and exit status 1, which name
+    the command's flags where the database named a stored function's arguments.
+
+    `flags` spells arguments the command's own options do not name alike (see `as_flags`).
+    """
     try:
         yield
     except PgMonitoringError as error:
-        raise click.ClickException(str(error)) from error
+        raise click.ClickException(as_flags(str(error), flags)) from error
     except psycopg.Error as error:
         diag = error.diag
         message = diag.message_primary or str(error)
         if diag.message_hint:
             message += f"\nHint: {diag.message_hint}"
-        raise click.ClickException(message) from error
+        raise click.ClickException(as_flags(message, flags)) from error
+
+
+# An argument of a stored function as its messages name it: p_name, p_config.url,
+# p_config.url_env (a field of a JSON argument, or the environment variable naming it).
+_ARGUMENT = re.compile(r"\b(p_[a-z_]+)(?:\.(\w+?)(_env)?)?\b")
+
+
+def as_flags(message: str, flags: Mapping[str, str] | None = None) -> str:
+    """`message` with the stored function's argument names spelled as the running command's
+    flags: `p_min_level` as `--min-level` when the command has an option `min_level`, its
+    argument `name` for `p_name`; `flags` adds the rest, by argument (`p_config`), field
+    (`p_config.{}`) or variable (`p_config.{}_env`), `{}` standing for the field. A bare
+    argument's `{}` is the field the message named last (`pass it with --secret url`)."""
+    spelled = dict(_own_flags())
+    spelled.update(flags or {})
+    field = "FIELD"
+
+    def spell(match: re.Match[str]) -> str:
+        nonlocal field
+        argument, named, env = match.groups()
+        if named is None:
+            template = spelled.get(argument)
+        else:
+            field = named
+            template = spelled.get(f"{argument}.{{}}{env or ''}")
+        return match.group(0) if template is None else template.format(field)
+
+    return _ARGUMENT.sub(spell, message)
+
+
+def _own_flags() -> Iterator[tuple[str, str]]:
+    """`p_<name>` and how the running command spells the parameter `<name>`."""
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return
+    for param in context.command.params:
+        if param.name is None:
+            continue
+        if isinstance(param, click.Option):
+            spelling = max(param.opts, key=len)
+        else:
+            spelling = param.human_readable_name
+        yield f"p_{param.name}", spelling
 
 
 @contextmanager
