@@ -204,7 +204,10 @@ def test_channel_commands(installed_db: str) -> None:
         assert "Channel ops (webhook) is #1, with 2 rule(s) of its own." in added.output
         assert http.url not in added.output, "the prompt does not echo the secret"
 
-        listed = cli.invoke(main, ["channels", "list", "--dsn", installed_db])
+        # wide enough for each filter on a line of its own
+        listed = cli.invoke(
+            main, ["channels", "list", "--dsn", installed_db], env={"COLUMNS": "160"}
+        )
         assert listed.exit_code == 0, listed.output
         assert "secret, url" in listed.output
         assert "s3cr3t" not in listed.output

@@ -80,7 +80,7 @@ def test_the_demo_runs_in_a_database_of_its_own(app_database: str, server_dsn: s
     for data in ("user:1", "product:1", "PaymentDeclined", "https://ops.example.com/hook"):
         assert data in before[0]
 
-    result = run_demo(app_database)
+    result = run_demo(app_database, COLUMNS="160")  # the issues' titles on one line each
 
     assert result.returncode == 0, result.stderr
     out = result.stdout

@@ -67,7 +67,63 @@ def test_issues_lists_grouped_counts(issue: tuple[str, int]) -> None:
 
     table = run("issues", "--dsn", dsn)
     assert "ReadTimeout: timed out after 30s" in table.output
-    assert "unresolved (new)" in table.output
+    assert "unresolved" in table.output
+    assert "(new)" in table.output
+
+
+LONG_TITLE = "PaymentGatewayTimeout: the payment gateway did not answer within 30s for order 1001"
+RIGHT_BORDERS = "┓┃┩│┘"
+
+
+def issues_at(dsn: str, columns: str | None) -> list[str]:
+    """The lines `pg-monitoring issues` prints with COLUMNS set (None: unset), piped."""
+    result = CliRunner().invoke(
+        main, ["issues", "--dsn", dsn], env={"COLUMNS": columns}, catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    return result.output.splitlines()
+
+
+def titles(lines: list[str]) -> str:
+    """The text of the table's last column (title and culprit), its wrapped lines joined."""
+    cells = [line.split("│")[-2] for line in lines if line.startswith("│")]
+    return " ".join(" ".join(cells).split())
+
+
+@pytest.fixture
+def long_title(installed_db: str) -> str:
+    capture(installed_db)  # ReadTimeout, culprit payments.py in charge
+    message = LONG_TITLE.split(": ", 1)[1]
+    capture(installed_db, type="PaymentGatewayTimeout", message=message, trace="")
+    return installed_db
+
+
+@pytest.mark.parametrize("columns", [80, 100, 160])
+def test_the_issues_table_fits_the_width_and_keeps_the_title_whole(
+    long_title: str, columns: int
+) -> None:
+    lines = issues_at(long_title, str(columns))
+    table = [line for line in lines if line[:1] in "┏┃┡│└"]
+    assert all(len(line) <= columns for line in lines), lines
+    assert all(line.rstrip()[-1] in RIGHT_BORDERS for line in table[1:]), "a right border"
+    assert LONG_TITLE in titles(lines)
+    assert "payments.py in charge" in titles(lines), "the culprit"
+    header = " ".join(" ".join(lines[:3]).split())
+    for column in ("id", "status", "events", "last seen"):
+        assert column in header, f"{column} at {columns} columns"
+    if columns >= 100:
+        assert "users" in header
+        assert "level" in header
+    if columns >= 160:
+        assert "first seen" in header
+    else:
+        assert "first seen: not shown" in " ".join(lines[-3:])
+
+
+def test_piped_issues_are_as_wide_as_columns_says_or_80(long_title: str) -> None:
+    assert max(len(line) for line in issues_at(long_title, None)) <= 80
+    wide = issues_at(long_title, "200")
+    assert 120 < max(len(line) for line in wide) <= 200
 
 
 def test_issues_filters(issue: tuple[str, int]) -> None:

@@ -256,14 +256,14 @@ def capture_shop_errors(conn: psycopg.Connection[Any], echo: Echo) -> None:
 
     db = Connector(conn)
     rows = issues.list_issues(db, issues.IssueFilter(status=None))
-    render.console().print(render.issues_table(rows))
+    render.print_issues(render.console(), rows)
 
     timeout_issue = next(r["id"] for r in rows if "PaymentGatewayTimeout" in r["title"])
     value_issue = next(r["id"] for r in rows if "ValueError" in r["title"])
     echo(f"\n`pg-monitoring show {value_issue}` (the password in its context was scrubbed):")
     detail = issues.show_issue(db, value_issue)
     assert detail is not None
-    render.print_issue(render.console(), detail)
+    render.print_issue(render.console(soft_wrap=True), detail)
 
     echo(f"\nResolve #{timeout_issue}, then the gateway times out again:")
     issues.resolve(db, timeout_issue, actor="oncall@example.com")

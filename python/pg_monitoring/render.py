@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -14,9 +14,11 @@ from rich.text import Text
 STATUS_STYLE = {"unresolved": "red", "resolved": "green", "ignored": "dim"}
 
 
-def console() -> Console:
-    """The terminal's width; 160 columns when output goes to a file or a pipe."""
-    return Console(width=None if sys.stdout.isatty() else 160)
+def console(soft_wrap: bool = False) -> Console:
+    """As wide as the terminal; when output goes to a file or a pipe, as COLUMNS says, else
+    as the terminal the command runs in, else 80 columns (rich's rules). With `soft_wrap`,
+    lines are printed whole: the terminal folds a long one, a pipe or a file keeps it."""
+    return Console(soft_wrap=soft_wrap)
 
 
 def to_json(value: Any) -> str:
@@ -33,30 +35,65 @@ def ago(moment: datetime | None) -> str:
     return f"{max(seconds, 0)}s ago"
 
 
-def issues_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(show_lines=False, header_style="bold", expand=False)
-    for column in ("id", "status", "level", "events", "users", "first seen", "last seen"):
-        table.add_column(column, justify="right" if column in ("id", "events", "users") else "left")
-    table.add_column("title / culprit", overflow="fold", min_width=30)
-    for row in rows:
-        status = row["status"] + (f" ({row['substatus']})" if row["substatus"] else "")
+# The triage table's columns besides the title, by priority: where the width is short, the
+# last go first, so that the title (and culprit) keeps TITLE_WIDTH columns to wrap in.
+_ISSUE_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str | Text]]] = [
+    ("id", lambda row: str(row["id"])),
+    ("status", lambda row: _status(row)),
+    ("events", lambda row: str(row["times_seen"])),
+    ("last seen", lambda row: ago(row["last_seen"])),
+    ("users", lambda row: str(row["users_seen"])),
+    ("level", lambda row: row["level"]),
+    ("first seen", lambda row: ago(row["first_seen"])),
+]
+_NUMBERS = ("id", "events", "users")
+TITLE_WIDTH = 36
+# A column's padding and its border on the right; the table's border on the left.
+_COLUMN_EDGES = 3
+
+
+def _status(row: dict[str, Any]) -> Text:
+    status = row["status"] + (f"\n({row['substatus']})" if row["substatus"] else "")
+    return Text(status, style=STATUS_STYLE.get(row["status"], ""))
+
+
+def print_issues(console: Console, rows: list[dict[str, Any]]) -> None:
+    """The triage table, fitted to the console's width."""
+    console.print(issues_table(rows, console.width))
+
+
+def issues_table(rows: list[dict[str, Any]], width: int) -> Table:
+    """Issues as a table at most `width` columns wide: the title and culprit wrap in what the
+    columns of the highest priority leave; the id is always there."""
+    cells = {name: [cell(row) for row in rows] for name, cell in _ISSUE_COLUMNS}
+    room = width - 1 - (TITLE_WIDTH + _COLUMN_EDGES)
+    shown: list[str] = []
+    for name, _cell in _ISSUE_COLUMNS:
+        needs = max(len(line) for text in [name, *cells[name]] for line in str(text).split("\n"))
+        if name != "id" and needs + _COLUMN_EDGES > room:
+            break
+        shown.append(name)
+        room -= needs + _COLUMN_EDGES
+    hidden = [name for name, _cell in _ISSUE_COLUMNS if name not in shown]
+
+    table = Table(header_style="bold", expand=False)
+    for name in shown:
+        table.add_column(name, justify="right" if name in _NUMBERS else "left", no_wrap=True)
+    table.add_column("title / culprit", overflow="fold")
+    if hidden:
+        table.caption = f"{', '.join(hidden)}: not shown at {width} columns (--json shows all)"
+        table.caption_justify = "left"
+    for index, row in enumerate(rows):
         title = Text(row["title"])
         if row["culprit"]:
             title.append(f"\n{row['culprit']}", style="dim")
-        table.add_row(
-            str(row["id"]),
-            Text(status, style=STATUS_STYLE.get(row["status"], "")),
-            row["level"],
-            str(row["times_seen"]),
-            str(row["users_seen"]),
-            ago(row["first_seen"]),
-            ago(row["last_seen"]),
-            title,
-        )
+        table.add_row(*(cells[name][index] for name in shown), title)
     return table
 
 
 def print_issue(console: Console, detail: dict[str, Any]) -> None:
+    """An issue, its latest event with its stack trace, and its history (`show`): lines of
+    text, for a console that soft-wraps."""
     issue = detail["issue"]
     console.print(f"[bold]#{issue['id']} {issue['title']}[/bold]")
     console.print(

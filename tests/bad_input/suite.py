@@ -266,7 +266,7 @@ def assert_shown_by_the_client(db: Database) -> None:
     client = Connector(db.admin)
     listed = issues.list_issues(client, issues.IssueFilter(status=None, limit=1_000_000))
     printed = Console(file=io.StringIO(), width=160, highlight=False, color_system=None)
-    printed.print(render.issues_table(listed))
+    render.print_issues(printed, listed)
     for issue in listed:
         detail = issues.show_issue(client, issue["id"])
         assert detail is not None

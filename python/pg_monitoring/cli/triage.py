@@ -62,7 +62,7 @@ def list_issues(
     elif not rows:
         click.echo("No issues.")
     else:
-        render.console().print(render.issues_table(rows))
+        render.print_issues(render.console(), rows)
 
 
 @click.command()
@@ -81,7 +81,7 @@ def show(dsn: str, issue: str, environment: str | None, service: str | None, as_
     if as_json:
         click.echo(render.to_json(detail))
     else:
-        render.print_issue(render.console(), detail)
+        render.print_issue(render.console(soft_wrap=True), detail)
 
 
 def lifecycle_command(name: str, help_text: str) -> Any:
