@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -260,3 +264,22 @@ def test_the_python_package_and_the_extension_share_a_version() -> None:
     from pg_monitoring import __version__
 
     assert __version__ == NEWEST
+
+
+def test_install_without_built_scripts_says_how_to_get_them(database: str, tmp_path: Path) -> None:
+    shutil.copytree(
+        Path(installer.__file__).parent,
+        tmp_path / "pg_monitoring",
+        ignore=shutil.ignore_patterns("extension", "__pycache__"),
+    )
+    installed = subprocess.run(
+        [sys.executable, "-m", "pg_monitoring", "install", "--dsn", database],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
+    assert installed.returncode == 1
+    (line,) = installed.stderr.splitlines()
+    assert line.startswith(f"Error: no extension scripts in {tmp_path}/pg_monitoring/extension")
+    assert "pip install ./python" in line

@@ -1,8 +1,9 @@
 """Install, upgrade and remove the schema as a plain script (no CREATE EXTENSION needed).
 
 The scripts are the extension's own (`pg_monitoring--X.sql`, `pg_monitoring--A--B.sql`),
-built by `make` into the package's `extension/` directory. Each operation runs in one
-transaction under an advisory lock, so two application instances starting at once do not race.
+built by `make` into the package's `extension/` directory (building the package runs it).
+Each operation runs in one transaction under an advisory lock, so two application
+instances starting at once do not race.
 """
 
 from __future__ import annotations
@@ -77,12 +78,20 @@ class Scripts:
     directory: Path = SCRIPTS_DIR
 
     def _files(self) -> list[str]:
-        if not self.directory.is_dir():
-            raise InstallError(f"no extension scripts in {self.directory}; run `make` first")
+        self._check_built()
         return sorted(path.name for path in self.directory.iterdir())
+
+    def _check_built(self) -> None:
+        # A package built without its build hook (hatch_build.py), or a checkout before `make`.
+        if not (self.directory / f"{EXTENSION}.control").is_file():
+            raise InstallError(
+                f"no extension scripts in {self.directory}: run `make` in the pg_monitoring "
+                "checkout, or reinstall with `pip install ./python` from it, which builds them"
+            )
 
     @property
     def default_version(self) -> str:
+        self._check_built()
         control = (self.directory / f"{EXTENSION}.control").read_text()
         match = re.search(r"^default_version\s*=\s*'([^']+)'", control, re.MULTILINE)
         if match is None:
