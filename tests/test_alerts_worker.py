@@ -312,29 +312,32 @@ def test_secrets_from_the_workers_environment(alerts_db: str) -> None:
     assert len(http.received("/slack")) == 1
 
 
-def test_threshold_alerts_go_out_at_the_workers_fold(alerts_db: str) -> None:
+def fold_in_a_running_worker(dsn: str) -> None:
+    with running_worker(dsn, options(fold_every=0.2)):
+        assert wait_until(lambda: statuses(dsn) == ["sent", "sent"])
+
+
+def fold_in_worker_once(dsn: str) -> None:
+    once = CliRunner().invoke(main, ["worker", "--once", "--dsn", dsn])
+    assert once.exit_code == 0, once.output
+    assert "2 notification(s) handled." in once.output
+
+
+@pytest.mark.parametrize(
+    "deliver", [fold_in_a_running_worker, fold_in_worker_once], ids=["running", "once"]
+)
+def test_threshold_alerts_go_out_at_the_workers_fold(
+    alerts_db: str, deliver: Callable[[str], None]
+) -> None:
     with http_receiver() as http:
         add_webhook(alerts_db, f"{http.url}/hook")
         query(alerts_db, "SELECT monitoring.set_occurrence_alerts('busy', '{1,5}', 0)")
         for _ in range(5):
             capture(alerts_db, fingerprint=["busy"])
         assert outbox(alerts_db) == [], "counted, not folded yet"
-        with running_worker(alerts_db, options(fold_every=0.2)):
-            assert wait_until(lambda: statuses(alerts_db) == ["sent", "sent"])
-    # sender threads deliver side by side: arrival order is not part of the contract
-    assert sorted(r.json()["issue"]["threshold"] for r in http.requests) == [1, 5]
-
-
-def test_worker_once_folds_counts_as_the_running_worker_does(alerts_db: str) -> None:
-    with http_receiver() as http:
-        add_webhook(alerts_db, f"{http.url}/hook")
-        query(alerts_db, "SELECT monitoring.set_occurrence_alerts('busy', '{1,5}', 0)")
-        for _ in range(5):
-            capture(alerts_db, fingerprint=["busy"])
-        once = CliRunner().invoke(main, ["worker", "--once", "--dsn", alerts_db])
-        assert once.exit_code == 0, once.output
-        assert "2 notification(s) handled." in once.output
+        deliver(alerts_db)
     assert statuses(alerts_db) == ["sent", "sent"]
+    # sender threads deliver side by side: arrival order is not part of the contract
     assert sorted(r.json()["issue"]["threshold"] for r in http.requests) == [1, 5]
 
 
