@@ -2,7 +2,7 @@
 -- store, Sentry's event JSON, idempotence, batches, and bad input refused with an SQLSTATE and
 -- a message naming the argument.
 BEGIN;
-SELECT plan(100);
+SELECT plan(104);
 -- Most tests send fixed times from 2024: a window that keeps them. Capture files an event
 -- older than errors.retention_days at the time received, tested at the end.
 SELECT monitoring.set_setting('errors.retention_days', '36500');
@@ -1194,6 +1194,75 @@ SELECT is(
     (SELECT first = second FROM java_trace),
     TRUE,
     'two such traces of one type and message are one issue: the text does not group'
+);
+
+-- The design document's snippets send the user as context={"user_id": ...}: an event with no
+-- user of its own counts that user, and stores it as its user.
+CREATE TEMPORARY TABLE context_users AS
+SELECT
+    v.n,
+    c.event_id,
+    c.issue_id
+FROM (
+    VALUES
+    (1, '{"user_id": 7}'::jsonb, NULL::jsonb),
+    (2, '{"user_id": "7"}', NULL),
+    (3, NULL, '{"id": "7"}'),
+    (4, '{"user_id": "8"}', NULL),
+    (5, '{"user_id": true}', NULL),
+    (6, '{"user_id": {"id": 9}}', NULL),
+    (7, '{"user_id": ""}', NULL),
+    (8, '{"user_id": 10}', '{"username": "ann"}'),
+    (9, '{"user_id": 11}', '{"name": "Ann"}')
+) AS v (n, context, usr)
+CROSS JOIN LATERAL monitoring.capture_error(
+    'ContextUserError', 'from the context', p_context => v.context, p_user => v.usr,
+    p_service => 'context-users', p_fingerprint => ARRAY['context-users']
+) AS c;
+SELECT is(
+    (
+        SELECT i.users_seen::integer FROM monitoring.issues AS i
+        WHERE i.id = (SELECT max(u.issue_id) FROM context_users AS u)
+    ),
+    4,
+    'users affected counts context.user_id (7 as number or text is the user id 7), beside '
+    'p_user: 7, 8, ann, 11'
+);
+SELECT results_eq(
+    $$SELECT e.user_info FROM monitoring.error_events AS e
+      INNER JOIN context_users AS c ON e.event_id = c.event_id ORDER BY c.n$$,
+    $$VALUES ('{"id": 7}'::jsonb), ('{"id": "7"}'), ('{"id": "7"}'), ('{"id": "8"}'), (NULL),
+        (NULL), (NULL), ('{"username": "ann"}'), ('{"id": 11, "name": "Ann"}')$$,
+    'the event stores context.user_id as its user''s id, unless its user has an id, username, '
+    'email or IP; a user_id that is no string or number is no user'
+);
+-- (captured first: a query does not see what a function it calls wrote)
+CREATE TEMPORARY TABLE context_users_more AS
+SELECT
+    (monitoring.capture_error(
+        'ContextUserError', 'a long id',
+        p_context => jsonb_build_object('user_id', repeat('x', 500)),
+        p_service => 'context-users'
+    )).issue_id AS long_id,
+    (monitoring.capture_event(
+        '{"message": "from extra", "extra": {"user_id": "u-1"}, "service": "context-users"}'
+    )).issue_id AS sentry;
+SELECT is(
+    (
+        SELECT octet_length(c.user_key) <= 200 AND c.user_key LIKE 'id:xxx%'
+        FROM monitoring.error_group_counts AS c
+        WHERE c.group_id = (SELECT m.long_id FROM context_users_more AS m)
+    ),
+    TRUE,
+    'a long context.user_id is cut to fit the index, as any user key'
+);
+SELECT is(
+    (
+        SELECT i.users_seen::integer FROM monitoring.issues AS i
+        WHERE i.id = (SELECT m.sentry FROM context_users_more AS m)
+    ),
+    1,
+    'a Sentry event''s extra.user_id (its context) counts as its user'
 );
 
 SELECT * FROM finish();

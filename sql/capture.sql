@@ -784,6 +784,22 @@ BEGIN
     END IF;
 
     issue_id := v_group.id;
+    -- The user, for "users affected": its key is prefixed with its kind (as Sentry's
+    -- sentry:user tag), so user id 1 and username "1" are two users. The design document's
+    -- snippets send the user as context.user_id: an event without a user of its own takes
+    -- that (a string or number) as its user's id, and stores it as its user (below), so that
+    -- what `pg-monitoring show` prints and what is counted agree. Computed before the event
+    -- is stored, in the one expression: each expression PL/pgSQL evaluates costs again in
+    -- every transaction.
+    v_user_key := coalesce(
+        'id:' || nullif(v_user ->> 'id', ''),
+        'username:' || nullif(v_user ->> 'username', ''),
+        'email:' || nullif(v_user ->> 'email', ''),
+        'ip:' || nullif(v_user ->> 'ip_address', ''),
+        'id:' || CASE WHEN jsonb_typeof(v_context -> 'user_id') IN ('string', 'number')
+                THEN nullif(v_context ->> 'user_id', '')
+        END
+    );
     INSERT INTO monitoring.error_events (
         event_id, occurred_at, group_id, level, exception_type, message, exceptions,
         context, tags, user_info, breadcrumbs, release, trace_id, span_id, platform,
@@ -791,7 +807,13 @@ BEGIN
     )
     VALUES (
         event_id, v_occurred, v_group.id, p_level, v_type, v_message, v_exceptions,
-        v_context, v_tags, v_user, v_crumbs, v_release, coalesce(v_trace_id, nullif(p_trace_id, '')),
+        v_context, v_tags,
+        -- an id key and no id of its own: the id is the context's user_id
+        CASE WHEN v_user_key LIKE 'id:%' AND nullif(v_user ->> 'id', '') IS NULL
+            THEN coalesce(v_user, '{}') || jsonb_build_object('id', v_context -> 'user_id')
+            ELSE v_user
+        END,
+        v_crumbs, v_release, coalesce(v_trace_id, nullif(p_trace_id, '')),
         coalesce(v_span_id, nullif(p_span_id, '')), coalesce(v_platform, p_platform),
         coalesce(v_server_name, p_server_name), coalesce(v_transaction, nullif(p_transaction, '')),
         v_data
@@ -801,14 +823,7 @@ BEGIN
         RETURN;  -- the same event sent again: stored and counted once
     END IF;
 
-    -- prefixed with its kind (as Sentry's sentry:user tag): user id 1 and username "1" are
-    -- two users. The fold indexes it, so it is cut to fit.
-    v_user_key := coalesce(
-        'id:' || nullif(v_user ->> 'id', ''),
-        'username:' || nullif(v_user ->> 'username', ''),
-        'email:' || nullif(v_user ->> 'email', ''),
-        'ip:' || nullif(v_user ->> 'ip_address', '')
-    );
+    -- the fold indexes the user's key, so it is cut to fit
     IF octet_length(v_user_key) > 200 THEN
         v_user_key := monitoring._index_text(v_user_key, 200);
     END IF;
