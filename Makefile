@@ -12,7 +12,7 @@ CURRENT     := $(BUILD_DIR)/$(EXTENSION)--$(EXTVERSION).sql
 RELEASED    := $(patsubst sql/released/%,$(BUILD_DIR)/%,$(wildcard sql/released/*.sql))
 UPGRADES    := $(patsubst sql/upgrades/%,$(BUILD_DIR)/%,$(wildcard sql/upgrades/*.sql))
 EXT_SCRIPTS     := $(CURRENT) $(RELEASED) $(UPGRADES)
-SQL_SOURCES := $(wildcard sql/*.sql)
+SQL_SOURCES := $(shell find sql -name "*.sql" -not -path "sql/released/*")
 
 VENV       := .venv
 VENV_BIN   := $(VENV)/bin

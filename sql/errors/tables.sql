@@ -5,6 +5,9 @@
 -- on one hot row serialises every writer of an error storm). Each event appends one row to
 -- error_group_counts instead; run_maintenance folds those rows into error_groups, and the
 -- issues view adds the rows not folded yet, so counts read exact at any moment.
+--
+-- With the errors settings: where events go, how long they stay, how much of them is kept
+-- (the limits, core/limits.sql) and what is scrubbed (scrubbing.sql).
 
 INSERT INTO monitoring.setting_definitions (
     name, default_value, description, min_value, max_value
@@ -28,6 +31,60 @@ INSERT INTO monitoring.setting_definitions (
     'errors.partition_days_ahead', '7',
     'Daily event partitions run_maintenance keeps created ahead of today',
     0, 90
+);
+
+INSERT INTO monitoring.setting_definitions (
+    name, default_value, description, min_value, max_value
+) VALUES
+(
+    'errors.max_message_length', '8192',
+    'Characters kept of a message or exception value; the rest is cut with a marker',
+    256, 1000000
+),
+(
+    'errors.max_frames', '100',
+    'Frames kept per exception: the outermost and innermost halves, with a marker between',
+    1, 1000
+),
+(
+    'errors.max_context_bytes', '65536',
+    'Bytes kept of the context, tags, user and other event data, each',
+    1024, 16777216
+),
+(
+    'errors.max_breadcrumbs', '100',
+    'Breadcrumbs kept per event, the newest',
+    0, 1000
+),
+(
+    'errors.max_exceptions', '10',
+    'Exceptions kept of a chain: the root cause side and the raised side, with a marker between',
+    1, 100
+),
+(
+    'errors.max_stack_bytes', '262144',
+    'Bytes kept of an exception chain; over it, frames lose variables and source context, '
+    'then middle frames',
+    16384, 67108864
+);
+
+INSERT INTO monitoring.setting_definitions (
+    name, default_value, description, min_value, max_value
+) VALUES
+(
+    'scrub.enabled', 'true',
+    'Replace secrets in captured events by [Filtered] before they are stored',
+    NULL, NULL
+),
+(
+    'scrub.extra_keys', '[]',
+    'More key fragments to filter (matched case-insensitively anywhere in a key)',
+    0, 100
+),
+(
+    'scrub.safe_keys', '[]',
+    'Keys never filtered even though they contain a sensitive fragment (exact, any case)',
+    0, 100
 );
 
 CREATE TABLE monitoring.error_groups (
@@ -126,6 +183,7 @@ $$;
 CREATE TABLE monitoring.error_events_default PARTITION OF monitoring.error_events DEFAULT;
 
 CREATE INDEX error_events_group ON monitoring.error_events (group_id, occurred_at DESC);
+
 CREATE INDEX error_events_trace ON monitoring.error_events (trace_id)
 WHERE trace_id IS NOT NULL;
 
@@ -190,111 +248,3 @@ FROM pg_catalog.unnest(ARRAY[
     'monitoring.issue_activity',
     'monitoring.issue_activity_id_seq'
 ]::regclass[]) AS t;
-
--- Issues with exact counts: folded totals plus the events not folded yet.
-CREATE VIEW monitoring.issues AS
-SELECT
-    g.id,
-    g.service,
-    g.environment,
-    g.fingerprint,
-    g.fingerprint_source,
-    g.title,
-    g.culprit,
-    g.exception_type,
-    g.level,
-    g.platform,
-    g.status,
-    -- Sentry's sub-states: new for 7 days after the first event, regressed or escalating for
-    -- 7 days after it happened, ongoing otherwise.
-    CASE
-        WHEN g.status <> 'unresolved' THEN NULL
-        WHEN g.substatus IS NOT NULL AND g.substatus_at > pg_catalog.now() - interval '7 days'
-            THEN g.substatus
-        WHEN g.first_seen > pg_catalog.now() - interval '7 days' THEN 'new'
-        ELSE 'ongoing'
-    END AS substatus,
-    least(g.first_seen, p.first_seen) AS first_seen,
-    greatest(g.last_seen, p.last_seen) AS last_seen,
-    g.times_seen + coalesce(p.events, 0) AS times_seen,
-    g.users_seen + coalesce(p.new_users, 0) AS users_seen,
-    g.first_release,
-    g.assignee,
-    g.assigned_at,
-    g.resolved_at,
-    g.resolved_by,
-    g.resolution,
-    g.resolved_in_release,
-    g.ignored_at,
-    g.ignored_by,
-    g.ignore_until,
-    g.ignore_until_times_seen,
-    g.ignore_until_users_seen
-FROM monitoring.error_groups AS g
-LEFT JOIN LATERAL (
-    SELECT
-        pg_catalog.count(*) AS events,
-        pg_catalog.min(c.occurred_at) AS first_seen,
-        pg_catalog.max(c.occurred_at) AS last_seen,
-        pg_catalog.count(DISTINCT c.user_key) FILTER (
-            WHERE NOT EXISTS (
-                SELECT FROM monitoring.error_group_users AS u
-                WHERE u.group_id = c.group_id AND u.user_key = c.user_key
-            )
-        ) AS new_users
-    FROM monitoring.error_group_counts AS c
-    WHERE c.group_id = g.id
-) AS p ON TRUE;
-
-COMMENT ON VIEW monitoring.issues IS
-'Issues with exact times_seen, users_seen, first and last seen, status and sub-status';
-
--- One row per event, with the columns the design document's queries use.
-CREATE VIEW monitoring.errors AS
-SELECT
-    e.event_id AS id,
-    g.fingerprint,
-    e.message,
-    e.exception_type,
-    -- frames of the exception that was raised last (the one the application saw)
-    e.exceptions -> -1 -> 'frames' AS stack_trace,
-    e.context,
-    e.occurred_at,
-    g.environment,
-    CASE WHEN g.status = 'resolved' THEN g.resolved_at END AS resolved_at,
-    e.trace_id,
-    e.span_id,
-    g.service,
-    e.group_id AS issue_id,
-    g.status AS issue_status,
-    e.level,
-    e.release,
-    e.tags,
-    e.user_info,
-    e.breadcrumbs,
-    e.exceptions,
-    e.platform,
-    e.server_name,
-    e.transaction_name,
-    e.data,
-    e.received_at
-FROM monitoring.error_events AS e
-INNER JOIN monitoring.error_groups AS g ON e.group_id = g.id;
-
-COMMENT ON VIEW monitoring.errors IS
-'Captured error events, one row per event, with their issue''s fingerprint and status';
-
-CREATE VIEW monitoring.issue_history AS
-SELECT
-    a.id,
-    a.group_id AS issue_id,
-    a.occurred_at,
-    a.actor,
-    a.action,
-    a.data
-FROM monitoring.issue_activity AS a;
-
-COMMENT ON VIEW monitoring.issue_history IS 'Every change of every issue: who, when, what';
-
-GRANT SELECT ON monitoring.issues, monitoring.errors, monitoring.issue_history
-TO monitoring_reader;

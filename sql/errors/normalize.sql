@@ -34,7 +34,7 @@
 -- Idempotent: normalising the result again changes nothing, as long as replacing did not grow
 -- a line past 1000 characters.
 --
--- Deliberately unlike Sentry (each one a case in pgtap/normalize.sql):
+-- Deliberately unlike Sentry (each one a case in pgtap/errors/normalize.sql):
 -- * Lines are trimmed one by one and joined by \n; Sentry trims the two-line text as a whole
 --   and appends '...' when it dropped anything, which splits a message from its longer twin.
 -- * email: the local part leaves out ' = / ` { | }, so key='bob@x.org' keeps its key.
@@ -57,7 +57,7 @@
 -- * float: a leading minus counts only where int's would (x-1.5 keeps its dash).
 -- * int: the 8 of utf-8 stays (a false positive Sentry lists as known).
 -- * quoted_str: stops at a line break; bool: needs a word boundary after it.
-CREATE FUNCTION monitoring.normalize_message(p_message text)
+CREATE OR REPLACE FUNCTION monitoring.normalize_message(p_message text)
 RETURNS text
 LANGUAGE plpgsql
 IMMUTABLE

@@ -3,31 +3,13 @@
 -- Sentry's: values under keys containing a sensitive word (in objects, [name, value] pairs and
 -- name=value strings), and values that look like card numbers, bearer tokens, PEM private
 -- keys or a URL's password, become "[Filtered]".
-
-INSERT INTO monitoring.setting_definitions (
-    name, default_value, description, min_value, max_value
-) VALUES
-(
-    'scrub.enabled', 'true',
-    'Replace secrets in captured events by [Filtered] before they are stored',
-    NULL, NULL
-),
-(
-    'scrub.extra_keys', '[]',
-    'More key fragments to filter (matched case-insensitively anywhere in a key)',
-    0, 100
-),
-(
-    'scrub.safe_keys', '[]',
-    'Keys never filtered even though they contain a sensitive fragment (exact, any case)',
-    0, 100
-);
+-- Its settings (scrub.*) are in tables.sql.
 
 -- Card numbers (Sentry's pattern; \y is a word boundary in PostgreSQL), bearer tokens, PEM
 -- private keys and the password of a URL (postgres://user:secret@db, which connection errors
 -- print), replaced inside any string. A key whose END line is missing (the size limits cut
 -- text before it is scrubbed) is replaced up to the end of the text.
-CREATE FUNCTION monitoring.scrub_text(p_text text)
+CREATE OR REPLACE FUNCTION monitoring.scrub_text(p_text text)
 RETURNS text
 LANGUAGE sql
 IMMUTABLE
@@ -65,7 +47,7 @@ COMMENT ON FUNCTION monitoring.scrub_text(text) IS
 -- Sentry's default sensitive key fragments, as a regex alternation and as LIKE patterns.
 -- Constant SQL functions: inlined and folded, so capture, which uses them when no extra key
 -- is set, pays nothing for them. pgTAP checks that the two lists agree.
-CREATE FUNCTION monitoring._scrub_default_key_pattern()
+CREATE OR REPLACE FUNCTION monitoring._scrub_default_key_pattern()
 RETURNS text
 LANGUAGE sql
 IMMUTABLE
@@ -75,7 +57,7 @@ AS $$
     'privatekey|token|session|csrf|cookie|authorization|set-cookie|x-api-key'::text;
 $$;
 
-CREATE FUNCTION monitoring._scrub_default_key_likes()
+CREATE OR REPLACE FUNCTION monitoring._scrub_default_key_likes()
 RETURNS text[]
 LANGUAGE sql
 IMMUTABLE
@@ -92,7 +74,7 @@ $$;
 -- array of strings, escaped: they are literal text, not patterns).
 -- PL/pgSQL: capture calls it on every event, and a SQL function with a subquery can not be
 -- inlined, so it would be parsed again each time.
-CREATE FUNCTION monitoring.scrub_key_pattern(p_extra_keys jsonb DEFAULT '[]')
+CREATE OR REPLACE FUNCTION monitoring.scrub_key_pattern(p_extra_keys jsonb DEFAULT '[]')
 RETURNS text
 LANGUAGE plpgsql
 IMMUTABLE
@@ -121,7 +103,7 @@ COMMENT ON FUNCTION monitoring.scrub_key_pattern(jsonb) IS
 -- regex: 17 LIKEs over a small document take 5 µs, the 17-way case-insensitive regex 15-20 µs.
 -- NULL (no quick test) when an extra key is not ASCII, where lower() and the regex's
 -- case-insensitive match may disagree (the text is lowered in the C collation: ASCII only).
-CREATE FUNCTION monitoring.scrub_key_likes(p_extra_keys jsonb DEFAULT '[]')
+CREATE OR REPLACE FUNCTION monitoring.scrub_key_likes(p_extra_keys jsonb DEFAULT '[]')
 RETURNS text[]
 LANGUAGE plpgsql
 IMMUTABLE
@@ -157,7 +139,7 @@ COMMENT ON FUNCTION monitoring.scrub_key_likes(jsonb) IS
 -- name the first string of an array, and in a string name=value has the =) and a superset
 -- of the strings scrub_text changes. Three tests, not one alternation: PostgreSQL's regex
 -- engine runs them in half the time. SQL, inlined into its callers.
-CREATE FUNCTION monitoring._may_hold_secrets(
+CREATE OR REPLACE FUNCTION monitoring._may_hold_secrets(
     p_json_text text, p_key_pattern text, p_key_likes text[] DEFAULT NULL
 )
 RETURNS boolean
@@ -181,7 +163,9 @@ COMMENT ON FUNCTION monitoring._may_hold_secrets(text, text, text[]) IS
 -- A string scrubbed as scrub_text does, and name=value pairs in it (a query string, form
 -- data, a Cookie header: password=x&token=y, sessionid=z; csrftoken=w) with a sensitive name
 -- have their value filtered, as a key's would be.
-CREATE FUNCTION monitoring._scrub_string(p_text text, p_key_pattern text, p_safe_keys text[])
+CREATE OR REPLACE FUNCTION monitoring._scrub_string(
+    p_text text, p_key_pattern text, p_safe_keys text[]
+)
 RETURNS text
 LANGUAGE plpgsql
 IMMUTABLE
@@ -210,7 +194,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION monitoring.scrub_with(
+CREATE OR REPLACE FUNCTION monitoring.scrub_with(
     p_value jsonb, p_key_pattern text, p_safe_keys text[]
 )
 RETURNS jsonb
@@ -284,7 +268,7 @@ COMMENT ON FUNCTION monitoring.scrub_with(jsonb, text, text[]) IS
 
 -- scrub_exceptions for all other chains (defined first: a SQL function's body is checked
 -- when it is created).
-CREATE FUNCTION monitoring._scrub_exceptions_walk(
+CREATE OR REPLACE FUNCTION monitoring._scrub_exceptions_walk(
     p_chain jsonb, p_key_pattern text, p_safe_keys text[]
 )
 RETURNS jsonb
@@ -338,8 +322,9 @@ $$;
 -- The rest is SDK structure and source code, so only those two are scrubbed, and the chain
 -- is left untouched (not rebuilt) when neither can hold a secret.
 -- One exception with no variables and no secret in its value, the common case, is decided
--- here, in SQL inlined into the caller (see _stack_trace_chain in capture.sql for why).
-CREATE FUNCTION monitoring.scrub_exceptions(
+-- here, in SQL inlined into the caller (see _stack_trace_chain in capture_chain.sql for
+-- why).
+CREATE OR REPLACE FUNCTION monitoring.scrub_exceptions(
     p_chain jsonb, p_key_pattern text, p_safe_keys text[]
 )
 RETURNS jsonb
@@ -367,7 +352,7 @@ $$;
 COMMENT ON FUNCTION monitoring.scrub_exceptions(jsonb, text, text[]) IS
 'An exception chain with secret-looking exception values and frame variables scrubbed';
 
-CREATE FUNCTION monitoring.scrub(p_value jsonb)
+CREATE OR REPLACE FUNCTION monitoring.scrub(p_value jsonb)
 RETURNS jsonb
 LANGUAGE sql
 STABLE

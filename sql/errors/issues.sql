@@ -1,8 +1,8 @@
 -- The issue lifecycle: unresolved | resolved | ignored, as Sentry users know it. Changes are
 -- made by monitoring_admin through these functions, and each is kept in issue_activity.
--- The capture functions regress resolved issues and wake ignored ones (see capture.sql).
+-- The capture functions regress resolved issues and wake ignored ones (see ingest.sql).
 
-CREATE FUNCTION monitoring._issue_not_found(p_issue_id bigint)
+CREATE OR REPLACE FUNCTION monitoring._issue_not_found(p_issue_id bigint)
 RETURNS void
 LANGUAGE plpgsql
 AS $$
@@ -14,7 +14,7 @@ $$;
 
 -- Who made a change, as the issue's history keeps it: p_actor, else the session's user. At
 -- most 200 characters, as the names capture keeps (service, environment, release).
-CREATE FUNCTION monitoring._actor(p_actor text)
+CREATE OR REPLACE FUNCTION monitoring._actor(p_actor text)
 RETURNS text
 LANGUAGE plpgsql
 STABLE
@@ -29,7 +29,7 @@ END
 $$;
 
 -- Finds an issue by fingerprint, as the Python API's resolve_error(fingerprint=...) does.
-CREATE FUNCTION monitoring.issue_id(
+CREATE OR REPLACE FUNCTION monitoring.issue_id(
     p_fingerprint text, p_environment text DEFAULT NULL, p_service text DEFAULT NULL
 )
 RETURNS bigint
@@ -82,7 +82,7 @@ COMMENT ON FUNCTION monitoring.issue_id(text, text, text) IS
 -- p_actor NULL: pg_monitoring itself (a first event, a regression).
 -- The helpers capture calls are PL/pgSQL, not SQL: PostgreSQL 15 plans a SQL function it can
 -- not inline (one with an INSERT or a FROM) again on every call; PL/pgSQL keeps its plans.
-CREATE FUNCTION monitoring._record_activity(
+CREATE OR REPLACE FUNCTION monitoring._record_activity(
     p_group_id bigint, p_action text, p_actor text, p_data jsonb DEFAULT '{}'
 )
 RETURNS void
@@ -98,7 +98,7 @@ $$;
 -- reopened issue no resolution, a resolved one no ignore condition). Only an issue whose
 -- status is one of p_from changes: concurrent callers queue on the row, and the first wins.
 -- Records the activity and returns whether it changed anything.
-CREATE FUNCTION monitoring._transition(
+CREATE OR REPLACE FUNCTION monitoring._transition(
     p_issue_id bigint,
     p_from text[],
     p_to text,
@@ -141,7 +141,7 @@ $$;
 -- Resolve now (p_in_release NULL, p_in_next_release false), in release X (events from older
 -- releases do not regress it), or in the next release (only releases newer than the latest
 -- one the issue has seen regress it).
-CREATE FUNCTION monitoring.resolve_issue(
+CREATE OR REPLACE FUNCTION monitoring.resolve_issue(
     p_issue_id bigint,
     p_in_release text DEFAULT NULL,
     p_in_next_release boolean DEFAULT FALSE,
@@ -211,7 +211,7 @@ COMMENT ON FUNCTION monitoring.resolve_issue(bigint, text, boolean, text) IS
 
 -- Ignore forever, until a time, until N more events or until N more users; whichever
 -- condition is given first wakes it (status unresolved, sub-status escalating).
-CREATE FUNCTION monitoring.ignore_issue(
+CREATE OR REPLACE FUNCTION monitoring.ignore_issue(
     p_issue_id bigint,
     p_until timestamptz DEFAULT NULL,
     p_until_events bigint DEFAULT NULL,
@@ -269,7 +269,7 @@ COMMENT ON FUNCTION monitoring.ignore_issue(bigint, timestamptz, bigint, bigint,
 'Ignores an issue forever, or until p_until (at most 1000 years ahead), p_until_events more '
 'events or p_until_users more users, whichever comes first';
 
-CREATE FUNCTION monitoring.reopen_issue(p_issue_id bigint, p_actor text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION monitoring.reopen_issue(p_issue_id bigint, p_actor text DEFAULT NULL)
 RETURNS monitoring.issues
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -298,7 +298,7 @@ $$;
 COMMENT ON FUNCTION monitoring.reopen_issue(bigint, text) IS
 'Sets a resolved or ignored issue back to unresolved';
 
-CREATE FUNCTION monitoring.assign_issue(
+CREATE OR REPLACE FUNCTION monitoring.assign_issue(
     p_issue_id bigint, p_assignee text, p_actor text DEFAULT NULL
 )
 RETURNS monitoring.issues
@@ -337,7 +337,7 @@ $$;
 COMMENT ON FUNCTION monitoring.assign_issue(bigint, text, text) IS
 'Assigns an issue to p_assignee (any text of up to 200 characters: an email, a team)';
 
-CREATE FUNCTION monitoring.unassign_issue(p_issue_id bigint, p_actor text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION monitoring.unassign_issue(p_issue_id bigint, p_actor text DEFAULT NULL)
 RETURNS monitoring.issues
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -371,7 +371,7 @@ $$;
 COMMENT ON FUNCTION monitoring.unassign_issue(bigint, text) IS 'Removes an issue''s assignee';
 
 -- Whether an event of release p_release regresses a resolved issue.
-CREATE FUNCTION monitoring._regresses(p_group monitoring.error_groups, p_release text)
+CREATE OR REPLACE FUNCTION monitoring._regresses(p_group monitoring.error_groups, p_release text)
 RETURNS boolean
 LANGUAGE plpgsql
 STABLE
@@ -403,7 +403,7 @@ $$;
 
 -- Why an ignored issue wakes up, or NULL while it stays ignored. Counting stops at the
 -- threshold, so an error storm on an ignored issue costs each event a bounded scan.
-CREATE FUNCTION monitoring._ignore_over(p_group monitoring.error_groups)
+CREATE OR REPLACE FUNCTION monitoring._ignore_over(p_group monitoring.error_groups)
 RETURNS text
 LANGUAGE plpgsql
 STABLE
@@ -443,7 +443,6 @@ $$;
 GRANT EXECUTE ON FUNCTION
 monitoring.issue_id(text, text, text)
 TO monitoring_reader, monitoring_admin;
-
 GRANT EXECUTE ON FUNCTION
 monitoring.resolve_issue(bigint, text, boolean, text),
 monitoring.ignore_issue(bigint, timestamptz, bigint, bigint, text),

@@ -1,46 +1,11 @@
--- Size limits for captured data. An oversize event is stored cut down with a visible marker,
--- never refused: the error it reports matters more than its full payload.
-
-INSERT INTO monitoring.setting_definitions (
-    name, default_value, description, min_value, max_value
-) VALUES
-(
-    'errors.max_message_length', '8192',
-    'Characters kept of a message or exception value; the rest is cut with a marker',
-    256, 1000000
-),
-(
-    'errors.max_frames', '100',
-    'Frames kept per exception: the outermost and innermost halves, with a marker between',
-    1, 1000
-),
-(
-    'errors.max_context_bytes', '65536',
-    'Bytes kept of the context, tags, user and other event data, each',
-    1024, 16777216
-),
-(
-    'errors.max_breadcrumbs', '100',
-    'Breadcrumbs kept per event, the newest',
-    0, 1000
-),
-(
-    'errors.max_exceptions', '10',
-    'Exceptions kept of a chain: the root cause side and the raised side, with a marker between',
-    1, 100
-),
-(
-    'errors.max_stack_bytes', '262144',
-    'Bytes kept of an exception chain; over it, frames lose variables and source context, '
-    'then middle frames',
-    16384, 67108864
-);
+-- Size limits: text and JSON cut down with a visible marker, never refused (an event's error
+-- matters more than its full payload). The limits themselves are settings (errors/tables.sql).
 
 -- PL/pgSQL: a SQL function that PostgreSQL can not inline is parsed again by every query
 -- that calls it, and capture calls this one on every event. Error messages quote a value
 -- sent cut by it to 100 characters: a message goes to the server's log too, and a writer may
 -- send megabytes.
-CREATE FUNCTION monitoring.truncate_text(p_text text, p_max integer)
+CREATE OR REPLACE FUNCTION monitoring.truncate_text(p_text text, p_max integer)
 RETURNS text
 LANGUAGE plpgsql
 IMMUTABLE
@@ -69,7 +34,7 @@ COMMENT ON FUNCTION monitoring.truncate_text(text, integer) IS
 -- a later maintenance step. Over p_max characters it is cut and marked with its md5, so two
 -- long values that share their start stay two values. Inlined: octet_length is read from
 -- the value's header, so the common short value costs one comparison.
-CREATE FUNCTION monitoring._index_text(p_text text, p_max integer)
+CREATE OR REPLACE FUNCTION monitoring._index_text(p_text text, p_max integer)
 RETURNS text
 LANGUAGE sql
 IMMUTABLE
@@ -88,11 +53,11 @@ COMMENT ON FUNCTION monitoring._index_text(text, integer) IS
 -- JSON as deep and as long as we keep it: strings (keys too) over p_max_length characters are
 -- cut as truncate_text cuts them, and an object or array below p_depth levels becomes a
 -- string saying what it was. Callers run it only when a cheap test says it may change
--- something (capture.sql), and on documents already capped in bytes.
+-- something (errors/ingest.sql), and on documents already capped in bytes.
 -- Scrubbing runs on what this keeps, and the part of a key cut off may be what named a
 -- secret (a 9000-character key ending in _password): the value of a cut key, or of a
 -- [name, value] pair whose name is cut, is not kept.
-CREATE FUNCTION monitoring.bound_json(
+CREATE OR REPLACE FUNCTION monitoring.bound_json(
     p_value jsonb, p_max_length integer, p_depth integer DEFAULT 10
 )
 RETURNS jsonb
@@ -166,7 +131,7 @@ COMMENT ON FUNCTION monitoring.bound_json(jsonb, integer, integer) IS
 
 -- Keeps the first keys of an oversize object while they fit and says what was dropped.
 -- PL/pgSQL so the common case (it fits) is one cheap test, not a query planned per call.
-CREATE FUNCTION monitoring.cap_object(p_value jsonb, p_max_bytes integer)
+CREATE OR REPLACE FUNCTION monitoring.cap_object(p_value jsonb, p_max_bytes integer)
 RETURNS jsonb
 LANGUAGE plpgsql
 IMMUTABLE
@@ -214,7 +179,9 @@ COMMENT ON FUNCTION monitoring.cap_object(jsonb, integer) IS
 
 -- Breadcrumbs lead up to the error: the newest matter most. What is dropped is said by a
 -- breadcrumb of its own, first (in the place of the oldest), as the frames' marker does.
-CREATE FUNCTION monitoring.cap_array_newest(p_value jsonb, p_max_items integer, p_max_bytes integer)
+CREATE OR REPLACE FUNCTION monitoring.cap_array_newest(
+    p_value jsonb, p_max_items integer, p_max_bytes integer
+)
 RETURNS jsonb
 LANGUAGE plpgsql
 IMMUTABLE

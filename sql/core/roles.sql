@@ -60,9 +60,4 @@ $$;
 
 REVOKE ALL ON SCHEMA monitoring FROM PUBLIC;
 GRANT USAGE ON SCHEMA monitoring TO monitoring_reader, monitoring_writer, monitoring_admin;
-
-GRANT EXECUTE ON FUNCTION monitoring.version() TO
-monitoring_reader, monitoring_writer, monitoring_admin;
-GRANT EXECUTE ON FUNCTION monitoring.install_mode() TO
-monitoring_reader, monitoring_writer, monitoring_admin;
 GRANT SELECT ON monitoring.installed_versions TO monitoring_reader;

@@ -1,17 +1,16 @@
--- Maintenance: one idempotent entry point, monitoring.run_maintenance(), to run every minute
--- or so, from pg_cron where installed (monitoring.schedule_maintenance) or from any client
--- (`pg-monitoring maintain`). Capture never depends on it having run: counts read exact
--- before folding, and events without a daily partition land in the DEFAULT one.
+-- The errors' maintenance steps, run by run_maintenance (core/maintenance.sql): the fold of
+-- buffered counts into issues, daily event partitions, retention, and ignores whose condition
+-- is met.
 
 -- Adds the events counted since the last fold to their issues. Concurrent captures are
 -- not blocked and not lost: rows they commit after the DELETE's snapshot stay for the next
 -- fold. Each event is folded exactly once, with its issue's row locked, which makes the
 -- fold the place where threshold alert rules see a count cross a threshold exactly once
--- (monitoring._alert_after_fold in alerts.sql).
+-- (monitoring._alert_after_fold in alerts/firing.sql).
 -- The folded rows are held in arrays, not temporary tables: run_maintenance runs this as
 -- the schema owner, and a table the caller created first in pg_temp (with a trigger or a
 -- DEFAULT calling a function of theirs) would run their code with the owner's rights.
-CREATE FUNCTION monitoring.fold_error_counts()
+CREATE OR REPLACE FUNCTION monitoring.fold_error_counts()
 RETURNS bigint
 LANGUAGE plpgsql
 AS $$
@@ -129,7 +128,7 @@ COMMENT ON FUNCTION monitoring.fold_error_counts() IS
 
 -- The daily partition for p_day (UTC). Events of that day that landed in the DEFAULT
 -- partition (maintenance did not run in time) move into it.
-CREATE FUNCTION monitoring._create_event_partition(p_day date)
+CREATE OR REPLACE FUNCTION monitoring._create_event_partition(p_day date)
 RETURNS boolean
 LANGUAGE plpgsql
 AS $$
@@ -170,7 +169,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION monitoring.ensure_error_partitions(p_days_ahead integer DEFAULT NULL)
+CREATE OR REPLACE FUNCTION monitoring.ensure_error_partitions(p_days_ahead integer DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql
 AS $$
@@ -206,7 +205,7 @@ COMMENT ON FUNCTION monitoring.ensure_error_partitions(integer) IS
 
 -- Drops partitions wholly older than the retention window (instant, no dead rows), deletes
 -- old rows that sit in the DEFAULT partition, and issues not seen within the window.
-CREATE FUNCTION monitoring.apply_error_retention()
+CREATE OR REPLACE FUNCTION monitoring.apply_error_retention()
 RETURNS jsonb
 LANGUAGE plpgsql
 AS $$
@@ -294,7 +293,7 @@ COMMENT ON FUNCTION monitoring.apply_error_retention() IS
 -- concurrent events each counted just short of the threshold (a capture sees only committed
 -- events). Runs after the fold, serially, so every threshold crossing is caught here at the
 -- latest.
-CREATE FUNCTION monitoring.expire_ignores()
+CREATE OR REPLACE FUNCTION monitoring.expire_ignores()
 RETURNS bigint
 LANGUAGE sql
 AS $$
@@ -320,102 +319,3 @@ AS $$
     ) AS d
     WHERE d.reason IS NOT NULL;
 $$;
-
-CREATE FUNCTION monitoring.run_maintenance()
-RETURNS jsonb
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_started timestamptz := clock_timestamp();
-    v_report jsonb := '{}';
-    v_failed jsonb := '{}';
-    v_step text;
-    v_message text;
-    v_state text;
-BEGIN
-    -- One run at a time; a second caller returns at once rather than queueing.
-    IF NOT pg_try_advisory_xact_lock(7378802412486251) THEN
-        RETURN jsonb_build_object('skipped', 'another run_maintenance is running');
-    END IF;
-    -- Each step in a subtransaction of its own: one that fails is rolled back alone, reported
-    -- (in the result and as a WARNING, for pg_cron's log) and tried again at the next run,
-    -- while the others still fold, partition, apply retention and clean the cache.
-    FOREACH v_step IN ARRAY ARRAY[
-        'fold', 'ignores', 'partitions', 'notifications', 'retention', 'cache'
-    ] LOOP
-        BEGIN
-            v_report := v_report || CASE v_step
-                WHEN 'fold' THEN jsonb_build_object(
-                    'events_folded', monitoring.fold_error_counts()
-                )
-                WHEN 'ignores' THEN jsonb_build_object(
-                    'ignores_expired', monitoring.expire_ignores()
-                )
-                WHEN 'partitions' THEN jsonb_build_object(
-                    'partitions_created', monitoring.ensure_error_partitions()
-                )
-                WHEN 'notifications' THEN jsonb_build_object(
-                    'notifications_deleted', monitoring.apply_alert_retention()
-                )
-                WHEN 'retention' THEN monitoring.apply_error_retention()
-                WHEN 'cache' THEN (
-                    SELECT jsonb_build_object(
-                        'cache_expired_removed', c.expired_removed, 'cache_evicted', c.evicted
-                    )
-                    FROM monitoring.run_cache_maintenance() AS c
-                )
-            END;
-        EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
-            v_failed := v_failed || jsonb_build_object(v_step, v_state || ': ' || v_message);
-            RAISE WARNING 'pg_monitoring: maintenance step % failed: %', v_step, v_message
-                USING ERRCODE = v_state;
-        END;
-    END LOOP;
-    IF v_failed <> '{}' THEN
-        v_report := v_report || jsonb_build_object('failed', v_failed);
-    END IF;
-    RETURN v_report || jsonb_build_object(
-        'milliseconds',
-        round((extract(EPOCH FROM clock_timestamp() - v_started) * 1000)::numeric, 1)
-    );
-END
-$$;
-
-COMMENT ON FUNCTION monitoring.run_maintenance() IS
-'Folds counts (firing threshold alerts), ends expired ignores, creates partitions ahead, '
-'applies retention to events and delivered notifications, and cleans the cache; '
-'returns what it did, and under "failed" the steps that failed (the others still ran). '
-'Safe to run at any time and from several places';
-
--- pg_cron, where the server has it: the job runs run_maintenance in this database.
-CREATE FUNCTION monitoring.schedule_maintenance(p_schedule text DEFAULT '* * * * *')
-RETURNS bigint
-LANGUAGE plpgsql
-AS $$
-DECLARE
-    v_job bigint;
-BEGIN
-    IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
-        RAISE EXCEPTION 'pg_cron is not installed in this database'
-            USING ERRCODE = 'feature_not_supported',
-                HINT = 'Run `pg-monitoring maintain` (or SELECT monitoring.run_maintenance()) '
-                || 'every minute from any scheduler instead.';
-    END IF;
-    EXECUTE 'SELECT cron.schedule_in_database($1, $2, $3, $4)'
-    INTO v_job
-    USING
-        'pg_monitoring maintenance ' || current_database(), p_schedule,
-        'SELECT monitoring.run_maintenance()', current_database();
-    RETURN v_job;
-END
-$$;
-
-COMMENT ON FUNCTION monitoring.schedule_maintenance(text) IS
-'Schedules monitoring.run_maintenance() with pg_cron (every minute by default); returns '
-'the cron job id';
-
-GRANT EXECUTE ON FUNCTION monitoring.run_maintenance() TO monitoring_admin;
-GRANT EXECUTE ON FUNCTION monitoring.schedule_maintenance(text) TO monitoring_admin;

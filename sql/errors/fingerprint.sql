@@ -8,7 +8,7 @@
 -- as fast for a typical 10-frame trace. The loops index the arrays rather than run
 -- jsonb_array_elements queries, and the source line skips its regex when it has no whitespace
 -- to collapse: together a third less time (80 -> 52 µs for 10 frames).
-CREATE FUNCTION monitoring.default_fingerprint(
+CREATE OR REPLACE FUNCTION monitoring.default_fingerprint(
     p_exceptions jsonb,
     p_message text,
     OUT fingerprint text,
@@ -127,7 +127,7 @@ COMMENT ON FUNCTION monitoring.default_fingerprint(jsonb, text) IS
 -- An explicit fingerprint replaces the algorithm; "{{ default }}" in it stands for the
 -- default hash, so callers can split a group further. Without it the fingerprint is kept
 -- readable (elements joined by " | "), as users chose it, unless it is too long for an index.
-CREATE FUNCTION monitoring.compute_fingerprint(
+CREATE OR REPLACE FUNCTION monitoring.compute_fingerprint(
     p_exceptions jsonb,
     p_message text,
     p_explicit text[] DEFAULT NULL,

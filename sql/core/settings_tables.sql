@@ -31,22 +31,3 @@ COMMENT ON TABLE monitoring.settings IS
 'Settings changed from their default by monitoring.set_setting';
 
 SELECT monitoring._keep_rows_in_dump('monitoring.settings');
-
-CREATE VIEW monitoring.effective_settings AS
-SELECT
-    d.name,
-    coalesce(s.value, d.default_value) AS value,
-    d.default_value,
-    s.name IS NULL AS is_default,
-    s.updated_at,
-    s.updated_by,
-    d.description,
-    d.min_value,
-    d.max_value
-FROM monitoring.setting_definitions AS d
-LEFT JOIN monitoring.settings AS s ON d.name = s.name;
-
-COMMENT ON VIEW monitoring.effective_settings IS
-'Every setting with the value in force, its default, who last changed it and its range';
-
-GRANT SELECT ON monitoring.effective_settings TO monitoring_reader;

@@ -3,7 +3,7 @@
 
 -- A frame is in-app unless it comes from installed packages, the standard library or the
 -- interpreter itself. Callers that know better send "in_app" explicitly.
-CREATE FUNCTION monitoring.frame_in_app(p_filename text, p_module text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION monitoring.frame_in_app(p_filename text, p_module text DEFAULT NULL)
 RETURNS boolean
 LANGUAGE sql
 IMMUTABLE
@@ -30,7 +30,7 @@ COMMENT ON FUNCTION monitoring.frame_in_app(text, text) IS
 -- already in the array (an earlier cut) is not kept as an element: what it counted adds to
 -- the new count. Time grows with what is kept, not with the array: elements are taken by
 -- index, and the markers are found by a jsonpath, in C.
-CREATE FUNCTION monitoring._trim_middle(
+CREATE OR REPLACE FUNCTION monitoring._trim_middle(
     p_items jsonb, p_max integer, p_count_key text, p_label_key text, p_noun text,
     p_marker jsonb DEFAULT '{}'
 )
@@ -92,7 +92,7 @@ $$;
 -- Any text parses in time bounded by c_max_chars and c_max_lines: of a longer text, only the
 -- first and last halves are read, and a marker frame stands for the frames in between (a
 -- stack that deep keeps errors.max_frames frames anyway).
-CREATE FUNCTION monitoring.parse_python_traceback(p_text text)
+CREATE OR REPLACE FUNCTION monitoring.parse_python_traceback(p_text text)
 RETURNS jsonb
 LANGUAGE plpgsql
 IMMUTABLE
@@ -216,7 +216,7 @@ COMMENT ON FUNCTION monitoring.parse_python_traceback(text) IS
 
 -- Keeps the outermost and the innermost frames of an over-long stack, where the entry point
 -- and the failure are, and puts a marker frame where frames were dropped.
-CREATE FUNCTION monitoring.trim_frames(p_frames jsonb, p_max integer)
+CREATE OR REPLACE FUNCTION monitoring.trim_frames(p_frames jsonb, p_max integer)
 RETURNS jsonb
 LANGUAGE sql
 IMMUTABLE

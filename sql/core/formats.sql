@@ -4,7 +4,7 @@
 
 -- A time as JSON text in UTC with microseconds (RFC 3339): to_jsonb(timestamptz) would use
 -- the session's TimeZone offset.
-CREATE FUNCTION monitoring._json_time(p_at timestamptz)
+CREATE OR REPLACE FUNCTION monitoring._json_time(p_at timestamptz)
 RETURNS text
 LANGUAGE sql
 STABLE
