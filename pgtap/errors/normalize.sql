@@ -1,7 +1,7 @@
 -- normalize_message: what each placeholder takes and leaves, the order between them, the line
 -- and length bounds, and the function's own properties. Cases after Sentry's
 -- tests/sentry/grouping/test_parameterization.py, in our own values; 'unlike Sentry' marks
--- the deliberate differences listed in sql/normalize.sql.
+-- the deliberate differences listed in sql/errors/normalize.sql.
 BEGIN;
 
 CREATE TEMP TABLE normalize_cases (

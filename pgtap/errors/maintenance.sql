@@ -1,8 +1,8 @@
 -- Maintenance: daily partitions created ahead (rows of their day moved out of DEFAULT), counts
--- exact before and after run_maintenance folds them, retention, one idempotent entry point
--- with a report, and pg_cron scheduling where it exists.
+-- exact before and after run_maintenance folds them, retention, and one idempotent entry point
+-- with a report, whose steps fail one at a time (pg_cron: core/maintenance.sql).
 BEGIN;
-SELECT plan(46);
+SELECT plan(44);
 
 CREATE FUNCTION pg_temp.event(p_name text, p_user jsonb, p_at timestamptz)
 RETURNS uuid
@@ -197,7 +197,7 @@ SELECT results_eq(
 );
 
 -- Retention: errors.retention_days (90). Capture files an event older than that at the time
--- it is received (capture.sql tests it); these are captured under a longer window, as if
+-- it is received (ingest.sql tests it); these are captured under a longer window, as if
 -- the setting had been lowered since.
 SELECT monitoring.set_setting('errors.retention_days', '365');
 CREATE TEMPORARY TABLE aged AS
@@ -281,34 +281,6 @@ SELECT is(
     'an issue with counts not folded yet is not deleted before run_maintenance folds them'
 );
 SELECT monitoring.reset_setting('errors.retention_days');
-
--- pg_cron.
-SELECT throws_ok(
-    'SELECT monitoring.schedule_maintenance()',
-    '0A000',
-    'pg_cron is not installed in this database',
-    'schedule_maintenance without pg_cron is feature_not_supported'
-);
-CREATE FUNCTION pg_temp.hint_of(p_sql text)
-RETURNS text
-LANGUAGE plpgsql
-AS $$
-DECLARE
-    v_hint text;
-BEGIN
-    EXECUTE p_sql;
-    RETURN NULL;
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS v_hint = PG_EXCEPTION_HINT;
-    RETURN v_hint;
-END
-$$;
-SELECT is(
-    pg_temp.hint_of('SELECT monitoring.schedule_maintenance()'),
-    'Run `pg-monitoring maintain` (or SELECT monitoring.run_maintenance()) every minute from '
-    || 'any scheduler instead.',
-    'and its hint says what to do instead'
-);
 
 -- An ignore threshold met by events that each counted just short of it (concurrent captures
 -- see only committed events) is caught by the next run. The buffer rows stand for them.
