@@ -1,31 +1,5 @@
--- Channels: what each kind takes (_channel_fields, the one description of it), values checked
--- and converted, secrets kept apart from config; adding, removing, pausing and testing them.
-
--- What each kind of channel takes. Any field may instead be given as FIELD_env: the name of
--- an environment variable the worker reads it from. Secret fields are never stored in config.
-CREATE OR REPLACE FUNCTION monitoring._channel_fields()
-RETURNS TABLE (kind text, field text, value_type text, secret boolean, required boolean)
-LANGUAGE sql
-IMMUTABLE
-AS $$
-    SELECT f.kind, f.field, f.value_type, f.secret, f.required
-    FROM (
-        VALUES
-        ('email', 'smtp_host', 'text', FALSE, TRUE),
-        ('email', 'smtp_port', 'port', FALSE, FALSE),
-        ('email', 'from_email', 'email', FALSE, TRUE),
-        ('email', 'to_emails', 'emails', FALSE, TRUE),
-        ('email', 'smtp_user', 'text', FALSE, FALSE),
-        ('email', 'smtp_password', 'text', TRUE, FALSE),
-        ('email', 'starttls', 'boolean', FALSE, FALSE),
-        ('email', 'ssl', 'boolean', FALSE, FALSE),
-        ('slack', 'webhook_url', 'url', TRUE, TRUE),
-        ('webhook', 'url', 'url', TRUE, TRUE),
-        ('webhook', 'secret', 'text', TRUE, FALSE),
-        ('pagerduty', 'routing_key', 'text', TRUE, TRUE),
-        ('pagerduty', 'api_url', 'url', FALSE, FALSE)
-    ) AS f (kind, field, value_type, secret, required);
-$$;
+-- Channels: values checked and converted as channel_fields (vocabulary.sql) says, secrets kept
+-- apart from config; adding, removing, pausing and testing them.
 
 -- p_value as the JSON a field of type p_type takes. Text from a command line ("587",
 -- "false", "a@example.com, b@example.com") is converted. p_name names the value in errors.
@@ -95,7 +69,39 @@ BEGIN
 END
 $$;
 
--- Checks a channel's settings against _channel_fields; returns them as stored: config
+-- For clients: p_value as a p_kind channel's p_field takes it, converted as add_channel
+-- converts it (text from an environment variable: "587", "false"), or an error naming
+-- p_name (p_field when NULL). The worker reads FIELD_env values with it, so a typo there is
+-- refused as it is in add_channel, not read as something else.
+CREATE OR REPLACE FUNCTION monitoring.channel_value(
+    p_kind text, p_field text, p_value jsonb, p_name text DEFAULT NULL
+)
+RETURNS jsonb
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+DECLARE
+    v_type text;
+BEGIN
+    SELECT f.value_type INTO v_type
+    FROM monitoring.channel_fields() AS f
+    WHERE f.kind = p_kind AND f.field = p_field;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '% is not a field of a % channel',
+            coalesce(quote_literal(monitoring.truncate_text(p_field, 100)), 'NULL'),
+            coalesce(quote_literal(monitoring.truncate_text(p_kind, 100)), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                HINT = 'SELECT * FROM monitoring.channel_fields() lists them.';
+    END IF;
+    RETURN monitoring._channel_value(p_value, v_type, coalesce(p_name, p_field));
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.channel_value(text, text, jsonb, text) IS
+'p_value as field p_field of a p_kind channel takes it (text converted as add_channel '
+'converts it), or an error naming p_name';
+
+-- Checks a channel's settings against channel_fields; returns them as stored: config
 -- without secrets, and secrets.
 CREATE OR REPLACE FUNCTION monitoring._channel_settings(
     p_kind text, p_config jsonb, p_secrets jsonb, OUT config jsonb, OUT secrets jsonb
@@ -109,13 +115,14 @@ DECLARE
     v_field record;
     v_takes text;
 BEGIN
-    IF p_kind IS NULL OR p_kind NOT IN ('email', 'slack', 'webhook', 'pagerduty') THEN
-        RAISE EXCEPTION 'p_kind must be one of email, slack, webhook, pagerduty; not %',
+    IF p_kind IS NULL OR NOT p_kind = ANY(monitoring.channel_kinds()) THEN
+        RAISE EXCEPTION 'p_kind must be one of %; not %',
+            array_to_string(monitoring.channel_kinds(), ', '),
             coalesce(quote_literal(monitoring.truncate_text(p_kind, 100)), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     SELECT string_agg(f.field, ', ' ORDER BY f.field) INTO v_takes
-    FROM monitoring._channel_fields() AS f
+    FROM monitoring.channel_fields() AS f
     WHERE f.kind = p_kind;
     config := '{}';
     secrets := '{}';
@@ -124,7 +131,7 @@ BEGIN
         SELECT e.key, e.value
         FROM jsonb_each(coalesce(monitoring._expect(p_config, 'object', 'p_config'), '{}')) AS e
     LOOP
-        SELECT * INTO v_field FROM monitoring._channel_fields() AS f
+        SELECT * INTO v_field FROM monitoring.channel_fields() AS f
         WHERE f.kind = p_kind AND f.field = regexp_replace(v_key, '_env$', '');
         IF NOT FOUND THEN
             RAISE EXCEPTION 'p_config.% is not a setting of a % channel (it takes %, or any of '
@@ -154,13 +161,13 @@ BEGIN
         SELECT e.key, e.value
         FROM jsonb_each(coalesce(monitoring._expect(p_secrets, 'object', 'p_secrets'), '{}')) AS e
     LOOP
-        SELECT * INTO v_field FROM monitoring._channel_fields() AS f
+        SELECT * INTO v_field FROM monitoring.channel_fields() AS f
         WHERE f.kind = p_kind AND f.field = v_key AND f.secret;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'p_secrets.% is not a secret of a % channel (its secrets: %)',
                 monitoring.truncate_text(v_key, 100), p_kind, (
                     SELECT coalesce(string_agg(f.field, ', ' ORDER BY f.field), 'none')
-                    FROM monitoring._channel_fields() AS f
+                    FROM monitoring.channel_fields() AS f
                     WHERE f.kind = p_kind AND f.secret
                 )
                 USING ERRCODE = 'invalid_parameter_value';
@@ -170,7 +177,7 @@ BEGIN
         );
     END LOOP;
 
-    FOR v_field IN SELECT * FROM monitoring._channel_fields() AS f WHERE f.kind = p_kind LOOP
+    FOR v_field IN SELECT * FROM monitoring.channel_fields() AS f WHERE f.kind = p_kind LOOP
         IF (config ? v_field.field OR secrets ? v_field.field)
             AND config ? (v_field.field || '_env') THEN
             RAISE EXCEPTION '% is given twice: as a value and as p_config.%_env',
@@ -377,6 +384,10 @@ COMMENT ON FUNCTION monitoring.test_channel(text) IS
 'Queues a test notification for channel p_name, whatever its rules and filters; returns its '
 'id in monitoring.notifications';
 
+GRANT EXECUTE ON FUNCTION
+monitoring._channel_value(jsonb, text, text),
+monitoring.channel_value(text, text, jsonb, text)
+TO monitoring_reader, monitoring_admin;
 GRANT EXECUTE ON FUNCTION
 monitoring.add_channel(text, text, jsonb, jsonb, text[], text[], text, boolean, boolean, boolean),
 monitoring.remove_channel(text),

@@ -57,12 +57,9 @@ DECLARE
     v_scope text;
     v_id bigint;
 BEGIN
-    IF p_condition IS NULL OR p_condition NOT IN (
-        'new_issue', 'regression', 'escalating', 'occurrences', 'event_frequency',
-        'user_frequency'
-    ) THEN
-        RAISE EXCEPTION 'p_condition must be one of new_issue, regression, escalating, '
-            'occurrences, event_frequency, user_frequency; not %',
+    IF p_condition IS NULL OR NOT p_condition = ANY(monitoring.alert_conditions()) THEN
+        RAISE EXCEPTION 'p_condition must be one of %; not %',
+            array_to_string(monitoring.alert_conditions(), ', '),
             coalesce(quote_literal(monitoring.truncate_text(p_condition, 100)), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;

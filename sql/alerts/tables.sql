@@ -1,5 +1,6 @@
 -- Alerts' tables and settings: channels (where alerts go), rules (when they fire), per rule
 -- and issue state, and the outbox the delivery worker drains (see firing.sql and outbox.sql).
+-- Their words (kinds, conditions, statuses) are checked against vocabulary.sql.
 
 INSERT INTO monitoring.setting_definitions (
     name, default_value, description, min_value, max_value, fractional
@@ -31,14 +32,14 @@ INSERT INTO monitoring.setting_definitions (
 CREATE TABLE monitoring.alert_channels (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name text NOT NULL UNIQUE,
-    kind text NOT NULL CHECK (kind IN ('email', 'slack', 'webhook', 'pagerduty')),
+    kind text NOT NULL CHECK (kind = ANY(monitoring.channel_kinds())),
     -- no secrets here; FIELD_env names an environment variable the worker reads FIELD from
     config jsonb NOT NULL DEFAULT '{}',
     secrets jsonb NOT NULL DEFAULT '{}',
     -- filters: NULL lets every service, environment, level through
     services text[],
     environments text[],
-    min_level text CHECK (min_level IN ('debug', 'info', 'warning', 'error', 'fatal')),
+    min_level text CHECK (min_level = ANY(monitoring.levels())),
     enabled boolean NOT NULL DEFAULT TRUE,
     created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     created_by name NOT NULL DEFAULT session_user,
@@ -54,10 +55,7 @@ COMMENT ON TABLE monitoring.alert_channels IS
 -- document's "only notify on the 1st and every 100th occurrence").
 CREATE TABLE monitoring.alert_rules (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    condition text NOT NULL CHECK (condition IN (
-        'new_issue', 'regression', 'escalating', 'occurrences', 'event_frequency',
-        'user_frequency'
-    )),
+    condition text NOT NULL CHECK (condition = ANY(monitoring.alert_conditions())),
     channel_id bigint REFERENCES monitoring.alert_channels (id) ON DELETE CASCADE,
     service text,
     environment text,
@@ -108,8 +106,7 @@ CREATE TABLE monitoring.alert_rule_state (
 
 CREATE INDEX alert_rule_state_group ON monitoring.alert_rule_state (group_id);
 
--- The outbox. status: pending (never tried), sending (claimed until next_attempt_at),
--- failed (retried at next_attempt_at), sent, dead (gave up; retry_notification revives it).
+-- The outbox; a notification's statuses are explained in vocabulary.sql.
 CREATE TABLE monitoring.alert_outbox (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     -- sent with every delivery attempt of this row: receivers drop what they have seen
@@ -121,7 +118,7 @@ CREATE TABLE monitoring.alert_outbox (
     condition text NOT NULL,
     payload jsonb NOT NULL,
     status text NOT NULL DEFAULT 'pending'
-    CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'dead')),
+    CHECK (status = ANY(monitoring.notification_statuses())),
     attempts integer NOT NULL DEFAULT 0,
     -- pending, failed: when it may be tried; sending: when the claim runs out
     next_attempt_at timestamptz NOT NULL DEFAULT pg_catalog.now(),

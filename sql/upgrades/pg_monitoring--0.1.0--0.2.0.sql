@@ -31,6 +31,7 @@ ADD COLUMN fractional boolean NOT NULL DEFAULT FALSE;
 -- @include ../errors/sentry.sql
 -- @include ../errors/maintenance.sql
 
+-- @include ../alerts/vocabulary.sql
 -- @include ../alerts/tables.sql
 -- @include ../alerts/channels.sql
 -- @include ../alerts/rules.sql
