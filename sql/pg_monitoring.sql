@@ -18,17 +18,19 @@
 -- Tables, indexes, types and setting definitions (rows) live in files of their own
 -- (tables.sql, *_tables.sql, *_table.sql, schema.sql, roles.sql), apart from functions. Every
 -- function, procedure, view and trigger is CREATE OR REPLACE, so an upgrade script includes
--- the files of the functions it changes whole (sql/upgrades/). What CREATE OR REPLACE can
+-- the files of the functions it changes whole (sql/upgrades/); the layout test runs each
+-- such file twice and finds nothing changed. What CREATE OR REPLACE can
 -- not do, an upgrade writes out by hand before the include:
--- * a function's return type (OUT parameters included), argument names or defaults removed:
---   DROP FUNCTION first, then GRANT again (a replaced function keeps its owner, privileges
---   and comment; a dropped one loses them);
+-- * a function whose return type (OUT parameters included) or argument names change, or
+--   that loses a default: DROP FUNCTION first, then GRANT again (a replaced function keeps
+--   its owner, privileges and comment; a dropped one loses them);
 -- * a view's columns: only new ones at the end; renamed, retyped or removed ones need
 --   DROP VIEW (and the views that read it);
 -- * a function that a CHECK constraint, an index or a generated column calls: replacing it
 --   does not check the rows already stored, so change it only with a rewrite of those rows;
 -- * SECURITY DEFINER and SET search_path are restated by every CREATE OR REPLACE: a file
---   replaced whole keeps them only because it spells them out.
+--   replaced whole keeps them only because it spells them out; and only the owner (the role
+--   that installed) may replace a function, so an upgrade runs as that role.
 -- In an extension script PostgreSQL 15 refuses CREATE OR REPLACE of an object that exists
 -- and is not the extension's own, so it can not take over an object someone made first.
 --
