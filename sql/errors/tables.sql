@@ -33,6 +33,7 @@ INSERT INTO monitoring.setting_definitions (
     0, 90
 );
 
+-- How much of an event is kept (core/limits.sql and capture_limits.sql cut to these).
 INSERT INTO monitoring.setting_definitions (
     name, default_value, description, min_value, max_value
 ) VALUES
@@ -68,6 +69,7 @@ INSERT INTO monitoring.setting_definitions (
     16384, 67108864
 );
 
+-- What is scrubbed (scrubbing.sql).
 INSERT INTO monitoring.setting_definitions (
     name, default_value, description, min_value, max_value
 ) VALUES
