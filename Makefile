@@ -12,7 +12,9 @@ CURRENT     := $(BUILD_DIR)/$(EXTENSION)--$(EXTVERSION).sql
 RELEASED    := $(patsubst sql/released/%,$(BUILD_DIR)/%,$(wildcard sql/released/*.sql))
 UPGRADES    := $(patsubst sql/upgrades/%,$(BUILD_DIR)/%,$(wildcard sql/upgrades/*.sql))
 EXT_SCRIPTS     := $(CURRENT) $(RELEASED) $(UPGRADES)
-SQL_SOURCES := $(wildcard sql/*.sql)
+SQL_SOURCES := $(shell find sql -name '*.sql' -not -path 'sql/released/*')
+# pgtap/ mirrors sql/ folder by folder; pgtap/fixtures/ is loaded before the suite, not run.
+PGTAP_TESTS := $(filter-out pgtap/fixtures/%,$(sort $(wildcard pgtap/*/*.sql)))
 
 VENV       := .venv
 VENV_BIN   := $(VENV)/bin
@@ -123,7 +125,7 @@ pgtap:
 	psql -X -q -v ON_ERROR_STOP=1 -d pgtap_suite \
 		-c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION $(EXTENSION)' \
 		-f pgtap/fixtures/helpers.sql
-	pg_prove -d pgtap_suite --failures pgtap/*.sql
+	pg_prove -d pgtap_suite --failures $(PGTAP_TESTS)
 
 pytest: $(VENV_STAMP)
 	$(VENV_BIN)/pytest tests

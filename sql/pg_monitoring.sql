@@ -1,9 +1,38 @@
 -- pg_monitoring, the full install script of the version in pg_monitoring.control.
 --
--- `make` expands each "-- @include FILE" line into FILE (sql/flatten.awk) and writes
+-- `make` expands each "-- @include FILE" line into FILE (sql/flatten.awk; FILE is relative
+-- to the file that includes it) and writes
 -- python/pg_monitoring/extension/pg_monitoring--<version>.sql, which installs both with
 -- CREATE EXTENSION pg_monitoring and as a plain script (pg-monitoring install).
--- Components come in dependency order; privileges.sql stays last.
+--
+-- A folder per domain, a file per concern: core/ (schema, roles, settings, argument checks,
+-- levels, limits, maintenance, privileges), errors/, alerts/, cache/. Traces, logs and
+-- metrics get folders of their own (traces/, logs/, metrics/) when they arrive. Files come
+-- in dependency order: a domain's tables before its functions (a LANGUAGE sql body is
+-- checked when it is created), but after the functions their CHECK constraints call (the
+-- one list of levels, core/levels.sql, and of channel kinds, rule conditions and
+-- notification statuses, alerts/vocabulary.sql); core/maintenance.sql after every domain
+-- whose steps it runs, core/privileges.sql last. tests/test_sql_layout.py checks that each
+-- file under sql/ is included here exactly once.
+--
+-- Tables, indexes, types and setting definitions (rows) live in files of their own
+-- (tables.sql, *_tables.sql, *_table.sql, schema.sql, roles.sql), apart from functions. Every
+-- function, procedure, view and trigger is CREATE OR REPLACE, so an upgrade script includes
+-- the files of the functions it changes whole (sql/upgrades/); the layout test runs each
+-- such file twice and finds nothing changed. What CREATE OR REPLACE can
+-- not do, an upgrade writes out by hand before the include:
+-- * a function whose return type (OUT parameters included) or argument names change, or
+--   that loses a default: DROP FUNCTION first, then GRANT again (a replaced function keeps
+--   its owner, privileges and comment; a dropped one loses them);
+-- * a view's columns: only new ones at the end; renamed, retyped or removed ones need
+--   DROP VIEW (and the views that read it);
+-- * a function that a CHECK constraint, an index or a generated column calls: replacing it
+--   does not check the rows already stored, so change it only with a rewrite of those rows;
+-- * SECURITY DEFINER and SET search_path are restated by every CREATE OR REPLACE: a file
+--   replaced whole keeps them only because it spells them out; and only the owner (the role
+--   that installed) may replace a function, so an upgrade runs as that role.
+-- In an extension script PostgreSQL 15 refuses CREATE OR REPLACE of an object that exists
+-- and is not the extension's own, so it can not take over an object someone made first.
 --
 -- Rules every component keeps, because function bodies run in the caller's session:
 -- * SECURITY DEFINER functions set search_path = pg_catalog, pg_temp and qualify every name
@@ -13,25 +42,52 @@
 -- * A string constant with a backslash is written E'...', each backslash doubled: a plain
 --   one would mean something else with standard_conforming_strings off.
 -- * Values become text in forms that do not follow DateStyle, TimeZone or
---   extra_float_digits (formats.sql).
+--   extra_float_digits (core/formats.sql).
 -- tests/test_definer_objects.py, test_session_settings.py and test_sql_literals.py check them.
 
--- @include schema.sql
--- @include roles.sql
--- @include settings.sql
--- @include settings_functions.sql
--- @include settings_check.sql
--- @include settings_snapshot.sql
--- @include formats.sql
--- @include normalize.sql
--- @include stack_traces.sql
--- @include limits.sql
--- @include scrubbing.sql
--- @include fingerprint.sql
--- @include errors.sql
--- @include issues.sql
--- @include capture.sql
--- @include alerts.sql
--- @include maintenance.sql
--- @include cache.sql
--- @include privileges.sql
+-- @include core/schema.sql
+-- @include core/roles.sql
+-- @include core/install.sql
+-- @include core/settings_tables.sql
+-- @include core/settings_snapshot_table.sql
+-- @include core/settings.sql
+-- @include core/formats.sql
+-- @include core/arguments.sql
+-- @include core/levels.sql
+-- @include core/limits.sql
+
+-- @include errors/normalize.sql
+-- @include errors/stack_traces.sql
+-- @include errors/scrubbing.sql
+-- @include errors/fingerprint.sql
+-- @include errors/tables.sql
+-- @include errors/views.sql
+-- @include errors/issues.sql
+-- @include errors/capture_chain.sql
+-- @include errors/capture_limits.sql
+-- @include errors/ingest.sql
+-- @include errors/capture.sql
+-- @include errors/sentry.sql
+-- @include errors/maintenance.sql
+
+-- @include alerts/vocabulary.sql
+-- @include alerts/tables.sql
+-- @include alerts/channels.sql
+-- @include alerts/rules.sql
+-- @include alerts/firing.sql
+-- @include alerts/outbox.sql
+-- @include alerts/views.sql
+
+-- @include cache/tables.sql
+-- @include cache/arguments.sql
+-- @include cache/reads.sql
+-- @include cache/eviction.sql
+-- @include cache/writes.sql
+-- @include cache/keys.sql
+-- @include cache/patterns.sql
+-- @include cache/locks.sql
+-- @include cache/stats.sql
+-- @include cache/maintenance.sql
+
+-- @include core/maintenance.sql
+-- @include core/privileges.sql

@@ -1,6 +1,6 @@
 """Alert rules in SQL, end to end through real connections: when notifications are queued.
 
-Delivery is in test_alerts_worker.py; the SQL functions' details are in pgtap/alerts.sql.
+Delivery is in test_alerts_worker.py; the SQL functions' details are in pgtap/alerts/.
 """
 
 from __future__ import annotations

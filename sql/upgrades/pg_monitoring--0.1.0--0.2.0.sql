@@ -1,45 +1,54 @@
 -- pg_monitoring 0.1.0 -> 0.2.0 (in development).
 --
--- Components new in this version are included whole; changes to 0.1.0 objects are written
--- out here. tests/test_upgrade.py requires the result to equal a fresh 0.2.0 install.
+-- Components new in this version are included whole, and so are the files of the functions
+-- and views it changes (every one is CREATE OR REPLACE); changes to 0.1.0's tables are
+-- written out here. tests/test_upgrade.py requires the result to equal a fresh 0.2.0 install.
 
--- Settings have ranges (settings.sql, settings_check.sql, settings_functions.sql).
+-- Settings have ranges (core/settings.sql checks them; effective_settings shows them).
 ALTER TABLE monitoring.setting_definitions
 ADD COLUMN min_value numeric,
 ADD COLUMN max_value numeric,
 ADD COLUMN fractional boolean NOT NULL DEFAULT FALSE;
 
-CREATE OR REPLACE VIEW monitoring.effective_settings AS
-SELECT
-    d.name,
-    coalesce(s.value, d.default_value) AS value,
-    d.default_value,
-    s.name IS NULL AS is_default,
-    s.updated_at,
-    s.updated_by,
-    d.description,
-    d.min_value,
-    d.max_value
-FROM monitoring.setting_definitions AS d
-LEFT JOIN monitoring.settings AS s ON d.name = s.name;
+-- @include ../core/settings_snapshot_table.sql
+-- @include ../core/settings.sql
+-- @include ../core/formats.sql
+-- @include ../core/arguments.sql
+-- @include ../core/levels.sql
+-- @include ../core/limits.sql
 
-COMMENT ON VIEW monitoring.effective_settings IS
-'Every setting with the value in force, its default, who last changed it and its range';
+-- @include ../errors/normalize.sql
+-- @include ../errors/stack_traces.sql
+-- @include ../errors/scrubbing.sql
+-- @include ../errors/fingerprint.sql
+-- @include ../errors/tables.sql
+-- @include ../errors/views.sql
+-- @include ../errors/issues.sql
+-- @include ../errors/capture_chain.sql
+-- @include ../errors/capture_limits.sql
+-- @include ../errors/ingest.sql
+-- @include ../errors/capture.sql
+-- @include ../errors/sentry.sql
+-- @include ../errors/maintenance.sql
 
--- @include ../settings_check.sql
+-- @include ../alerts/vocabulary.sql
+-- @include ../alerts/tables.sql
+-- @include ../alerts/channels.sql
+-- @include ../alerts/rules.sql
+-- @include ../alerts/firing.sql
+-- @include ../alerts/outbox.sql
+-- @include ../alerts/views.sql
 
--- @include ../settings_functions.sql
--- @include ../settings_snapshot.sql
--- @include ../formats.sql
--- @include ../normalize.sql
--- @include ../stack_traces.sql
--- @include ../limits.sql
--- @include ../scrubbing.sql
--- @include ../fingerprint.sql
--- @include ../errors.sql
--- @include ../issues.sql
--- @include ../capture.sql
--- @include ../alerts.sql
--- @include ../maintenance.sql
--- @include ../cache.sql
--- @include ../privileges.sql
+-- @include ../cache/tables.sql
+-- @include ../cache/arguments.sql
+-- @include ../cache/reads.sql
+-- @include ../cache/eviction.sql
+-- @include ../cache/writes.sql
+-- @include ../cache/keys.sql
+-- @include ../cache/patterns.sql
+-- @include ../cache/locks.sql
+-- @include ../cache/stats.sql
+-- @include ../cache/maintenance.sql
+
+-- @include ../core/maintenance.sql
+-- @include ../core/privileges.sql

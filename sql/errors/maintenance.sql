@@ -1,0 +1,321 @@
+-- The errors' maintenance steps, run by run_maintenance (core/maintenance.sql): the fold of
+-- buffered counts into issues, daily event partitions, retention, and ignores whose condition
+-- is met.
+
+-- Adds the events counted since the last fold to their issues. Concurrent captures are
+-- not blocked and not lost: rows they commit after the DELETE's snapshot stay for the next
+-- fold. Each event is folded exactly once, with its issue's row locked, which makes the
+-- fold the place where threshold alert rules see a count cross a threshold exactly once
+-- (monitoring._alert_after_fold in alerts/firing.sql).
+-- The folded rows are held in arrays, not temporary tables: run_maintenance runs this as
+-- the schema owner, and a table the caller created first in pg_temp (with a trigger or a
+-- DEFAULT calling a function of theirs) would run their code with the owner's rights.
+CREATE OR REPLACE FUNCTION monitoring.fold_error_counts()
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_events bigint;
+    -- per issue: id, events, first and last occurrence
+    v_groups bigint[];
+    v_counts bigint[];
+    v_firsts timestamptz[];
+    v_lasts timestamptz[];
+    -- per issue and user: the same
+    v_user_groups bigint[];
+    v_user_keys text[];
+    v_user_firsts timestamptz[];
+    v_user_lasts timestamptz[];
+    -- per issue folded: its counts after the fold and what the fold added
+    v_folded bigint[];
+    v_times_seen bigint[];
+    v_added bigint[];
+    v_users_seen bigint[];
+BEGIN
+    WITH moved AS (
+        DELETE FROM monitoring.error_group_counts
+        RETURNING group_id, occurred_at, user_key
+    )
+
+    SELECT
+        (SELECT count(*) FROM moved),
+        e.groups, e.counts, e.firsts, e.lasts,
+        u.groups, u.keys, u.firsts, u.lasts
+    INTO
+        v_events, v_groups, v_counts, v_firsts, v_lasts,
+        v_user_groups, v_user_keys, v_user_firsts, v_user_lasts
+    FROM (
+        SELECT
+            array_agg(g.group_id ORDER BY g.group_id) AS groups,
+            array_agg(g.n ORDER BY g.group_id) AS counts,
+            array_agg(g.first ORDER BY g.group_id) AS firsts,
+            array_agg(g.last ORDER BY g.group_id) AS lasts
+        FROM (
+            SELECT m.group_id, count(*) AS n, min(m.occurred_at) AS first,
+                max(m.occurred_at) AS last
+            FROM moved AS m
+            GROUP BY m.group_id
+        ) AS g
+    ) AS e,
+    (
+        SELECT
+            array_agg(k.group_id) AS groups,
+            array_agg(k.user_key) AS keys,
+            array_agg(k.first) AS firsts,
+            array_agg(k.last) AS lasts
+        FROM (
+            SELECT m.group_id, m.user_key, min(m.occurred_at) AS first,
+                max(m.occurred_at) AS last
+            FROM moved AS m
+            WHERE m.user_key IS NOT NULL
+            GROUP BY m.group_id, m.user_key
+        ) AS k
+    ) AS u;
+    IF v_events = 0 THEN
+        RETURN 0;
+    END IF;
+
+    -- Issue rows in id order, so two folds, or a fold and a lifecycle change, never deadlock.
+    PERFORM FROM monitoring.error_groups AS g
+    WHERE g.id = ANY(v_groups)
+    ORDER BY g.id
+    FOR UPDATE;
+
+    WITH new_users AS (
+        INSERT INTO monitoring.error_group_users AS u (group_id, user_key, first_seen, last_seen)
+        SELECT k.group_id, k.user_key, k.first, k.last
+        FROM unnest(v_user_groups, v_user_keys, v_user_firsts, v_user_lasts)
+            AS k (group_id, user_key, first, last)
+        ON CONFLICT DO NOTHING
+        RETURNING u.group_id
+    ),
+
+    users AS (
+        SELECT n.group_id, count(*) AS n FROM new_users AS n GROUP BY n.group_id
+    ),
+
+    folded AS (
+        UPDATE monitoring.error_groups AS g
+        SET times_seen = g.times_seen + e.n,
+            users_seen = g.users_seen + coalesce(u.n, 0),
+            first_seen = least(g.first_seen, e.first),
+            last_seen = greatest(g.last_seen, e.last)
+        FROM unnest(v_groups, v_counts, v_firsts, v_lasts) AS e (group_id, n, first, last)
+        LEFT JOIN users AS u ON e.group_id = u.group_id
+        WHERE g.id = e.group_id
+        RETURNING g.id, g.times_seen, e.n, g.users_seen
+    )
+
+    SELECT
+        array_agg(f.id ORDER BY f.id), array_agg(f.times_seen ORDER BY f.id),
+        array_agg(f.n ORDER BY f.id), array_agg(f.users_seen ORDER BY f.id)
+    INTO v_folded, v_times_seen, v_added, v_users_seen
+    FROM folded AS f;
+
+    -- Users seen again: their last sighting moves on (new ones were inserted with theirs).
+    UPDATE monitoring.error_group_users AS u
+    SET last_seen = k.last
+    FROM unnest(v_user_groups, v_user_keys, v_user_lasts) AS k (group_id, user_key, last)
+    WHERE u.group_id = k.group_id AND u.user_key = k.user_key AND u.last_seen < k.last;
+
+    PERFORM monitoring._alert_after_fold(v_folded, v_times_seen, v_added, v_users_seen);
+    RETURN v_events;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.fold_error_counts() IS
+'Adds the events counted since the last fold to their issues; returns how many';
+
+-- The daily partition for p_day (UTC). Events of that day that landed in the DEFAULT
+-- partition (maintenance did not run in time) move into it.
+CREATE OR REPLACE FUNCTION monitoring._create_event_partition(p_day date)
+RETURNS boolean
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_name text := format('error_events_p%s', to_char(p_day, 'YYYYMMDD'));
+    v_from timestamptz := p_day::timestamp AT TIME ZONE 'UTC';
+    v_to timestamptz := (p_day + 1)::timestamp AT TIME ZONE 'UTC';
+BEGIN
+    IF to_regclass(format('monitoring.%I', v_name)) IS NOT NULL THEN
+        RETURN false;
+    END IF;
+    -- Captures must not insert while the partition bounds change: one that chose its
+    -- partition before the ATTACH would put a row of that day into DEFAULT and fail its
+    -- constraint. This lock waits for running captures and holds new ones back for the
+    -- few milliseconds the attach takes.
+    LOCK TABLE monitoring.error_events IN SHARE ROW EXCLUSIVE MODE;
+    EXECUTE format(
+        'CREATE TABLE monitoring.%I '
+        '(LIKE monitoring.error_events INCLUDING DEFAULTS INCLUDING COMPRESSION)',
+        v_name
+    );
+    -- Events of that day that landed in DEFAULT (maintenance did not run in time) move.
+    EXECUTE format(
+        'WITH moved AS (DELETE FROM monitoring.error_events_default AS d '
+        'WHERE d.occurred_at >= $1 AND d.occurred_at < $2 RETURNING d.*) '
+        'INSERT INTO monitoring.%I SELECT * FROM moved',
+        v_name
+    ) USING v_from, v_to;
+    -- The bounds in UTC ISO form: %L of a timestamptz would print it in the session's
+    -- DateStyle and TimeZone, whose abbreviation may read back as another zone.
+    EXECUTE format(
+        'ALTER TABLE monitoring.error_events ATTACH PARTITION monitoring.%I '
+        'FOR VALUES FROM (%L) TO (%L)',
+        v_name, to_char(p_day, 'YYYY-MM-DD') || ' 00:00:00+00',
+        to_char(p_day + 1, 'YYYY-MM-DD') || ' 00:00:00+00'
+    );
+    RETURN true;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION monitoring.ensure_error_partitions(p_days_ahead integer DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_today date := (now() AT TIME ZONE 'UTC')::date;
+    v_ahead integer := coalesce(
+        p_days_ahead, (monitoring.get_setting('errors.partition_days_ahead'))::integer
+    );
+    v_created integer := 0;
+    v_lock_timeout text := current_setting('lock_timeout');
+BEGIN
+    -- A capture inside a long application transaction holds its lock on the events table:
+    -- rather than stall every other capture behind our lock request, give up and retry
+    -- at the next run.
+    PERFORM set_config('lock_timeout', '500ms', true);
+    BEGIN
+        FOR i IN 0..v_ahead LOOP
+            IF monitoring._create_event_partition(v_today + i) THEN
+                v_created := v_created + 1;
+            END IF;
+        END LOOP;
+    EXCEPTION WHEN lock_not_available THEN
+        RAISE NOTICE 'pg_monitoring: events table busy, partitions left for the next run';
+    END;
+    PERFORM set_config('lock_timeout', v_lock_timeout, true);
+    RETURN v_created;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.ensure_error_partitions(integer) IS
+'Creates the daily event partitions from today (UTC) to p_days_ahead days ahead; returns '
+'how many it created';
+
+-- Drops partitions wholly older than the retention window (instant, no dead rows), deletes
+-- old rows that sit in the DEFAULT partition, and issues not seen within the window.
+CREATE OR REPLACE FUNCTION monitoring.apply_error_retention()
+RETURNS jsonb
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_days integer := (monitoring.get_setting('errors.retention_days'))::integer;
+    v_cutoff timestamptz := now() - make_interval(days => v_days);
+    v_partition record;
+    v_dropped integer := 0;
+    v_default_rows bigint;
+    v_issues bigint;
+    v_old bigint[];
+    v_lock_timeout text := current_setting('lock_timeout');
+BEGIN
+    -- DROP locks the parent like ATTACH does (see ensure_error_partitions).
+    PERFORM set_config('lock_timeout', '500ms', true);
+    FOR v_partition IN
+        SELECT c.relname
+        FROM pg_catalog.pg_inherits AS i
+        INNER JOIN pg_catalog.pg_class AS c ON i.inhrelid = c.oid
+        WHERE i.inhparent = 'monitoring.error_events'::regclass
+            AND c.relname ~ E'^error_events_p\\d{8}$'
+            AND (to_date(substr(c.relname, 15), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC'
+            <= v_cutoff
+        ORDER BY c.relname
+    LOOP
+        BEGIN
+            EXECUTE format('DROP TABLE monitoring.%I', v_partition.relname);
+            v_dropped := v_dropped + 1;
+        EXCEPTION WHEN lock_not_available THEN
+            EXIT;
+        END;
+    END LOOP;
+    PERFORM set_config('lock_timeout', v_lock_timeout, true);
+
+    DELETE FROM monitoring.error_events_default AS d WHERE d.occurred_at < v_cutoff;
+    GET DIAGNOSTICS v_default_rows = ROW_COUNT;
+
+    -- Issues not seen within the window, locked first. One a capture locked is skipped, to
+    -- come up at the next run: that capture found it old (see _ingest) and is adding an event
+    -- this transaction can not see. Then, under the locks and in a new snapshot, the check
+    -- for events and counts sees every capture committed before: no other can add one now.
+    v_old := ARRAY(
+        SELECT g.id FROM monitoring.error_groups AS g
+        WHERE g.last_seen < v_cutoff
+        ORDER BY g.id
+        FOR UPDATE SKIP LOCKED
+    );
+    -- error_group_users has no foreign key to cascade from: the rows of the deleted issues
+    -- go in the same statement.
+    WITH deleted AS (
+        DELETE FROM monitoring.error_groups AS g
+        WHERE g.id = ANY(v_old)
+            AND NOT EXISTS (
+                SELECT FROM monitoring.error_group_counts AS c WHERE c.group_id = g.id
+            )
+            -- an issue goes with its last event: one in a partition not dropped yet (the
+            -- cutoff falls inside its day) keeps the issue until the next day
+            AND NOT EXISTS (
+                SELECT FROM monitoring.error_events AS e WHERE e.group_id = g.id
+            )
+        RETURNING g.id
+    ),
+
+    users AS (
+        DELETE FROM monitoring.error_group_users AS u
+        USING deleted AS d
+        WHERE u.group_id = d.id
+    )
+
+    SELECT count(*) INTO v_issues FROM deleted;
+
+    RETURN jsonb_build_object(
+        'partitions_dropped', v_dropped,
+        'default_rows_deleted', v_default_rows,
+        'issues_deleted', v_issues
+    );
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.apply_error_retention() IS
+'Drops event partitions older than errors.retention_days, deletes older events from the '
+'DEFAULT partition and issues last seen before the window';
+
+-- Ignores whose condition is met without an event having woken them: the time ran out, or
+-- concurrent events each counted just short of the threshold (a capture sees only committed
+-- events). Runs after the fold, serially, so every threshold crossing is caught here at the
+-- latest.
+CREATE OR REPLACE FUNCTION monitoring.expire_ignores()
+RETURNS bigint
+LANGUAGE sql
+AS $$
+    SELECT count(*) FILTER (WHERE monitoring._transition(
+        d.id, '{ignored}', 'unresolved',
+        -- thresholds met by events escalate; a period that merely ended does not
+        CASE WHEN d.reason = 'until time passed' THEN 'unresolved' ELSE 'escalating' END,
+        NULL,
+        CASE WHEN d.reason = 'until time passed' THEN '{"reason": "ignore period ended"}'
+            ELSE jsonb_build_object('reason', d.reason)
+        END,
+        p_substatus => CASE WHEN d.reason = 'until time passed' THEN NULL ELSE 'escalating' END
+    ))
+    FROM (
+        SELECT g.id, monitoring._ignore_over(g) AS reason
+        FROM monitoring.error_groups AS g
+        WHERE g.status = 'ignored'
+            AND (
+                g.ignore_until IS NOT NULL
+                OR g.ignore_until_times_seen IS NOT NULL
+                OR g.ignore_until_users_seen IS NOT NULL
+            )
+    ) AS d
+    WHERE d.reason IS NOT NULL;
+$$;
