@@ -312,6 +312,46 @@ def test_secrets_from_the_workers_environment(alerts_db: str) -> None:
     assert len(http.received("/slack")) == 1
 
 
+def test_a_typo_in_an_environment_variable_is_refused_as_add_channel_refuses_it(
+    alerts_db: str,
+) -> None:
+    """ "ture" once read as False and turned STARTTLS off: the worker now checks a FIELD_env
+    value with the channel rule SQL holds, and a secret's bad value is not quoted."""
+    with smtp_server() as (smtp_port, mailbox):
+        query(
+            alerts_db,
+            "SELECT monitoring.add_channel('mail', 'email', %s::jsonb)",
+            (
+                f'{{"smtp_host": "127.0.0.1", "smtp_port": {smtp_port}, '
+                '"from_email": "alerts@example.com", "to_emails": "oncall@example.com", '
+                '"starttls_env": "TEST_STARTTLS"}',
+            ),
+        )
+        capture(alerts_db)
+        with Worker(alerts_db, options(), environ={"TEST_STARTTLS": "ture"}) as worker:
+            (outcome,) = worker.deliver_once()
+        assert outcome.status == "failed"
+        assert outcome.error is not None
+        assert "environment variable TEST_STARTTLS" in outcome.error
+        assert "true or false" in outcome.error
+        assert mailbox.messages == []
+    query(
+        alerts_db,
+        """SELECT monitoring.add_channel('slack', 'slack',
+                  '{"webhook_url_env": "TEST_SLACK_WEBHOOK_URL"}')""",
+    )
+    environ = {"TEST_SLACK_WEBHOOK_URL": "not-a-url-but-a-s3cret"}
+    with Worker(alerts_db, options(), environ=environ) as worker:
+        outcomes = worker.deliver_once(ids=[queued_test_notification(alerts_db, "slack")])
+    assert [o.status for o in outcomes] == ["failed"]
+    assert "http:// or https:// URL" in (outcomes[0].error or "")
+    assert "s3cret" not in (outcomes[0].error or "")
+
+
+def queued_test_notification(dsn: str, channel: str) -> int:
+    return int(query(dsn, "SELECT monitoring.test_channel(%s) AS id", (channel,))[0]["id"])
+
+
 def fold_in_a_running_worker(dsn: str) -> None:
     with running_worker(dsn, options(fold_every=0.2)):
         assert wait_until(lambda: statuses(dsn) == ["sent", "sent"])

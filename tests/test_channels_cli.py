@@ -59,3 +59,28 @@ def test_a_refused_channel_is_explained_with_the_commands_flags(installed_db: st
         "Error: --secret token is not a secret of a webhook channel"
     )
     assert refusal(" ", "webhook", "--env", "url=URL") == "Error: NAME must not be empty"
+
+
+def test_kinds_levels_and_statuses_are_checked_by_the_rule_sql_holds(installed_db: str) -> None:
+    """The CLI lists no kinds, levels or statuses of its own: SQL refuses, the CLI relays."""
+    kind = pg_monitoring("channels", "add", "x", "sms", "--dsn", installed_db)
+    assert kind.returncode == 1
+    assert "KIND must be one of email, slack, webhook, pagerduty" in kind.stderr, kind.stderr
+    level = pg_monitoring(
+        "channels",
+        "add",
+        "x",
+        "webhook",
+        "--env",
+        "url=URL",
+        "--min-level",
+        "loud",
+        "--dsn",
+        installed_db,
+    )
+    assert level.returncode == 1
+    assert "--min-level" in level.stderr, level.stderr
+    assert "warning" in level.stderr, level.stderr
+    status = pg_monitoring("alerts", "--status", "lost", "--dsn", installed_db)
+    assert status.returncode == 2
+    assert "'lost' is not one of pending, sending, sent, failed, dead" in status.stderr

@@ -1,6 +1,6 @@
 -- Channels: what each kind takes, checked, secrets apart from config; adding one again.
 BEGIN;
-SELECT plan(20);
+SELECT plan(26);
 
 SELECT has_table('monitoring', 'alert_channels', 'channels are a table');
 
@@ -144,6 +144,56 @@ SELECT is(
     'p_replace => false keeps the channel there is'
 );
 SELECT monitoring.remove_channel('mail');
+
+-- channel_split: the rule, not the client, says which fields are secrets
+SELECT is(
+    (
+        SELECT row(s.config, s.secrets)::text FROM monitoring.channel_split(
+            'webhook', '{"url": "https://h.example/x", "secret": "s", "bogus": 1}'
+        ) AS s
+    ),
+    row('{"bogus": 1}'::jsonb, '{"url": "https://h.example/x", "secret": "s"}'::jsonb)::text,
+    'channel_split puts secrets apart and leaves unknown fields to add_channel''s refusal'
+);
+
+-- channel_environment: FIELD_env values checked and converted like any value
+SELECT is(
+    monitoring.channel_environment(
+        'email', '{"smtp_host": "h", "smtp_port_env": "PORT", "starttls_env": "TLS"}', '{}',
+        '{"PORT": "2525", "TLS": "off"}'
+    ),
+    '{"smtp_host": "h", "smtp_port": 2525, "starttls": false}'::jsonb,
+    'channel_environment converts variables as add_channel converts text'
+);
+SELECT throws_ok(
+    $$SELECT monitoring.channel_environment('email', '{"starttls_env": "TLS"}', '{}',
+        '{"TLS": "ture"}')$$,
+    '22023',
+    'environment variable TLS (the channel''s starttls_env) must be true or false, not "ture"',
+    'a typo in a variable is refused, not read as false'
+);
+SELECT throws_ok(
+    $$SELECT monitoring.channel_environment('webhook', '{"url_env": "URL"}', '{}',
+        '{"URL": "s3cret"}')$$,
+    '22023',
+    'environment variable URL (the channel''s url_env) must be an http:// or https:// URL '
+    '(a secret: its value is not shown)',
+    'a secret''s bad value is not quoted'
+);
+SELECT throws_ok(
+    $$SELECT monitoring.channel_environment('webhook', '{"url_env": "URL"}', '{}', '{}')$$,
+    '22004',
+    'environment variable URL (the channel''s url_env) is not set in the worker''s environment',
+    'an unset variable for a required field is an error'
+);
+SELECT is(
+    monitoring.channel_environment(
+        'webhook', '{"url_env": "URL", "secret_env": "SECRET"}', '{}',
+        '{"URL": "https://h.example/x"}'
+    ),
+    '{"url": "https://h.example/x"}'::jsonb,
+    'an unset variable for an optional field is skipped'
+);
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -101,6 +101,90 @@ COMMENT ON FUNCTION monitoring.channel_value(text, text, jsonb, text) IS
 'p_value as field p_field of a p_kind channel takes it (text converted as add_channel '
 'converts it), or an error naming p_name';
 
+-- For clients holding a channel's fields in one object (the Python notifiers): which are
+-- secrets is the channel rule's to say, not the client's. Fields the kind does not take go
+-- to config, where add_channel refuses them by name.
+CREATE OR REPLACE FUNCTION monitoring.channel_split(
+    p_kind text, p_fields jsonb, OUT config jsonb, OUT secrets jsonb
+)
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT
+        coalesce(jsonb_object_agg(e.key, e.value) FILTER (WHERE f.secret IS NOT TRUE), '{}'),
+        coalesce(jsonb_object_agg(e.key, e.value) FILTER (WHERE f.secret), '{}')
+    FROM jsonb_each(coalesce(p_fields, '{}')) AS e
+    LEFT JOIN monitoring.channel_fields() AS f ON f.kind = p_kind AND f.field = e.key;
+$$;
+
+COMMENT ON FUNCTION monitoring.channel_split(text, jsonb) IS
+'p_fields of a p_kind channel split as add_channel takes them: config, and the secrets';
+
+-- For the worker: a claimed channel's settings as it sends with them. Each FIELD_env is
+-- read from p_environment (the worker's variables of those names) and checked and
+-- converted as add_channel checks a value, so a typo there ("ture") is refused, not read
+-- as something else; an unset variable is an error for a required field, else skipped.
+-- Errors name the variable; a secret's value is not quoted.
+CREATE OR REPLACE FUNCTION monitoring.channel_environment(
+    p_kind text, p_config jsonb, p_secrets jsonb, p_environment jsonb
+)
+RETURNS jsonb
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+DECLARE
+    v_settings jsonb := '{}';
+    v_key text;
+    v_value jsonb;
+    v_field record;
+    v_text text;
+BEGIN
+    FOR v_key, v_value IN
+        SELECT e.key, e.value FROM jsonb_each(coalesce(p_config, '{}') || coalesce(p_secrets, '{}')) AS e
+    LOOP
+        IF v_key !~ '_env$' THEN
+            v_settings := v_settings || jsonb_build_object(v_key, v_value);
+            CONTINUE;
+        END IF;
+        SELECT * INTO v_field FROM monitoring.channel_fields() AS f
+        WHERE f.kind = p_kind AND f.field = left(v_key, -4);
+        IF NOT FOUND THEN
+            RAISE EXCEPTION '% is not a setting of a % channel', v_key, p_kind
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        v_text := p_environment ->> (v_value #>> '{}');
+        IF coalesce(v_text, '') = '' THEN
+            IF v_field.required THEN
+                RAISE EXCEPTION 'environment variable % (the channel''s %) is not set in the '
+                    'worker''s environment', v_value #>> '{}', v_key
+                    USING ERRCODE = 'null_value_not_allowed';
+            END IF;
+            CONTINUE;
+        END IF;
+        BEGIN
+            v_settings := v_settings || jsonb_build_object(
+                v_field.field,
+                monitoring._channel_value(
+                    to_jsonb(v_text), v_field.value_type,
+                    format('environment variable %s (the channel''s %s)', v_value #>> '{}', v_key)
+                )
+            );
+        EXCEPTION WHEN invalid_parameter_value THEN
+            -- the message quotes the value: not a secret's, which would land in the outbox
+            RAISE EXCEPTION '%', CASE WHEN v_field.secret
+                THEN regexp_replace(SQLERRM, ', not .*$', ' (a secret: its value is not shown)')
+                ELSE SQLERRM END
+                USING ERRCODE = 'invalid_parameter_value';
+        END;
+    END LOOP;
+    RETURN v_settings;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.channel_environment(text, jsonb, jsonb, jsonb) IS
+'A channel''s settings as the worker sends with them: config and secrets, each FIELD_env '
+'read from p_environment and checked and converted as add_channel checks a value';
+
 -- Checks a channel's settings against channel_fields; returns them as stored: config
 -- without secrets, and secrets.
 CREATE OR REPLACE FUNCTION monitoring._channel_settings(
@@ -392,5 +476,7 @@ GRANT EXECUTE ON FUNCTION
 monitoring.add_channel(text, text, jsonb, jsonb, text[], text[], text, boolean, boolean, boolean),
 monitoring.remove_channel(text),
 monitoring.set_channel_enabled(text, boolean),
-monitoring.test_channel(text)
+monitoring.test_channel(text),
+monitoring.channel_split(text, jsonb),
+monitoring.channel_environment(text, jsonb, jsonb, jsonb)
 TO monitoring_admin;

@@ -7,6 +7,13 @@ SELECT monitoring.add_channel(
     %s::text, %s::text, %s::jsonb, %s::jsonb, %s::text[], %s::text[], %s::text,
     %s::boolean, %s::boolean, %s::boolean
 )"""
+# A notifier's fields in one object (FIELD_env names apart): SQL says which are secrets.
+ADD_CHANNEL_FIELDS = """
+SELECT monitoring.add_channel(
+    %s::text, %s::text, s.config || %s::jsonb, s.secrets, %s::text[], %s::text[], %s::text,
+    %s::boolean, %s::boolean, %s::boolean
+)
+FROM monitoring.channel_split(%s::text, %s::jsonb) AS s"""
 REMOVE_CHANNEL = "SELECT monitoring.remove_channel(%s::text)"
 TEST_CHANNEL = "SELECT monitoring.test_channel(%s::text)"
 LIST_CHANNELS = """
@@ -25,6 +32,8 @@ CLAIM = """
 SELECT * FROM monitoring.claim_notifications(
     %s::integer, %s::double precision, %s::text, %s::bigint[], %s::integer
 )"""
+CHANNEL_ENVIRONMENT = """
+SELECT monitoring.channel_environment(%s::text, %s::jsonb, %s::jsonb, %s::jsonb)"""
 COMPLETE = "SELECT monitoring.complete_notification(%s::bigint, %s::uuid)"
 FAIL = """
 SELECT monitoring.fail_notification(
@@ -38,6 +47,7 @@ STATUS = "SELECT status, last_error FROM monitoring.notifications WHERE id = %s:
 FOLD = "SELECT monitoring.fold_counts()"
 MAINTAIN = "SELECT monitoring.run_maintenance()"
 
+NOTIFICATION_STATUSES = "SELECT monitoring.notification_statuses()"
 RETRY = "SELECT monitoring.retry_notification(%s::bigint)"
 OUTBOX_COUNTS = """
 SELECT status, count(*) AS notifications, min(created_at) AS oldest,

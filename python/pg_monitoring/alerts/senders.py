@@ -35,13 +35,6 @@ SIGNATURE_HEADER = "X-PgMonitoring-Signature"
 # Receivers should refuse signatures older than this (replayed requests).
 SIGNATURE_TOLERANCE = 300
 
-# What each kind needs once FIELD_env names are resolved (the SQL checked the rest).
-REQUIRED = {
-    "email": ("smtp_host", "from_email", "to_emails"),
-    "slack": ("webhook_url",),
-    "webhook": ("url",),
-    "pagerduty": ("routing_key",),
-}
 # HTTP statuses worth retrying: timeouts, conflicts, rate limits, and every 5xx.
 RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 
@@ -86,42 +79,6 @@ class Notification:
 class Timeouts:
     http: float = 10.0
     smtp: float = 30.0
-
-
-# Settings --------------------------------------------------------------------------------
-
-
-def _from_environment(field: str, text: str) -> Any:
-    if field == "smtp_port":
-        return int(text)
-    if field in ("starttls", "ssl"):
-        return text.strip().lower() in ("1", "true", "yes", "on")
-    if field == "to_emails":
-        return [address.strip() for address in text.split(",") if address.strip()]
-    return text
-
-
-def channel_settings(notification: Notification, environ: Mapping[str, str]) -> dict[str, Any]:
-    """The channel's config and secrets, with every FIELD_env read from `environ`."""
-    settings: dict[str, Any] = {}
-    for key, value in {**notification.config, **notification.secrets}.items():
-        if not key.endswith("_env"):
-            settings[key] = value
-            continue
-        field = key.removesuffix("_env")
-        text = environ.get(value, "")
-        if text == "":
-            if field in REQUIRED[notification.channel_kind]:
-                raise DeliveryError(
-                    f"environment variable {value} (the channel's {key}) is not set in the "
-                    "worker's environment"
-                )
-            continue
-        try:
-            settings[field] = _from_environment(field, text)
-        except ValueError as error:
-            raise DeliveryError(f"environment variable {value} ({key}): {error}") from None
-    return settings
 
 
 # Rendering -------------------------------------------------------------------------------
@@ -404,15 +361,13 @@ def send_email(notification: Notification, settings: Mapping[str, Any], timeout:
 
 def send(
     notification: Notification,
+    settings: Mapping[str, Any],
     client: httpx.Client,
-    environ: Mapping[str, str],
     timeouts: Timeouts = Timeouts(),
 ) -> None:
-    """Delivers one notification; raises DeliveryError when it did not go out."""
-    settings = channel_settings(notification, environ)
-    for field in REQUIRED[notification.channel_kind]:
-        if not settings.get(field):
-            raise DeliveryError(f"channel {notification.channel_name!r} has no {field}")
+    """Delivers one notification with its channel's `settings` (every FIELD_env read and
+    checked by `monitoring.channel_environment`); raises DeliveryError when it did not go
+    out."""
     kind = notification.channel_kind
     if kind == "email":
         send_email(notification, settings, timeouts.smtp)

@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from . import queries
@@ -272,7 +273,7 @@ class Worker:
     def _deliver(self, notification: Notification) -> Outcome:
         assert self._client is not None
         try:
-            send(notification, self._client, self.environ, self.options.timeouts)
+            send(notification, self._settings(notification), self._client, self.options.timeouts)
         except DeliveryError as error:
             return self._record_failure(
                 notification, str(error), error.permanent, error.retry_after
@@ -291,6 +292,27 @@ class Worker:
             )
         logger.info("sent notification %d to %s", notification.id, notification.channel_name)
         return Outcome(notification.id, notification.channel_name, "sent" if recorded else None)
+
+    def _settings(self, notification: Notification) -> dict[str, Any]:
+        """The channel's settings with each FIELD_env read from the worker's environment;
+        SQL checks and converts those values as it checks any other (the channel rule)."""
+        stored = {**notification.config, **notification.secrets}
+        variables = [value for key, value in stored.items() if key.endswith("_env")]
+        if not variables:
+            return stored
+        environment = {name: self.environ[name] for name in variables if name in self.environ}
+        try:
+            return self._fetch_value(
+                queries.CHANNEL_ENVIRONMENT,
+                (
+                    notification.channel_kind,
+                    Jsonb(notification.config),
+                    Jsonb(notification.secrets),
+                    Jsonb(environment),
+                ),
+            )
+        except psycopg.errors.DataException as error:
+            raise DeliveryError(error.diag.message_primary or str(error)) from None
 
     def _record_failure(
         self,

@@ -11,7 +11,6 @@ from ..alerts import queries
 from ..connection import Connector
 from .common import connect, dsn_option, json_option, reported_errors
 
-STATUSES = ("pending", "sending", "failed", "dead", "sent")
 STATUS_STYLE = {"sent": "green", "failed": "yellow", "dead": "red", "sending": "cyan"}
 
 
@@ -19,8 +18,8 @@ STATUS_STYLE = {"sent": "green", "failed": "yellow", "dead": "red", "sending": "
 @dsn_option
 @click.option(
     "--status",
-    type=click.Choice(STATUSES),
-    help="Only notifications in this state (default: all but sent).",
+    help="Only notifications in this state: pending, sending, failed, dead or sent "
+    "(monitoring.notification_statuses()); default: all but sent.",
 )
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
 @json_option
@@ -31,6 +30,12 @@ def alerts(ctx: click.Context, dsn: str, status: str | None, limit: int, as_json
         return
     with reported_errors(), connect(dsn) as conn:
         db = Connector(conn)
+        if status is not None:
+            known = db.fetch_value(queries.NOTIFICATION_STATUSES)
+            if status not in known:
+                raise click.BadParameter(
+                    f"{status!r} is not one of {', '.join(known)}", param_hint="--status"
+                )
         counts = db.fetch_all(queries.OUTBOX_COUNTS)
         rows = db.fetch_all(queries.OUTBOX_LIST, {"status": status, "limit": limit})
     if as_json:

@@ -17,7 +17,6 @@ from ..alerts.worker import logger as worker_logger
 from ..connection import Connector
 from .common import connect, dsn_option, json_option, reported_errors, silenced
 
-KINDS = ("email", "slack", "webhook", "pagerduty")
 # How monitoring.add_channel's JSON arguments are spelled on `channels add` ({} the field);
 # its other arguments are named like the command's options.
 ADD_FLAGS = {
@@ -49,7 +48,7 @@ def _pairs(items: tuple[str, ...], option: str) -> list[tuple[str, str | None]]:
 @channels.command("add")
 @dsn_option
 @click.argument("name")
-@click.argument("kind", type=click.Choice(KINDS))
+@click.argument("kind")
 @click.option(
     "--set",
     "values",
@@ -77,8 +76,7 @@ def _pairs(items: tuple[str, ...], option: str) -> list[tuple[str, str | None]]:
 @click.option("--environment", "-e", "environments", multiple=True, help="Only this environment.")
 @click.option(
     "--min-level",
-    type=click.Choice(["debug", "info", "warning", "error", "fatal"]),
-    help="Only issues of this level or worse.",
+    help="Only issues of this level or worse: debug, info, warning, error or fatal.",
 )
 @click.option("--disabled", is_flag=True, help="Add it paused.")
 @click.option(
@@ -99,7 +97,8 @@ def channels_add(
     disabled: bool,
     no_default_rules: bool,
 ) -> None:
-    """Add channel NAME of KIND, or update the channel of that name."""
+    """Add channel NAME of KIND (email, slack, webhook or pagerduty), or update the channel
+    of that name. SELECT * FROM monitoring.channel_fields() lists what each kind takes."""
     config: dict[str, Any] = {field: value or "" for field, value in _pairs(values, "--set")}
     for field, variable in _pairs(env, "--env"):
         config[f"{field}_env"] = variable or ""

@@ -30,8 +30,6 @@ from psycopg.types.json import Jsonb
 from .._calls import Call, first_value
 from ..alerts import queries
 
-Settings = tuple[dict[str, Any], dict[str, Any]]
-
 
 class Notifier:
     """What every channel takes: its name, filters (only these services, environments,
@@ -39,7 +37,6 @@ class Notifier:
     fields from (`env={"field": "VARIABLE"}`, which wins over a value given for the field)."""
 
     kind: ClassVar[str]
-    _secret_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -64,34 +61,35 @@ class Notifier:
         """The channel's fields (secret ones included), None for the ones not given."""
         raise NotImplementedError
 
-    def settings(self) -> Settings:
-        """(config, secrets) as `monitoring.add_channel` takes them."""
-        config: dict[str, Any] = {}
-        secrets: dict[str, Any] = {}
-        for field, value in self._fields().items():
-            # a field read from the environment is not also given as a value
-            if value is not None and field not in self.env:
-                (secrets if field in self._secret_fields else config)[field] = value
-        for field, variable in self.env.items():
-            config[f"{field}_env"] = variable
-        return config, secrets
+    def fields(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """The fields given as values, and the FIELD_env names of the ones read from the
+        worker's environment. Which fields are secrets is the channel rule's to say:
+        `monitoring.channel_split` sorts them as `monitoring.add_channel` takes them."""
+        # a field read from the environment is not also given as a value
+        values = {
+            field: value
+            for field, value in self._fields().items()
+            if value is not None and field not in self.env
+        }
+        return values, {f"{field}_env": variable for field, variable in self.env.items()}
 
     def call(self, *, replace: bool = True) -> Call:
         """The `monitoring.add_channel` call that registers this channel."""
-        config, secrets = self.settings()
+        values, env = self.fields()
         return Call(
-            queries.ADD_CHANNEL,
+            queries.ADD_CHANNEL_FIELDS,
             (
                 self.name,
                 self.kind,
-                Jsonb(config),
-                Jsonb(secrets),
+                Jsonb(env),
                 self.services,
                 self.environments,
                 self.min_level,
                 self.enabled,
                 self.default_rules,
                 replace,
+                self.kind,
+                Jsonb(values),
             ),
             first_value,
         )
@@ -122,8 +120,9 @@ class Notifier:
                 await connector.close()
 
     def __repr__(self) -> str:
-        shown = {
-            field: ("***" if field in self._secret_fields else value)
+        # any text may be a secret (URLs, keys, passwords): shown masked, numbers and flags
+        shown: dict[str, Any] = {
+            field: ("***" if isinstance(value, str) else value)
             for field, value in self._fields().items()
             if value is not None
         }
@@ -139,7 +138,6 @@ class EmailNotifier(Notifier):
     the same host or network."""
 
     kind = "email"
-    _secret_fields = ("smtp_password",)
 
     def __init__(
         self,
@@ -181,7 +179,6 @@ class SlackNotifier(Notifier):
     """A Slack incoming webhook. Error text is escaped: it can not mention @channel."""
 
     kind = "slack"
-    _secret_fields = ("webhook_url",)
 
     def __init__(self, webhook_url: str | None = None, **options: Any) -> None:
         super().__init__(**options)
@@ -197,7 +194,6 @@ class WebhookNotifier(Notifier):
     Idempotency-Key: the same on every attempt of one notification."""
 
     kind = "webhook"
-    _secret_fields = ("url", "secret")
 
     def __init__(self, url: str | None = None, secret: str | None = None, **options: Any) -> None:
         super().__init__(**options)
@@ -212,7 +208,6 @@ class PagerDutyNotifier(Notifier):
     """PagerDuty Events API v2: one incident per issue (the dedup key names the issue)."""
 
     kind = "pagerduty"
-    _secret_fields = ("routing_key",)
 
     def __init__(
         self, routing_key: str | None = None, *, api_url: str | None = None, **options: Any
