@@ -20,17 +20,16 @@ SQL would turn every read into a write.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, ClassVar, Final, TypeAlias
 
-from psycopg.types.json import Jsonb
-
 from ._calls import BULK_TIME, RAISE, Call, Rows, only_value, run, run_async
 from .breaker import DEFAULT_TIMEOUT, checked_timeout
 from .connection import AsyncConnector, AsyncSource, Connector, Source
-from .errors import UnavailableError
+from .errors import InvalidArgumentError, UnavailableError
 
 TTL: TypeAlias = float | int | timedelta | None
 
@@ -64,13 +63,76 @@ def _row_value(row: tuple[Any, Any] | None) -> Any:
     return row[1] if row[1] is not None else row[0]
 
 
+# How to turn what JSON can not hold into what it can, by type name; bytes hold anything.
+_CONVERSIONS = {
+    "datetime": ".isoformat()",
+    "date": ".isoformat()",
+    "time": ".isoformat()",
+    "timedelta": ".total_seconds()",
+    "Decimal": "str() or float()",
+    "UUID": "str()",
+    "set": "list() or sorted()",
+    "frozenset": "list() or sorted()",
+    "bytes": "base64 or .hex() (bytes are stored raw only as the whole value)",
+    "bytearray": "base64 or .hex() (bytes are stored raw only as the whole value)",
+}
+
+
+class _NotJson(TypeError):
+    def __init__(self, value: object) -> None:
+        super().__init__(type(value).__name__)
+
+
+def _refuse(value: object) -> Any:
+    raise _NotJson(value)
+
+
+def _json(key: str, value: Any) -> str:
+    """`value` as the JSON text of a cache entry, or an error naming the key and the way out.
+
+    The values are JSON so that SQL can read them; psycopg's own dumper would pass NaN on
+    for the database to refuse, and leave other types to a bare TypeError.
+    """
+    try:
+        return json.dumps(value, allow_nan=False, default=_refuse)
+    except _NotJson as error:
+        kind = str(error)
+        conversion = _CONVERSIONS.get(kind, "str(), or a dict or list of JSON values")
+        raise TypeError(
+            f"the cache value for {key!r} is not JSON: a {kind} is not a JSON type. "
+            f"Convert it first ({conversion}), or store bytes you encode yourself "
+            "(pickle.dumps(value), for one)"
+        ) from None
+    except ValueError as error:
+        if "ircular" in str(error):
+            raise InvalidArgumentError(
+                f"the cache value for {key!r} is not JSON: it contains itself"
+            ) from None
+        raise InvalidArgumentError(
+            f"the cache value for {key!r} is not JSON: JSON has no NaN or Infinity, and the "
+            "value holds a float that is one. Store None or a string in its place"
+        ) from None
+    except TypeError as error:  # a dict key JSON can not name
+        raise TypeError(f"the cache value for {key!r} is not JSON: {error}") from None
+
+
+def _json_object(mapping: Mapping[str, Any]) -> str:
+    """set_many's mapping as one JSON object; a bad value's error names its key."""
+    try:
+        return json.dumps(dict(mapping), allow_nan=False, default=_refuse)
+    except (TypeError, ValueError):
+        for key, value in mapping.items():
+            _json(key, value)
+        raise
+
+
 def _store(key: str, value: Any, ttl: TTL, nx: bool, xx: bool, tags: Iterable[str] | None) -> Call:
     raw = isinstance(value, (bytes, bytearray, memoryview))
     function = "cache_set_bytes" if raw else "cache_set"
     cast = "bytea" if raw else "jsonb"
     return Call(
         f"SELECT monitoring.{function}(%s::text, %s::{cast}, %s::float8, %s, %s, %s::text[])",
-        (key, bytes(value) if raw else Jsonb(value), _seconds(ttl), nx, xx, _list(tags)),
+        (key, bytes(value) if raw else _json(key, value), _seconds(ttl), nx, xx, _list(tags)),
         only_value,
         one_row=True,
         outage_value=False,
@@ -118,7 +180,7 @@ def _value_call(
 def _set_many(mapping: Mapping[str, Any], ttl: TTL) -> Call:
     return _value_call(
         "SELECT monitoring.cache_set_many(%s::jsonb, %s::float8)",
-        Jsonb(dict(mapping)),
+        _json_object(mapping),
         _seconds(ttl),
         outage_value=0,
     )
@@ -415,12 +477,13 @@ class PostgresCache(_Cache):
             return value
         try:
             value = await compute()
+            store = _store(key, value, ttl, False, False, None)  # a value JSON can not hold
         except BaseException:
             if status == "compute":
                 with contextlib.suppress(UnavailableError):  # the lock expires anyway
                     await self._run(_unlock(key))
             raise
-        await self._run(_store(key, value, ttl, False, False, None))
+        await self._run(store)
         return value
 
     async def stats(self) -> dict[str, Any]:
@@ -533,12 +596,13 @@ class SyncPostgresCache(_Cache):
             return value
         try:
             value = compute()
+            store = _store(key, value, ttl, False, False, None)  # a value JSON can not hold
         except BaseException:
             if status == "compute":
                 with contextlib.suppress(UnavailableError):  # the lock expires anyway
                     self._run(_unlock(key))
             raise
-        self._run(_store(key, value, ttl, False, False, None))
+        self._run(store)
         return value
 
     def stats(self) -> dict[str, Any]:
