@@ -13,6 +13,7 @@ it is never interrupted, so there only the breaker applies.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -48,9 +49,15 @@ def _single_statement(conn: psycopg.Connection[Any]) -> Iterator[None]:
         conn.set_autocommit(True)
         try:
             yield
-        finally:
+        except BaseException:
+            # Interrupted (Ctrl-C in the statement), the connection may still be busy and
+            # refuse the change: the interruption is what the caller must get.
             if not conn.closed:
-                conn.set_autocommit(False)
+                with contextlib.suppress(psycopg.Error):
+                    conn.set_autocommit(False)
+            raise
+        if not conn.closed:
+            conn.set_autocommit(False)
 
 
 class Connector:

@@ -12,6 +12,7 @@ it is never interrupted, so there only the breaker applies.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -47,9 +48,15 @@ async def _single_statement(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator
         await conn.set_autocommit(True)
         try:
             yield
-        finally:
+        except BaseException:
+            # Interrupted (Ctrl-C in the statement), the connection may still be busy and
+            # refuse the change: the interruption is what the caller must get.
             if not conn.closed:
-                await conn.set_autocommit(False)
+                with contextlib.suppress(psycopg.Error):
+                    await conn.set_autocommit(False)
+            raise
+        if not conn.closed:
+            await conn.set_autocommit(False)
 
 
 class AsyncConnector:
