@@ -42,6 +42,8 @@ PACKAGE = ROOT / "python" / "pg_monitoring"
 # (asyncio source, generated sync twin), relative to PACKAGE.
 PAIRS = [
     ("_db/connection_async.py", "_db/connection.py"),
+    ("cache/client_async.py", "cache/client.py"),
+    ("cache/redis_async.py", "cache/redis.py"),
 ]
 
 RENAMES = {
