@@ -44,6 +44,7 @@ PAIRS = [
     ("_db/connection_async.py", "_db/connection.py"),
     ("cache/client_async.py", "cache/client.py"),
     ("cache/redis_async.py", "cache/redis.py"),
+    ("monitoring/tracker_async.py", "monitoring/tracker.py"),
 ]
 
 RENAMES = {
