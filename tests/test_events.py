@@ -338,6 +338,23 @@ def test_code_older_than_its_file_keeps_the_lines_it_was_loaded_with(
         assert (frame["lineno"], frame["context_line"]) == (6, SAME_BUG)
 
 
+def test_decorated_and_async_functions_fit_their_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = (
+        "import functools\n\n\n"
+        "@functools.lru_cache(\n    maxsize=None,\n)\n"
+        "def cached():\n    raise ValueError('cached')\n\n\n"
+        "async def later():\n    raise ValueError('later')\n"
+    )
+    module = write_module(tmp_path, monkeypatch, source)
+    rewrite(module, source + "\n# deployed, same lines\n")
+    assert last_frame(caught(module.cached))["context_line"] == "    raise ValueError('cached')"
+    coroutine = module.later()
+    error = caught(coroutine.send, None)
+    assert last_frame(error)["context_line"] == "    raise ValueError('later')"
+
+
 def test_trace_context_of_the_active_span() -> None:
     assert trace_context() is None
     tracer = TracerProvider().get_tracer("tests")

@@ -37,6 +37,8 @@ MAX_LOCALS = 50
 MAX_LOCAL_REPR = 200
 # How far below a code object's first line its def may stand (below its decorators).
 _DECORATOR_LINES = 20
+# How many code objects' source lines are remembered as checked.
+_FITTED_MAX = 4096
 
 _EXTERNAL = re.compile(r"[\\/](?:site|dist)-packages[\\/]")
 
@@ -156,6 +158,9 @@ class SourceLines:
     # The text linecache held before it found the file changed: the code loaded before a
     # deploy runs until the restart, and this is its text. Per process, one per changed file.
     _superseded: ClassVar[dict[str, list[str]]] = {}
+    # Code -> the lines found to fit it: linecache keeps the same list until it reads the
+    # file again, so a frame seen before costs a lookup. Bounded: cleared when full.
+    _fitted: ClassVar[dict[CodeType, list[str]]] = {}
 
     def __init__(self) -> None:
         self._current: dict[str, list[str]] = {}
@@ -166,7 +171,12 @@ class SourceLines:
         lines = self._current.get(filename)
         if lines is None:
             lines = self._current[filename] = self._checked(filename, module_globals)
+        if self._fitted.get(code) is lines:
+            return lines
         if _fits(lines, code):
+            if len(self._fitted) >= _FITTED_MAX:
+                self._fitted.clear()
+            self._fitted[code] = lines
             return lines
         older = self._superseded.get(filename)
         if older is not None and _fits(older, code):
@@ -186,7 +196,8 @@ class SourceLines:
 def _fits(lines: list[str], code: CodeType) -> bool:
     """Whether `lines` define `code`'s function or class where the code says it starts (its
     first decorator, or the def). Code of a module, a lambda or a comprehension names
-    nothing to check by; code that starts past the end fits nothing."""
+    nothing to check by; code that starts past the end fits nothing. (String tests, not a
+    regex: this runs for every frame of every capture.)"""
     name = code.co_name
     first = code.co_firstlineno
     if first > len(lines):
@@ -194,12 +205,19 @@ def _fits(lines: list[str], code: CodeType) -> bool:
     if name.startswith("<"):
         return True
     for line in lines[first - 1 : first - 1 + _DECORATOR_LINES]:
-        words = line.split()
-        if words[:1] == ["async"]:
-            words = words[1:]
+        words = line.split(None, 2)
+        if words and words[0] == "async":
+            words = words[1:2] + words[2].split(None, 1) if len(words) == 3 else words[1:]
         if len(words) >= 2 and words[0] in ("def", "class"):
-            return re.match(rf"{re.escape(name)}\b", words[1]) is not None
+            defined = words[1]
+            return defined.startswith(name) and (
+                len(defined) == len(name) or not _is_name_char(defined[len(name)])
+            )
     return False
+
+
+def _is_name_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
 
 
 def serialize_frame(
