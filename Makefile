@@ -105,6 +105,7 @@ lint: $(VENV_STAMP)
 	$(VENV_BIN)/sqlfluff lint --processes 2 sql pgtap
 	$(VENV_BIN)/ruff check python tests
 	$(VENV_BIN)/ruff format --check python tests
+	$(VENV_BIN)/python tools/async_to_sync.py --check
 
 stage: all
 	rm -rf $(STAGE)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -91,6 +93,61 @@ def test_bad_arguments_raise_invalid_argument(cache: SyncPostgresCache) -> None:
     cache.set("word", "abc")
     with pytest.raises(InvalidArgumentError, match="not an integer"):
         cache.incr("word")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), [1, {"x": -float("inf")}]])
+def test_nan_and_infinity_are_refused_by_name(cache: SyncPostgresCache, value: object) -> None:
+    """JSON has no NaN: the database used to answer `invalid input syntax for type json`."""
+    with pytest.raises(InvalidArgumentError, match=r"'score'.*JSON has no NaN or Infinity"):
+        cache.set("score", value)
+    assert cache.get("score", MISS) is MISS, "nothing stored in its place"
+
+
+@pytest.mark.parametrize(
+    ("value", "advice"),
+    [
+        (datetime(2024, 5, 1, tzinfo=timezone.utc), r"\.isoformat\(\)"),
+        (date(2024, 5, 1), r"\.isoformat\(\)"),
+        (Decimal("9.99"), r"str\(\) or float\(\)"),
+        (uuid.UUID(int=7), r"str\(\)"),
+        ({"a", "b"}, r"list\(\)"),
+        ({"nested": [object()]}, r"str\(\)"),
+    ],
+)
+def test_a_value_json_can_not_hold_says_what_to_do(
+    cache: SyncPostgresCache, value: object, advice: str
+) -> None:
+    """A bare `TypeError: Object of type datetime is not JSON serializable` named neither the
+    key nor a way out."""
+    with pytest.raises(TypeError, match=r"'when'") as raised:
+        cache.set("when", value)
+    message = str(raised.value)
+    assert "is not a JSON type" in message
+    assert "bytes" in message, "bytes are the way to store anything else"
+    assert raised.match(advice)
+
+
+def test_set_many_names_the_key_of_the_bad_value(cache: SyncPostgresCache) -> None:
+    with pytest.raises(TypeError, match=r"'b'.*Decimal"):
+        cache.set_many({"a": 1, "b": {"price": Decimal("1.5")}})
+    with pytest.raises(InvalidArgumentError, match=r"'c'.*NaN"):
+        cache.set_many({"a": 1, "c": float("nan")})
+    assert cache.get_many(["a", "b", "c"]) == {}, "all or nothing, as before"
+
+
+async def test_the_async_cache_says_the_same(installed_db: str) -> None:
+    cache = PostgresCache(installed_db)
+    try:
+        with pytest.raises(InvalidArgumentError, match=r"'k'.*JSON has no NaN"):
+            await cache.set("k", float("nan"))
+        with pytest.raises(TypeError, match=r"'k'.*UUID"):
+            await cache.get_or_set("k", _a_uuid)
+    finally:
+        await cache.close()
+
+
+async def _a_uuid() -> uuid.UUID:
+    return uuid.UUID(int=1)
 
 
 def test_tags(cache: SyncPostgresCache) -> None:

@@ -87,6 +87,27 @@ def test_on_a_callers_connection_joins_its_transaction(installed_db: str) -> Non
         assert connector.fetch_value(VERSION) == NEWEST
 
 
+def test_an_interruption_in_a_callers_statement_is_not_lost(installed_db: str) -> None:
+    """Ctrl-C in a capture on the application's connection: setting autocommit back on the
+    busy connection failed, and that error replaced the KeyboardInterrupt (which the tracker,
+    catching errors, then swallowed: the demo was not interrupted)."""
+
+    def interrupted(connector: Connector) -> None:
+        with connector.statement() as conn:
+            conn.pgconn.send_query(b"SELECT pg_sleep(0.1)")  # interrupted while it runs
+            raise KeyboardInterrupt
+
+    with psycopg.connect(installed_db) as conn:
+        with pytest.raises(KeyboardInterrupt):
+            interrupted(Connector(conn))
+        conn.close()  # still busy: no COMMIT at the end of the block
+    with psycopg.connect(installed_db) as conn:
+        connector = Connector(conn)
+        with connector.statement():
+            pass
+        assert not conn.autocommit, "the caller's setting is back when nothing went wrong"
+
+
 def test_fetch_all_returns_dicts(installed_db: str) -> None:
     with psycopg.connect(installed_db) as conn:
         rows = Connector(conn).fetch_all(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
+import traceback
+import uuid
 from pathlib import Path
-from types import FrameType
+from types import FrameType, ModuleType
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -237,6 +240,119 @@ def test_serialize_a_live_frame() -> None:
     serialized = serialize_frame(frame, frame.f_lineno, DEFAULT)
     assert serialized["function"] == "test_serialize_a_live_frame"
     assert "sys._getframe()" not in serialized["context_line"]
+
+
+# A module in two versions: `fail` raises the same bug from the same line of code, which the
+# second version moves below `other`.
+BEFORE = """def other():
+    raise KeyError("another bug")
+
+
+def fail():
+    raise ValueError("the same bug")
+"""
+AFTER = """def fail():
+    raise ValueError("the same bug")
+
+
+def other():
+    raise KeyError("another bug")
+"""
+SAME_BUG = '    raise ValueError("the same bug")'
+
+
+def write_module(directory: Path, monkeypatch: pytest.MonkeyPatch, source: str) -> ModuleType:
+    """A module of its own name in `directory`, imported (no .pyc: a rewrite within one
+    second could load the old one)."""
+    monkeypatch.syspath_prepend(str(directory))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    name = f"deployed_{uuid.uuid4().hex[:8]}"
+    (directory / f"{name}.py").write_text(source)
+    module = importlib.import_module(name)
+    monkeypatch.delitem(sys.modules, name)
+    sys.modules[name] = module
+    return module
+
+
+def rewrite(module: ModuleType, source: str) -> None:
+    """A deploy: new text, a later modification time."""
+    path = Path(module.__file__ or "")
+    modified = path.stat().st_mtime
+    path.write_text(source)
+    os.utime(path, (modified + 10, modified + 10))
+
+
+def last_frame(error: BaseException) -> dict[str, object]:
+    return exception_chain(error, DEFAULT)[-1]["stacktrace"]["frames"][-1]
+
+
+def test_a_changed_file_is_read_again_as_traceback_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = write_module(tmp_path, monkeypatch, "def fail():\n    raise ValueError('one')\n")
+    assert last_frame(caught(module.fail))["context_line"] == "    raise ValueError('one')"
+    rewrite(module, "def fail():\n    raise ValueError('two')  # deployed\n\nDEPLOYED = True\n")
+    error = caught(module.fail)  # the code loaded before the deploy
+    frame = last_frame(error)
+    assert frame["context_line"] == "    raise ValueError('two')  # deployed", "not the stale cache"
+    assert frame["post_context"] == ["", "DEPLOYED = True"]
+    assert frame["context_line"].strip() == traceback.extract_tb(error.__traceback__)[-1].line
+
+
+def test_a_reloaded_module_shows_its_own_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The line cache held the old text, where line 2 is another function's line."""
+    module = write_module(tmp_path, monkeypatch, BEFORE)
+    assert last_frame(caught(module.fail))["context_line"] == SAME_BUG
+    rewrite(module, AFTER)
+    importlib.reload(module)
+    frame = last_frame(caught(module.fail))
+    assert (frame["lineno"], frame["context_line"]) == (2, SAME_BUG)
+    assert frame["post_context"] == ["", "", "def other():", '    raise KeyError("another bug")']
+
+
+def test_code_older_than_its_file_shows_no_other_functions_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loaded, then deployed over before its first error: the file's line 6 is now another
+    function's. No source lines are better than wrong ones."""
+    module = write_module(tmp_path, monkeypatch, BEFORE)
+    rewrite(module, AFTER)
+    frame = last_frame(caught(module.fail))
+    assert frame["lineno"] == 6
+    assert frame.get("context_line") != '    raise KeyError("another bug")'
+    assert not {"pre_context", "context_line", "post_context"} & frame.keys()
+
+
+def test_code_older_than_its_file_keeps_the_lines_it_was_loaded_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deploy before the restart: the old process still runs the old code, and the lines it
+    read before the deploy are that code's (so the bug stays one issue until the restart)."""
+    module = write_module(tmp_path, monkeypatch, BEFORE)
+    assert last_frame(caught(module.fail))["context_line"] == SAME_BUG
+    rewrite(module, AFTER)
+    for _ in range(2):  # the second capture no longer finds the old lines in linecache
+        frame = last_frame(caught(module.fail))
+        assert (frame["lineno"], frame["context_line"]) == (6, SAME_BUG)
+
+
+def test_decorated_and_async_functions_fit_their_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = (
+        "import functools\n\n\n"
+        "@functools.lru_cache(\n    maxsize=None,\n)\n"
+        "def cached():\n    raise ValueError('cached')\n\n\n"
+        "async def later():\n    raise ValueError('later')\n"
+    )
+    module = write_module(tmp_path, monkeypatch, source)
+    rewrite(module, source + "\n# deployed, same lines\n")
+    assert last_frame(caught(module.cached))["context_line"] == "    raise ValueError('cached')"
+    coroutine = module.later()
+    error = caught(coroutine.send, None)
+    assert last_frame(error)["context_line"] == "    raise ValueError('later')"
 
 
 def test_trace_context_of_the_active_span() -> None:

@@ -7,8 +7,11 @@ pg_monitoring.redis_compat + PostgreSQL; every reply and every error must be the
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -175,3 +178,38 @@ def test_json_values_read_as_their_text(installed_db: str) -> None:
         conn.execute("""SELECT monitoring.cache_set('j', '{"a": [1, 2]}')""")
         client = compat.from_url(conn)
         assert client.get("j") == b'{"a": [1, 2]}'
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        float("nan"),
+        float("inf"),
+        -float("inf"),
+        datetime(2024, 5, 1),
+        Decimal("1.5"),
+        uuid.UUID(int=3),
+        {1, 2},
+        True,
+        None,
+    ],
+)
+def test_values_the_cache_refuses_are_redis_pys_to_judge(installed_db: str, value: object) -> None:
+    """The facade stores what redis-py would send (NaN as b'nan') and refuses what redis-py
+    refuses, with redis-py's DataError: the cache's JSON rules are not its business."""
+    encoder = redis.connection.Encoder("utf-8", "strict", decode_responses=False)
+    expected: bytes | str
+    try:
+        expected = encoder.encode(value)
+    except redis.DataError as refused:
+        expected = str(refused)
+    client = compat.from_url(installed_db)
+    try:
+        if isinstance(expected, str):
+            with pytest.raises(compat.DataError, match=re.escape(expected)):
+                client.set("k", value)
+        else:
+            assert client.set("k", value) is True
+            assert client.get("k") == expected
+    finally:
+        client.close()

@@ -3,6 +3,7 @@ through the views; failures that never reach the application; background batches
 
 from __future__ import annotations
 
+import importlib
 import logging
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -32,6 +34,7 @@ from pg_monitoring import (
 from pg_monitoring import monitoring as monitoring_package
 
 from .conftest import REPO
+from .test_events import AFTER, BEFORE, rewrite, write_module
 
 ENV = "test"
 
@@ -102,6 +105,28 @@ def test_a_different_function_is_another_issue(installed_db: str, tracker: Error
         ("tests.test_tracker in charge", 2),
         ("tests.test_tracker in refund", 1),
     ]
+
+
+def test_a_reloaded_module_is_still_one_issue(
+    installed_db: str, tracker: ErrorTracker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same line of code, moved by an edit elsewhere in its file: one issue, before and
+    after the module is reloaded (the stale line cache gave the frame another function's
+    source line, and the grouping a new issue)."""
+    module = write_module(tmp_path, monkeypatch, BEFORE)
+    captured = []
+    for reload in (False, True):
+        if reload:
+            rewrite(module, AFTER)
+            importlib.reload(module)
+        try:
+            module.fail()
+        except ValueError as error:
+            captured.append(tracker.capture_exception(error))
+    assert all(captured)
+    assert len({c.issue_id for c in captured if c}) == 1
+    (issue,) = issues(installed_db)
+    assert issue["times_seen"] == 2
 
 
 def test_chained_exceptions_are_stored_root_cause_first(

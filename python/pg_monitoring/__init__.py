@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .caching import MISS, PostgresCache, SyncPostgresCache
-from .connection import AsyncConnector, Connector
+from ._db.connection import Connector
+from ._db.connection_async import AsyncConnector
+from .cache import MISS, PostgresCache, SyncPostgresCache
 from .errors import (
     CallTimeoutError,
     InstallError,

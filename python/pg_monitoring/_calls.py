@@ -1,71 +1,19 @@
-"""One stored-function call, described once and run by a sync or an async client.
-
-The cache and the Redis facade come in sync and asyncio twins. Each public method builds a
-`Call` (its SQL, its parameters, how to read the result) in one shared place, and the twins
-only differ in whether they await the connector: the behaviour exists once.
-
-A call that returns one row (a GET, a SET, any single value) says `one_row=True` and reads
-that row as a tuple, or None: it runs on the connector's fast path, which is what a cache call
-costs on top of the server's work.
-
-Each runs within the client's `timeout` plus its own `extra_time`: the seconds it may wait
-in the server by design (get_or_set's wait for another caller's value), or may need for
-work proportional to the data (a pattern delete over a million keys).
-"""
+"""Calls, at the path they had before `_db/` (see _db/calls.py); a connector runs them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from .connection import AsyncConnector, Connector
+from ._db.calls import BULK_TIME, RAISE, Call, Rows, first_value, only_value
+from ._db.connection import Connector
+from ._db.connection_async import AsyncConnector
 
-Rows = list[dict[str, Any]]
-
-RAISE: Any = object()
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    query: str
-    params: tuple[Any, ...]
-    read: Callable[[Any], Any]
-    one_row: bool = False
-    extra_time: float = 0.0
-    # What PostgresCache(outage_as_miss=True) answers while the database is unreachable;
-    # RAISE: the error, for calls with no honest answer (a delete must not be lost quietly).
-    outage_value: Any = RAISE
-
-
-# The extra time of calls whose work grows with the data: they must not fail on a large
-# cache, and still end should the server hang.
-BULK_TIME = 30.0
-
-
-def _bound(call: Call, timeout: float | None) -> float | None:
-    return None if timeout is None else timeout + call.extra_time
+__all__ = ["BULK_TIME", "RAISE", "Call", "Rows", "first_value", "only_value", "run", "run_async"]
 
 
 def run(connector: Connector, call: Call, timeout: float | None = None) -> Any:
-    bound = _bound(call, timeout)
-    if call.one_row:
-        return call.read(connector.fetch_row(call.query, call.params, bound))
-    return call.read(connector.fetch_all(call.query, call.params, bound))
+    return connector.run(call, timeout)
 
 
 async def run_async(connector: AsyncConnector, call: Call, timeout: float | None = None) -> Any:
-    bound = _bound(call, timeout)
-    if call.one_row:
-        return call.read(await connector.fetch_row(call.query, call.params, bound))
-    return call.read(await connector.fetch_all(call.query, call.params, bound))
-
-
-def first_value(rows: Rows) -> Any:
-    """The only column of the only row."""
-    return next(iter(rows[0].values()))
-
-
-def only_value(row: tuple[Any, ...] | None) -> Any:
-    """The only column of a one-row call's row."""
-    return None if row is None else row[0]
+    return await connector.run(call, timeout)

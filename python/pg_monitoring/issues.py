@@ -1,4 +1,6 @@
-"""Triage: list and show issues (monitoring_reader), change their state (monitoring_admin).
+"""Issues by id, for the CLI: list and show them (monitoring_reader), change their state
+(monitoring_admin, through monitoring/triage.py, where the trackers' triage by fingerprint
+is written too).
 
 Each function is one statement over the views or one stored function; the CLI renders them.
 """
@@ -10,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .connection import Connector
-from .errors import needs_role
+from ._db.connection import Connector
+from .monitoring import triage as lifecycle
 
 STATUSES = ("unresolved", "resolved", "ignored")
 
@@ -88,7 +90,7 @@ def resolve_id(
 
 def triage() -> AbstractContextManager[None]:
     """Around a change of an issue's state: when refused, the error names the role needed."""
-    return needs_role("monitoring_admin", "Triage (resolve, ignore, reopen, assign)")
+    return lifecycle.needs_admin()
 
 
 def show_issue(db: Connector, issue_id: int) -> dict[str, Any] | None:
@@ -103,6 +105,9 @@ def show_issue(db: Connector, issue_id: int) -> dict[str, Any] | None:
     }
 
 
+# Changes of an issue's state, by id; the calls are monitoring/triage.py's.
+
+
 def resolve(
     db: Connector,
     issue_id: int,
@@ -110,10 +115,7 @@ def resolve(
     in_next_release: bool = False,
     actor: str | None = None,
 ) -> dict[str, Any]:
-    return db.fetch_all(
-        "SELECT * FROM monitoring.resolve_issue(%s::bigint, %s::text, %s::boolean, %s::text)",
-        (issue_id, in_release, in_next_release, actor),
-    )[0]
+    return db.run(lifecycle.resolve(issue_id, in_release, in_next_release, actor))
 
 
 def ignore(
@@ -124,30 +126,19 @@ def ignore(
     until_users: int | None = None,
     actor: str | None = None,
 ) -> dict[str, Any]:
-    return db.fetch_all(
-        "SELECT * FROM monitoring.ignore_issue(%s::bigint, %s::timestamptz, %s::bigint, "
-        "%s::bigint, %s::text)",
-        (issue_id, until, until_events, until_users, actor),
-    )[0]
+    return db.run(lifecycle.ignore(issue_id, until, until_events, until_users, actor))
 
 
 def reopen(db: Connector, issue_id: int, actor: str | None = None) -> dict[str, Any]:
-    return db.fetch_all(
-        "SELECT * FROM monitoring.reopen_issue(%s::bigint, %s::text)", (issue_id, actor)
-    )[0]
+    return db.run(lifecycle.reopen(issue_id, actor))
 
 
 def assign(db: Connector, issue_id: int, assignee: str, actor: str | None = None) -> dict[str, Any]:
-    return db.fetch_all(
-        "SELECT * FROM monitoring.assign_issue(%s::bigint, %s::text, %s::text)",
-        (issue_id, assignee, actor),
-    )[0]
+    return db.run(lifecycle.assign(issue_id, assignee, actor))
 
 
 def unassign(db: Connector, issue_id: int, actor: str | None = None) -> dict[str, Any]:
-    return db.fetch_all(
-        "SELECT * FROM monitoring.unassign_issue(%s::bigint, %s::text)", (issue_id, actor)
-    )[0]
+    return db.run(lifecycle.unassign(issue_id, actor))
 
 
 def run_maintenance(db: Connector) -> dict[str, Any]:

@@ -195,7 +195,11 @@ class ThreadBatcher:
 
 
 class TaskBatcher:
-    """The asyncio twin: a bounded queue and a task in the running loop that sends batches."""
+    """The asyncio twin: a bounded queue and a task in the running loop that sends batches.
+
+    The task starts with the first event queued (again in a new loop), and then calls
+    `on_start`.
+    """
 
     def __init__(
         self,
@@ -204,10 +208,12 @@ class TaskBatcher:
         max_queue: int = DEFAULT_MAX_QUEUE,
         batch_size: int = DEFAULT_BATCH_SIZE,
         retry_delay: Callable[[], float] = _no_delay,
+        on_start: Callable[[], object] | None = None,
     ) -> None:
         self._backlog = Backlog(max_queue, batch_size)
         self._send = send
         self._retry_delay = retry_delay
+        self._on_start = on_start
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -224,6 +230,8 @@ class TaskBatcher:
             self._backlog.settle([])
             self._wake, self._settled = asyncio.Event(), asyncio.Event()
             self._task = loop.create_task(self._run(), name="pg_monitoring-errors")
+            if self._on_start is not None:
+                self._on_start()
         if not self._backlog.put(item):
             return False
         self._settled.clear()

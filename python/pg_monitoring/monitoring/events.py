@@ -20,8 +20,8 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from types import FrameType, TracebackType
-from typing import Any
+from types import CodeType, FrameType, TracebackType
+from typing import Any, ClassVar
 
 try:  # optional: `pip install pg-monitoring[otel]`
     from opentelemetry import trace as _otel_trace
@@ -35,6 +35,10 @@ CONTEXT_LINES = 5
 # With include_locals: at most this many variables per frame, each repr cut to this length.
 MAX_LOCALS = 50
 MAX_LOCAL_REPR = 200
+# How far below a code object's first line its def may stand (below its decorators).
+_DECORATOR_LINES = 20
+# How many code objects' source lines are remembered as checked.
+_FITTED_MAX = 4096
 
 _EXTERNAL = re.compile(r"[\\/](?:site|dist)-packages[\\/]")
 
@@ -139,8 +143,91 @@ def _local_vars(frame: FrameType) -> dict[str, str]:
     return variables
 
 
-def serialize_frame(frame: FrameType, lineno: int | None, options: FrameOptions) -> Event:
-    """One stack frame as Sentry's frame object."""
+class SourceLines:
+    """Source lines for the frames of one capture, each file checked against the disk once.
+
+    Python's line cache keeps a file's text from its first reading. After the file changes (a
+    reload, a deploy before the restart) it hands out old text, and a frame gets another
+    function's line, which also changes its issue's fingerprint. Like `traceback`, each
+    capture first asks linecache to drop a file whose size or time changed. Unlike it, the
+    lines must fit the frame's code (its function defined where the code says it starts):
+    code loaded before a deploy gets the lines read before the deploy, if the process read
+    them then, and otherwise no lines rather than someone else's.
+    """
+
+    # The text linecache held before it found the file changed: the code loaded before a
+    # deploy runs until the restart, and this is its text. Per process, one per changed file.
+    _superseded: ClassVar[dict[str, list[str]]] = {}
+    # Code -> the lines found to fit it: linecache keeps the same list until it reads the
+    # file again, so a frame seen before costs a lookup. Bounded: cleared when full.
+    _fitted: ClassVar[dict[CodeType, list[str]]] = {}
+
+    def __init__(self) -> None:
+        self._current: dict[str, list[str]] = {}
+
+    def of(self, code: CodeType, module_globals: dict[str, Any]) -> list[str]:
+        """The lines `code` was compiled from, as far as they can be told; [] if not."""
+        filename = code.co_filename
+        lines = self._current.get(filename)
+        if lines is None:
+            lines = self._current[filename] = self._checked(filename, module_globals)
+        if self._fitted.get(code) is lines:
+            return lines
+        if _fits(lines, code):
+            if len(self._fitted) >= _FITTED_MAX:
+                self._fitted.clear()
+            self._fitted[code] = lines
+            return lines
+        older = self._superseded.get(filename)
+        if older is not None and _fits(older, code):
+            return older
+        return []
+
+    def _checked(self, filename: str, module_globals: dict[str, Any]) -> list[str]:
+        cached = linecache.cache.get(filename)
+        linecache.checkcache(filename)
+        lines = linecache.getlines(filename, module_globals)
+        # (an entry of one item is a loader's, not read yet: nothing to keep)
+        if cached is not None and len(cached) > 1 and linecache.cache.get(filename) is not cached:
+            self._superseded[filename] = cached[2]
+        return lines
+
+
+def _fits(lines: list[str], code: CodeType) -> bool:
+    """Whether `lines` define `code`'s function or class where the code says it starts (its
+    first decorator, or the def). Code of a module, a lambda or a comprehension names
+    nothing to check by; code that starts past the end fits nothing. (String tests, not a
+    regex: this runs for every frame of every capture.)"""
+    name = code.co_name
+    first = code.co_firstlineno
+    if first > len(lines):
+        return False
+    if name.startswith("<"):
+        return True
+    for line in lines[first - 1 : first - 1 + _DECORATOR_LINES]:
+        words = line.split(None, 2)
+        if words and words[0] == "async":
+            words = words[1:2] + words[2].split(None, 1) if len(words) == 3 else words[1:]
+        if len(words) >= 2 and words[0] in ("def", "class"):
+            defined = words[1]
+            return defined.startswith(name) and (
+                len(defined) == len(name) or not _is_name_char(defined[len(name)])
+            )
+    return False
+
+
+def _is_name_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+def serialize_frame(
+    frame: FrameType,
+    lineno: int | None,
+    options: FrameOptions,
+    sources: SourceLines | None = None,
+) -> Event:
+    """One stack frame as Sentry's frame object (`sources`: the capture's, shared by its
+    frames)."""
     code = frame.f_code
     module = frame.f_globals.get("__name__")
     module = module if isinstance(module, str) else None
@@ -155,7 +242,7 @@ def serialize_frame(frame: FrameType, lineno: int | None, options: FrameOptions)
         "in_app": in_app(abs_path, module, options),
     }
     if lineno is not None and lineno > 0:
-        lines = linecache.getlines(filename, frame.f_globals)
+        lines = (sources or SourceLines()).of(code, frame.f_globals)
         if 0 < lineno <= len(lines):
             result["pre_context"] = [
                 line.rstrip("\r\n")
@@ -170,16 +257,21 @@ def serialize_frame(frame: FrameType, lineno: int | None, options: FrameOptions)
     return result
 
 
-def stack_frames(tb: TracebackType | None, options: FrameOptions) -> list[Event]:
+def stack_frames(
+    tb: TracebackType | None, options: FrameOptions, sources: SourceLines | None = None
+) -> list[Event]:
     """The frames of a traceback, oldest call first (the order a traceback links them in)."""
+    sources = sources or SourceLines()
     frames = []
     while tb is not None:
-        frames.append(serialize_frame(tb.tb_frame, tb.tb_lineno, options))
+        frames.append(serialize_frame(tb.tb_frame, tb.tb_lineno, options, sources))
         tb = tb.tb_next
     return frames
 
 
-def _exception_value(error: BaseException, options: FrameOptions, mechanism: Event) -> Event:
+def _exception_value(
+    error: BaseException, options: FrameOptions, mechanism: Event, sources: SourceLines
+) -> Event:
     kind = type(error)
     module = kind.__module__
     value = safe_str(error)
@@ -194,7 +286,7 @@ def _exception_value(error: BaseException, options: FrameOptions, mechanism: Eve
     if module != "builtins":
         result["module"] = module
     if error.__traceback__ is not None:
-        result["stacktrace"] = {"frames": stack_frames(error.__traceback__, options)}
+        result["stacktrace"] = {"frames": stack_frames(error.__traceback__, options, sources)}
     return result
 
 
@@ -207,12 +299,13 @@ def exception_chain(error: BaseException, options: FrameOptions) -> list[Event]:
     type and value.
     """
     values = []
+    sources = SourceLines()
     seen: set[int] = set()
     current: BaseException | None = error
     mechanism: Event = {"type": "generic", "handled": True}
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        values.append(_exception_value(current, options, mechanism))
+        values.append(_exception_value(current, options, mechanism, sources))
         if current.__cause__ is not None:
             current, source = current.__cause__, "__cause__"
         elif current.__context__ is not None and not current.__suppress_context__:

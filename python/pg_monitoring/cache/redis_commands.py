@@ -11,9 +11,9 @@ import datetime
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .._calls import BULK_TIME, Call, only_value
+from .._db.calls import BULK_TIME, Call, only_value
 from ..errors import CallTimeoutError, PgMonitoringError, UnavailableError
-from .exceptions import ConnectionError, DataError, ResponseError, TimeoutError
+from .redis_exceptions import ConnectionError, DataError, ResponseError, TimeoutError
 
 NOT_INTEGER = "value is not an integer or out of range"
 SCAN_PAGE = 100

@@ -1,0 +1,158 @@
+"""The cache client, `PostgresCache`: every method is one call of one stored function.
+
+`source` is a psycopg_pool.AsyncConnectionPool, a psycopg.AsyncConnection or a DSN. The
+calls are built in calls.py, the counting and the outage answers are in base.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from .._db.breaker import DEFAULT_TIMEOUT
+from .._db.calls import Call
+from .._db.connection_async import AsyncConnector, AsyncSource
+from ..errors import UnavailableError
+from . import calls
+from .base import REPORT_INTERVAL, CacheBase
+from .values import TTL
+
+
+class PostgresCache(CacheBase):
+    """The cache over `monitoring.cache_*`, for a psycopg_pool.AsyncConnectionPool, a
+    psycopg.AsyncConnection or a DSN.
+
+    `prometheus=True` (or a CollectorRegistry) also counts hits and misses there.
+    Each call holds its caller at most `timeout` seconds (None: no bound); while the
+    database is unreachable calls raise UnavailableError at once, or, with
+    `outage_as_miss=True`, reads answer as misses and SETs as not stored (deletes, incr and
+    stats still raise).
+    """
+
+    def __init__(
+        self,
+        source: AsyncSource,
+        *,
+        prometheus: Any = False,
+        report_interval: float = REPORT_INTERVAL,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        outage_as_miss: bool = False,
+    ) -> None:
+        super().__init__(prometheus, report_interval, timeout, outage_as_miss)
+        self._connector = AsyncConnector(source, name="cache")
+
+    async def _run(self, call: Call) -> Any:
+        started = time.monotonic()
+        try:
+            result = await self._connector.run(call, self.timeout)
+        except UnavailableError as error:
+            return self._outage_answer(call, error)
+        if (due := self._due_report(started)) is not None:
+            with contextlib.suppress(UnavailableError):  # reported with a later call
+                await self._report(*due)
+        return result
+
+    async def _report(self, report: Call, timeout: float | None) -> None:
+        try:
+            await self._connector.run(report, timeout)
+        except UnavailableError:
+            self._counter.restore(report)
+            raise
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        """The value, or `default` on a miss (pass MISS to tell a miss from a cached None)."""
+        return await self._run(calls.counted_get(self._counter.count, key, default))
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """{key: value} for the keys that are cached; misses are left out."""
+        return await self._run(calls.counted_get_many(self._counter.count, list(keys)))
+
+    async def set(
+        self,
+        key: str,
+        value: Any,
+        ttl: TTL = None,
+        *,
+        nx: bool = False,
+        xx: bool = False,
+        tags: Iterable[str] | None = None,
+    ) -> bool:
+        """Stores a JSON value (bytes stay bytes) for `ttl` seconds (None: no expiry).
+
+        nx: only when absent; xx: only when present. True when stored. A value JSON can not
+        hold (NaN, a datetime, a set...) raises, before any call, naming the key.
+        """
+        return await self._run(calls.store(key, value, ttl, nx, xx, tags))
+
+    async def set_many(self, mapping: Mapping[str, Any], ttl: TTL = None) -> int:
+        """Stores every JSON value of `mapping` in one round trip; returns how many."""
+        return await self._run(calls.set_many(mapping, ttl))
+
+    async def delete(self, key: str) -> bool:
+        return await self._run(calls.delete(key))
+
+    async def delete_pattern(self, pattern: str) -> int:
+        """Deletes the keys matching a Redis glob (`user:*`); returns how many."""
+        return await self._run(calls.delete_pattern(pattern))
+
+    async def delete_tag(self, tag: str) -> int:
+        return await self._run(calls.delete_tag(tag))
+
+    async def exists(self, key: str) -> bool:
+        return await self._run(calls.exists(key))
+
+    async def expire(self, key: str, ttl: TTL) -> bool:
+        """New TTL for a cached key (None: none; 0 or less deletes it); False if not cached."""
+        return await self._run(calls.expire(key, ttl))
+
+    async def ttl(self, key: str) -> int:
+        """Seconds to expiry, rounded; -1 without expiry, -2 when not cached (Redis TTL)."""
+        return await self._run(calls.ttl(key))
+
+    async def incr(self, key: str, amount: int = 1) -> int:
+        """Adds `amount` atomically, from 0 when absent; keeps the TTL."""
+        return await self._run(calls.incr(key, amount))
+
+    async def get_or_set(
+        self,
+        key: str,
+        compute: Callable[[], Awaitable[Any]],
+        ttl: TTL = None,
+        *,
+        lock_timeout: float = 30.0,
+        wait: float = 5.0,
+    ) -> Any:
+        """The cached value, or `compute()` stored with `ttl`, computed by one caller at a
+        time: the others wait up to `wait` seconds, or get the expired value meanwhile."""
+        status, value = await self._run(calls.get_or_lock(key, lock_timeout, wait))
+        if self._counted_status(status):
+            return value
+        try:
+            value = await compute()
+            store = calls.store(key, value, ttl, False, False, None)  # may refuse the value
+        except BaseException:
+            if status == "compute":
+                with contextlib.suppress(UnavailableError):  # the lock expires anyway
+                    await self._run(calls.unlock(key))
+            raise
+        await self._run(store)
+        return value
+
+    async def stats(self) -> dict[str, Any]:
+        """Entries, expired rows, bytes, reported hits and misses, evictions, bounds."""
+        await self.report_stats()
+        return await self._run(calls.STATS)
+
+    async def report_stats(self) -> None:
+        """Reports the hits and misses counted since the last report now."""
+        if (report := self._counter.report(force=True)) is not None:
+            await self._report(report, self.timeout)
+
+    async def close(self) -> None:
+        """Reports pending counts (unless the database is unreachable); closes the pool made
+        from a DSN (a caller's pool stays)."""
+        with contextlib.suppress(UnavailableError):
+            await self.report_stats()
+        await self._connector.close()
