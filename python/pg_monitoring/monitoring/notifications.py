@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 from psycopg.types.json import Jsonb
 
-from .._calls import Call, first_value
+from .._db.calls import Call, first_value
 from ..alerts import queries
 
 
@@ -97,24 +97,22 @@ class Notifier:
     def add(self, source: Any, *, replace: bool = True) -> int:
         """Registers the channel through `source` (a DSN, pool, connection or Connector);
         returns its id. With `replace=False` an existing channel of that name is kept."""
-        from .._calls import run
-        from ..connection import Connector
+        from .._db.connection import Connector
 
         connector = source if isinstance(source, Connector) else Connector(source)
         try:
-            return int(run(connector, self.call(replace=replace)))
+            return int(connector.run(self.call(replace=replace)))
         finally:
             if connector is not source:
                 connector.close()
 
     async def add_async(self, source: Any, *, replace: bool = True) -> int:
         """`add` for an AsyncConnectionPool, AsyncConnection or AsyncConnector."""
-        from .._calls import run_async
-        from ..connection import AsyncConnector
+        from .._db.connection_async import AsyncConnector
 
         connector = source if isinstance(source, AsyncConnector) else AsyncConnector(source)
         try:
-            return int(await run_async(connector, self.call(replace=replace)))
+            return int(await connector.run(self.call(replace=replace)))
         finally:
             if connector is not source:
                 await connector.close()
