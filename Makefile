@@ -103,8 +103,8 @@ system-deps:
 
 lint: $(VENV_STAMP)
 	$(VENV_BIN)/sqlfluff lint --processes 2 sql pgtap
-	$(VENV_BIN)/ruff check python tests
-	$(VENV_BIN)/ruff format --check python tests
+	$(VENV_BIN)/ruff check python tests tools
+	$(VENV_BIN)/ruff format --check python tests tools
 	$(VENV_BIN)/python tools/async_to_sync.py --check
 
 stage: all
