@@ -68,9 +68,11 @@ AS $$
     SELECT CASE
         WHEN p_value ? 'stringValue' THEN p_value -> 'stringValue'
         WHEN p_value ? 'intValue' THEN CASE
+            -- a JSON number as it is written: jsonb's input (to_jsonb is STABLE, and a STABLE
+            -- call in this IMMUTABLE body would keep PostgreSQL from inlining it)
             WHEN pg_catalog.jsonb_typeof(p_value -> 'intValue') = 'string'
-                AND (p_value ->> 'intValue') ~ '^-?[0-9]{1,19}$'
-                THEN pg_catalog.to_jsonb((p_value ->> 'intValue')::numeric)
+                AND (p_value ->> 'intValue') ~ '^-?(0|[1-9][0-9]{0,18})$'
+                THEN (p_value ->> 'intValue')::jsonb
             ELSE p_value -> 'intValue'
         END
         WHEN p_value ? 'doubleValue' THEN p_value -> 'doubleValue'
@@ -155,9 +157,12 @@ AS $$
         src.attributes,
         src.scope_name,
         src.scope_version,
-        pg_catalog.md5(pg_catalog.concat_ws(
-            E'\x1f', src.service, src.attributes::text, src.scope_name, src.scope_version
-        ))::uuid AS digest,
+        -- || not concat_ws, which is STABLE: this function is inlined only if it is all
+        -- IMMUTABLE
+        pg_catalog.md5(
+            src.service || E'\x1f' || src.attributes::text || E'\x1f'
+            || coalesce(src.scope_name, '') || E'\x1f' || coalesce(src.scope_version, '')
+        )::uuid AS digest,
         src.items
     FROM (
         SELECT
@@ -175,8 +180,10 @@ AS $$
             CASE WHEN pg_catalog.jsonb_typeof(p_request -> p_outer) = 'array'
                 THEN p_request -> p_outer ELSE '[]'::jsonb END
         ) WITH ORDINALITY AS rs (value, ord)
+        -- OFFSET 0: once per resource, not pulled up into (and run again for) every item
         CROSS JOIN LATERAL (
             SELECT monitoring.otlp_attributes(rs.value #> '{resource,attributes}') AS attributes
+            OFFSET 0
         ) AS ra
         CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(
             CASE WHEN pg_catalog.jsonb_typeof(rs.value -> p_scopes) = 'array'
