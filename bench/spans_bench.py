@@ -16,6 +16,8 @@ Runs on the server named by the PG* variables (make bench starts a throwaway clu
 Prints medians; results are recorded in BENCHMARKS.md, never asserted.
 """
 
+# ruff: noqa: S311 - reproducible pseudo-random test data, nothing secret
+
 from __future__ import annotations
 
 import io
@@ -223,6 +225,10 @@ def parallel(dsn: str, work: list[list[str]], call: str) -> float:
     return time.perf_counter() - started
 
 
+def rounds(values: list[float]) -> str:
+    return ", ".join(f"{x:,.0f}" for x in values)
+
+
 def ingest(dsn: str) -> None:
     rng = random.Random(42)
     now_ns = time.time_ns()
@@ -243,12 +249,8 @@ def ingest(dsn: str) -> None:
         )
         copies.append(spans / parallel(dsn, [[naive_rows(b) for b in w] for w in batches], "copy"))
     a, b = statistics.median(ours), statistics.median(copies)
-    print(
-        f"   record_spans      {a:10,.0f} spans/s   (rounds: {', '.join(f'{x:,.0f}' for x in ours)})"
-    )
-    print(
-        f"   COPY, naive table {b:10,.0f} spans/s   (rounds: {', '.join(f'{x:,.0f}' for x in copies)})"
-    )
+    print(f"   record_spans      {a:10,.0f} spans/s   (rounds: {rounds(ours)})")
+    print(f"   COPY, naive table {b:10,.0f} spans/s   (rounds: {rounds(copies)})")
     print(f"   ratio {a / b:.2f}")
 
 
@@ -322,9 +324,8 @@ def lookups(dsn: str) -> None:
         f"3. Trace by id, no time range: {total:,} spans in {parts} partitions "
         f"(loaded in {load:.0f} s), {len(times)} random traces"
     )
-    print(
-        f"   trace_tree p50 {statistics.median(times):.2f} ms   p95 {times[int(len(times) * 0.95)]:.2f} ms"
-    )
+    p50, p95 = statistics.median(times), times[int(len(times) * 0.95)]
+    print(f"   trace_tree p50 {p50:.2f} ms   p95 {p95:.2f} ms")
 
 
 def main() -> None:
