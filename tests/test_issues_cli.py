@@ -207,7 +207,7 @@ def test_maintain_folds_counts(issue: tuple[str, int]) -> None:
     assert report["partitions_created"] >= 1
     with psycopg.connect(dsn) as conn:
         folded = conn.execute(
-            "SELECT times_seen, users_seen FROM monitoring.error_groups WHERE id = %s", (issue_id,)
+            "SELECT times_seen, users_seen FROM monitoring.error_issues WHERE id = %s", (issue_id,)
         ).fetchone()
     assert folded == (2, 2)
 
