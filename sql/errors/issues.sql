@@ -195,7 +195,7 @@ BEGIN
     END IF;
 
     PERFORM monitoring._transition(
-        p_issue_id, '{unresolved,resolved,ignored}', 'resolved', 'resolved',
+        p_issue_id, monitoring.issue_statuses(), 'resolved', 'resolved',
         v_actor,
         jsonb_strip_nulls(jsonb_build_object('resolution', v_resolution, 'release', v_release)),
         p_resolution => v_resolution, p_release => v_release
@@ -246,7 +246,7 @@ BEGIN
     SELECT * INTO v_now FROM monitoring.issues AS i WHERE i.id = p_issue_id;
 
     PERFORM monitoring._transition(
-        p_issue_id, '{unresolved,resolved,ignored}', 'ignored', 'ignored',
+        p_issue_id, monitoring.issue_statuses(), 'ignored', 'ignored',
         v_actor,
         jsonb_strip_nulls(jsonb_build_object(
             'until', monitoring._json_time(p_until), 'until_events', p_until_events, 'until_users', p_until_users

@@ -101,7 +101,7 @@ CREATE TABLE monitoring.error_issues (
     level text NOT NULL,
     platform text,
     status text NOT NULL DEFAULT 'unresolved'
-    CHECK (status IN ('unresolved', 'resolved', 'ignored')),
+    CHECK (status = ANY(monitoring.issue_statuses())),
     -- regressed or escalating, since substatus_at; new and ongoing are derived from first_seen
     substatus text CHECK (substatus IN ('regressed', 'escalating')),
     substatus_at timestamptz,

@@ -9,7 +9,7 @@ from rich.text import Text
 from .. import render
 from ..alerts import queries
 from ..connection import Connector
-from .common import connect, dsn_option, json_option, reported_errors
+from .common import connect, dsn_option, json_option, one_of, reported_errors
 
 STATUS_STYLE = {"sent": "green", "failed": "yellow", "dead": "red", "sending": "cyan"}
 
@@ -31,11 +31,7 @@ def alerts(ctx: click.Context, dsn: str, status: str | None, limit: int, as_json
     with reported_errors(), connect(dsn) as conn:
         db = Connector(conn)
         if status is not None:
-            known = db.fetch_value(queries.NOTIFICATION_STATUSES)
-            if status not in known:
-                raise click.BadParameter(
-                    f"{status!r} is not one of {', '.join(known)}", param_hint="--status"
-                )
+            one_of(status, db.fetch_value(queries.NOTIFICATION_STATUSES), "--status")
         counts = db.fetch_all(queries.OUTBOX_COUNTS)
         rows = db.fetch_all(queries.OUTBOX_LIST, {"status": status, "limit": limit})
     if as_json:

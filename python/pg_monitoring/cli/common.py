@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -47,6 +47,13 @@ def duration_option(name: str, dest: str, help_text: str) -> Any:
         callback=lambda _ctx, _param, value: value and parse_duration(value),
         help=help_text,
     )
+
+
+def one_of(value: str, known: Sequence[str], flag: str) -> str:
+    """`value`, when it is one of the words the database defines (read before calling)."""
+    if value not in known:
+        raise click.BadParameter(f"{value!r} is not one of {', '.join(known)}", param_hint=flag)
+    return value
 
 
 @contextmanager
