@@ -15,7 +15,7 @@ from typing import Any
 import click
 import psycopg
 
-from ..errors import PgMonitoringError
+from ..errors import PgMonitoringError, in_callers_words
 
 dsn_option = click.option(
     "--dsn",
@@ -89,11 +89,6 @@ def reported_errors(flags: Mapping[str, str] | None = None) -> Iterator[None]:
         raise click.ClickException(as_flags(message, flags)) from error
 
 
-# An argument of a stored function as its messages name it: p_name, p_config.url,
-# p_config.url_env (a field of a JSON argument, or the environment variable naming it).
-_ARGUMENT = re.compile(r"\b(p_[a-z_]+)(?:\.(\w+?)(_env)?)?\b")
-
-
 def as_flags(message: str, flags: Mapping[str, str] | None = None) -> str:
     """`message` with the stored function's argument names spelled as the running command's
     flags: `p_min_level` as `--min-level` when the command has an option `min_level`, its
@@ -102,19 +97,7 @@ def as_flags(message: str, flags: Mapping[str, str] | None = None) -> str:
     argument's `{}` is the field the message named last (`pass it with --secret url`)."""
     spelled = dict(_own_flags())
     spelled.update(flags or {})
-    field = "FIELD"
-
-    def spell(match: re.Match[str]) -> str:
-        nonlocal field
-        argument, named, env = match.groups()
-        if named is None:
-            template = spelled.get(argument)
-        else:
-            field = named
-            template = spelled.get(f"{argument}.{{}}{env or ''}")
-        return match.group(0) if template is None else template.format(field)
-
-    return _ARGUMENT.sub(spell, message)
+    return in_callers_words(message, spelled)
 
 
 def _own_flags() -> Iterator[tuple[str, str]]:
