@@ -6,8 +6,9 @@
    the attributes: what a table you would write first looks like). Interleaved rounds, same
    spans, BENCH_CLIENTS (default 2) concurrent writers each; spans/s, median of rounds, and
    the ratio. Goals (issue 13): >= 20,000 spans/s, >= 0.5 of the COPY.
-2. Bytes per span (heap + TOAST + indexes, summaries included) for the typical HTTP server
-   span (10 attributes) and its children, against the naive table. Goal: <= 0.5.
+2. (printed last) Bytes per span (heap + TOAST + indexes, summaries included) of the spans
+   loaded in 3, in both layouts, and of the typical HTTP server span's row (10 attributes).
+   Goal: <= 0.5.
 3. Trace by id without a time range (`monitoring.trace_tree`) with BENCH_TRACE_SPANS spans
    (default 1,000,000; the issue's 5,000,000 with BENCH_TRACE_SPANS=5000000) spread over 30
    daily partitions: p50 and p95 of lookups of random traces. Goal: p50 < 2 ms.
@@ -28,6 +29,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -194,12 +196,12 @@ def setup() -> str:
     return dsn
 
 
-def parallel(dsn: str, work: list[list[str]], call: str) -> float:
-    """Runs each client's list of payloads on its own connection at once; returns seconds."""
+def parallel(dsn: str, work: list[Iterable[str]], call: str) -> float:
+    """Runs each client's payloads on its own connection at once; returns seconds."""
     barrier = threading.Barrier(len(work) + 1)
     errors: list[BaseException] = []
 
-    def client(payloads: list[str]) -> None:
+    def client(payloads: Iterable[str]) -> None:
         try:
             with psycopg.connect(dsn, autocommit=True) as conn:
                 barrier.wait()
@@ -255,6 +257,7 @@ def ingest(dsn: str) -> None:
 
 
 def storage(dsn: str) -> None:
+    """After lookups' load: the same spans in both layouts."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
         ours = conn.execute(
@@ -266,13 +269,26 @@ def storage(dsn: str) -> None:
         spans = conn.execute("SELECT count(*) FROM monitoring.trace_spans").fetchone()[0]
         naive = conn.execute("SELECT pg_total_relation_size('naive_spans')").fetchone()[0]
         naive_spans = conn.execute("SELECT count(*) FROM naive_spans").fetchone()[0]
+        servers = conn.execute(
+            """SELECT avg(pg_column_size(s.*)), count(*) FROM monitoring.trace_spans AS s
+            WHERE s.parent_span_id IS NULL"""
+        ).fetchone()
+        naive_servers = conn.execute(
+            "SELECT avg(pg_column_size(n.*)) FROM naive_spans AS n WHERE n.parent_span_id IS NULL"
+        ).fetchone()[0]
     a, b = float(ours) / spans, float(naive) / naive_spans
     print(f"2. Bytes per span (heap + TOAST + indexes, summaries included), {spans:,} spans")
-    print(f"   ours {a:6.0f}   naive {b:6.0f}   ratio {a / b:.2f}")
+    print(f"   all spans: ours {a:6.0f}   naive {b:6.0f}   ratio {a / b:.2f}")
+    print(
+        f"   the HTTP server span (10 attributes), its row alone: ours {float(servers[0]):.0f}"
+        f"   naive {float(naive_servers):.0f}   ratio {float(servers[0]) / float(naive_servers):.2f}"
+    )
 
 
 def lookups(dsn: str) -> None:
-    """Spans spread over 30 days, loaded with record_spans, then trace_tree of random ids."""
+    """TRACE_SPANS spans over 30 days in requests of 10 seconds' spans each, loaded with
+    record_spans (and with COPY into the naive table, for storage()), then trace_tree of
+    random trace ids."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(
             "TRUNCATE monitoring.trace_spans, monitoring.trace_parts, "
@@ -285,20 +301,20 @@ def lookups(dsn: str) -> None:
                 "((now() - %s * interval '1 day') AT TIME ZONE 'UTC')::date)",
                 (day,),
             )
-    rng = random.Random(7)
     day_ns = 86_400_000_000_000
     now_ns = time.time_ns()
+    requests = TRACE_SPANS // BATCH
+    step = (30 * day_ns - 60_000_000_000) // requests
+
+    def batches(client: int, seed: int) -> Iterator[list[dict[str, Any]]]:
+        rng = random.Random(seed + client)
+        for n in range(client, requests, CLIENTS):
+            yield make_spans(BATCH, rng, now_ns - 30 * day_ns + n * step, 10_000_000_000)
+
     started = time.perf_counter()
-    per_client = TRACE_SPANS // BATCH // CLIENTS
-    work = [
-        [
-            request(make_spans(BATCH, rng, now_ns - 30 * day_ns, 30 * day_ns - 60_000_000_000))
-            for _ in range(per_client)
-        ]
-        for _ in range(CLIENTS)
-    ]
-    parallel(dsn, work, "record_spans")
+    parallel(dsn, [(request(b) for b in batches(c, 7)) for c in range(CLIENTS)], "record_spans")
     load = time.perf_counter() - started
+    parallel(dsn, [(naive_rows(b) for b in batches(c, 7)) for c in range(CLIENTS)], "copy")
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SELECT monitoring.run_maintenance()")
         conn.execute("VACUUM ANALYZE")
@@ -322,7 +338,7 @@ def lookups(dsn: str) -> None:
     times.sort()
     print(
         f"3. Trace by id, no time range: {total:,} spans in {parts} partitions "
-        f"(loaded in {load:.0f} s), {len(times)} random traces"
+        f"(loaded in {load:.0f} s: {total / load:,.0f} spans/s), {len(times)} random traces"
     )
     p50, p95 = statistics.median(times), times[int(len(times) * 0.95)]
     print(f"   trace_tree p50 {p50:.2f} ms   p95 {p95:.2f} ms")
@@ -331,8 +347,8 @@ def lookups(dsn: str) -> None:
 def main() -> None:
     dsn = setup()
     ingest(dsn)
-    storage(dsn)
     lookups(dsn)
+    storage(dsn)
     with psycopg.connect(dbname="postgres", autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
 

@@ -108,7 +108,8 @@ COMMENT ON FUNCTION monitoring.otlp_attributes(jsonb) IS
 'An OTLP JSON KeyValue list as one flat object: {"key": plain value, ...}';
 
 -- Unix nanoseconds (a decimal string, or a JSON number) as a timestamptz; NULL when it is
--- not one. Microseconds are what timestamptz keeps.
+-- not one. Microseconds are what timestamptz keeps. No regular expression: this runs twice
+-- per span, and translate() and a length test take a fraction of what '^[0-9]{1,19}$' does.
 CREATE OR REPLACE FUNCTION monitoring._otlp_time(p_nanos jsonb)
 RETURNS timestamptz
 LANGUAGE sql
@@ -116,12 +117,15 @@ IMMUTABLE
 PARALLEL SAFE
 AS $$
     SELECT CASE
-        WHEN pg_catalog.jsonb_typeof(p_nanos) IN ('string', 'number')
-            AND (p_nanos #>> '{}') ~ '^[0-9]{1,19}$'
-            AND (p_nanos #>> '{}')::numeric BETWEEN 1 AND 9223372036854775807
-            THEN pg_catalog.to_timestamp(
-                pg_catalog.div((p_nanos #>> '{}')::numeric, 1000)::double precision / 1000000
+        WHEN pg_catalog.length(p_nanos #>> '{}') BETWEEN 1 AND 19
+            AND pg_catalog.translate(p_nanos #>> '{}', '0123456789', '') = ''
+            -- 19 digits may be over int64: compared as text, digits sort as numbers do
+            AND (
+                pg_catalog.length(p_nanos #>> '{}') < 19
+                OR (p_nanos #>> '{}') COLLATE "C" <= '9223372036854775807'
             )
+            AND (p_nanos #>> '{}')::bigint > 0
+            THEN pg_catalog.to_timestamp(((p_nanos #>> '{}')::bigint / 1000)::double precision / 1000000)
     END;
 $$;
 
@@ -132,7 +136,7 @@ LANGUAGE sql
 IMMUTABLE
 PARALLEL SAFE
 AS $$
-    SELECT ((p_end #>> '{}')::numeric - (p_start #>> '{}')::numeric)::bigint;
+    SELECT (p_end #>> '{}')::bigint - (p_start #>> '{}')::bigint;
 $$;
 
 -- The resources and scopes of a request, one row per (resource, scope) with its index
