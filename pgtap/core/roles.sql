@@ -1,6 +1,6 @@
 -- The three group roles and what each may do.
 BEGIN;
-SELECT plan(46);
+SELECT plan(47);
 
 SELECT has_role('monitoring_reader');
 SELECT has_role('monitoring_writer');
@@ -196,6 +196,11 @@ SELECT
         r.role || ' can call scrub_key_pattern, scrub_key_likes and scrub_with'
     )
 FROM (VALUES ('monitoring_reader'), ('monitoring_writer'), ('monitoring_admin')) AS r (role);
+
+SELECT is(
+    pgtap_helpers.run_as('monitoring_writer', 'SELECT monitoring.version()'), NULL,
+    'every role may ask for the version (a writer''s health check), without reading installs'
+);
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -15,10 +15,14 @@ AS $$
     END;
 $$;
 
+-- SECURITY DEFINER: every role may ask (a writer's health check, say) without reading the
+-- table of installs.
 CREATE OR REPLACE FUNCTION monitoring.version()
 RETURNS text
 LANGUAGE sql
 STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT v.version
     FROM monitoring.installed_versions AS v
