@@ -6,9 +6,10 @@
 -- CREATE EXTENSION pg_monitoring and as a plain script (pg-monitoring install).
 --
 -- A folder per domain, a file per concern: core/ (schema, roles, settings, argument checks,
--- levels, limits, partitions, maintenance, privileges), errors/, alerts/, cache/, otlp/ (the
--- OpenTelemetry data model traces and logs share: resources, attribute values), traces/,
--- logs/; metrics gets a folder of its own (metrics/) when it arrives. Files come
+-- levels, limits, partitions, scrubbing, maintenance, privileges), errors/, alerts/,
+-- cache/, otlp/ (the OpenTelemetry data model traces and logs share: resources, attribute
+-- values), traces/, logs/; metrics gets a folder of its own (metrics/) when it arrives.
+-- Files come
 -- in dependency order: a domain's tables before its functions (a LANGUAGE sql body is
 -- checked when it is created), but after the functions their CHECK constraints call (the
 -- one list of levels, core/levels.sql, of issue statuses, errors/vocabulary.sql, and of
@@ -57,10 +58,10 @@
 -- @include core/levels.sql
 -- @include core/limits.sql
 -- @include core/partitions.sql
+-- @include core/scrubbing.sql
 
 -- @include errors/normalize.sql
 -- @include errors/stack_traces.sql
--- @include errors/scrubbing.sql
 -- @include errors/fingerprint.sql
 -- @include errors/vocabulary.sql
 -- @include errors/tables.sql

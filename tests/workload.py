@@ -88,6 +88,8 @@ def run(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     """Calls every callable function once or more; returns what each answered."""
     seen: dict[str, Any] = {}
 
+    seen["version"] = _one(conn, "SELECT monitoring.version() IS NOT NULL")
+
     # Capture, in every form.
     seen["plain error"] = _rows(
         conn, "SELECT issue_id IS NOT NULL FROM monitoring.capture_error('ValueError', 'boom')"

@@ -1,9 +1,11 @@
--- Scrubbing: secrets never reach the tables. It runs inside the capture functions, so an
--- event captured from psql is scrubbed like one from the Python client. Defaults follow
+-- Scrubbing: secrets never reach the tables. It runs inside the capture and ingest functions
+-- (errors, spans, logs), so what is sent from psql is scrubbed like what the Python client
+-- or an OpenTelemetry exporter sends. Defaults follow
 -- Sentry's: values under keys containing a sensitive word (in objects, [name, value] pairs and
 -- name=value strings), and values that look like card numbers, bearer tokens, PEM private
 -- keys or a URL's password, become "[Filtered]".
--- Its settings (scrub.*) are in tables.sql.
+-- Its settings (scrub.*) are in errors/tables.sql; the settings snapshot keeps them in the
+-- form the functions take (_scrub_pattern and its neighbours, last in this file).
 
 -- Card numbers (Sentry's pattern; \y is a word boundary in PostgreSQL), bearer tokens, PEM
 -- private keys and the password of a URL (postgres://user:secret@db, which connection errors
@@ -395,31 +397,56 @@ monitoring.scrub_key_pattern(jsonb),
 monitoring.scrub(jsonb)
 TO monitoring_reader, monitoring_writer, monitoring_admin;
 
--- The scrub.* settings as scrub_with takes them, from the settings snapshot (p_cfg): the key
--- pattern and its LIKE form, or NULLs when scrubbing is off. For span and log ingest, which
--- scrub every item of a batch with one reading.
-CREATE OR REPLACE FUNCTION monitoring._scrub_settings(
-    p_cfg jsonb, OUT key_pattern text, OUT key_likes text[], OUT safe_keys text[]
-)
+-- The scrub.* settings (p_cfg: all settings in force) as scrub_with and _may_hold_secrets
+-- take them: the key pattern, its LIKE form and the safe keys; NULL when scrubbing is off
+-- (and no safe keys: NULL). Computed when a setting changes, into the settings snapshot
+-- (core/settings.sql), which every capture and ingest reads anyway: no work per event.
+CREATE OR REPLACE FUNCTION monitoring._scrub_pattern(p_cfg jsonb)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN NOT (p_cfg ->> 'scrub.enabled')::boolean THEN NULL
+        WHEN p_cfg -> 'scrub.extra_keys' = '[]' THEN monitoring._scrub_default_key_pattern()
+        ELSE monitoring.scrub_key_pattern(p_cfg -> 'scrub.extra_keys')
+    END;
+$$;
+
+CREATE OR REPLACE FUNCTION monitoring._scrub_likes(p_cfg jsonb)
+RETURNS text[]
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN NOT (p_cfg ->> 'scrub.enabled')::boolean THEN NULL
+        WHEN p_cfg -> 'scrub.extra_keys' = '[]' THEN monitoring._scrub_default_key_likes()
+        ELSE monitoring.scrub_key_likes(p_cfg -> 'scrub.extra_keys')
+    END;
+$$;
+
+-- scrub.safe_keys in lower case (PL/pgSQL: a query; called only when there are some)
+CREATE OR REPLACE FUNCTION monitoring._lower_names(p_names jsonb)
+RETURNS text[]
 LANGUAGE plpgsql
 IMMUTABLE
 PARALLEL SAFE
 AS $$
 BEGIN
-    IF NOT (p_cfg ->> 'scrub.enabled')::boolean THEN
-        RETURN;
-    END IF;
-    IF p_cfg -> 'scrub.extra_keys' = '[]' THEN
-        key_pattern := monitoring._scrub_default_key_pattern();
-        key_likes := monitoring._scrub_default_key_likes();
-    ELSE
-        key_pattern := monitoring.scrub_key_pattern(p_cfg -> 'scrub.extra_keys');
-        key_likes := monitoring.scrub_key_likes(p_cfg -> 'scrub.extra_keys');
-    END IF;
-    IF p_cfg -> 'scrub.safe_keys' <> '[]' THEN
-        safe_keys := ARRAY(
-            SELECT lower(k) FROM jsonb_array_elements_text(p_cfg -> 'scrub.safe_keys') AS k
-        );
-    END IF;
+    RETURN ARRAY(SELECT lower(k) FROM jsonb_array_elements_text(p_names) AS k);
 END
+$$;
+
+CREATE OR REPLACE FUNCTION monitoring._scrub_safe_keys(p_cfg jsonb)
+RETURNS text[]
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN p_cfg -> 'scrub.safe_keys' <> '[]'
+            THEN monitoring._lower_names(p_cfg -> 'scrub.safe_keys')
+    END;
 $$;

@@ -180,11 +180,27 @@ RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
-    INSERT INTO monitoring.settings_snapshot AS t (only_row, value)
-    SELECT TRUE, coalesce(jsonb_object_agg(d.name, coalesce(s.value, d.default_value)), '{}')
-    FROM monitoring.setting_definitions AS d
-    LEFT JOIN monitoring.settings AS s ON d.name = s.name
-    ON CONFLICT (only_row) DO UPDATE SET value = excluded.value;
+    -- The scrubbing functions come later in the install script than this one, and before
+    -- the first setting that fires it (errors/tables.sql and every domain's after it).
+    INSERT INTO monitoring.settings_snapshot AS t (
+        only_row, value, scrub_pattern, scrub_likes, scrub_safe_keys
+    )
+    SELECT
+        TRUE,
+        v.value,
+        monitoring._scrub_pattern(v.value),
+        monitoring._scrub_likes(v.value),
+        monitoring._scrub_safe_keys(v.value)
+    FROM (
+        SELECT coalesce(jsonb_object_agg(d.name, coalesce(s.value, d.default_value)), '{}') AS value
+        FROM monitoring.setting_definitions AS d
+        LEFT JOIN monitoring.settings AS s ON d.name = s.name
+    ) AS v
+    ON CONFLICT (only_row) DO UPDATE SET
+        value = excluded.value,
+        scrub_pattern = excluded.scrub_pattern,
+        scrub_likes = excluded.scrub_likes,
+        scrub_safe_keys = excluded.scrub_safe_keys;
     RETURN NULL;
 END
 $$;

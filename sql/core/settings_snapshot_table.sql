@@ -8,7 +8,12 @@ CREATE TABLE monitoring.settings_snapshot (
     -- fingerprint memo, errors/ingest.sql), so a forged entry is told from one capture made.
     -- Here, not in a table of its own, because capture reads this row anyway; no role but
     -- the owner reads either.
-    session_key text NOT NULL DEFAULT pg_catalog.md5(pg_catalog.gen_random_uuid()::text)
+    session_key text NOT NULL DEFAULT pg_catalog.md5(pg_catalog.gen_random_uuid()::text),
+    -- the scrub.* settings in the form the scrubbing functions take (core/scrubbing.sql):
+    -- computed when settings change, not for every event
+    scrub_pattern text,
+    scrub_likes text[],
+    scrub_safe_keys text[]
 );
 
 COMMENT ON TABLE monitoring.settings_snapshot IS

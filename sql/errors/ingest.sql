@@ -102,7 +102,9 @@ DECLARE
     v_reason text;
 BEGIN
     -- One read of every setting capture needs.
-    SELECT s.value, s.session_key INTO v_cfg, v_session_key FROM monitoring.settings_snapshot AS s;
+    SELECT s.value, s.session_key, s.scrub_pattern, s.scrub_likes, s.scrub_safe_keys
+    INTO v_cfg, v_session_key, v_pattern, v_likes, v_safe
+    FROM monitoring.settings_snapshot AS s;
 
     v_service := coalesce(nullif(p_service, ''), v_cfg ->> 'errors.default_service');
     v_environment := coalesce(
@@ -214,19 +216,7 @@ BEGIN
         v_bags := jsonb_build_array(v_context, v_tags, v_user, v_data, v_crumbs);
     END IF;
 
-    IF (v_cfg ->> 'scrub.enabled')::boolean THEN
-        IF v_cfg -> 'scrub.extra_keys' = '[]' THEN
-            v_pattern := monitoring._scrub_default_key_pattern();
-            v_likes := monitoring._scrub_default_key_likes();
-        ELSE
-            v_pattern := monitoring.scrub_key_pattern(v_cfg -> 'scrub.extra_keys');
-            v_likes := monitoring.scrub_key_likes(v_cfg -> 'scrub.extra_keys');
-        END IF;
-        IF v_cfg -> 'scrub.safe_keys' <> '[]' THEN
-            v_safe := ARRAY(
-                SELECT lower(k) FROM jsonb_array_elements_text(v_cfg -> 'scrub.safe_keys') AS k
-            );
-        END IF;
+    IF v_pattern IS NOT NULL THEN
         v_exceptions := monitoring.scrub_exceptions(v_exceptions, v_pattern, v_safe);
         -- A raised exception's value, scrubbed above, becomes the message (below) and then
         -- decides the fingerprint: the message is scrubbed only when there is none.

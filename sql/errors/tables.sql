@@ -7,7 +7,8 @@
 -- issues view adds the rows not folded yet, so counts read exact at any moment.
 --
 -- With the errors settings: where events go, how long they stay, how much of them is kept
--- (the limits, core/limits.sql) and what is scrubbed (scrubbing.sql).
+-- (the limits, core/limits.sql) and what is scrubbed (core/scrubbing.sql, for spans and logs
+-- too).
 
 INSERT INTO monitoring.setting_definitions (
     name, default_value, description, min_value, max_value
@@ -69,7 +70,7 @@ INSERT INTO monitoring.setting_definitions (
     16384, 67108864
 );
 
--- What is scrubbed (scrubbing.sql).
+-- What is scrubbed (core/scrubbing.sql), in errors, spans and logs alike.
 INSERT INTO monitoring.setting_definitions (
     name, default_value, description, min_value, max_value
 ) VALUES

@@ -77,7 +77,9 @@ SET jit = off
 AS $$
 DECLARE
     v_cfg jsonb;
-    v_scrub record;
+    v_key_pattern text;
+    v_key_likes text[];
+    v_safe_keys text[];
     v_sources jsonb;
     v_oldest timestamptz;
     v_newest timestamptz := now() + interval '1 day';
@@ -88,32 +90,15 @@ DECLARE
     v_reasons text;
     v_stored integer;
 BEGIN
-    IF jsonb_typeof(p_request) IS DISTINCT FROM 'object' THEN
-        RAISE EXCEPTION 'p_request must be an OTLP ExportLogsServiceRequest (a JSON object '
-            'with "resourceLogs"), not %', coalesce(jsonb_typeof(p_request), 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    SELECT st.value INTO v_cfg FROM monitoring.settings_snapshot AS st;
-    v_oldest := now() - make_interval(days => (v_cfg ->> 'logs.retention_days')::integer);
-    v_max_bytes := (v_cfg ->> 'otlp.max_attributes_bytes')::integer;
-    v_max_length := (v_cfg ->> 'otlp.max_attribute_length')::integer;
-    v_scrub := monitoring._scrub_settings(v_cfg);
-
-    SELECT coalesce(sum(jsonb_array_length(src.items)), 0)::integer INTO v_total
-    FROM monitoring._otlp_sources(p_request, 'resourceLogs', 'scopeLogs', 'logRecords') AS src;
-    IF v_total > (v_cfg ->> 'otlp.max_items_per_call')::integer THEN
-        RAISE EXCEPTION 'p_request holds % log records, over otlp.max_items_per_call (%)',
-            v_total, v_cfg ->> 'otlp.max_items_per_call'
-            USING ERRCODE = 'program_limit_exceeded',
-                HINT = 'Send fewer records per call (pg-monitoring serve splits requests).';
-    END IF;
+    SELECT r.cfg, r.total, r.sources, r.key_pattern, r.key_likes, r.safe_keys
+    INTO v_cfg, v_total, v_sources, v_key_pattern, v_key_likes, v_safe_keys
+    FROM monitoring._otlp_request(p_request, 'logs') AS r;
     IF v_total = 0 THEN
         RETURN jsonb_build_object('stored', 0, 'rejected', 0, 'error_message', NULL);
     END IF;
-
-    SELECT jsonb_object_agg(ri.r || '.' || ri.s, ri.resource_id)
-    INTO v_sources
-    FROM monitoring._otlp_resource_ids(p_request, 'resourceLogs', 'scopeLogs', v_cfg) AS ri;
+    v_oldest := now() - make_interval(days => (v_cfg ->> 'logs.retention_days')::integer);
+    v_max_bytes := (v_cfg ->> 'otlp.max_attributes_bytes')::integer;
+    v_max_length := (v_cfg ->> 'otlp.max_attribute_length')::integer;
 
     WITH flat AS MATERIALIZED (
         SELECT * FROM monitoring._otlp_log_records(p_request, v_oldest, v_newest)
@@ -126,18 +111,18 @@ BEGIN
         )
         SELECT
             f.record_time,
-            (v_sources ->> (f.r || '.' || f.s))::integer,
+            (v_sources -> (f.r || '.' || f.s) ->> 0)::integer,
             f.severity_number,
             monitoring.truncate_text(f.item ->> 'severityText', 32),
             monitoring.truncate_text(
-                CASE WHEN v_scrub.key_pattern IS NULL THEN b.body
-                    ELSE monitoring._scrub_string(b.body, v_scrub.key_pattern, v_scrub.safe_keys)
+                CASE WHEN v_key_pattern IS NULL THEN b.body
+                    ELSE monitoring._scrub_string(b.body, v_key_pattern, v_safe_keys)
                 END,
                 v_max_length
             ),
             coalesce(monitoring._otlp_clean(
                 monitoring.otlp_attributes(f.item -> 'attributes'), v_max_bytes, v_max_length,
-                v_scrub.key_pattern, v_scrub.key_likes, v_scrub.safe_keys
+                v_key_pattern, v_key_likes, v_safe_keys
             ), '{}'),
             f.trace_id,
             f.span_id,

@@ -196,12 +196,57 @@ AS $$
     ) AS src;
 $$;
 
+-- What record_spans and record_logs do first: check that the request is one, read the
+-- settings, count its items against otlp.max_items_per_call (before any per-item work), and
+-- find or store its resources: sources maps "r.s" (resource, scope) to [resource id,
+-- service]. p_signal: 'spans' or 'logs'.
+CREATE OR REPLACE FUNCTION monitoring._otlp_request(
+    p_request jsonb, p_signal text, OUT cfg jsonb, OUT total integer, OUT sources jsonb,
+    OUT key_pattern text, OUT key_likes text[], OUT safe_keys text[]
+)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_outer text := CASE p_signal WHEN 'spans' THEN 'resourceSpans' ELSE 'resourceLogs' END;
+    v_scopes text := CASE p_signal WHEN 'spans' THEN 'scopeSpans' ELSE 'scopeLogs' END;
+    v_items text := CASE p_signal WHEN 'spans' THEN 'spans' ELSE 'logRecords' END;
+BEGIN
+    IF jsonb_typeof(p_request) IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION 'p_request must be an OTLP Export%ServiceRequest (a JSON object with '
+            '"%"), not %', CASE p_signal WHEN 'spans' THEN 'Trace' ELSE 'Logs' END, v_outer,
+            coalesce(jsonb_typeof(p_request), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT st.value, st.scrub_pattern, st.scrub_likes, st.scrub_safe_keys
+    INTO cfg, key_pattern, key_likes, safe_keys
+    FROM monitoring.settings_snapshot AS st;
+    SELECT coalesce(sum(jsonb_array_length(src.items)), 0)::integer INTO total
+    FROM monitoring._otlp_sources(p_request, v_outer, v_scopes, v_items) AS src;
+    IF total > (cfg ->> 'otlp.max_items_per_call')::integer THEN
+        RAISE EXCEPTION 'p_request holds % %, over otlp.max_items_per_call (%)',
+            total, CASE p_signal WHEN 'spans' THEN 'spans' ELSE 'log records' END,
+            cfg ->> 'otlp.max_items_per_call'
+            USING ERRCODE = 'program_limit_exceeded',
+                HINT = 'Send fewer per call (pg-monitoring serve splits requests).';
+    END IF;
+    IF total > 0 THEN
+        -- in statements of their own, before the items: a resource another writer stores
+        -- at the same moment is then found (see _otlp_resource_ids)
+        SELECT jsonb_object_agg(ri.r || '.' || ri.s, jsonb_build_array(ri.resource_id, ri.service))
+        INTO sources
+        FROM monitoring._otlp_resource_ids(
+            p_request, v_outer, v_scopes, cfg, key_pattern, key_likes, safe_keys
+        ) AS ri;
+    END IF;
+END
+$$;
+
 GRANT EXECUTE ON FUNCTION monitoring.otlp_attributes(jsonb)
 TO monitoring_reader, monitoring_writer, monitoring_admin;
 
 -- Attributes (or any document) as we keep them: strings cut to p_max_length and nesting to
--- 10 levels, at most p_max_bytes, scrubbed with _scrub_settings' values (a NULL pattern: not
--- scrubbed). Each step only when a cheap test says it may change something.
+-- 10 levels, at most p_max_bytes, scrubbed with the settings snapshot's scrub_* values (a
+-- NULL pattern: not scrubbed). Each step only when a cheap test says it may change something.
 CREATE OR REPLACE FUNCTION monitoring._otlp_clean(
     p_doc jsonb, p_max_bytes integer, p_max_length integer,
     p_key_pattern text, p_key_likes text[], p_safe_keys text[]
@@ -234,13 +279,13 @@ $$;
 -- ingest query, in statements of their own: a resource another writer stores at the same
 -- moment is found by the SELECT, whose snapshot is taken after the INSERT waited for it.
 CREATE OR REPLACE FUNCTION monitoring._otlp_resource_ids(
-    p_request jsonb, p_outer text, p_scopes text, p_cfg jsonb
+    p_request jsonb, p_outer text, p_scopes text, p_cfg jsonb,
+    p_key_pattern text, p_key_likes text[], p_safe_keys text[]
 )
 RETURNS TABLE (r integer, s integer, resource_id integer, service text)
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    v_scrub record := monitoring._scrub_settings(p_cfg);
     v_max_length integer := (p_cfg ->> 'otlp.max_attribute_length')::integer;
 BEGIN
     INSERT INTO monitoring.otel_resources AS o (
@@ -251,7 +296,7 @@ BEGIN
         src.service,
         monitoring._otlp_clean(
             src.attributes, (p_cfg ->> 'otlp.max_attributes_bytes')::integer, v_max_length,
-            v_scrub.key_pattern, v_scrub.key_likes, v_scrub.safe_keys
+            p_key_pattern, p_key_likes, p_safe_keys
         ),
         src.scope_name,
         src.scope_version

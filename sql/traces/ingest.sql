@@ -18,7 +18,9 @@ SET jit = off
 AS $$
 DECLARE
     v_cfg jsonb;
-    v_scrub record;
+    v_key_pattern text;
+    v_key_likes text[];
+    v_safe_keys text[];
     v_sources jsonb;
     v_spans monitoring._otlp_span[];
     v_oldest timestamptz;
@@ -32,36 +34,16 @@ DECLARE
     v_reasons text;
     v_stored integer;
 BEGIN
-    IF jsonb_typeof(p_request) IS DISTINCT FROM 'object' THEN
-        RAISE EXCEPTION 'p_request must be an OTLP ExportTraceServiceRequest (a JSON object '
-            'with "resourceSpans"), not %', coalesce(jsonb_typeof(p_request), 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
+    SELECT r.cfg, r.total, r.sources, r.key_pattern, r.key_likes, r.safe_keys
+    INTO v_cfg, v_total, v_sources, v_key_pattern, v_key_likes, v_safe_keys
+    FROM monitoring._otlp_request(p_request, 'spans') AS r;
+    IF v_total = 0 THEN
+        RETURN jsonb_build_object('stored', 0, 'duplicates', 0, 'rejected', 0, 'error_message', NULL);
     END IF;
-    SELECT st.value INTO v_cfg FROM monitoring.settings_snapshot AS st;
     v_oldest := now() - make_interval(days => (v_cfg ->> 'traces.retention_days')::integer);
     v_max_bytes := (v_cfg ->> 'otlp.max_attributes_bytes')::integer;
     v_max_length := (v_cfg ->> 'otlp.max_attribute_length')::integer;
     v_max_events := (v_cfg ->> 'traces.max_events')::integer;
-    v_scrub := monitoring._scrub_settings(v_cfg);
-
-    -- The count first: no per-span work on a request over the limit.
-    SELECT coalesce(sum(jsonb_array_length(src.items)), 0)::integer INTO v_total
-    FROM monitoring._otlp_sources(p_request, 'resourceSpans', 'scopeSpans', 'spans') AS src;
-    IF v_total > (v_cfg ->> 'otlp.max_items_per_call')::integer THEN
-        RAISE EXCEPTION 'p_request holds % spans, over otlp.max_items_per_call (%)',
-            v_total, v_cfg ->> 'otlp.max_items_per_call'
-            USING ERRCODE = 'program_limit_exceeded',
-                HINT = 'Send fewer spans per call (pg-monitoring serve splits requests).';
-    END IF;
-    IF v_total = 0 THEN
-        RETURN jsonb_build_object('stored', 0, 'duplicates', 0, 'rejected', 0, 'error_message', NULL);
-    END IF;
-
-    -- Resources and operations in statements of their own, before the spans: a new one
-    -- another writer stores at the same moment is then found (see _otlp_resource_ids).
-    SELECT jsonb_object_agg(ri.r || '.' || ri.s, jsonb_build_array(ri.resource_id, ri.service))
-    INTO v_sources
-    FROM monitoring._otlp_resource_ids(p_request, 'resourceSpans', 'scopeSpans', v_cfg) AS ri;
 
     -- Read and checked once, kept for the statements below.
     v_spans := ARRAY(SELECT sp FROM monitoring._otlp_spans(p_request, v_oldest, v_newest) AS sp);
@@ -72,6 +54,7 @@ BEGIN
     ),
 
     new_operations AS (
+        -- operations before the spans, for the same reason as resources (_otlp_request)
         INSERT INTO monitoring.trace_operations AS o (service, kind, name)
         SELECT DISTINCT f.service, f.kind, f.name
         FROM flat AS f
@@ -147,7 +130,7 @@ BEGIN
             b.span_id,
             b.parent_span_id,
             CASE WHEN b.span #>> '{status,message}' <> '' THEN monitoring.truncate_text(
-                CASE WHEN v_scrub.key_pattern IS NULL THEN b.span #>> '{status,message}'
+                CASE WHEN v_key_pattern IS NULL THEN b.span #>> '{status,message}'
                     ELSE monitoring.scrub_text(b.span #>> '{status,message}') END,
                 v_max_length
             ) END,
@@ -156,22 +139,22 @@ BEGIN
             CASE
                 WHEN a.attributes IS NULL THEN '{}'
                 WHEN pg_column_size(a.attributes) > v_max_length
-                    OR v_scrub.key_pattern IS NOT NULL AND monitoring._may_hold_secrets(
-                        a.attributes_text, v_scrub.key_pattern, v_scrub.key_likes
+                    OR v_key_pattern IS NOT NULL AND monitoring._may_hold_secrets(
+                        a.attributes_text, v_key_pattern, v_key_likes
                     )
                     THEN monitoring._otlp_clean(
                         a.attributes, v_max_bytes, v_max_length,
-                        v_scrub.key_pattern, v_scrub.key_likes, v_scrub.safe_keys
+                        v_key_pattern, v_key_likes, v_safe_keys
                     )
                 ELSE a.attributes
             END,
             CASE WHEN b.span ? 'events' THEN monitoring._otlp_span_extras(
                 b.span -> 'events', 'events', v_max_events, v_max_bytes, v_max_length,
-                v_scrub.key_pattern, v_scrub.key_likes, v_scrub.safe_keys
+                v_key_pattern, v_key_likes, v_safe_keys
             ) END,
             CASE WHEN b.span ? 'links' THEN monitoring._otlp_span_extras(
                 b.span -> 'links', 'links', v_max_events, v_max_bytes, v_max_length,
-                v_scrub.key_pattern, v_scrub.key_likes, v_scrub.safe_keys
+                v_key_pattern, v_key_likes, v_safe_keys
             ) END
         FROM (
             -- one row per key even when a request repeats a span (ON CONFLICT can not take

@@ -17,10 +17,10 @@ ADD COLUMN fractional boolean NOT NULL DEFAULT FALSE;
 -- @include ../core/levels.sql
 -- @include ../core/limits.sql
 -- @include ../core/partitions.sql
+-- @include ../core/scrubbing.sql
 
 -- @include ../errors/normalize.sql
 -- @include ../errors/stack_traces.sql
--- @include ../errors/scrubbing.sql
 -- @include ../errors/fingerprint.sql
 -- @include ../errors/vocabulary.sql
 -- @include ../errors/tables.sql
