@@ -6,8 +6,8 @@
 -- CREATE EXTENSION pg_monitoring and as a plain script (pg-monitoring install).
 --
 -- A folder per domain, a file per concern: core/ (schema, roles, settings, argument checks,
--- levels, limits, maintenance, privileges), errors/, alerts/, cache/. Traces, logs and
--- metrics get folders of their own (traces/, logs/, metrics/) when they arrive. Files come
+-- levels, limits, ingest keys, maintenance, privileges), errors/, alerts/, cache/. Traces, logs
+-- and metrics get folders of their own (traces/, logs/, metrics/) when they arrive. Files come
 -- in dependency order: a domain's tables before its functions (a LANGUAGE sql body is
 -- checked when it is created), but after the functions their CHECK constraints call (the
 -- one list of levels, core/levels.sql, and of channel kinds, rule conditions and
@@ -55,6 +55,9 @@
 -- @include core/arguments.sql
 -- @include core/levels.sql
 -- @include core/limits.sql
+-- @include core/ingest_scopes.sql
+-- @include core/ingest_keys_tables.sql
+-- @include core/ingest_keys.sql
 
 -- @include errors/normalize.sql
 -- @include errors/stack_traces.sql

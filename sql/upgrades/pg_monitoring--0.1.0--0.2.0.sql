@@ -16,6 +16,9 @@ ADD COLUMN fractional boolean NOT NULL DEFAULT FALSE;
 -- @include ../core/arguments.sql
 -- @include ../core/levels.sql
 -- @include ../core/limits.sql
+-- @include ../core/ingest_scopes.sql
+-- @include ../core/ingest_keys_tables.sql
+-- @include ../core/ingest_keys.sql
 
 -- @include ../errors/normalize.sql
 -- @include ../errors/stack_traces.sql
