@@ -15,15 +15,30 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
 from click.testing import CliRunner
 from google.rpc import status_pb2
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import (
+    InMemoryLogRecordExporter,
+    LogRecordExportResult,
+    SimpleLogRecordProcessor,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from pg_monitoring.cli import main
 
@@ -262,3 +277,210 @@ def test_keys_cli(installed_db: str) -> None:
     again = runner.invoke(main, ["keys", "revoke", "ci", "--dsn", installed_db])
     assert again.exit_code == 1
     assert "no ingest key named 'ci'" in again.output
+
+
+def sdk_spans(count: int = 2) -> list[Any]:
+    """Finished spans of the real SDK: a root and `count - 1` children."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "shop"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("shop.checkout")
+    with tracer.start_as_current_span("checkout", kind=SpanKind.SERVER) as root:
+        root.set_attribute("order.id", 7)
+        for i in range(count - 1):
+            with tracer.start_as_current_span(f"step {i}") as child:
+                child.set_status(Status(StatusCode.ERROR, "declined"))
+    provider.shutdown()
+    return list(exporter.get_finished_spans())
+
+
+def test_an_exporter_without_a_key_gives_up_at_once(server: Serve) -> None:
+    exporter = OTLPSpanExporter(endpoint=server.url + "/v1/traces", timeout=10)
+    started = time.monotonic()
+    assert exporter.export(sdk_spans()) == SpanExportResult.FAILURE
+    assert time.monotonic() - started < 5  # 401 is not retried
+    exporter.shutdown()
+
+
+@pytest.fixture
+def otlp_sql(installed_db: str) -> None:
+    """The happy paths need the traces and logs SQL (branch traces-sql)."""
+    with superuser(installed_db) as conn:
+        for function in ("monitoring.record_spans(jsonb)", "monitoring.record_logs(jsonb)"):
+            if conn.execute("SELECT to_regprocedure(%s)", (function,)).fetchone() == (None,):
+                pytest.skip(f"{function} is not installed yet (it comes with branch traces-sql)")
+
+
+def stored_spans(dsn: str) -> dict[str, dict[str, Any]]:
+    """monitoring.spans by span id."""
+    with superuser(dsn) as conn:
+        rows = conn.execute("SELECT to_jsonb(s) FROM monitoring.spans AS s").fetchall()
+    return {row["span_id"]: row for (row,) in rows}
+
+
+def hex_ids(span: Any) -> tuple[str, str]:
+    return format(span.context.trace_id, "032x"), format(span.context.span_id, "016x")
+
+
+@pytest.mark.usefixtures("otlp_sql")
+def test_the_sdk_exporter_stores_spans(server: Serve, installed_db: str) -> None:
+    key = add_key(installed_db, "shop", "traces")
+    spans = sdk_spans(3)
+    for compression in (Compression.NoCompression, Compression.Gzip):
+        exporter = OTLPSpanExporter(
+            endpoint=server.url + "/v1/traces",
+            headers={"Authorization": f"Bearer {key}"},
+            compression=compression,
+            timeout=10,
+        )
+        assert exporter.export(spans) == SpanExportResult.SUCCESS
+        exporter.shutdown()
+    stored = stored_spans(installed_db)
+    assert len(stored) == 3
+    for span in spans:
+        trace_id, span_id = hex_ids(span)
+        row = stored[span_id]
+        assert row["trace_id"] == trace_id
+        assert (row.get("operation") or row.get("name")) == span.name
+        assert row["service"] == "shop"
+    root = next(span for span in spans if span.parent is None)
+    children = [stored[hex_ids(span)[1]] for span in spans if span.parent is not None]
+    assert {row["parent_span_id"] for row in children} == {hex_ids(root)[1]}
+
+
+@pytest.mark.usefixtures("otlp_sql")
+def test_a_json_post_stores_spans(server: Serve, installed_db: str) -> None:
+    key = add_key(installed_db, "shop")
+    trace_id = "5b8efff798038103d269b633813fc60c"
+    body = {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "cart"}}]
+                },
+                "scopeSpans": [
+                    {
+                        "scope": {"name": "manual"},
+                        "spans": [
+                            {
+                                "traceId": trace_id,
+                                "spanId": f"eee19b7ec3c1b17{i}",
+                                "name": f"json {i}",
+                                "kind": 2,
+                                "startTimeUnixNano": "1700000000000000000",
+                                "endTimeUnixNano": "1700000000100000000",
+                            }
+                            for i in range(2)
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+    response = server.post("/v1/traces", json.dumps(body).encode(), JSON, key)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert "partialSuccess" not in response.json()
+    stored = stored_spans(installed_db)
+    assert {row["trace_id"] for row in stored.values()} == {trace_id}
+    assert sorted(stored) == ["eee19b7ec3c1b170", "eee19b7ec3c1b171"]
+
+
+@pytest.mark.usefixtures("otlp_sql")
+def test_a_large_request_is_stored_in_batches(server: Serve, installed_db: str) -> None:
+    key = add_key(installed_db, "shop")
+    spans = [
+        trace_pb2.Span(
+            trace_id=bytes.fromhex("0af7651916cd43dd8448eb211c80319c"),
+            span_id=(i + 1).to_bytes(8, "big"),
+            name=f"span {i % 7}",
+            start_time_unix_nano=1_700_000_000_000_000_000 + i,
+            end_time_unix_nano=1_700_000_000_000_001_000 + i,
+        )
+        for i in range(2500)
+    ]
+    request = trace_service_pb2.ExportTraceServiceRequest(
+        resource_spans=[
+            trace_pb2.ResourceSpans(scope_spans=[trace_pb2.ScopeSpans(spans=spans[:1200])]),
+            trace_pb2.ResourceSpans(scope_spans=[trace_pb2.ScopeSpans(spans=spans[1200:])]),
+        ]
+    )
+    response = server.post("/v1/traces", request.SerializeToString(), PROTOBUF, key)
+    assert response.status_code == 200
+    answer = trace_service_pb2.ExportTraceServiceResponse.FromString(response.content)
+    assert not answer.HasField("partial_success")
+    assert len(stored_spans(installed_db)) == 2500
+
+
+@pytest.mark.usefixtures("otlp_sql")
+def test_refused_spans_are_a_partial_success(server: Serve, installed_db: str) -> None:
+    key = add_key(installed_db, "shop")
+    good = trace_pb2.Span(
+        trace_id=bytes.fromhex("0af7651916cd43dd8448eb211c80319c"),
+        span_id=bytes.fromhex("b7ad6b7169203331"),
+        name="good",
+        start_time_unix_nano=1_700_000_000_000_000_000,
+        end_time_unix_nano=1_700_000_000_000_001_000,
+    )
+    no_ids = trace_pb2.Span(name="no ids", start_time_unix_nano=1_700_000_000_000_000_000)
+    request = trace_service_pb2.ExportTraceServiceRequest(
+        resource_spans=[
+            trace_pb2.ResourceSpans(scope_spans=[trace_pb2.ScopeSpans(spans=[good, no_ids])])
+        ]
+    )
+    response = server.post("/v1/traces", request.SerializeToString(), PROTOBUF, key)
+    assert response.status_code == 200
+    answer = trace_service_pb2.ExportTraceServiceResponse.FromString(response.content)
+    assert answer.partial_success.rejected_spans == 1
+    assert answer.partial_success.error_message
+    assert list(stored_spans(installed_db)) == ["b7ad6b7169203331"]
+
+
+@pytest.mark.usefixtures("otlp_sql")
+def test_logs_from_the_sdk_exporter_and_json(server: Serve, installed_db: str) -> None:
+    key = add_key(installed_db, "shop", "logs")
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider(resource=Resource.create({"service.name": "shop"}))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    with TracerProvider().get_tracer("t").start_as_current_span("request") as span:
+        provider.get_logger("shop.payments").emit(
+            body="payment declined", severity_text="WARN", attributes={"order": 7}
+        )
+    provider.shutdown()
+    sender = OTLPLogExporter(
+        endpoint=server.url + "/v1/logs",
+        headers={"Authorization": f"Bearer {key}"},
+        compression=Compression.Gzip,
+        timeout=10,
+    )
+    assert sender.export(exporter.get_finished_logs()) == LogRecordExportResult.SUCCESS
+    sender.shutdown()
+    body = {
+        "resourceLogs": [
+            {
+                "scopeLogs": [
+                    {
+                        "logRecords": [
+                            {
+                                "timeUnixNano": "1700000000000000000",
+                                "severityNumber": 17,
+                                "body": {"stringValue": "from json"},
+                            }
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
+    response = server.post("/v1/logs", json.dumps(body).encode(), JSON, key)
+    assert response.status_code == 200, response.text
+    with superuser(installed_db) as conn:
+        rows = conn.execute(
+            "SELECT trace_id, span_id, body FROM monitoring.logs ORDER BY time"
+        ).fetchall()
+    assert len(rows) == 2
+    assert (rows[1][0], rows[1][1]) == (
+        format(span.get_span_context().trace_id, "032x"),
+        format(span.get_span_context().span_id, "016x"),
+    )
+    assert "from json" in json.dumps(rows[0][2])
