@@ -6,8 +6,9 @@
 -- CREATE EXTENSION pg_monitoring and as a plain script (pg-monitoring install).
 --
 -- A folder per domain, a file per concern: core/ (schema, roles, settings, argument checks,
--- levels, limits, ingest keys, maintenance, privileges), errors/, alerts/, cache/. Traces, logs
--- and metrics get folders of their own (traces/, logs/, metrics/) when they arrive. Files come
+-- levels, limits, partitions, ingest keys, maintenance, privileges), errors/, alerts/, cache/,
+-- otlp/ (the OpenTelemetry data model traces and logs share: resources, attribute values),
+-- traces/, logs/; metrics gets a folder of its own (metrics/) when it arrives. Files come
 -- in dependency order: a domain's tables before its functions (a LANGUAGE sql body is
 -- checked when it is created), but after the functions their CHECK constraints call (the
 -- one list of levels, core/levels.sql, and of channel kinds, rule conditions and
@@ -55,6 +56,7 @@
 -- @include core/arguments.sql
 -- @include core/levels.sql
 -- @include core/limits.sql
+-- @include core/partitions.sql
 -- @include core/ingest_scopes.sql
 -- @include core/ingest_keys_tables.sql
 -- @include core/ingest_keys.sql
@@ -91,6 +93,22 @@
 -- @include cache/locks.sql
 -- @include cache/stats.sql
 -- @include cache/maintenance.sql
+
+-- @include otlp/tables.sql
+-- @include otlp/values.sql
+
+-- @include traces/tables.sql
+-- @include traces/durations.sql
+-- @include traces/otlp_spans.sql
+-- @include traces/ingest.sql
+-- @include traces/views.sql
+-- @include traces/queries.sql
+-- @include traces/maintenance.sql
+
+-- @include logs/tables.sql
+-- @include logs/ingest.sql
+-- @include logs/views.sql
+-- @include logs/maintenance.sql
 
 -- @include core/maintenance.sql
 -- @include core/privileges.sql

@@ -28,7 +28,9 @@ BEGIN
     -- (in the result and as a WARNING, for pg_cron's log) and tried again at the next run,
     -- while the others still fold, partition, apply retention and clean the cache.
     FOREACH v_step IN ARRAY ARRAY[
-        'fold', 'ignores', 'partitions', 'notifications', 'retention', 'cache'
+        'fold', 'ignores', 'partitions', 'notifications', 'retention', 'cache',
+        'traces_fold', 'traces_partitions', 'traces_retention', 'logs_partitions',
+        'logs_retention'
     ] LOOP
         BEGIN
             v_report := v_report || CASE v_step
@@ -45,6 +47,15 @@ BEGIN
                     'notifications_deleted', monitoring.apply_alert_retention()
                 )
                 WHEN 'retention' THEN monitoring.apply_error_retention()
+                WHEN 'traces_fold' THEN monitoring.fold_traces()
+                WHEN 'traces_partitions' THEN jsonb_build_object(
+                    'span_partitions_created', monitoring.ensure_trace_partitions()
+                )
+                WHEN 'traces_retention' THEN monitoring.apply_trace_retention()
+                WHEN 'logs_partitions' THEN jsonb_build_object(
+                    'log_partitions_created', monitoring.ensure_log_partitions()
+                )
+                WHEN 'logs_retention' THEN monitoring.apply_log_retention()
                 WHEN 'cache' THEN (
                     SELECT jsonb_build_object(
                         'cache_expired_removed', c.expired_removed, 'cache_evicted', c.evicted
@@ -70,8 +81,9 @@ END
 $$;
 
 COMMENT ON FUNCTION monitoring.run_maintenance() IS
-'Folds counts (firing threshold alerts), ends expired ignores, creates partitions ahead, '
-'applies retention to events and delivered notifications, and cleans the cache; '
+'Folds counts (firing threshold alerts) and trace summaries, ends expired ignores, creates '
+'partitions ahead, applies retention to events, spans, logs and delivered notifications, and '
+'cleans the cache; '
 'returns what it did, and under "failed" the steps that failed (the others still ran). '
 'Safe to run at any time and from several places';
 

@@ -394,3 +394,32 @@ monitoring.scrub_with(jsonb, text, text[]),
 monitoring.scrub_key_pattern(jsonb),
 monitoring.scrub(jsonb)
 TO monitoring_reader, monitoring_writer, monitoring_admin;
+
+-- The scrub.* settings as scrub_with takes them, from the settings snapshot (p_cfg): the key
+-- pattern and its LIKE form, or NULLs when scrubbing is off. For span and log ingest, which
+-- scrub every item of a batch with one reading.
+CREATE OR REPLACE FUNCTION monitoring._scrub_settings(
+    p_cfg jsonb, OUT key_pattern text, OUT key_likes text[], OUT safe_keys text[]
+)
+LANGUAGE plpgsql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+BEGIN
+    IF NOT (p_cfg ->> 'scrub.enabled')::boolean THEN
+        RETURN;
+    END IF;
+    IF p_cfg -> 'scrub.extra_keys' = '[]' THEN
+        key_pattern := monitoring._scrub_default_key_pattern();
+        key_likes := monitoring._scrub_default_key_likes();
+    ELSE
+        key_pattern := monitoring.scrub_key_pattern(p_cfg -> 'scrub.extra_keys');
+        key_likes := monitoring.scrub_key_likes(p_cfg -> 'scrub.extra_keys');
+    END IF;
+    IF p_cfg -> 'scrub.safe_keys' <> '[]' THEN
+        safe_keys := ARRAY(
+            SELECT lower(k) FROM jsonb_array_elements_text(p_cfg -> 'scrub.safe_keys') AS k
+        );
+    END IF;
+END
+$$;

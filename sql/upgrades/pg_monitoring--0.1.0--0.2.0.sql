@@ -16,6 +16,7 @@ ADD COLUMN fractional boolean NOT NULL DEFAULT FALSE;
 -- @include ../core/arguments.sql
 -- @include ../core/levels.sql
 -- @include ../core/limits.sql
+-- @include ../core/partitions.sql
 -- @include ../core/ingest_scopes.sql
 -- @include ../core/ingest_keys_tables.sql
 -- @include ../core/ingest_keys.sql
@@ -52,6 +53,22 @@ ADD COLUMN fractional boolean NOT NULL DEFAULT FALSE;
 -- @include ../cache/locks.sql
 -- @include ../cache/stats.sql
 -- @include ../cache/maintenance.sql
+
+-- @include ../otlp/tables.sql
+-- @include ../otlp/values.sql
+
+-- @include ../traces/tables.sql
+-- @include ../traces/durations.sql
+-- @include ../traces/otlp_spans.sql
+-- @include ../traces/ingest.sql
+-- @include ../traces/views.sql
+-- @include ../traces/queries.sql
+-- @include ../traces/maintenance.sql
+
+-- @include ../logs/tables.sql
+-- @include ../logs/ingest.sql
+-- @include ../logs/views.sql
+-- @include ../logs/maintenance.sql
 
 -- @include ../core/maintenance.sql
 -- @include ../core/privileges.sql

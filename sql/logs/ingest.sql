@@ -1,0 +1,183 @@
+-- Log ingest: monitoring.record_logs(request) takes an OTLP ExportLogsServiceRequest in its
+-- JSON mapping. As record_spans: set-based, bad records refused one by one with a reason,
+-- bodies and attributes bounded and scrubbed by the errors' rules.
+
+CREATE OR REPLACE FUNCTION monitoring._otlp_log_records(
+    p_request jsonb, p_oldest timestamptz, p_newest timestamptz
+)
+RETURNS TABLE (
+    r integer, s integer, i integer, item jsonb, record_time timestamptz, severity_number smallint,
+    trace_id text, span_id text, reason text
+)
+LANGUAGE sql
+STABLE
+PARALLEL SAFE
+AS $$
+    SELECT
+        f.r, f.s, f.i, f.item, f.record_time, f.severity_number, f.trace_id, f.span_id,
+        CASE
+            WHEN pg_catalog.jsonb_typeof(f.item) <> 'object' THEN 'a log record must be a JSON object'
+            WHEN f.record_time IS NULL
+                THEN 'timeUnixNano and observedTimeUnixNano must be Unix nanoseconds (decimal strings)'
+            WHEN f.record_time < p_oldest
+                THEN 'the record is older than the retention window (logs.retention_days)'
+            WHEN f.record_time > p_newest THEN 'the record is more than a day in the future'
+            WHEN f.trace_id !~ '^[0-9a-f]{32}$' THEN 'traceId must be empty or 32 hex digits'
+            WHEN f.span_id !~ '^[0-9a-f]{16}$' THEN 'spanId must be empty or 16 hex digits'
+            WHEN f.severity_number NOT BETWEEN 0 AND 24
+                THEN 'severityNumber must be a SeverityNumber: an integer from 0 to 24'
+        END AS reason
+    FROM (
+        SELECT
+            src.r,
+            src.s,
+            lr.ord::integer AS i,
+            lr.value AS item,
+            -- OTLP: a time unknown (0 or absent) is the observed time's, and a receiver
+            -- observes a record that comes without either when it receives it
+            CASE
+                WHEN coalesce(lr.value ->> 'timeUnixNano', '0') <> '0'
+                    THEN monitoring._otlp_time(lr.value -> 'timeUnixNano')
+                WHEN coalesce(lr.value ->> 'observedTimeUnixNano', '0') <> '0'
+                    THEN monitoring._otlp_time(lr.value -> 'observedTimeUnixNano')
+                ELSE now()
+            END AS record_time,
+            CASE
+                WHEN NOT lr.value ? 'severityNumber' THEN 0
+                WHEN (lr.value ->> 'severityNumber') ~ '^[0-9]{1,2}$'
+                    THEN (lr.value ->> 'severityNumber')::smallint
+                ELSE coalesce(pg_catalog.array_position(ARRAY[
+                    'SEVERITY_NUMBER_TRACE', 'SEVERITY_NUMBER_TRACE2', 'SEVERITY_NUMBER_TRACE3',
+                    'SEVERITY_NUMBER_TRACE4', 'SEVERITY_NUMBER_DEBUG', 'SEVERITY_NUMBER_DEBUG2',
+                    'SEVERITY_NUMBER_DEBUG3', 'SEVERITY_NUMBER_DEBUG4', 'SEVERITY_NUMBER_INFO',
+                    'SEVERITY_NUMBER_INFO2', 'SEVERITY_NUMBER_INFO3', 'SEVERITY_NUMBER_INFO4',
+                    'SEVERITY_NUMBER_WARN', 'SEVERITY_NUMBER_WARN2', 'SEVERITY_NUMBER_WARN3',
+                    'SEVERITY_NUMBER_WARN4', 'SEVERITY_NUMBER_ERROR', 'SEVERITY_NUMBER_ERROR2',
+                    'SEVERITY_NUMBER_ERROR3', 'SEVERITY_NUMBER_ERROR4', 'SEVERITY_NUMBER_FATAL',
+                    'SEVERITY_NUMBER_FATAL2', 'SEVERITY_NUMBER_FATAL3', 'SEVERITY_NUMBER_FATAL4'
+                ], lr.value ->> 'severityNumber'), -1)::smallint
+            END AS severity_number,
+            nullif(pg_catalog.lower(lr.value ->> 'traceId'), '') AS trace_id,
+            nullif(pg_catalog.lower(lr.value ->> 'spanId'), '') AS span_id
+        FROM monitoring._otlp_sources(p_request, 'resourceLogs', 'scopeLogs', 'logRecords') AS src
+        CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(src.items) WITH ORDINALITY AS lr (value, ord)
+    ) AS f;
+$$;
+
+CREATE OR REPLACE FUNCTION monitoring.record_logs(p_request jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_cfg jsonb;
+    v_scrub record;
+    v_sources jsonb;
+    v_oldest timestamptz;
+    v_newest timestamptz := now() + interval '1 day';
+    v_max_bytes integer;
+    v_max_length integer;
+    v_total integer;
+    v_rejected integer;
+    v_reasons text;
+    v_stored integer;
+BEGIN
+    IF jsonb_typeof(p_request) IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION 'p_request must be an OTLP ExportLogsServiceRequest (a JSON object '
+            'with "resourceLogs"), not %', coalesce(jsonb_typeof(p_request), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT st.value INTO v_cfg FROM monitoring.settings_snapshot AS st;
+    v_oldest := now() - make_interval(days => (v_cfg ->> 'logs.retention_days')::integer);
+    v_max_bytes := (v_cfg ->> 'otlp.max_attributes_bytes')::integer;
+    v_max_length := (v_cfg ->> 'otlp.max_attribute_length')::integer;
+    v_scrub := monitoring._scrub_settings(v_cfg);
+
+    SELECT coalesce(sum(jsonb_array_length(src.items)), 0)::integer INTO v_total
+    FROM monitoring._otlp_sources(p_request, 'resourceLogs', 'scopeLogs', 'logRecords') AS src;
+    IF v_total > (v_cfg ->> 'otlp.max_items_per_call')::integer THEN
+        RAISE EXCEPTION 'p_request holds % log records, over otlp.max_items_per_call (%)',
+            v_total, v_cfg ->> 'otlp.max_items_per_call'
+            USING ERRCODE = 'program_limit_exceeded',
+                HINT = 'Send fewer records per call (pg-monitoring serve splits requests).';
+    END IF;
+    IF v_total = 0 THEN
+        RETURN jsonb_build_object('stored', 0, 'rejected', 0, 'error_message', NULL);
+    END IF;
+
+    SELECT jsonb_object_agg(ri.r || '.' || ri.s, ri.resource_id)
+    INTO v_sources
+    FROM monitoring._otlp_resource_ids(p_request, 'resourceLogs', 'scopeLogs', v_cfg) AS ri;
+
+    WITH flat AS MATERIALIZED (
+        SELECT * FROM monitoring._otlp_log_records(p_request, v_oldest, v_newest)
+    ),
+
+    stored AS (
+        INSERT INTO monitoring.log_records (
+            time, resource_id, severity_number, severity_text, body, attributes, trace_id,
+            span_id, event_name
+        )
+        SELECT
+            f.record_time,
+            (v_sources ->> (f.r || '.' || f.s))::integer,
+            f.severity_number,
+            monitoring.truncate_text(f.item ->> 'severityText', 32),
+            monitoring.truncate_text(
+                CASE WHEN v_scrub.key_pattern IS NULL THEN b.body
+                    ELSE monitoring._scrub_string(b.body, v_scrub.key_pattern, v_scrub.safe_keys)
+                END,
+                v_max_length
+            ),
+            coalesce(monitoring._otlp_clean(
+                monitoring.otlp_attributes(f.item -> 'attributes'), v_max_bytes, v_max_length,
+                v_scrub.key_pattern, v_scrub.key_likes, v_scrub.safe_keys
+            ), '{}'),
+            f.trace_id,
+            f.span_id,
+            monitoring.truncate_text(f.item ->> 'eventName', 200)
+        FROM flat AS f
+        -- a body is an AnyValue: a string as it is, anything else as its JSON
+        CROSS JOIN LATERAL (
+            SELECT CASE
+                WHEN f.item -> 'body' ? 'stringValue' THEN f.item #>> '{body,stringValue}'
+                WHEN f.item -> 'body' IS NULL OR f.item -> 'body' = '{}' THEN NULL
+                ELSE monitoring._otlp_value(f.item -> 'body')::text
+            END AS body
+        ) AS b
+        WHERE f.reason IS NULL
+        RETURNING 1
+    )
+
+    SELECT
+        (SELECT count(*) FROM stored),
+        count(*) FILTER (WHERE f.reason IS NOT NULL),
+        (
+            SELECT string_agg(x.reason || format(' (%s records, first: resourceLogs[%s].scopeLogs[%s].logRecords[%s])', x.n, x.r - 1, x.s - 1, x.i - 1), '; ')
+            FROM (
+                SELECT g.reason, count(*) AS n, (array_agg(g.r ORDER BY g.r, g.s, g.i))[1] AS r,
+                    (array_agg(g.s ORDER BY g.r, g.s, g.i))[1] AS s,
+                    (array_agg(g.i ORDER BY g.r, g.s, g.i))[1] AS i
+                FROM flat AS g WHERE g.reason IS NOT NULL
+                GROUP BY g.reason ORDER BY min(g.r), min(g.s), min(g.i) LIMIT 5
+            ) AS x
+        )
+    INTO v_stored, v_rejected, v_reasons
+    FROM flat AS f;
+
+    RETURN jsonb_build_object(
+        'stored', v_stored,
+        'rejected', v_rejected,
+        'error_message', CASE WHEN v_rejected > 0
+            THEN format('%s of %s log records rejected: %s', v_rejected, v_total, v_reasons)
+        END
+    );
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.record_logs(jsonb) IS
+'Stores the records of an OTLP ExportLogsServiceRequest (JSON mapping); returns {"stored", '
+'"rejected", "error_message" (why, for OTLP''s partial_success)}';
+
+GRANT EXECUTE ON FUNCTION monitoring.record_logs(jsonb) TO monitoring_writer, monitoring_admin;

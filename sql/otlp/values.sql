@@ -1,0 +1,255 @@
+-- Reading OTLP's JSON mapping (opentelemetry-proto, docs/specification.md): attributes are
+-- lists of {"key", "value": {"stringValue" | "intValue" | "doubleValue" | "boolValue" |
+-- "arrayValue" | "kvlistValue" | "bytesValue"}}, int64 values are decimal strings, ids are
+-- hex. We store attributes as one flat jsonb object, {"http.route": "/pay", ...}, which is
+-- what @> queries and GIN indexes want. Nothing here raises on bad values: an attribute
+-- that is not what the mapping says is kept as sent (bounded later), and the callers reject
+-- a span or record whose identity fields are wrong, with a reason, one by one.
+
+-- An AnyValue as plain JSON. SQL with a CASE only, so PostgreSQL inlines it into the ingest
+-- query; lists and maps (rare) go to _otlp_nested_value.
+CREATE OR REPLACE FUNCTION monitoring._otlp_value(p_value jsonb)
+RETURNS jsonb
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN p_value ? 'stringValue' THEN p_value -> 'stringValue'
+        WHEN p_value ? 'intValue' THEN CASE
+            WHEN pg_catalog.jsonb_typeof(p_value -> 'intValue') = 'string'
+                AND (p_value ->> 'intValue') ~ '^-?[0-9]{1,19}$'
+                THEN pg_catalog.to_jsonb((p_value ->> 'intValue')::numeric)
+            ELSE p_value -> 'intValue'
+        END
+        WHEN p_value ? 'doubleValue' THEN p_value -> 'doubleValue'
+        WHEN p_value ? 'boolValue' THEN p_value -> 'boolValue'
+        WHEN p_value ? 'arrayValue' OR p_value ? 'kvlistValue'
+            THEN monitoring._otlp_nested_value(p_value, 10)
+        WHEN p_value ? 'bytesValue' THEN p_value -> 'bytesValue'
+        ELSE 'null'::jsonb
+    END;
+$$;
+
+-- Lists and maps, to p_depth levels (a deeper value becomes a string saying what it was).
+CREATE OR REPLACE FUNCTION monitoring._otlp_nested_value(p_value jsonb, p_depth integer)
+RETURNS jsonb
+LANGUAGE plpgsql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+DECLARE
+    v_items jsonb;
+BEGIN
+    IF p_value ? 'arrayValue' THEN
+        v_items := p_value #> '{arrayValue,values}';
+        IF jsonb_typeof(v_items) IS DISTINCT FROM 'array' THEN
+            RETURN '[]';
+        ELSIF p_depth < 1 THEN
+            RETURN to_jsonb(format('[nested too deep: a list of %s values]', jsonb_array_length(v_items)));
+        END IF;
+        RETURN (
+            SELECT coalesce(jsonb_agg(
+                CASE
+                    WHEN e.value ? 'arrayValue' OR e.value ? 'kvlistValue'
+                        THEN monitoring._otlp_nested_value(e.value, p_depth - 1)
+                    ELSE monitoring._otlp_value(e.value)
+                END ORDER BY e.ord
+            ), '[]')
+            FROM jsonb_array_elements(v_items) WITH ORDINALITY AS e (value, ord)
+        );
+    END IF;
+    v_items := p_value #> '{kvlistValue,values}';
+    IF jsonb_typeof(v_items) IS DISTINCT FROM 'array' THEN
+        RETURN '{}';
+    ELSIF p_depth < 1 THEN
+        RETURN to_jsonb(format('[nested too deep: a map of %s keys]', jsonb_array_length(v_items)));
+    END IF;
+    RETURN (
+        SELECT coalesce(jsonb_object_agg(
+            e.value ->> 'key',
+            CASE
+                WHEN e.value -> 'value' ? 'arrayValue' OR e.value -> 'value' ? 'kvlistValue'
+                    THEN monitoring._otlp_nested_value(e.value -> 'value', p_depth - 1)
+                ELSE monitoring._otlp_value(e.value -> 'value')
+            END
+        ), '{}')
+        FROM jsonb_array_elements(v_items) AS e (value)
+        WHERE jsonb_typeof(e.value -> 'key') = 'string'
+    );
+END
+$$;
+
+-- A KeyValue list as one object. PL/pgSQL, not SQL: a SQL function holding a query is not
+-- inlined, and would be planned again by every statement that calls it.
+CREATE OR REPLACE FUNCTION monitoring.otlp_attributes(p_list jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+BEGIN
+    IF jsonb_typeof(p_list) IS DISTINCT FROM 'array' OR p_list = '[]' THEN
+        RETURN '{}';
+    END IF;
+    RETURN (
+        SELECT coalesce(jsonb_object_agg(a.value ->> 'key', monitoring._otlp_value(a.value -> 'value')), '{}')
+        FROM jsonb_array_elements(p_list) AS a (value)
+        WHERE jsonb_typeof(a.value -> 'key') = 'string'
+    );
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.otlp_attributes(jsonb) IS
+'An OTLP JSON KeyValue list as one flat object: {"key": plain value, ...}';
+
+-- Unix nanoseconds (a decimal string, or a JSON number) as a timestamptz; NULL when it is
+-- not one. Microseconds are what timestamptz keeps.
+CREATE OR REPLACE FUNCTION monitoring._otlp_time(p_nanos jsonb)
+RETURNS timestamptz
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN pg_catalog.jsonb_typeof(p_nanos) IN ('string', 'number')
+            AND (p_nanos #>> '{}') ~ '^[0-9]{1,19}$'
+            AND (p_nanos #>> '{}')::numeric BETWEEN 1 AND 9223372036854775807
+            THEN pg_catalog.to_timestamp(
+                pg_catalog.div((p_nanos #>> '{}')::numeric, 1000)::double precision / 1000000
+            )
+    END;
+$$;
+
+-- The nanoseconds from p_start to p_end (both Unix nanoseconds, checked by _otlp_time).
+CREATE OR REPLACE FUNCTION monitoring._otlp_duration(p_start jsonb, p_end jsonb)
+RETURNS bigint
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+    SELECT ((p_end #>> '{}')::numeric - (p_start #>> '{}')::numeric)::bigint;
+$$;
+
+-- The resources and scopes of a request, one row per (resource, scope) with its index
+-- (r, s), what identifies it (digest) and its items (spans or log records). p_outer and
+-- p_scopes name the lists: resourceSpans/scopeSpans, resourceLogs/scopeLogs. A set-returning
+-- SQL function: inlined into the query that calls it.
+CREATE OR REPLACE FUNCTION monitoring._otlp_sources(
+    p_request jsonb, p_outer text, p_scopes text, p_items text
+)
+RETURNS TABLE (
+    r integer, s integer, service text, attributes jsonb, scope_name text,
+    scope_version text, digest uuid, items jsonb
+)
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+    SELECT
+        src.r,
+        src.s,
+        src.service,
+        src.attributes,
+        src.scope_name,
+        src.scope_version,
+        pg_catalog.md5(pg_catalog.concat_ws(
+            E'\x1f', src.service, src.attributes::text, src.scope_name, src.scope_version
+        ))::uuid AS digest,
+        src.items
+    FROM (
+        SELECT
+            rs.ord::integer AS r,
+            ss.ord::integer AS s,
+            monitoring._index_text(coalesce(
+                nullif(ra.attributes ->> 'service.name', ''), 'unknown_service'
+            ), 200) AS service,
+            ra.attributes,
+            monitoring._index_text(ss.value #>> '{scope,name}', 200) AS scope_name,
+            monitoring._index_text(ss.value #>> '{scope,version}', 200) AS scope_version,
+            CASE WHEN pg_catalog.jsonb_typeof(ss.value -> p_items) = 'array'
+                THEN ss.value -> p_items ELSE '[]'::jsonb END AS items
+        FROM pg_catalog.jsonb_array_elements(
+            CASE WHEN pg_catalog.jsonb_typeof(p_request -> p_outer) = 'array'
+                THEN p_request -> p_outer ELSE '[]'::jsonb END
+        ) WITH ORDINALITY AS rs (value, ord)
+        CROSS JOIN LATERAL (
+            SELECT monitoring.otlp_attributes(rs.value #> '{resource,attributes}') AS attributes
+        ) AS ra
+        CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(
+            CASE WHEN pg_catalog.jsonb_typeof(rs.value -> p_scopes) = 'array'
+                THEN rs.value -> p_scopes ELSE '[]'::jsonb END
+        ) WITH ORDINALITY AS ss (value, ord)
+    ) AS src;
+$$;
+
+GRANT EXECUTE ON FUNCTION monitoring.otlp_attributes(jsonb)
+TO monitoring_reader, monitoring_writer, monitoring_admin;
+
+-- Attributes (or any document) as we keep them: strings cut to p_max_length and nesting to
+-- 10 levels, at most p_max_bytes, scrubbed with _scrub_settings' values (a NULL pattern: not
+-- scrubbed). Each step only when a cheap test says it may change something.
+CREATE OR REPLACE FUNCTION monitoring._otlp_clean(
+    p_doc jsonb, p_max_bytes integer, p_max_length integer,
+    p_key_pattern text, p_key_likes text[], p_safe_keys text[]
+)
+RETURNS jsonb
+LANGUAGE plpgsql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+DECLARE
+    v_text text;
+BEGIN
+    IF p_doc IS NULL OR p_doc = '{}' THEN
+        RETURN p_doc;
+    END IF;
+    IF pg_column_size(p_doc) > p_max_length OR jsonb_path_exists(p_doc, 'strict $.**{12}') THEN
+        p_doc := monitoring.cap_object(monitoring.bound_json(p_doc, p_max_length), p_max_bytes);
+    END IF;
+    IF p_key_pattern IS NOT NULL THEN
+        v_text := p_doc::text;
+        IF monitoring._may_hold_secrets(v_text, p_key_pattern, p_key_likes) THEN
+            p_doc := monitoring.scrub_with(p_doc, p_key_pattern, p_safe_keys);
+        END IF;
+    END IF;
+    RETURN p_doc;
+END
+$$;
+
+-- The id of each (resource, scope) of a request, stored first when new. Apart from the
+-- ingest query, in statements of their own: a resource another writer stores at the same
+-- moment is found by the SELECT, whose snapshot is taken after the INSERT waited for it.
+CREATE OR REPLACE FUNCTION monitoring._otlp_resource_ids(
+    p_request jsonb, p_outer text, p_scopes text, p_cfg jsonb
+)
+RETURNS TABLE (r integer, s integer, resource_id integer, service text)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_scrub record := monitoring._scrub_settings(p_cfg);
+    v_max_length integer := (p_cfg ->> 'otlp.max_attribute_length')::integer;
+BEGIN
+    INSERT INTO monitoring.otel_resources AS o (
+        digest, service, attributes, scope_name, scope_version
+    )
+    SELECT DISTINCT ON (src.digest)
+        src.digest,
+        src.service,
+        monitoring._otlp_clean(
+            src.attributes, (p_cfg ->> 'otlp.max_attributes_bytes')::integer, v_max_length,
+            v_scrub.key_pattern, v_scrub.key_likes, v_scrub.safe_keys
+        ),
+        src.scope_name,
+        src.scope_version
+    FROM monitoring._otlp_sources(p_request, p_outer, p_scopes, 'none') AS src
+    WHERE NOT EXISTS (SELECT FROM monitoring.otel_resources AS e WHERE e.digest = src.digest)
+    ORDER BY src.digest
+    ON CONFLICT (digest) DO NOTHING;
+
+    RETURN QUERY
+    SELECT src.r, src.s, o.id, o.service
+    FROM monitoring._otlp_sources(p_request, p_outer, p_scopes, 'none') AS src
+    INNER JOIN monitoring.otel_resources AS o ON src.digest = o.digest;
+END
+$$;

@@ -1,0 +1,231 @@
+-- Span ingest: monitoring.record_spans(request) takes an OTLP ExportTraceServiceRequest in
+-- its JSON mapping, as `pg-monitoring serve` and the Python exporter send it, or as psql can.
+-- Set-based: a batch of 1,000 spans is a handful of statements, not 1,000 calls. A span whose
+-- identity is wrong is refused with a reason (OTLP's partial success); the others are
+-- stored. A retry of spans already stored changes nothing (the key is trace, span, start).
+
+CREATE OR REPLACE FUNCTION monitoring.record_spans(p_request jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_cfg jsonb;
+    v_scrub record;
+    v_sources jsonb;
+    v_oldest timestamptz;
+    v_newest timestamptz := now() + interval '1 day';
+    v_max_bytes integer;
+    v_max_length integer;
+    v_max_events integer;
+    v_total integer;
+    v_valid integer;
+    v_rejected integer;
+    v_reasons text;
+    v_stored integer;
+BEGIN
+    IF jsonb_typeof(p_request) IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION 'p_request must be an OTLP ExportTraceServiceRequest (a JSON object '
+            'with "resourceSpans"), not %', coalesce(jsonb_typeof(p_request), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT st.value INTO v_cfg FROM monitoring.settings_snapshot AS st;
+    v_oldest := now() - make_interval(days => (v_cfg ->> 'traces.retention_days')::integer);
+    v_max_bytes := (v_cfg ->> 'otlp.max_attributes_bytes')::integer;
+    v_max_length := (v_cfg ->> 'otlp.max_attribute_length')::integer;
+    v_max_events := (v_cfg ->> 'traces.max_events')::integer;
+    v_scrub := monitoring._scrub_settings(v_cfg);
+
+    -- The count first: no per-span work on a request over the limit.
+    SELECT coalesce(sum(jsonb_array_length(src.items)), 0)::integer INTO v_total
+    FROM monitoring._otlp_sources(p_request, 'resourceSpans', 'scopeSpans', 'spans') AS src;
+    IF v_total > (v_cfg ->> 'otlp.max_items_per_call')::integer THEN
+        RAISE EXCEPTION 'p_request holds % spans, over otlp.max_items_per_call (%)',
+            v_total, v_cfg ->> 'otlp.max_items_per_call'
+            USING ERRCODE = 'program_limit_exceeded',
+                HINT = 'Send fewer spans per call (pg-monitoring serve splits requests).';
+    END IF;
+    IF v_total = 0 THEN
+        RETURN jsonb_build_object('stored', 0, 'duplicates', 0, 'rejected', 0, 'error_message', NULL);
+    END IF;
+
+    -- Resources and operations in statements of their own, before the spans: a new one
+    -- another writer stores at the same moment is then found (see _otlp_resource_ids).
+    SELECT jsonb_object_agg(ri.r || '.' || ri.s, jsonb_build_array(ri.resource_id, ri.service))
+    INTO v_sources
+    FROM monitoring._otlp_resource_ids(p_request, 'resourceSpans', 'scopeSpans', v_cfg) AS ri;
+
+    WITH flat AS MATERIALIZED (
+        SELECT sp.service, sp.kind, sp.name, sp.reason, sp.r, sp.s, sp.i
+        FROM monitoring._otlp_spans(p_request, v_oldest, v_newest) AS sp
+    ),
+
+    new_operations AS (
+        INSERT INTO monitoring.trace_operations AS o (service, kind, name)
+        SELECT DISTINCT f.service, f.kind, f.name
+        FROM flat AS f
+        WHERE f.reason IS NULL
+            AND NOT EXISTS (
+                SELECT FROM monitoring.trace_operations AS e
+                WHERE e.service = f.service AND e.kind = f.kind AND e.name = f.name
+            )
+        ORDER BY f.service, f.kind, f.name
+        ON CONFLICT ON CONSTRAINT trace_operations_identity DO NOTHING
+    )
+
+    SELECT
+        count(*) FILTER (WHERE f.reason IS NULL),
+        count(*) FILTER (WHERE f.reason IS NOT NULL),
+        (
+            SELECT string_agg(x.reason || format(' (%s spans, first: resourceSpans[%s].scopeSpans[%s].spans[%s])', x.n, x.r - 1, x.s - 1, x.i - 1), '; ')
+            FROM (
+                SELECT g.reason, count(*) AS n, (array_agg(g.r ORDER BY g.r, g.s, g.i))[1] AS r,
+                    (array_agg(g.s ORDER BY g.r, g.s, g.i))[1] AS s,
+                    (array_agg(g.i ORDER BY g.r, g.s, g.i))[1] AS i
+                FROM flat AS g WHERE g.reason IS NOT NULL
+                GROUP BY g.reason ORDER BY min(g.r), min(g.s), min(g.i) LIMIT 5
+            ) AS x
+        )
+    INTO v_valid, v_rejected, v_reasons
+    FROM flat AS f;
+
+    WITH batch AS MATERIALIZED (
+        SELECT sp.*, (v_sources -> (sp.r || '.' || sp.s) ->> 0)::integer AS resource_id, o.id AS operation_id
+        FROM monitoring._otlp_spans(p_request, v_oldest, v_newest) AS sp
+        INNER JOIN monitoring.trace_operations AS o
+            ON sp.service = o.service AND sp.kind = o.kind AND sp.name = o.name
+        WHERE sp.reason IS NULL
+    ),
+
+    stored AS (
+        INSERT INTO monitoring.trace_spans AS t (
+            start_time, duration_ns, operation_id, resource_id, status_code, trace_id, span_id,
+            parent_span_id, status_message, attributes, events, links
+        )
+        SELECT
+            b.start_time,
+            b.duration_ns,
+            b.operation_id,
+            b.resource_id,
+            b.status_code,
+            b.trace_id,
+            b.span_id,
+            b.parent_span_id,
+            CASE WHEN b.span #>> '{status,message}' <> '' THEN monitoring.truncate_text(
+                CASE WHEN v_scrub.key_pattern IS NULL THEN b.span #>> '{status,message}'
+                    ELSE monitoring.scrub_text(b.span #>> '{status,message}') END,
+                v_max_length
+            ) END,
+            coalesce(monitoring._otlp_clean(
+                monitoring.otlp_attributes(b.span -> 'attributes'), v_max_bytes, v_max_length,
+                v_scrub.key_pattern, v_scrub.key_likes, v_scrub.safe_keys
+            ), '{}'),
+            monitoring._otlp_span_extras(
+                b.span -> 'events', 'events', v_max_events, v_max_bytes, v_max_length,
+                v_scrub.key_pattern, v_scrub.key_likes, v_scrub.safe_keys
+            ),
+            monitoring._otlp_span_extras(
+                b.span -> 'links', 'links', v_max_events, v_max_bytes, v_max_length,
+                v_scrub.key_pattern, v_scrub.key_likes, v_scrub.safe_keys
+            )
+        FROM batch AS b
+        -- one row per key even when a request repeats a span (ON CONFLICT can not take
+        -- two rows of one key in one statement)
+        WHERE NOT EXISTS (
+            SELECT FROM batch AS d
+            WHERE d.trace_id = b.trace_id AND d.span_id = b.span_id
+                AND d.start_time = b.start_time AND (d.r, d.s, d.i) < (b.r, b.s, b.i)
+        )
+        ON CONFLICT DO NOTHING
+        RETURNING t.trace_id, t.span_id, t.parent_span_id, t.start_time, t.duration_ns,
+            t.operation_id, t.status_code
+    ),
+
+    parts AS (
+        INSERT INTO monitoring.trace_parts (
+            trace_id, first_start, last_start, last_end, span_count, error_count,
+            root_span_id, root_operation_id, root_status
+        )
+        SELECT
+            st.trace_id,
+            min(st.start_time),
+            max(st.start_time),
+            max(st.start_time + st.duration_ns / 1000 * interval '1 microsecond'),
+            count(*),
+            count(*) FILTER (WHERE st.status_code = 2),
+            (array_agg(st.span_id ORDER BY st.start_time) FILTER (WHERE st.parent_span_id IS NULL))[1],
+            (array_agg(st.operation_id ORDER BY st.start_time) FILTER (WHERE st.parent_span_id IS NULL))[1],
+            (array_agg(st.status_code ORDER BY st.start_time) FILTER (WHERE st.parent_span_id IS NULL))[1]
+        FROM stored AS st
+        GROUP BY st.trace_id
+        -- in key order, as every writer of these tables does
+        ORDER BY st.trace_id
+    ),
+
+    minutes AS (
+        INSERT INTO monitoring.trace_operation_minutes (
+            minute, operation_id, calls, errors, duration_ns_sum, histogram
+        )
+        SELECT h.minute, h.operation_id, sum(h.calls), sum(h.errors), sum(h.duration_ns_sum),
+            jsonb_object_agg(h.bucket, h.calls)
+        FROM (
+            SELECT
+                date_trunc('minute', st.start_time, 'UTC') AS minute,
+                st.operation_id,
+                monitoring._duration_bucket(st.duration_ns) AS bucket,
+                count(*) AS calls,
+                count(*) FILTER (WHERE st.status_code = 2) AS errors,
+                sum(st.duration_ns) AS duration_ns_sum
+            FROM stored AS st
+            GROUP BY 1, 2, 3
+        ) AS h
+        GROUP BY h.minute, h.operation_id
+    ),
+
+    edges AS (
+        INSERT INTO monitoring.trace_edge_minutes (
+            minute, parent_operation_id, child_operation_id, calls, errors
+        )
+        SELECT
+            date_trunc('minute', c.start_time, 'UTC'),
+            p.operation_id,
+            c.operation_id,
+            count(*),
+            count(*) FILTER (WHERE c.status_code = 2)
+        FROM stored AS c
+        INNER JOIN batch AS p ON c.trace_id = p.trace_id AND c.parent_span_id = p.span_id
+        GROUP BY 1, 2, 3
+    ),
+
+    orphans AS (
+        INSERT INTO monitoring.trace_orphans (
+            trace_id, parent_span_id, child_operation_id, child_start, child_error
+        )
+        SELECT c.trace_id, c.parent_span_id, c.operation_id, c.start_time, c.status_code = 2
+        FROM stored AS c
+        WHERE c.parent_span_id IS NOT NULL
+            AND NOT EXISTS (
+                SELECT FROM batch AS p
+                WHERE p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
+            )
+    )
+
+    SELECT count(*) INTO v_stored FROM stored;
+
+    RETURN jsonb_build_object(
+        'stored', v_stored,
+        'duplicates', v_valid - v_stored,
+        'rejected', v_rejected,
+        'error_message', CASE WHEN v_rejected > 0
+            THEN format('%s of %s spans rejected: %s', v_rejected, v_total, v_reasons)
+        END
+    );
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.record_spans(jsonb) IS
+'Stores the spans of an OTLP ExportTraceServiceRequest (JSON mapping); returns {"stored", '
+'"duplicates" (sent before), "rejected", "error_message" (why, for OTLP''s partial_success)}';
+
+GRANT EXECUTE ON FUNCTION monitoring.record_spans(jsonb) TO monitoring_writer, monitoring_admin;
