@@ -48,6 +48,8 @@ from .conftest import login_role, superuser
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 JSON = {"Content-Type": "application/json"}
 WRITER = "pgm_test_serve"
+# Spans and records must be recent: older ones fall outside retention and are refused.
+NOW = time.time_ns()
 
 
 @dataclass
@@ -367,8 +369,8 @@ def test_a_json_post_stores_spans(server: Serve, installed_db: str) -> None:
                                 "spanId": f"eee19b7ec3c1b17{i}",
                                 "name": f"json {i}",
                                 "kind": 2,
-                                "startTimeUnixNano": "1700000000000000000",
-                                "endTimeUnixNano": "1700000000100000000",
+                                "startTimeUnixNano": str(NOW),
+                                "endTimeUnixNano": str(NOW + 100_000_000),
                             }
                             for i in range(2)
                         ],
@@ -394,8 +396,8 @@ def test_a_large_request_is_stored_in_batches(server: Serve, installed_db: str) 
             trace_id=bytes.fromhex("0af7651916cd43dd8448eb211c80319c"),
             span_id=(i + 1).to_bytes(8, "big"),
             name=f"span {i % 7}",
-            start_time_unix_nano=1_700_000_000_000_000_000 + i,
-            end_time_unix_nano=1_700_000_000_000_001_000 + i,
+            start_time_unix_nano=NOW + i,
+            end_time_unix_nano=NOW + 1000 + i,
         )
         for i in range(2500)
     ]
@@ -419,10 +421,10 @@ def test_refused_spans_are_a_partial_success(server: Serve, installed_db: str) -
         trace_id=bytes.fromhex("0af7651916cd43dd8448eb211c80319c"),
         span_id=bytes.fromhex("b7ad6b7169203331"),
         name="good",
-        start_time_unix_nano=1_700_000_000_000_000_000,
-        end_time_unix_nano=1_700_000_000_000_001_000,
+        start_time_unix_nano=NOW,
+        end_time_unix_nano=NOW + 1000,
     )
-    no_ids = trace_pb2.Span(name="no ids", start_time_unix_nano=1_700_000_000_000_000_000)
+    no_ids = trace_pb2.Span(name="no ids", start_time_unix_nano=NOW)
     request = trace_service_pb2.ExportTraceServiceRequest(
         resource_spans=[
             trace_pb2.ResourceSpans(scope_spans=[trace_pb2.ScopeSpans(spans=[good, no_ids])])
@@ -462,7 +464,7 @@ def test_logs_from_the_sdk_exporter_and_json(server: Serve, installed_db: str) -
                     {
                         "logRecords": [
                             {
-                                "timeUnixNano": "1700000000000000000",
+                                "timeUnixNano": str(NOW),
                                 "severityNumber": 17,
                                 "body": {"stringValue": "from json"},
                             }
