@@ -486,3 +486,23 @@ def test_logs_from_the_sdk_exporter_and_json(server: Serve, installed_db: str) -
         format(span.get_span_context().span_id, "016x"),
     )
     assert "from json" in json.dumps(rows[0][2])
+
+
+def test_a_database_that_does_not_answer_in_time_is_503(writer_dsn: str, installed_db: str) -> None:
+    key = add_key(installed_db, "shop")
+    with serve(writer_dsn, "--db-timeout", "1") as server, superuser(installed_db) as locker:
+        locker.autocommit = False
+        locker.execute("LOCK TABLE monitoring.ingest_keys IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        stuck = server.post("/v1/traces", empty_traces(), PROTOBUF, key)
+        assert stuck.status_code == 503
+        assert stuck.headers["retry-after"] == "5"
+        assert time.monotonic() - started < 5
+        locker.rollback()
+        deadline = time.monotonic() + 15
+        while (
+            answer := server.post("/v1/traces", empty_traces(), PROTOBUF, key)
+        ).status_code == 503:
+            assert time.monotonic() < deadline, f"still 503 after the lock: {status_of(answer)}"
+            time.sleep(0.5)
+        assert answer.status_code == 200

@@ -37,7 +37,7 @@ class ServerConfig:
     key_cache_seconds: float = DEFAULT_KEY_CACHE_SECONDS
     # The bound of one request's database work, the wait for a connection included.
     db_timeout: float = 30.0
-    # The bound of a key check.
+    # The bound of a key check (db_timeout when that is shorter).
     auth_timeout: float = 5.0
     connect_timeout: int = 5
 
@@ -58,7 +58,9 @@ def create_app(config: ServerConfig) -> Starlette:
         app.state.config = config
         app.state.database = database
         app.state.keys = KeyChecker(
-            database, ttl=config.key_cache_seconds, timeout=config.auth_timeout
+            database,
+            ttl=config.key_cache_seconds,
+            timeout=min(config.auth_timeout, config.db_timeout),
         )
         try:
             yield

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from psycopg.types.json import Jsonb
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -51,7 +52,9 @@ async def export(request: Request, signal: otlp.Signal) -> Response:
         body = await otlp.read_body(
             request.stream(), request.headers.get("content-encoding"), state.config.max_body
         )
-        payload = otlp.decode(body, kind, signal)
+        # a thread: decoding 16 MiB takes seconds, which the event loop's other requests
+        # (a health check, a 401) should not wait
+        payload = await run_in_threadpool(otlp.decode, body, kind, signal)
         del body
         rejected, error_message = await record(
             state.database, signal, payload, state.config.db_timeout
