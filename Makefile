@@ -125,7 +125,7 @@ pgtap:
 	createdb pgtap_suite
 	psql -X -q -v ON_ERROR_STOP=1 -d pgtap_suite \
 		-c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION $(EXTENSION)' \
-		-f pgtap/fixtures/helpers.sql
+		-f pgtap/fixtures/helpers.sql -f pgtap/fixtures/otlp.sql
 	pg_prove -d pgtap_suite --failures $(PGTAP_TESTS)
 
 pytest: $(VENV_STAMP)

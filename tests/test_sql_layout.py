@@ -20,9 +20,9 @@ MANIFEST = SQL / "pg_monitoring.sql"
 INCLUDE = re.compile(r"^-- @include +(\S+) *$", re.M)
 # What a file of definitions may hold: each statement can run again over what it made.
 RERUNNABLE = re.compile(
-    r"(CREATE OR REPLACE (FUNCTION|PROCEDURE|VIEW|TRIGGER)|COMMENT ON|GRANT|REVOKE)\b"
+    r"(CREATE OR REPLACE (FUNCTION|PROCEDURE|VIEW|TRIGGER|AGGREGATE)|COMMENT ON|GRANT|REVOKE)\b"
 )
-NOT_REPLACEABLE = re.compile(r"CREATE (FUNCTION|PROCEDURE|VIEW|RECURSIVE VIEW|TRIGGER)\b")
+NOT_REPLACEABLE = re.compile(r"CREATE (FUNCTION|PROCEDURE|VIEW|RECURSIVE VIEW|TRIGGER|AGGREGATE)\b")
 
 
 def sources() -> list[Path]:

@@ -10,6 +10,7 @@ what differs from run to run (random ids, times of day), so two runs compare equ
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import psycopg
@@ -212,6 +213,28 @@ def run(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     report = _one(conn, "SELECT monitoring.run_maintenance()")
     seen["maintenance"] = sorted(report)
 
+    # Traces and logs: OTLP requests as an exporter sends them, secrets included.
+    seen["spans"] = _one(
+        conn, "SELECT monitoring.record_spans(%s::jsonb)", (json.dumps(otlp_spans()),)
+    )
+    seen["logs"] = _one(
+        conn, "SELECT monitoring.record_logs(%s::jsonb)", (json.dumps(otlp_logs()),)
+    )
+    seen["tree"] = _rows(
+        conn,
+        "SELECT depth, span_id, operation, duration_ms FROM monitoring.trace_tree(%s)",
+        (TRACE_ID,),
+    )
+    seen["operations"] = _rows(
+        conn, "SELECT service, operation, requests, errors FROM monitoring.operation_stats()"
+    )
+    seen["service map"] = _rows(
+        conn, "SELECT * FROM monitoring.service_map(p_by_operation => true)"
+    )
+    seen["log search"] = _rows(
+        conn, "SELECT body FROM monitoring.search_logs('declined', p_min_severity => 'warn')"
+    )
+
     # Cache.
     _one(conn, """SELECT monitoring.cache_set('user:1', '{"name": "Ada", "n": 0.1}', 100.5)""")
     # values with backslashes as parameters: in the statement's own literals they would
@@ -234,6 +257,111 @@ def run(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     _one(conn, "SELECT monitoring._cache_evict_if_full()")
     seen["cache maintenance"] = _rows(conn, "SELECT * FROM monitoring.run_cache_maintenance()")
     return seen
+
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def _nanos(seconds_ago: float) -> str:
+    # whole milliseconds of a fixed time of day would differ between runs: relative to now,
+    # and nothing stored that depends on it is compared (see snapshot)
+    return str(int((time.time() - seconds_ago) * 1000) * 1_000_000)
+
+
+def otlp_spans() -> dict[str, Any]:
+    """An ExportTraceServiceRequest (OTLP JSON): a server span with a database child."""
+
+    def attr(key: str, value: dict[str, Any]) -> dict[str, Any]:
+        return {"key": key, "value": value}
+
+    return {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [attr("service.name", {"stringValue": "shop"})]},
+                "scopeSpans": [
+                    {
+                        "scope": {"name": "fastapi"},
+                        "spans": [
+                            {
+                                "traceId": TRACE_ID,
+                                "spanId": "00f067aa0ba902b7",
+                                "name": "POST /pay",
+                                "kind": 2,
+                                "startTimeUnixNano": _nanos(2),
+                                "endTimeUnixNano": _nanos(1.75),
+                                "status": {
+                                    "code": 2,
+                                    "message": "card 4111 1111 1111 1111 declined",
+                                },
+                                "attributes": [
+                                    attr("http.route", {"stringValue": "/pay"}),
+                                    attr("http.status_code", {"intValue": "402"}),
+                                    attr(
+                                        "http.request.header.authorization",
+                                        {
+                                            "arrayValue": {
+                                                "values": [{"stringValue": "Bearer sk_live_abc"}]
+                                            }
+                                        },
+                                    ),
+                                    attr("ratio", {"doubleValue": 0.30000000000000004}),
+                                ],
+                                "events": [
+                                    {
+                                        "timeUnixNano": _nanos(1.8),
+                                        "name": "exception",
+                                        "attributes": [
+                                            attr(
+                                                "exception.message",
+                                                {"stringValue": "password=hunter2"},
+                                            )
+                                        ],
+                                    }
+                                ],
+                            },
+                            {
+                                "traceId": TRACE_ID,
+                                "spanId": "00f067aa0ba902b8",
+                                "parentSpanId": "00f067aa0ba902b7",
+                                "name": "SELECT shop",
+                                "kind": 3,
+                                "startTimeUnixNano": _nanos(1.9),
+                                "endTimeUnixNano": _nanos(1.85),
+                            },
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+
+
+def otlp_logs() -> dict[str, Any]:
+    """An ExportLogsServiceRequest (OTLP JSON): a log record in the trace above."""
+    return {
+        "resourceLogs": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "shop"}}]
+                },
+                "scopeLogs": [
+                    {
+                        "logRecords": [
+                            {
+                                "timeUnixNano": _nanos(1.8),
+                                "severityNumber": 13,
+                                "severityText": "WARNING",
+                                "body": {"stringValue": "payment declined for token=abc123"},
+                                "attributes": [{"key": "api_key", "value": {"stringValue": "k-1"}}],
+                                "traceId": TRACE_ID,
+                                "spanId": "00f067aa0ba902b7",
+                            }
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
 
 
 def fingerprint_of(conn: psycopg.Connection[Any], title_part: str) -> str:
@@ -302,7 +430,21 @@ def snapshot(dsn: str) -> dict[str, list[Any]]:
                 conn,
                 """SELECT c.relname, pg_get_expr(c.relpartbound, c.oid)
                 FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid
-                WHERE i.inhparent = 'monitoring.error_events'::regclass ORDER BY 1""",
+                WHERE i.inhparent IN ('monitoring.error_events'::regclass,
+                    'monitoring.trace_spans'::regclass, 'monitoring.log_records'::regclass)
+                ORDER BY 1""",
+            ),
+            "spans": _rows(
+                conn,
+                """SELECT trace_id, span_id, parent_span_id, service, operation, kind,
+                    status_code, status_message, attributes,
+                    jsonb_path_query_array(events, '$[*].attributes'), resource
+                FROM monitoring.spans ORDER BY span_id""",
+            ),
+            "logs": _rows(
+                conn,
+                """SELECT severity, severity_text, body, attributes, service, trace_id, span_id
+                FROM monitoring.logs ORDER BY body""",
             ),
             "settings": _rows(conn, "SELECT name, value FROM monitoring.settings ORDER BY name"),
         }

@@ -6,32 +6,9 @@
 -- that is not what the mapping says is kept as sent (bounded later), and the callers reject
 -- a span or record whose identity fields are wrong, with a reason, one by one.
 
--- An AnyValue as plain JSON. SQL with a CASE only, so PostgreSQL inlines it into the ingest
--- query; lists and maps (rare) go to _otlp_nested_value.
-CREATE OR REPLACE FUNCTION monitoring._otlp_value(p_value jsonb)
-RETURNS jsonb
-LANGUAGE sql
-IMMUTABLE
-PARALLEL SAFE
-AS $$
-    SELECT CASE
-        WHEN p_value ? 'stringValue' THEN p_value -> 'stringValue'
-        WHEN p_value ? 'intValue' THEN CASE
-            WHEN pg_catalog.jsonb_typeof(p_value -> 'intValue') = 'string'
-                AND (p_value ->> 'intValue') ~ '^-?[0-9]{1,19}$'
-                THEN pg_catalog.to_jsonb((p_value ->> 'intValue')::numeric)
-            ELSE p_value -> 'intValue'
-        END
-        WHEN p_value ? 'doubleValue' THEN p_value -> 'doubleValue'
-        WHEN p_value ? 'boolValue' THEN p_value -> 'boolValue'
-        WHEN p_value ? 'arrayValue' OR p_value ? 'kvlistValue'
-            THEN monitoring._otlp_nested_value(p_value, 10)
-        WHEN p_value ? 'bytesValue' THEN p_value -> 'bytesValue'
-        ELSE 'null'::jsonb
-    END;
-$$;
-
--- Lists and maps, to p_depth levels (a deeper value becomes a string saying what it was).
+-- Lists and maps (_otlp_value, below, takes the rest), to p_depth levels (a deeper value
+-- becomes a string saying what it was). First: a SQL function's body is checked when it is
+-- created, a PL/pgSQL one's when it runs.
 CREATE OR REPLACE FUNCTION monitoring._otlp_nested_value(p_value jsonb, p_depth integer)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -78,6 +55,31 @@ BEGIN
         WHERE jsonb_typeof(e.value -> 'key') = 'string'
     );
 END
+$$;
+
+-- An AnyValue as plain JSON. SQL with a CASE only, so PostgreSQL inlines it into the ingest
+-- query; lists and maps (rare) go to _otlp_nested_value.
+CREATE OR REPLACE FUNCTION monitoring._otlp_value(p_value jsonb)
+RETURNS jsonb
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN p_value ? 'stringValue' THEN p_value -> 'stringValue'
+        WHEN p_value ? 'intValue' THEN CASE
+            WHEN pg_catalog.jsonb_typeof(p_value -> 'intValue') = 'string'
+                AND (p_value ->> 'intValue') ~ '^-?[0-9]{1,19}$'
+                THEN pg_catalog.to_jsonb((p_value ->> 'intValue')::numeric)
+            ELSE p_value -> 'intValue'
+        END
+        WHEN p_value ? 'doubleValue' THEN p_value -> 'doubleValue'
+        WHEN p_value ? 'boolValue' THEN p_value -> 'boolValue'
+        WHEN p_value ? 'arrayValue' OR p_value ? 'kvlistValue'
+            THEN monitoring._otlp_nested_value(p_value, 10)
+        WHEN p_value ? 'bytesValue' THEN p_value -> 'bytesValue'
+        ELSE 'null'::jsonb
+    END;
 $$;
 
 -- A KeyValue list as one object. PL/pgSQL, not SQL: a SQL function holding a query is not
