@@ -32,7 +32,8 @@ CLUSTER := pg_virtualenv -t \
 	-o external_pid_file=$(shell mktemp -u /tmp/pg_monitoring-cluster-XXXXXX.pid)
 
 .PHONY: all help release test lint deps system-deps stage test-in-cluster pgtap pytest \
-	demo test-docker bench bench-in-cluster bench-errors bench-tracker bench-cache
+	demo test-docker bench bench-in-cluster bench-errors bench-tracker bench-cache \
+	bench-traces
 
 all: $(EXT_SCRIPTS) $(BUILD_DIR)/$(EXTENSION).control
 
@@ -144,7 +145,7 @@ demo: $(VENV_STAMP) all
 bench: deps stage
 	$(CLUSTER) -o fsync=on $(MAKE) --no-print-directory bench-in-cluster
 
-bench-in-cluster: bench-errors bench-tracker bench-cache
+bench-in-cluster: bench-errors bench-tracker bench-cache bench-traces
 
 bench-errors:
 	bench/capture.sh
@@ -154,6 +155,9 @@ bench-tracker: $(VENV_STAMP)
 
 bench-cache: $(VENV_STAMP)
 	$(VENV_BIN)/python bench/cache_bench.py
+
+bench-traces: $(VENV_STAMP)
+	$(VENV_BIN)/python bench/spans_bench.py
 
 test-docker:
 	docker build -f tests/docker/Dockerfile -t $(EXTENSION)-test .

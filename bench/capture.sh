@@ -39,13 +39,13 @@ AS $$
 DECLARE
     v_issue bigint;
 BEGIN
-    SELECT g.id INTO STRICT v_issue FROM monitoring.error_groups AS g
+    SELECT g.id INTO STRICT v_issue FROM monitoring.error_issues AS g
     WHERE g.service = 'default' AND g.environment = 'production' AND g.fingerprint = 'floor';
-    INSERT INTO monitoring.error_events (event_id, occurred_at, group_id, level, exception_type,
+    INSERT INTO monitoring.error_events (event_id, occurred_at, issue_id, level, exception_type,
         message, exceptions, context)
     VALUES (gen_random_uuid(), now(), v_issue, 'error', 'PaymentTimeout', p_message,
         p_exceptions, p_context);
-    INSERT INTO monitoring.error_group_counts (group_id, occurred_at) VALUES (v_issue, now());
+    INSERT INTO monitoring.error_issue_counts (issue_id, occurred_at) VALUES (v_issue, now());
     RETURN v_issue;
 END
 $$;
@@ -86,21 +86,21 @@ BEGIN
         SELECT f.fingerprint INTO v_fingerprint FROM monitoring.default_fingerprint(v_chain, v_message) AS f;
         PERFORM set_config('bench.fingerprints', v_key || v_fingerprint || ';', FALSE);
     END IF;
-    SELECT g.id, g.status INTO v_issue, v_status FROM monitoring.error_groups AS g
+    SELECT g.id, g.status INTO v_issue, v_status FROM monitoring.error_issues AS g
     WHERE g.service = v_cfg ->> 'errors.default_service'
         AND g.environment = v_cfg ->> 'errors.default_environment'
         AND g.fingerprint = v_fingerprint;
-    INSERT INTO monitoring.error_events (event_id, occurred_at, group_id, level, exception_type,
+    INSERT INTO monitoring.error_events (event_id, occurred_at, issue_id, level, exception_type,
         message, exceptions, context)
     VALUES (gen_random_uuid(), now(), v_issue, 'error', p_type, v_message, v_chain, p_context);
-    INSERT INTO monitoring.error_group_counts (group_id, occurred_at) VALUES (v_issue, now());
+    INSERT INTO monitoring.error_issue_counts (issue_id, occurred_at) VALUES (v_issue, now());
     IF v_status <> 'unresolved' THEN
         RAISE EXCEPTION 'lean handles only unresolved issues';
     END IF;
     RETURN v_issue;
 END
 $$;
-INSERT INTO monitoring.error_groups (
+INSERT INTO monitoring.error_issues (
     service, environment, fingerprint, fingerprint_source, title, level, first_seen, last_seen
 )
 VALUES ('default', 'production', 'floor', 'stacktrace', 'floor', 'error', now(), now());
@@ -156,7 +156,7 @@ capture "'handler_' || (:n % 5000)" > "$work/spread.sql"
 # The row capture stores, inserted directly (an existing issue, the same indexes).
 cat > "$work/insert.sql" <<SQL
 \set n random(1, 1000000)
-INSERT INTO monitoring.error_events (event_id, occurred_at, group_id, level, exception_type,
+INSERT INTO monitoring.error_events (event_id, occurred_at, issue_id, level, exception_type,
     message, exceptions, context)
 VALUES (gen_random_uuid(), now(), 1, 'error', 'PaymentTimeout', 'timeout after ' || :n || ' ms',
     replace('$chain', 'FUNC', 'charge')::jsonb, '$context'::jsonb);

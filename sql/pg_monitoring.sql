@@ -11,10 +11,10 @@
 -- traces/, logs/; metrics gets a folder of its own (metrics/) when it arrives. Files come
 -- in dependency order: a domain's tables before its functions (a LANGUAGE sql body is
 -- checked when it is created), but after the functions their CHECK constraints call (the
--- one list of levels, core/levels.sql, and of channel kinds, rule conditions and
--- notification statuses, alerts/vocabulary.sql); core/maintenance.sql after every domain
--- whose steps it runs, core/privileges.sql last. tests/test_sql_layout.py checks that each
--- file under sql/ is included here exactly once.
+-- one list of levels, core/levels.sql, of issue statuses, errors/vocabulary.sql, and of
+-- channel kinds, rule conditions and notification statuses, alerts/vocabulary.sql);
+-- core/maintenance.sql after every domain whose steps it runs, core/privileges.sql last.
+-- tests/test_sql_layout.py checks that each file under sql/ is included here exactly once.
 --
 -- Tables, indexes, types and setting definitions (rows) live in files of their own
 -- (tables.sql, *_tables.sql, *_table.sql, schema.sql, roles.sql), apart from functions. Every
@@ -65,6 +65,7 @@
 -- @include errors/stack_traces.sql
 -- @include errors/scrubbing.sql
 -- @include errors/fingerprint.sql
+-- @include errors/vocabulary.sql
 -- @include errors/tables.sql
 -- @include errors/views.sql
 -- @include errors/issues.sql

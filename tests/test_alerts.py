@@ -179,7 +179,7 @@ def test_frequency_rules_fire_when_the_count_crosses(installed_db: str) -> None:
     )
     query(
         installed_db,
-        "UPDATE monitoring.error_group_users SET last_seen = last_seen - interval '1 hour'",
+        "UPDATE monitoring.error_issue_users SET last_seen = last_seen - interval '1 hour'",
     )
     capture(installed_db, user='{"id": "9"}')
     query(installed_db, "SELECT monitoring.fold_counts()")

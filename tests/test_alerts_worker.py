@@ -405,6 +405,47 @@ def test_verbose_logs_the_workers_steps_and_not_the_http_librarys(alerts_db: str
     assert "httpcore" in worker_log(alerts_db, "-vv"), "-vv: the HTTP library's lines too"
 
 
+def test_the_workers_errors_say_its_options_not_sqls_arguments(
+    alerts_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The stored functions check the worker's options too; what they say names the option
+    (WorkerOptions' field, the CLI's flag), never the function's p_ argument."""
+    with http_receiver(status=500) as http:
+        add_webhook(alerts_db, f"{http.url}/hook")
+        capture(alerts_db)
+        refused = options(retry_base=100000.0)
+        with caplog.at_level("WARNING", "pg_monitoring.worker"), Worker(alerts_db, refused) as w:
+            (outcome,) = w.deliver_once()
+    assert outcome.status is None, "the outcome was refused, so the claim runs out"
+    logged = [record.getMessage() for record in caplog.records]
+    assert any("(retry_base must be from 0 to 86400 and retry_max" in m for m in logged), logged
+    assert not [m for m in logged if "p_" in m], logged
+
+    once = subprocess.run(
+        [PG_MONITORING, "worker", "--once", "--dsn", alerts_db, "--lease", "1000000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert once.returncode == 1
+    assert (
+        once.stderr == "Error: --lease must be positive and at most 604800 (a week), not 1000000\n"
+    )
+
+    running = start_worker(alerts_db, "--retry-max", "1000000")
+    try:
+        capture(alerts_db, fingerprint=["retry-max"])
+        # claimed: SIGTERM lets the send in flight finish, and its outcome be refused
+        assert wait_until(lambda: statuses(alerts_db)[1:] == ["sending"], timeout=60)
+    finally:
+        running.send_signal(signal.SIGTERM)
+        _, log = running.communicate(timeout=20)
+    assert "cannot record an outcome (--retry-base must be from 0 to 86400 and --retry-max" in (
+        log.decode()
+    ), log.decode()
+    assert "p_" not in log.decode()
+
+
 # The worker as a process: killed in the middle of deliveries, and stopped with SIGTERM.
 
 

@@ -20,7 +20,7 @@ def test_a_storm_on_one_issue_counts_exactly(installed_db: str) -> None:
         assert issues == [(WRITERS * EVENTS_EACH, 10)]
         conn.execute("SELECT monitoring.run_maintenance()")
         folded = conn.execute(
-            "SELECT times_seen, users_seen FROM monitoring.error_groups"
+            "SELECT times_seen, users_seen FROM monitoring.error_issues"
         ).fetchall()
         events = conn.execute("SELECT count(*) FROM monitoring.errors").fetchone()
         activity = conn.execute(
@@ -78,11 +78,11 @@ def old_issue(dsn: str) -> int:
         ).fetchone()[0]
         conn.execute("SELECT monitoring.run_maintenance()")
         conn.execute(
-            "UPDATE monitoring.error_groups SET first_seen = now() - interval '100 days', "
+            "UPDATE monitoring.error_issues SET first_seen = now() - interval '100 days', "
             "last_seen = now() - interval '100 days' WHERE id = %s",
             (issue_id,),
         )
-        conn.execute("DELETE FROM monitoring.error_events WHERE group_id = %s", (issue_id,))
+        conn.execute("DELETE FROM monitoring.error_events WHERE issue_id = %s", (issue_id,))
     return issue_id
 
 
@@ -92,9 +92,9 @@ def orphans(dsn: str) -> tuple[int, int]:
         return conn.execute(
             """SELECT
                 (SELECT count(*) FROM monitoring.error_events AS e WHERE NOT EXISTS (
-                    SELECT FROM monitoring.error_groups AS g WHERE g.id = e.group_id)),
-                (SELECT count(*) FROM monitoring.error_group_counts AS c WHERE NOT EXISTS (
-                    SELECT FROM monitoring.error_groups AS g WHERE g.id = c.group_id))"""
+                    SELECT FROM monitoring.error_issues AS g WHERE g.id = e.issue_id)),
+                (SELECT count(*) FROM monitoring.error_issue_counts AS c WHERE NOT EXISTS (
+                    SELECT FROM monitoring.error_issues AS g WHERE g.id = c.issue_id))"""
         ).fetchone()
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import psycopg
+import pytest
 
 from .alert_servers import http_receiver
 
@@ -84,3 +89,74 @@ def test_kinds_levels_and_statuses_are_checked_by_the_rule_sql_holds(installed_d
     status = pg_monitoring("alerts", "--status", "lost", "--dsn", installed_db)
     assert status.returncode == 2
     assert "'lost' is not one of pending, sending, sent, failed, dead" in status.stderr
+
+
+def _words(output: str) -> set[str]:
+    """The words a table shows, without its borders."""
+    return set(re.sub(r"[\u2500-\u257f]", " ", output).split())
+
+
+@pytest.mark.parametrize("columns", ["80", None], ids=["COLUMNS=80", "piped"])
+def test_channels_and_alerts_fit_80_columns_in_whole_words(
+    installed_db: str, columns: str | None
+) -> None:
+    mail = (
+        "channels add ops-mail email --set smtp_host=smtp.example.com "
+        "--set from_email=alerts@example.com --set to_emails=oncall@example.com,dev@example.com "
+        "--secret smtp_password=pw --service shop --environment production "
+        "--environment staging --min-level warning"
+    )
+    hook = "channels add ops-hook webhook --env url=HOOK_URL"
+    added = [pg_monitoring(*args.split(), "--dsn", installed_db) for args in (mail, hook)]
+    assert [a.returncode for a in added] == [0, 0], [a.stderr for a in added]
+    with psycopg.connect(installed_db) as conn:
+        conn.execute(
+            "SELECT monitoring.capture_error('PaymentTimeout', 'gateway timed out after 30 "
+            "seconds while charging the customer card for order', NULL, '{}', "
+            "p_environment => 'production', p_service => 'shop')"
+        )
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    if columns is not None:
+        env["COLUMNS"] = columns
+    shown = {}
+    for command in ("channels list", "alerts"):
+        done = subprocess.run(
+            [PG_MONITORING, *command.split(), "--dsn", installed_db],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr
+        assert max(len(line) for line in done.stdout.splitlines()) <= 80, done.stdout
+        shown[command] = _words(done.stdout)
+    assert {
+        "ops-mail",
+        "ops-hook",
+        "webhook",
+        "services:",
+        "shop",
+        "environments:",
+        "production,",
+        "staging",
+        "warning",
+        "smtp_host=smtp.example.com",
+        "from_email=alerts@example.com",
+        "to_emails=oncall@example.com,",
+        "dev@example.com",
+        "smtp_password",
+        "url_env=HOOK_URL",
+    } <= shown["channels list"], shown["channels list"]
+    assert {
+        "pending",
+        "ops-mail",
+        "ops-hook",
+        "shop/production:",
+        "PaymentTimeout:",
+        "gateway",
+        "seconds",
+        "charging",
+        "customer",
+        "attempts,",
+        "condition:",
+    } <= shown["alerts"], shown["alerts"]

@@ -42,7 +42,7 @@ def test_maintain_reports_a_failed_step_and_runs_the_others(installed_db: str) -
         ).fetchone()[0]
         # a count row no fold can store: an index entry of 4,800 bytes that do not compress
         conn.execute(
-            "INSERT INTO monitoring.error_group_counts (group_id, occurred_at, user_key) "
+            "INSERT INTO monitoring.error_issue_counts (issue_id, occurred_at, user_key) "
             "SELECT %s, now(), string_agg(md5(i::text), '') FROM generate_series(1, 150) AS i",
             (issue_id,),
         )

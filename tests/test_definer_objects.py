@@ -51,9 +51,9 @@ BEGIN
 END
 $f$;
 -- The work tables fold_error_counts of 0.2.0 reused when they existed, with a trigger.
-CREATE TEMPORARY TABLE pg_monitoring_fold (group_id bigint, occurred_at timestamptz, user_key text);
+CREATE TEMPORARY TABLE pg_monitoring_fold (issue_id bigint, occurred_at timestamptz, user_key text);
 CREATE TEMPORARY TABLE pg_monitoring_folded (
-    group_id bigint, times_seen bigint, events bigint, users_seen bigint, new_users bigint
+    issue_id bigint, times_seen bigint, events bigint, users_seen bigint, new_users bigint
 );
 CREATE TRIGGER take_over BEFORE INSERT ON pg_temp.pg_monitoring_fold
 FOR EACH ROW EXECUTE FUNCTION pg_temp.take_over_row();

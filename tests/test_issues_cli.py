@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 
 from pg_monitoring.cli import main
 from pg_monitoring.monitoring import ErrorTracker
+from tests.conftest import superuser
 
 TRACEBACK = """Traceback (most recent call last):
   File "/srv/app/payments.py", line 42, in charge
@@ -139,6 +140,23 @@ def test_issues_filters(issue: tuple[str, int]) -> None:
     assert "not a duration" in bad.output
 
 
+def test_issues_statuses_are_the_databases(issue: tuple[str, int]) -> None:
+    """--status takes the statuses monitoring.issue_statuses() lists, whatever they are."""
+    dsn, _ = issue
+    lost = CliRunner().invoke(main, ["issues", "--dsn", dsn, "--status", "lost"])
+    assert lost.exit_code == 2
+    assert "'lost' is not one of unresolved, resolved, ignored, all" in lost.output
+    with superuser(dsn) as conn:
+        conn.execute(
+            "CREATE OR REPLACE FUNCTION monitoring.issue_statuses() RETURNS text[] "
+            "LANGUAGE sql IMMUTABLE AS $$SELECT ARRAY['unresolved', 'resolved', 'ignored', "
+            "'archived']$$"
+        )
+    archived = run("issues", "--dsn", dsn, "--status", "archived")
+    assert archived.exit_code == 0, archived.output
+    assert archived.output == "No issues.\n"
+
+
 def test_show_prints_the_stack_and_history(issue: tuple[str, int]) -> None:
     dsn, issue_id = issue
     result = run("show", str(issue_id), "--dsn", dsn)
@@ -207,7 +225,7 @@ def test_maintain_folds_counts(issue: tuple[str, int]) -> None:
     assert report["partitions_created"] >= 1
     with psycopg.connect(dsn) as conn:
         folded = conn.execute(
-            "SELECT times_seen, users_seen FROM monitoring.error_groups WHERE id = %s", (issue_id,)
+            "SELECT times_seen, users_seen FROM monitoring.error_issues WHERE id = %s", (issue_id,)
         ).fetchone()
     assert folded == (2, 2)
 
@@ -239,7 +257,7 @@ def test_show_prints_a_stack_trace_text_it_could_not_parse(installed_db: str) ->
 def test_a_database_without_the_schema_is_named(database: str) -> None:
     result = CliRunner().invoke(main, ["issues", "--dsn", database])
     assert result.exit_code == 1
-    assert 'relation "monitoring.issues" does not exist' in result.output
+    assert 'schema "monitoring" does not exist' in result.output
     assert "is pg_monitoring installed in this database?" in result.output
 
 

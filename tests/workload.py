@@ -397,14 +397,14 @@ def snapshot(dsn: str) -> dict[str, list[Any]]:
                     e.tags, e.user_info, e.breadcrumbs, e.release, e.trace_id, e.span_id,
                     e.platform, e.server_name, e.transaction_name, e.data
                 FROM monitoring.error_events AS e
-                JOIN monitoring.error_groups AS g ON g.id = e.group_id
+                JOIN monitoring.error_issues AS g ON g.id = e.issue_id
                 ORDER BY g.title, e.message, e.context::text""",
             ),
             "activity": _rows(
                 conn,
                 """SELECT g.title, a.action, a.data - 'event_id'
                 FROM monitoring.issue_activity AS a
-                JOIN monitoring.error_groups AS g ON g.id = a.group_id
+                JOIN monitoring.error_issues AS g ON g.id = a.issue_id
                 ORDER BY a.id""",
             ),
             "outbox": _rows(

@@ -150,7 +150,7 @@ SELECT results_eq(
 SELECT monitoring.ignore_issue(
     monitoring.issue_id('elsewhere', 'staging', 'alerts'), p_until => now() + interval '1 hour'
 );
-UPDATE monitoring.error_groups SET ignore_until = now() - interval '1 second'
+UPDATE monitoring.error_issues SET ignore_until = now() - interval '1 second'
 WHERE id = monitoring.issue_id('elsewhere', 'staging', 'alerts');
 SELECT monitoring.expire_ignores();
 SELECT is(

@@ -115,9 +115,9 @@ FROM (
     ('SELECT * FROM monitoring.issue_history'),
     ('SELECT * FROM monitoring.error_events'),
     ('SELECT * FROM monitoring.error_events_default'),
-    ('SELECT * FROM monitoring.error_groups'),
-    ('SELECT * FROM monitoring.error_group_counts'),
-    ('SELECT * FROM monitoring.error_group_users'),
+    ('SELECT * FROM monitoring.error_issues'),
+    ('SELECT * FROM monitoring.error_issue_counts'),
+    ('SELECT * FROM monitoring.error_issue_users'),
     ('SELECT * FROM monitoring.issue_activity'),
     ($$SELECT monitoring.issue_id('any')$$)
 ) AS t (sql);

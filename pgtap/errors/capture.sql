@@ -594,7 +594,7 @@ SELECT
 SELECT is(
     (
         SELECT e.exceptions
-        FROM monitoring.error_events AS e INNER JOIN java_trace AS j ON e.group_id = j.first
+        FROM monitoring.error_events AS e INNER JOIN java_trace AS j ON e.issue_id = j.first
         ORDER BY length(e.exceptions::text) DESC LIMIT 1
     ),
     jsonb_build_array(jsonb_build_object(

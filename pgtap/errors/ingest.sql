@@ -31,7 +31,7 @@ SELECT is(
 );
 SELECT is(
     (
-        SELECT g.fingerprint FROM monitoring.error_groups AS g
+        SELECT g.fingerprint FROM monitoring.error_issues AS g
         WHERE g.service = 'memo'
     ),
     (
@@ -48,7 +48,7 @@ SELECT isnt(
         FROM memo_frames AS m
     ),
     (
-        SELECT g.id FROM monitoring.error_groups AS g
+        SELECT g.id FROM monitoring.error_issues AS g
         WHERE g.service = 'memo'
         ORDER BY g.id LIMIT 1
     ),
@@ -78,7 +78,7 @@ CREATE FUNCTION pg_temp.memo_issue_fingerprint(p_value text)
 RETURNS text
 LANGUAGE sql
 AS $$
-    SELECT g.fingerprint FROM memo_frames AS m, monitoring.error_groups AS g
+    SELECT g.fingerprint FROM memo_frames AS m, monitoring.error_issues AS g
     WHERE g.id = (monitoring.capture_error('KeyError', p_value, m.b, p_service => 'memo')).issue_id
 $$;
 CREATE TEMPORARY TABLE memo_b AS
@@ -91,7 +91,7 @@ SELECT is(
 );
 SELECT ok(
     NOT EXISTS (
-        SELECT FROM monitoring.error_groups AS g
+        SELECT FROM monitoring.error_issues AS g
         WHERE g.fingerprint = 'ffffffffffffffffffffffffffffffff'
     ),
     'no issue has the forged fingerprint'
@@ -133,7 +133,7 @@ SELECT isnt(
         FROM memo_order AS m
     ),
     (
-        SELECT g.id FROM monitoring.error_groups AS g
+        SELECT g.id FROM monitoring.error_issues AS g
         WHERE g.service = 'memo-order'
     ),
     'the same frames in another order are another issue (the memo key is no jsonb_hash_extended)'
@@ -220,8 +220,8 @@ SELECT
 SELECT is(
     (
         SELECT octet_length(c.user_key) <= 200 AND c.user_key LIKE 'id:xxx%'
-        FROM monitoring.error_group_counts AS c
-        WHERE c.group_id = (SELECT m.long_id FROM context_users_more AS m)
+        FROM monitoring.error_issue_counts AS c
+        WHERE c.issue_id = (SELECT m.long_id FROM context_users_more AS m)
     ),
     TRUE,
     'a long context.user_id is cut to fit the index, as any user key'

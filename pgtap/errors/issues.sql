@@ -341,7 +341,7 @@ SELECT monitoring.ignore_issue(
 SELECT pg_temp.event('lc-time');
 SELECT is(pg_temp.state('lc-time'), 'ignored', 'an event before the time leaves it ignored');
 -- now() is fixed inside the transaction: move the deadline instead of the clock
-UPDATE monitoring.error_groups SET ignore_until = now() - interval '1 second'
+UPDATE monitoring.error_issues SET ignore_until = now() - interval '1 second'
 WHERE fingerprint IN ('lc-time', 'lc-time-quiet');
 SELECT pg_temp.event('lc-time');
 SELECT is(

@@ -141,10 +141,10 @@ SELECT results_eq(
     || '(users: id 1, ann, bob@, 10.0.0.1, id 2, username 1)'
 );
 SELECT results_eq(
-    $$SELECT g.times_seen::integer, g.users_seen::integer FROM monitoring.error_groups AS g
+    $$SELECT g.times_seen::integer, g.users_seen::integer FROM monitoring.error_issues AS g
       WHERE g.service = 'maintenance' AND g.fingerprint = 'counted'$$,
     $$VALUES (0, 0)$$,
-    'capture never updated the issue row: the counts wait in error_group_counts'
+    'capture never updated the issue row: the counts wait in error_issue_counts'
 );
 SELECT is(
     (SELECT (monitoring.run_maintenance() ->> 'events_folded')::integer),
@@ -158,12 +158,12 @@ SELECT results_eq(
 );
 SELECT results_eq(
     $$SELECT g.times_seen::integer, g.users_seen::integer, g.first_seen, g.last_seen
-      FROM monitoring.error_groups AS g
+      FROM monitoring.error_issues AS g
       WHERE g.service = 'maintenance' AND g.fingerprint = 'counted'$$,
     $$VALUES (10, 6, now() - interval '5 hours', now() - interval '30 minutes')$$,
     'the fold wrote them into the issue row'
 );
-SELECT is_empty('SELECT FROM monitoring.error_group_counts', 'the fold emptied error_group_counts');
+SELECT is_empty('SELECT FROM monitoring.error_issue_counts', 'the fold emptied error_issue_counts');
 
 SELECT pg_temp.event('counted', '{"id": "1"}', now() - interval '6 hours');
 SELECT pg_temp.event('counted', '{"id": "3"}', now() - interval '10 minutes');
@@ -245,12 +245,12 @@ SELECT set_eq(
 );
 SELECT is_empty(
     $$SELECT FROM monitoring.issue_activity AS a
-      WHERE NOT EXISTS (SELECT FROM monitoring.error_groups AS g WHERE g.id = a.group_id)$$,
+      WHERE NOT EXISTS (SELECT FROM monitoring.error_issues AS g WHERE g.id = a.issue_id)$$,
     'the history of deleted issues goes with them'
 );
 SELECT is_empty(
-    $$SELECT FROM monitoring.error_group_users AS u
-      WHERE NOT EXISTS (SELECT FROM monitoring.error_groups AS g WHERE g.id = u.group_id)$$,
+    $$SELECT FROM monitoring.error_issue_users AS u
+      WHERE NOT EXISTS (SELECT FROM monitoring.error_issues AS g WHERE g.id = u.issue_id)$$,
     'the users counted for deleted issues go with them'
 );
 SELECT results_eq(
@@ -287,7 +287,7 @@ SELECT monitoring.reset_setting('errors.retention_days');
 CREATE TEMPORARY TABLE short_of AS
 SELECT c.issue_id FROM monitoring.capture_message('threshold', p_service => 'short') AS c;
 SELECT monitoring.ignore_issue(s.issue_id, p_until_events => 2) FROM short_of AS s;
-INSERT INTO monitoring.error_group_counts (group_id, occurred_at)
+INSERT INTO monitoring.error_issue_counts (issue_id, occurred_at)
 SELECT
     s.issue_id,
     now() AS occurred_at
@@ -315,7 +315,7 @@ SELECT is(
 );
 
 -- What a writer sends into an indexed column is cut to fit the index, with the md5 of the
--- whole: a 4 kB user id once made every later fold fail on error_group_users' primary key.
+-- whole: a 4 kB user id once made every later fold fail on error_issue_users' primary key.
 CREATE TEMPORARY TABLE long_values AS
 SELECT
     (monitoring.capture_error(
@@ -340,8 +340,8 @@ SELECT is(
             array_agg(
                 length(u.user_key) <= 200 AND u.user_key ~ E'\\.\\.\\. \\[cut; md5 [0-9a-f]{32}\\]$'
             )
-        FROM monitoring.error_group_users AS u, long_values AS l
-        WHERE u.group_id = l.first_user
+        FROM monitoring.error_issue_users AS u, long_values AS l
+        WHERE u.issue_id = l.first_user
     ),
     ARRAY[TRUE, TRUE],
     'two long user ids that share their start are two users, each cut with its md5'
@@ -349,7 +349,7 @@ SELECT is(
 SELECT is(
     (
         SELECT ARRAY[length(g.service), length(g.environment), length(g.first_release)]
-        FROM monitoring.error_groups AS g, long_values AS l
+        FROM monitoring.error_issues AS g, long_values AS l
         WHERE g.id = l.long_ids
     ),
     ARRAY[200, 200, 200],
@@ -358,7 +358,7 @@ SELECT is(
 SELECT is(
     (
         SELECT length(e.trace_id) FROM monitoring.error_events AS e, long_values AS l
-        WHERE e.group_id = l.long_ids
+        WHERE e.issue_id = l.long_ids
     ),
     128,
     'and a trace id to 128'
@@ -367,9 +367,9 @@ SELECT is(
 -- One failing step does not stop the others: a count row no fold can store (as 0.2.0 could
 -- write: 4,800 characters that do not compress) fails the fold, which keeps its rows for the
 -- next run, while partitions, retention and the cache are still maintained.
-INSERT INTO monitoring.error_group_counts (group_id, occurred_at, user_key)
+INSERT INTO monitoring.error_issue_counts (issue_id, occurred_at, user_key)
 SELECT
-    l.first_user AS group_id,
+    l.first_user AS issue_id,
     now() AS occurred_at,
     (SELECT string_agg(md5(i::text), '') FROM generate_series(1, 150) AS i) AS user_key
 FROM long_values AS l;
@@ -384,7 +384,7 @@ SELECT ok(
     'a failing fold is reported under failed, with its SQLSTATE and message'
 );
 SELECT is(
-    (SELECT count(*) FROM monitoring.error_group_counts),
+    (SELECT count(*) FROM monitoring.error_issue_counts),
     1::bigint,
     'and its rows stay buffered for the next run'
 );
@@ -400,7 +400,7 @@ SELECT is(
     ARRAY[TRUE, TRUE, TRUE],
     'while the other steps still ran'
 );
-DELETE FROM monitoring.error_group_counts;
+DELETE FROM monitoring.error_issue_counts;
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -6,7 +6,8 @@ maps those to this small hierarchy so callers need not know psycopg's error clas
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import psycopg
@@ -123,3 +124,29 @@ def needs_role(role: str, action: str) -> Iterator[None]:
         yield
     except PermissionDeniedError as error:
         raise PermissionDeniedError(f"{action} needs {role}: {error}") from error.__cause__
+
+
+# An argument of a stored function as its messages name it: p_name, p_config.url,
+# p_config.url_env (a field of a JSON argument, or the environment variable naming it).
+_ARGUMENT = re.compile(r"\b(p_[a-z_]+)(?:\.(\w+?)(_env)?)?\b")
+
+
+def in_callers_words(message: str, words: Mapping[str, str]) -> str:
+    """A stored function's `message` with its arguments spelled as the caller names what it
+    passed (a CLI its flags, the worker its options): `words` by argument (`p_config`),
+    field (`p_config.{}`) or variable (`p_config.{}_env`), `{}` standing for the field. A
+    bare argument's `{}` is the field the message named last. Arguments `words` does not
+    spell stay as they are."""
+    field = "FIELD"
+
+    def spell(match: re.Match[str]) -> str:
+        nonlocal field
+        argument, named, env = match.groups()
+        if named is None:
+            template = words.get(argument)
+        else:
+            field = named
+            template = words.get(f"{argument}.{{}}{env or ''}")
+        return match.group(0) if template is None else template.format(field)
+
+    return _ARGUMENT.sub(spell, message)

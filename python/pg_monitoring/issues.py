@@ -15,7 +15,7 @@ from typing import Any
 from ._db.connection import Connector
 from .monitoring import triage as lifecycle
 
-STATUSES = ("unresolved", "resolved", "ignored")
+_STATUSES = "SELECT monitoring.issue_statuses()"
 
 _LIST = """
 SELECT id, status, substatus, level, times_seen, users_seen, first_seen, last_seen,
@@ -56,6 +56,11 @@ class IssueFilter:
     service: str | None = None
     since: timedelta | None = None
     limit: int = 50
+
+
+def statuses(db: Connector) -> list[str]:
+    """The statuses an issue may have, as SQL defines them."""
+    return list(db.fetch_value(_STATUSES))
 
 
 def list_issues(db: Connector, f: IssueFilter) -> list[dict[str, Any]]:

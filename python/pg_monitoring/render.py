@@ -1,4 +1,5 @@
-"""How the CLI prints issues and events (rich tables); --json bypasses all of this."""
+"""How the CLI prints issues, events and its other lists (rich tables); --json bypasses all
+of this."""
 
 from __future__ import annotations
 
@@ -35,9 +36,49 @@ def ago(moment: datetime | None) -> str:
     return f"{max(seconds, 0)}s ago"
 
 
-# The triage table's columns besides the title, by priority: where the width is short, the
-# last go first, so that the title (and culprit) keeps TITLE_WIDTH columns to wrap in.
-_ISSUE_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str | Text]]] = [
+# A column of a table: its header, and its cell for a row.
+Column = tuple[str, Callable[[dict[str, Any]], "str | Text"]]
+# A column's padding and its border on the right; the table's border on the left.
+_COLUMN_EDGES = 3
+
+
+def fitted_table(
+    rows: list[dict[str, Any]],
+    width: int,
+    columns: list[Column],
+    wide: Column,
+    wide_width: int,
+    right: tuple[str, ...] = (),
+) -> Table:
+    """`rows` as a table at most `width` columns wide, for the CLI's lists. `columns`, by
+    priority, are never wrapped: where the width is short, the last go first (the first
+    stays), so that the `wide` column, last, keeps `wide_width` columns to wrap in, at word
+    boundaries. A caption names the columns left out; `right` are right-aligned."""
+    cells = {name: [cell(row) for row in rows] for name, cell in columns}
+    room = width - 1 - (wide_width + _COLUMN_EDGES)
+    shown: list[str] = []
+    for index, (name, _cell) in enumerate(columns):
+        needs = max(len(line) for text in [name, *cells[name]] for line in str(text).split("\n"))
+        if index > 0 and needs + _COLUMN_EDGES > room:
+            break
+        shown.append(name)
+        room -= needs + _COLUMN_EDGES
+    hidden = [name for name, _cell in columns if name not in shown]
+
+    table = Table(header_style="bold", expand=False)
+    for name in shown:
+        table.add_column(name, justify="right" if name in right else "left", no_wrap=True)
+    table.add_column(wide[0], overflow="fold")
+    if hidden:
+        table.caption = f"{', '.join(hidden)}: not shown at {width} columns (--json shows all)"
+        table.caption_justify = "left"
+    for index, row in enumerate(rows):
+        table.add_row(*(cells[name][index] for name in shown), wide[1](row))
+    return table
+
+
+# The triage table's columns besides the title, by priority.
+_ISSUE_COLUMNS: list[Column] = [
     ("id", lambda row: str(row["id"])),
     ("status", lambda row: _status(row)),
     ("events", lambda row: str(row["times_seen"])),
@@ -46,15 +87,19 @@ _ISSUE_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str | Text]]] = [
     ("level", lambda row: row["level"]),
     ("first seen", lambda row: ago(row["first_seen"])),
 ]
-_NUMBERS = ("id", "events", "users")
 TITLE_WIDTH = 36
-# A column's padding and its border on the right; the table's border on the left.
-_COLUMN_EDGES = 3
 
 
 def _status(row: dict[str, Any]) -> Text:
     status = row["status"] + (f"\n({row['substatus']})" if row["substatus"] else "")
     return Text(status, style=STATUS_STYLE.get(row["status"], ""))
+
+
+def _title(row: dict[str, Any]) -> Text:
+    title = Text(row["title"])
+    if row["culprit"]:
+        title.append(f"\n{row['culprit']}", style="dim")
+    return title
 
 
 def print_issues(console: Console, rows: list[dict[str, Any]]) -> None:
@@ -65,30 +110,14 @@ def print_issues(console: Console, rows: list[dict[str, Any]]) -> None:
 def issues_table(rows: list[dict[str, Any]], width: int) -> Table:
     """Issues as a table at most `width` columns wide: the title and culprit wrap in what the
     columns of the highest priority leave; the id is always there."""
-    cells = {name: [cell(row) for row in rows] for name, cell in _ISSUE_COLUMNS}
-    room = width - 1 - (TITLE_WIDTH + _COLUMN_EDGES)
-    shown: list[str] = []
-    for name, _cell in _ISSUE_COLUMNS:
-        needs = max(len(line) for text in [name, *cells[name]] for line in str(text).split("\n"))
-        if name != "id" and needs + _COLUMN_EDGES > room:
-            break
-        shown.append(name)
-        room -= needs + _COLUMN_EDGES
-    hidden = [name for name, _cell in _ISSUE_COLUMNS if name not in shown]
-
-    table = Table(header_style="bold", expand=False)
-    for name in shown:
-        table.add_column(name, justify="right" if name in _NUMBERS else "left", no_wrap=True)
-    table.add_column("title / culprit", overflow="fold")
-    if hidden:
-        table.caption = f"{', '.join(hidden)}: not shown at {width} columns (--json shows all)"
-        table.caption_justify = "left"
-    for index, row in enumerate(rows):
-        title = Text(row["title"])
-        if row["culprit"]:
-            title.append(f"\n{row['culprit']}", style="dim")
-        table.add_row(*(cells[name][index] for name in shown), title)
-    return table
+    return fitted_table(
+        rows,
+        width,
+        _ISSUE_COLUMNS,
+        ("title / culprit", _title),
+        TITLE_WIDTH,
+        right=("id", "events", "users"),
+    )
 
 
 def print_issue(console: Console, detail: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@
 -- run and the claims of a worker that died come back when their lease runs out.
 
 CREATE OR REPLACE FUNCTION monitoring._alert_summary(
-    p_condition text, p_group monitoring.error_groups, p_facts jsonb
+    p_condition text, p_issue monitoring.error_issues, p_facts jsonb
 )
 RETURNS text
 LANGUAGE sql
@@ -38,13 +38,13 @@ AS $$
             WHEN 'user_frequency' THEN 'More than ' || (p_facts ->> 'threshold')
                 || ' users in ' || (p_facts ->> 'window_minutes') || ' minutes'
         END
-        || ' in ' || p_group.service || '/' || p_group.environment || ': ' || p_group.title;
+        || ' in ' || p_issue.service || '/' || p_issue.environment || ': ' || p_issue.title;
 $$;
 
 -- What the worker needs to render an alert without reading anything else: a link-free
 -- summary line and the issue's fields as of the firing.
 CREATE OR REPLACE FUNCTION monitoring._alert_payload(
-    p_rule monitoring.alert_rules, p_group monitoring.error_groups, p_facts jsonb
+    p_rule monitoring.alert_rules, p_issue monitoring.error_issues, p_facts jsonb
 )
 RETURNS jsonb
 LANGUAGE sql
@@ -53,27 +53,27 @@ AS $$
     SELECT jsonb_strip_nulls(jsonb_build_object(
         'condition', p_rule.condition,
         'rule_id', p_rule.id,
-        'issue_id', p_group.id,
-        'title', p_group.title,
-        'culprit', p_group.culprit,
-        'level', p_group.level,
-        'service', p_group.service,
-        'environment', p_group.environment,
-        'fingerprint', p_group.fingerprint,
-        'status', p_group.status,
-        'substatus', p_group.substatus,
-        'first_seen', monitoring._json_time(p_group.first_seen),
-        'first_release', p_group.first_release,
-        'assignee', p_group.assignee,
-        'summary', monitoring._alert_summary(p_rule.condition, p_group, p_facts)
+        'issue_id', p_issue.id,
+        'title', p_issue.title,
+        'culprit', p_issue.culprit,
+        'level', p_issue.level,
+        'service', p_issue.service,
+        'environment', p_issue.environment,
+        'fingerprint', p_issue.fingerprint,
+        'status', p_issue.status,
+        'substatus', p_issue.substatus,
+        'first_seen', monitoring._json_time(p_issue.first_seen),
+        'first_release', p_issue.first_release,
+        'assignee', p_issue.assignee,
+        'summary', monitoring._alert_summary(p_rule.condition, p_issue, p_facts)
     )) || coalesce(p_facts, '{}');
 $$;
 
--- Queues one notification per channel of p_rule that lets p_group through, unless the rule
+-- Queues one notification per channel of p_rule that lets p_issue through, unless the rule
 -- fired for this issue within its action interval or the issue is not unresolved (ignored
 -- issues do not alert). Returns how many it queued.
 CREATE OR REPLACE FUNCTION monitoring._queue_alert(
-    p_rule monitoring.alert_rules, p_group monitoring.error_groups, p_facts jsonb
+    p_rule monitoring.alert_rules, p_issue monitoring.error_issues, p_facts jsonb
 )
 RETURNS integer
 LANGUAGE plpgsql
@@ -82,7 +82,7 @@ DECLARE
     v_channels bigint[];
     v_payload jsonb;
 BEGIN
-    IF p_group.status <> 'unresolved' THEN
+    IF p_issue.status <> 'unresolved' THEN
         RETURN 0;
     END IF;
     v_channels := ARRAY(
@@ -91,11 +91,11 @@ BEGIN
         WHERE
             c.enabled
             AND (p_rule.channel_id IS NULL OR c.id = p_rule.channel_id)
-            AND (c.services IS NULL OR p_group.service = ANY(c.services))
-            AND (c.environments IS NULL OR p_group.environment = ANY(c.environments))
+            AND (c.services IS NULL OR p_issue.service = ANY(c.services))
+            AND (c.environments IS NULL OR p_issue.environment = ANY(c.environments))
             AND (
                 c.min_level IS NULL
-                OR monitoring._level_rank(p_group.level) >= monitoring._level_rank(c.min_level)
+                OR monitoring._level_rank(p_issue.level) >= monitoring._level_rank(c.min_level)
             )
         ORDER BY c.id
     );
@@ -107,9 +107,9 @@ BEGIN
     -- same rule for the same issue, the second waits for the first and then finds its time.
     -- An issue is new once (capture records one first_seen): nothing to hold back, no row.
     IF p_rule.condition <> 'new_issue' THEN
-        INSERT INTO monitoring.alert_rule_state AS s (rule_id, group_id, last_fired_at, times_fired)
-        VALUES (p_rule.id, p_group.id, now(), 1)
-        ON CONFLICT (rule_id, group_id) DO UPDATE
+        INSERT INTO monitoring.alert_rule_state AS s (rule_id, issue_id, last_fired_at, times_fired)
+        VALUES (p_rule.id, p_issue.id, now(), 1)
+        ON CONFLICT (rule_id, issue_id) DO UPDATE
             SET last_fired_at = excluded.last_fired_at, times_fired = s.times_fired + 1
             WHERE s.last_fired_at IS NULL
             OR s.last_fired_at <= excluded.last_fired_at - p_rule.action_interval;
@@ -118,9 +118,9 @@ BEGIN
         END IF;
     END IF;
 
-    v_payload := monitoring._alert_payload(p_rule, p_group, p_facts);
-    INSERT INTO monitoring.alert_outbox (channel_id, rule_id, group_id, condition, payload)
-    SELECT c.id, p_rule.id, p_group.id, p_rule.condition, v_payload
+    v_payload := monitoring._alert_payload(p_rule, p_issue, p_facts);
+    INSERT INTO monitoring.alert_outbox (channel_id, rule_id, issue_id, condition, payload)
+    SELECT c.id, p_rule.id, p_issue.id, p_rule.condition, v_payload
     FROM unnest(v_channels) AS c (id);
     RETURN cardinality(v_channels);
 END
@@ -138,7 +138,7 @@ DECLARE
         WHEN 'regression' THEN 'regression'
         ELSE 'escalating'
     END;
-    v_group monitoring.error_groups;
+    v_issue monitoring.error_issues;
     v_rule monitoring.alert_rules;
     v_facts jsonb;
 BEGIN
@@ -152,9 +152,9 @@ BEGIN
     ) THEN
         RETURN NULL;
     END IF;
-    SELECT * INTO v_group FROM monitoring.error_groups AS g WHERE g.id = NEW.group_id;
+    SELECT * INTO v_issue FROM monitoring.error_issues AS g WHERE g.id = NEW.issue_id;
     FOR v_rule IN
-        SELECT * FROM monitoring._rules_for(v_group) AS r WHERE r.condition = v_condition
+        SELECT * FROM monitoring._rules_for(v_issue) AS r WHERE r.condition = v_condition
     LOOP
         IF v_facts IS NULL THEN
             v_facts := jsonb_strip_nulls(jsonb_build_object(
@@ -171,11 +171,11 @@ BEGIN
                         'last_seen', monitoring._json_time(i.last_seen)
                     )
                     FROM monitoring.issues AS i
-                    WHERE i.id = v_group.id
+                    WHERE i.id = v_issue.id
                 )
             END;
         END IF;
-        PERFORM monitoring._queue_alert(v_rule, v_group, v_facts);
+        PERFORM monitoring._queue_alert(v_rule, v_issue, v_facts);
     END LOOP;
     RETURN NULL;
 END
@@ -231,14 +231,14 @@ $$;
 -- once, so each threshold is crossed in exactly one fold: no check-then-act race, whatever
 -- the number of writers.
 CREATE OR REPLACE FUNCTION monitoring._alert_after_fold(
-    p_groups bigint[], p_times_seen bigint[], p_events bigint[], p_users_seen bigint[]
+    p_issues bigint[], p_times_seen bigint[], p_events bigint[], p_users_seen bigint[]
 )
 RETURNS integer
 LANGUAGE plpgsql
 AS $$
 DECLARE
     v_folded record;
-    v_group monitoring.error_groups;
+    v_issue monitoring.error_issues;
     v_rule monitoring.alert_rules;
     v_crossing record;
     v_threshold bigint;
@@ -255,19 +255,19 @@ BEGIN
     END IF;
     FOR v_folded IN
         SELECT f.times_seen, f.events, f.users_seen, g AS issue
-        FROM unnest(p_groups, p_times_seen, p_events, p_users_seen)
-            AS f (group_id, times_seen, events, users_seen)
-        INNER JOIN monitoring.error_groups AS g ON f.group_id = g.id
+        FROM unnest(p_issues, p_times_seen, p_events, p_users_seen)
+            AS f (issue_id, times_seen, events, users_seen)
+        INNER JOIN monitoring.error_issues AS g ON f.issue_id = g.id
         WHERE g.status = 'unresolved'
-        ORDER BY f.group_id
+        ORDER BY f.issue_id
     LOOP
-        v_group := v_folded.issue;
+        v_issue := v_folded.issue;
         v_counts := jsonb_build_object(
             'times_seen', v_folded.times_seen, 'users_seen', v_folded.users_seen,
-            'last_seen', monitoring._json_time(v_group.last_seen)
+            'last_seen', monitoring._json_time(v_issue.last_seen)
         );
         FOR v_rule IN
-            SELECT * FROM monitoring._rules_for(v_group) AS r
+            SELECT * FROM monitoring._rules_for(v_issue) AS r
             WHERE r.condition IN ('occurrences', 'event_frequency', 'user_frequency')
         LOOP
             IF v_rule.condition = 'occurrences' THEN
@@ -277,7 +277,7 @@ BEGIN
                 );
                 FOREACH v_threshold IN ARRAY v_crossing.thresholds LOOP
                     v_queued := v_queued + monitoring._queue_alert(
-                        v_rule, v_group,
+                        v_rule, v_issue,
                         v_counts || jsonb_build_object('threshold', v_threshold)
                         || CASE WHEN v_crossing.crossed > 10
                             THEN jsonb_build_object('thresholds_crossed', v_crossing.crossed)
@@ -292,22 +292,22 @@ BEGIN
             IF v_rule.condition = 'event_frequency' THEN
                 SELECT count(*) INTO v_count FROM (
                     SELECT FROM monitoring.error_events AS e
-                    WHERE e.group_id = v_group.id AND e.occurred_at > now() - v_rule.time_window
+                    WHERE e.issue_id = v_issue.id AND e.occurred_at > now() - v_rule.time_window
                     LIMIT v_rule.threshold + 1
                 ) AS recent;
             ELSE
                 SELECT count(*) INTO v_count FROM (
-                    SELECT FROM monitoring.error_group_users AS u
-                    WHERE u.group_id = v_group.id AND u.last_seen > now() - v_rule.time_window
+                    SELECT FROM monitoring.error_issue_users AS u
+                    WHERE u.issue_id = v_issue.id AND u.last_seen > now() - v_rule.time_window
                     LIMIT v_rule.threshold + 1
                 ) AS recent;
             END IF;
             SELECT s.above INTO v_was_above FROM monitoring.alert_rule_state AS s
-            WHERE s.rule_id = v_rule.id AND s.group_id = v_group.id;
+            WHERE s.rule_id = v_rule.id AND s.issue_id = v_issue.id;
             v_was_above := coalesce(v_was_above, FALSE);
             IF v_count > v_rule.threshold AND NOT v_was_above THEN
                 v_queued := v_queued + monitoring._queue_alert(
-                    v_rule, v_group,
+                    v_rule, v_issue,
                     v_counts || jsonb_build_object(
                         'threshold', v_rule.threshold,
                         'window_minutes',
@@ -316,9 +316,9 @@ BEGIN
                 );
             END IF;
             IF (v_count > v_rule.threshold) <> v_was_above THEN
-                INSERT INTO monitoring.alert_rule_state AS s (rule_id, group_id, above)
-                VALUES (v_rule.id, v_group.id, v_count > v_rule.threshold)
-                ON CONFLICT (rule_id, group_id) DO UPDATE SET above = excluded.above;
+                INSERT INTO monitoring.alert_rule_state AS s (rule_id, issue_id, above)
+                VALUES (v_rule.id, v_issue.id, v_count > v_rule.threshold)
+                ON CONFLICT (rule_id, issue_id) DO UPDATE SET above = excluded.above;
             END IF;
         END LOOP;
     END LOOP;

@@ -200,7 +200,7 @@ COMMENT ON FUNCTION monitoring.remove_alert_rule(bigint) IS 'Removes an alert ru
 
 -- The enabled rules that apply to an issue. Rules scoped to its fingerprint, when there are
 -- any, replace the others.
-CREATE OR REPLACE FUNCTION monitoring._rules_for(p_group monitoring.error_groups)
+CREATE OR REPLACE FUNCTION monitoring._rules_for(p_issue monitoring.error_issues)
 RETURNS SETOF monitoring.alert_rules
 LANGUAGE sql
 STABLE
@@ -210,9 +210,9 @@ AS $$
         FROM monitoring.alert_rules AS r
         WHERE
             r.enabled
-            AND (r.service IS NULL OR r.service = p_group.service)
-            AND (r.environment IS NULL OR r.environment = p_group.environment)
-            AND (r.fingerprint IS NULL OR r.fingerprint = p_group.fingerprint)
+            AND (r.service IS NULL OR r.service = p_issue.service)
+            AND (r.environment IS NULL OR r.environment = p_issue.environment)
+            AND (r.fingerprint IS NULL OR r.fingerprint = p_issue.fingerprint)
     )
 
     SELECT m.*

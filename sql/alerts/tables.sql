@@ -97,14 +97,14 @@ WHERE condition = 'occurrences';
 -- rule's count is above its threshold (it fires when the count crosses, not while it stays).
 CREATE TABLE monitoring.alert_rule_state (
     rule_id bigint NOT NULL REFERENCES monitoring.alert_rules (id) ON DELETE CASCADE,
-    group_id bigint NOT NULL REFERENCES monitoring.error_groups (id) ON DELETE CASCADE,
+    issue_id bigint NOT NULL REFERENCES monitoring.error_issues (id) ON DELETE CASCADE,
     last_fired_at timestamptz,
     times_fired bigint NOT NULL DEFAULT 0,
     above boolean NOT NULL DEFAULT FALSE,
-    PRIMARY KEY (rule_id, group_id)
+    PRIMARY KEY (rule_id, issue_id)
 );
 
-CREATE INDEX alert_rule_state_group ON monitoring.alert_rule_state (group_id);
+CREATE INDEX alert_rule_state_issue ON monitoring.alert_rule_state (issue_id);
 
 -- The outbox; a notification's statuses are explained in vocabulary.sql.
 CREATE TABLE monitoring.alert_outbox (
@@ -114,7 +114,7 @@ CREATE TABLE monitoring.alert_outbox (
     channel_id bigint NOT NULL REFERENCES monitoring.alert_channels (id) ON DELETE CASCADE,
     rule_id bigint REFERENCES monitoring.alert_rules (id) ON DELETE SET NULL,
     -- no foreign key: a notification outlives the issue retention deletes
-    group_id bigint,
+    issue_id bigint,
     condition text NOT NULL,
     payload jsonb NOT NULL,
     status text NOT NULL DEFAULT 'pending'

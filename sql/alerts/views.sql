@@ -51,7 +51,7 @@ SELECT
     o.condition,
     c.name AS channel,
     c.kind AS channel_kind,
-    o.group_id AS issue_id,
+    o.issue_id,
     o.payload ->> 'summary' AS summary,
     o.attempts,
     o.next_attempt_at,

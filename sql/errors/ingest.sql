@@ -98,7 +98,7 @@ DECLARE
     v_user_key text;
     v_memo_hit integer;
     v_session_key text;
-    v_group monitoring.error_groups;
+    v_issue monitoring.error_issues;
     v_reason text;
 BEGIN
     -- One read of every setting capture needs.
@@ -149,7 +149,7 @@ BEGIN
     -- issue is created for it that would never hold an event.
     IF p_event_id IS NOT NULL THEN
         IF v_occurred = p_occurred_at THEN
-            SELECT e.group_id INTO issue_id
+            SELECT e.issue_id INTO issue_id
             FROM monitoring.error_events AS e
             WHERE e.event_id = p_event_id AND e.occurred_at = v_occurred;
         ELSE
@@ -157,7 +157,7 @@ BEGIN
             -- each arrival: the event is found by its id alone, an index probe per partition
             -- on this rare path. Arrivals of one id take turns, so the second sees the first.
             PERFORM pg_advisory_xact_lock(7378802, hashtext(p_event_id::text));
-            SELECT e.group_id INTO issue_id
+            SELECT e.issue_id INTO issue_id
             FROM monitoring.error_events AS e
             WHERE e.event_id = p_event_id
             LIMIT 1;
@@ -299,7 +299,7 @@ BEGIN
     -- the raised exception's value is the event's message when there is one
     v_message := coalesce(v_exceptions -> -1 ->> 'value', v_message);
 
-    SELECT * INTO v_group FROM monitoring.error_groups AS g
+    SELECT * INTO v_issue FROM monitoring.error_issues AS g
     WHERE g.service = v_service AND g.environment = v_environment
         AND g.fingerprint = v_fingerprint;
     -- An issue old enough for retention to delete may be deleted by a run that can not see
@@ -307,14 +307,14 @@ BEGIN
     -- or, if the run locked it first, wait for it and file the event in a new issue. A day
     -- early, for a transaction that began before the run. Rare, so a storm on a live issue
     -- takes no lock on its row.
-    IF FOUND AND v_group.last_seen
+    IF FOUND AND v_issue.last_seen
         < now() - make_interval(days => (v_cfg ->> 'errors.retention_days')::integer - 1) THEN
-        SELECT * INTO v_group FROM monitoring.error_groups AS g
-        WHERE g.id = v_group.id
+        SELECT * INTO v_issue FROM monitoring.error_issues AS g
+        WHERE g.id = v_issue.id
         FOR KEY SHARE;
     END IF;
     IF NOT FOUND THEN
-        INSERT INTO monitoring.error_groups AS g (
+        INSERT INTO monitoring.error_issues AS g (
             service, environment, fingerprint, fingerprint_source, title, culprit,
             exception_type, level, platform, first_seen, last_seen, first_release
         )
@@ -331,22 +331,22 @@ BEGIN
             ),
             v_type, p_level, coalesce(v_platform, p_platform), v_occurred, v_occurred, v_release
         )
-        ON CONFLICT ON CONSTRAINT error_groups_identity DO NOTHING
-        RETURNING * INTO v_group;
-        IF v_group.id IS NOT NULL THEN
+        ON CONFLICT ON CONSTRAINT error_issues_identity DO NOTHING
+        RETURNING * INTO v_issue;
+        IF v_issue.id IS NOT NULL THEN
             PERFORM monitoring._record_activity(
-                v_group.id, 'first_seen', NULL,
+                v_issue.id, 'first_seen', NULL,
                 jsonb_build_object('event_id', event_id, 'level', p_level)
             );
         ELSE
             -- another session created it since our look: use theirs
-            SELECT * INTO STRICT v_group FROM monitoring.error_groups AS g
+            SELECT * INTO STRICT v_issue FROM monitoring.error_issues AS g
             WHERE g.service = v_service AND g.environment = v_environment
                 AND g.fingerprint = v_fingerprint;
         END IF;
     END IF;
 
-    issue_id := v_group.id;
+    issue_id := v_issue.id;
     -- The user, for "users affected": its key is prefixed with its kind (as Sentry's
     -- sentry:user tag), so user id 1 and username "1" are two users. The design document's
     -- snippets send the user as context.user_id: an event without a user of its own takes
@@ -364,12 +364,12 @@ BEGIN
         END
     );
     INSERT INTO monitoring.error_events (
-        event_id, occurred_at, group_id, level, exception_type, message, exceptions,
+        event_id, occurred_at, issue_id, level, exception_type, message, exceptions,
         context, tags, user_info, breadcrumbs, release, trace_id, span_id, platform,
         server_name, transaction_name, data
     )
     VALUES (
-        event_id, v_occurred, v_group.id, p_level, v_type, v_message, v_exceptions,
+        event_id, v_occurred, v_issue.id, p_level, v_type, v_message, v_exceptions,
         v_context, v_tags,
         -- an id key and no id of its own: the id is the context's user_id
         CASE WHEN v_user_key LIKE 'id:%' AND nullif(v_user ->> 'id', '') IS NULL
@@ -390,8 +390,8 @@ BEGIN
     IF octet_length(v_user_key) > 200 THEN
         v_user_key := monitoring._index_text(v_user_key, 200);
     END IF;
-    INSERT INTO monitoring.error_group_counts (group_id, occurred_at, user_key)
-    VALUES (v_group.id, v_occurred, v_user_key);
+    INSERT INTO monitoring.error_issue_counts (issue_id, occurred_at, user_key)
+    VALUES (v_issue.id, v_occurred, v_user_key);
     IF v_release IS NOT NULL THEN
         INSERT INTO monitoring.releases (service, version, first_seen)
         VALUES (v_service, v_release, v_occurred)
@@ -400,17 +400,17 @@ BEGIN
 
     -- Lifecycle. The status test is repeated in each UPDATE: concurrent events of one issue
     -- queue on its row, and only the first finds it resolved or ignored.
-    IF v_group.status = 'resolved' AND monitoring._regresses(v_group, v_release) THEN
+    IF v_issue.status = 'resolved' AND monitoring._regresses(v_issue, v_release) THEN
         PERFORM monitoring._transition(
-            v_group.id, '{resolved}', 'unresolved', 'regression', NULL,
+            v_issue.id, '{resolved}', 'unresolved', 'regression', NULL,
             jsonb_strip_nulls(jsonb_build_object('event_id', event_id, 'release', v_release)),
             p_substatus => 'regressed'
         );
-    ELSIF v_group.status = 'ignored' THEN
-        v_reason := monitoring._ignore_over(v_group);
+    ELSIF v_issue.status = 'ignored' THEN
+        v_reason := monitoring._ignore_over(v_issue);
         IF v_reason IS NOT NULL THEN
             PERFORM monitoring._transition(
-                v_group.id, '{ignored}', 'unresolved', 'escalating', NULL,
+                v_issue.id, '{ignored}', 'unresolved', 'escalating', NULL,
                 jsonb_build_object('event_id', event_id, 'reason', v_reason),
                 p_substatus => 'escalating'
             );

@@ -47,7 +47,7 @@ DECLARE
 BEGIN
     SELECT array_agg(g.id ORDER BY g.id), array_agg(g.service || '/' || g.environment)
     INTO v_ids, v_where
-    FROM monitoring.error_groups AS g
+    FROM monitoring.error_issues AS g
     WHERE g.fingerprint = p_fingerprint
         AND (v_environment IS NULL OR g.environment = v_environment)
         AND (v_service IS NULL OR g.service = v_service);
@@ -83,14 +83,14 @@ COMMENT ON FUNCTION monitoring.issue_id(text, text, text) IS
 -- The helpers capture calls are PL/pgSQL, not SQL: PostgreSQL 15 plans a SQL function it can
 -- not inline (one with an INSERT or a FROM) again on every call; PL/pgSQL keeps its plans.
 CREATE OR REPLACE FUNCTION monitoring._record_activity(
-    p_group_id bigint, p_action text, p_actor text, p_data jsonb DEFAULT '{}'
+    p_issue_id bigint, p_action text, p_actor text, p_data jsonb DEFAULT '{}'
 )
 RETURNS void
 LANGUAGE plpgsql
 AS $$
 BEGIN
-    INSERT INTO monitoring.issue_activity (group_id, action, actor, data)
-    VALUES (p_group_id, p_action, p_actor, coalesce(p_data, '{}'));
+    INSERT INTO monitoring.issue_activity (issue_id, action, actor, data)
+    VALUES (p_issue_id, p_action, p_actor, coalesce(p_data, '{}'));
 END
 $$;
 
@@ -116,7 +116,7 @@ RETURNS boolean
 LANGUAGE plpgsql
 AS $$
 BEGIN
-    UPDATE monitoring.error_groups AS g
+    UPDATE monitoring.error_issues AS g
     SET status = p_to,
         substatus = p_substatus,
         substatus_at = CASE WHEN p_substatus IS NOT NULL THEN now() END,
@@ -162,7 +162,7 @@ BEGIN
         RAISE EXCEPTION 'pass p_in_release or p_in_next_release, not both'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM FROM monitoring.error_groups AS g WHERE g.id = p_issue_id FOR UPDATE;
+    PERFORM FROM monitoring.error_issues AS g WHERE g.id = p_issue_id FOR UPDATE;
     IF NOT FOUND THEN
         PERFORM monitoring._issue_not_found(p_issue_id);
     END IF;
@@ -177,12 +177,12 @@ BEGIN
         -- (by first sighting): the latest event may come from a server still running an
         -- older release, and resolving after that one would let the current one regress it.
         SELECT r.version INTO v_release
-        FROM monitoring.error_groups AS g
+        FROM monitoring.error_issues AS g
         INNER JOIN monitoring.releases AS r ON g.service = r.service
         WHERE g.id = p_issue_id
             AND EXISTS (
                 SELECT FROM monitoring.error_events AS e
-                WHERE e.group_id = g.id AND e.release = r.version
+                WHERE e.issue_id = g.id AND e.release = r.version
             )
         ORDER BY r.first_seen DESC
         LIMIT 1;
@@ -195,7 +195,7 @@ BEGIN
     END IF;
 
     PERFORM monitoring._transition(
-        p_issue_id, '{unresolved,resolved,ignored}', 'resolved', 'resolved',
+        p_issue_id, monitoring.issue_statuses(), 'resolved', 'resolved',
         v_actor,
         jsonb_strip_nulls(jsonb_build_object('resolution', v_resolution, 'release', v_release)),
         p_resolution => v_resolution, p_release => v_release
@@ -239,14 +239,14 @@ BEGIN
         RAISE EXCEPTION 'p_until_events and p_until_users must be positive'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM FROM monitoring.error_groups AS g WHERE g.id = p_issue_id FOR UPDATE;
+    PERFORM FROM monitoring.error_issues AS g WHERE g.id = p_issue_id FOR UPDATE;
     IF NOT FOUND THEN
         PERFORM monitoring._issue_not_found(p_issue_id);
     END IF;
     SELECT * INTO v_now FROM monitoring.issues AS i WHERE i.id = p_issue_id;
 
     PERFORM monitoring._transition(
-        p_issue_id, '{unresolved,resolved,ignored}', 'ignored', 'ignored',
+        p_issue_id, monitoring.issue_statuses(), 'ignored', 'ignored',
         v_actor,
         jsonb_strip_nulls(jsonb_build_object(
             'until', monitoring._json_time(p_until), 'until_events', p_until_events, 'until_users', p_until_users
@@ -280,7 +280,7 @@ DECLARE
     v_old text;
     v_result monitoring.issues;
 BEGIN
-    SELECT g.status INTO v_old FROM monitoring.error_groups AS g
+    SELECT g.status INTO v_old FROM monitoring.error_issues AS g
     WHERE g.id = p_issue_id
     FOR UPDATE;
     IF NOT FOUND THEN
@@ -319,7 +319,7 @@ BEGIN
         RAISE EXCEPTION 'p_assignee must be at most 200 characters, not %', length(p_assignee)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    UPDATE monitoring.error_groups AS g
+    UPDATE monitoring.error_issues AS g
     SET assignee = p_assignee, assigned_at = now()
     WHERE g.id = p_issue_id;
     IF NOT FOUND THEN
@@ -348,14 +348,14 @@ DECLARE
     v_old text;
     v_result monitoring.issues;
 BEGIN
-    SELECT g.assignee INTO v_old FROM monitoring.error_groups AS g
+    SELECT g.assignee INTO v_old FROM monitoring.error_issues AS g
     WHERE g.id = p_issue_id
     FOR UPDATE;
     IF NOT FOUND THEN
         PERFORM monitoring._issue_not_found(p_issue_id);
     END IF;
     IF v_old IS NOT NULL THEN
-        UPDATE monitoring.error_groups AS g
+        UPDATE monitoring.error_issues AS g
         SET assignee = NULL, assigned_at = NULL
         WHERE g.id = p_issue_id;
         PERFORM monitoring._record_activity(
@@ -371,7 +371,7 @@ $$;
 COMMENT ON FUNCTION monitoring.unassign_issue(bigint, text) IS 'Removes an issue''s assignee';
 
 -- Whether an event of release p_release regresses a resolved issue.
-CREATE OR REPLACE FUNCTION monitoring._regresses(p_group monitoring.error_groups, p_release text)
+CREATE OR REPLACE FUNCTION monitoring._regresses(p_issue monitoring.error_issues, p_release text)
 RETURNS boolean
 LANGUAGE plpgsql
 STABLE
@@ -379,22 +379,22 @@ AS $$
 BEGIN
     RETURN (
         SELECT CASE
-            WHEN p_group.resolution = 'now' OR p_group.resolution IS NULL THEN true
+            WHEN p_issue.resolution = 'now' OR p_issue.resolution IS NULL THEN true
             -- an event that names no release can not be shown to be old
             WHEN p_release IS NULL THEN true
-            WHEN p_release = p_group.resolved_in_release
-                THEN p_group.resolution = 'in_release'
+            WHEN p_release = p_issue.resolved_in_release
+                THEN p_issue.resolution = 'in_release'
             -- Releases are ordered by first sighting. A resolving release not seen yet (the
             -- one being deployed, or a typo) counts as first seen when the issue was
             -- resolved: a release first seen since then regresses it, and none is hidden.
             ELSE coalesce((
-                SELECT CASE WHEN r.first_seen IS NULL THEN e.first_seen >= p_group.resolved_at
+                SELECT CASE WHEN r.first_seen IS NULL THEN e.first_seen >= p_issue.resolved_at
                     ELSE e.first_seen > r.first_seen
                 END
                 FROM monitoring.releases AS e
                 LEFT JOIN monitoring.releases AS r
-                    ON e.service = r.service AND r.version = p_group.resolved_in_release
-                WHERE e.service = p_group.service AND e.version = p_release
+                    ON e.service = r.service AND r.version = p_issue.resolved_in_release
+                WHERE e.service = p_issue.service AND e.version = p_release
             ), true)
         END
     );
@@ -403,7 +403,7 @@ $$;
 
 -- Why an ignored issue wakes up, or NULL while it stays ignored. Counting stops at the
 -- threshold, so an error storm on an ignored issue costs each event a bounded scan.
-CREATE OR REPLACE FUNCTION monitoring._ignore_over(p_group monitoring.error_groups)
+CREATE OR REPLACE FUNCTION monitoring._ignore_over(p_issue monitoring.error_issues)
 RETURNS text
 LANGUAGE plpgsql
 STABLE
@@ -411,29 +411,29 @@ AS $$
 BEGIN
     RETURN (
         SELECT CASE
-            WHEN p_group.ignore_until <= pg_catalog.now() THEN 'until time passed'
-            WHEN p_group.ignore_until_times_seen IS NOT NULL
-                AND p_group.times_seen + (
+            WHEN p_issue.ignore_until <= pg_catalog.now() THEN 'until time passed'
+            WHEN p_issue.ignore_until_times_seen IS NOT NULL
+                AND p_issue.times_seen + (
                     SELECT pg_catalog.count(*) FROM (
-                        SELECT FROM monitoring.error_group_counts AS c
-                        WHERE c.group_id = p_group.id
-                        LIMIT greatest(p_group.ignore_until_times_seen - p_group.times_seen, 0)
+                        SELECT FROM monitoring.error_issue_counts AS c
+                        WHERE c.issue_id = p_issue.id
+                        LIMIT greatest(p_issue.ignore_until_times_seen - p_issue.times_seen, 0)
                     ) AS enough
-                ) >= p_group.ignore_until_times_seen
+                ) >= p_issue.ignore_until_times_seen
                 THEN 'event count reached'
-            WHEN p_group.ignore_until_users_seen IS NOT NULL
-                AND p_group.users_seen + (
+            WHEN p_issue.ignore_until_users_seen IS NOT NULL
+                AND p_issue.users_seen + (
                     SELECT pg_catalog.count(*) FROM (
                         SELECT DISTINCT c.user_key
-                        FROM monitoring.error_group_counts AS c
-                        WHERE c.group_id = p_group.id AND c.user_key IS NOT NULL
+                        FROM monitoring.error_issue_counts AS c
+                        WHERE c.issue_id = p_issue.id AND c.user_key IS NOT NULL
                             AND NOT EXISTS (
-                                SELECT FROM monitoring.error_group_users AS u
-                                WHERE u.group_id = c.group_id AND u.user_key = c.user_key
+                                SELECT FROM monitoring.error_issue_users AS u
+                                WHERE u.issue_id = c.issue_id AND u.user_key = c.user_key
                             )
-                        LIMIT greatest(p_group.ignore_until_users_seen - p_group.users_seen, 0)
+                        LIMIT greatest(p_issue.ignore_until_users_seen - p_issue.users_seen, 0)
                     ) AS enough
-                ) >= p_group.ignore_until_users_seen
+                ) >= p_issue.ignore_until_users_seen
                 THEN 'user count reached'
         END
     );

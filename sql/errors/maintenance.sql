@@ -17,12 +17,12 @@ AS $$
 DECLARE
     v_events bigint;
     -- per issue: id, events, first and last occurrence
-    v_groups bigint[];
+    v_issues bigint[];
     v_counts bigint[];
     v_firsts timestamptz[];
     v_lasts timestamptz[];
     -- per issue and user: the same
-    v_user_groups bigint[];
+    v_user_issues bigint[];
     v_user_keys text[];
     v_user_firsts timestamptz[];
     v_user_lasts timestamptz[];
@@ -33,42 +33,42 @@ DECLARE
     v_users_seen bigint[];
 BEGIN
     WITH moved AS (
-        DELETE FROM monitoring.error_group_counts
-        RETURNING group_id, occurred_at, user_key
+        DELETE FROM monitoring.error_issue_counts
+        RETURNING issue_id, occurred_at, user_key
     )
 
     SELECT
         (SELECT count(*) FROM moved),
-        e.groups, e.counts, e.firsts, e.lasts,
-        u.groups, u.keys, u.firsts, u.lasts
+        e.issues, e.counts, e.firsts, e.lasts,
+        u.issues, u.keys, u.firsts, u.lasts
     INTO
-        v_events, v_groups, v_counts, v_firsts, v_lasts,
-        v_user_groups, v_user_keys, v_user_firsts, v_user_lasts
+        v_events, v_issues, v_counts, v_firsts, v_lasts,
+        v_user_issues, v_user_keys, v_user_firsts, v_user_lasts
     FROM (
         SELECT
-            array_agg(g.group_id ORDER BY g.group_id) AS groups,
-            array_agg(g.n ORDER BY g.group_id) AS counts,
-            array_agg(g.first ORDER BY g.group_id) AS firsts,
-            array_agg(g.last ORDER BY g.group_id) AS lasts
+            array_agg(g.issue_id ORDER BY g.issue_id) AS issues,
+            array_agg(g.n ORDER BY g.issue_id) AS counts,
+            array_agg(g.first ORDER BY g.issue_id) AS firsts,
+            array_agg(g.last ORDER BY g.issue_id) AS lasts
         FROM (
-            SELECT m.group_id, count(*) AS n, min(m.occurred_at) AS first,
+            SELECT m.issue_id, count(*) AS n, min(m.occurred_at) AS first,
                 max(m.occurred_at) AS last
             FROM moved AS m
-            GROUP BY m.group_id
+            GROUP BY m.issue_id
         ) AS g
     ) AS e,
     (
         SELECT
-            array_agg(k.group_id) AS groups,
+            array_agg(k.issue_id) AS issues,
             array_agg(k.user_key) AS keys,
             array_agg(k.first) AS firsts,
             array_agg(k.last) AS lasts
         FROM (
-            SELECT m.group_id, m.user_key, min(m.occurred_at) AS first,
+            SELECT m.issue_id, m.user_key, min(m.occurred_at) AS first,
                 max(m.occurred_at) AS last
             FROM moved AS m
             WHERE m.user_key IS NOT NULL
-            GROUP BY m.group_id, m.user_key
+            GROUP BY m.issue_id, m.user_key
         ) AS k
     ) AS u;
     IF v_events = 0 THEN
@@ -76,33 +76,33 @@ BEGIN
     END IF;
 
     -- Issue rows in id order, so two folds, or a fold and a lifecycle change, never deadlock.
-    PERFORM FROM monitoring.error_groups AS g
-    WHERE g.id = ANY(v_groups)
+    PERFORM FROM monitoring.error_issues AS g
+    WHERE g.id = ANY(v_issues)
     ORDER BY g.id
     FOR UPDATE;
 
     WITH new_users AS (
-        INSERT INTO monitoring.error_group_users AS u (group_id, user_key, first_seen, last_seen)
-        SELECT k.group_id, k.user_key, k.first, k.last
-        FROM unnest(v_user_groups, v_user_keys, v_user_firsts, v_user_lasts)
-            AS k (group_id, user_key, first, last)
+        INSERT INTO monitoring.error_issue_users AS u (issue_id, user_key, first_seen, last_seen)
+        SELECT k.issue_id, k.user_key, k.first, k.last
+        FROM unnest(v_user_issues, v_user_keys, v_user_firsts, v_user_lasts)
+            AS k (issue_id, user_key, first, last)
         ON CONFLICT DO NOTHING
-        RETURNING u.group_id
+        RETURNING u.issue_id
     ),
 
     users AS (
-        SELECT n.group_id, count(*) AS n FROM new_users AS n GROUP BY n.group_id
+        SELECT n.issue_id, count(*) AS n FROM new_users AS n GROUP BY n.issue_id
     ),
 
     folded AS (
-        UPDATE monitoring.error_groups AS g
+        UPDATE monitoring.error_issues AS g
         SET times_seen = g.times_seen + e.n,
             users_seen = g.users_seen + coalesce(u.n, 0),
             first_seen = least(g.first_seen, e.first),
             last_seen = greatest(g.last_seen, e.last)
-        FROM unnest(v_groups, v_counts, v_firsts, v_lasts) AS e (group_id, n, first, last)
-        LEFT JOIN users AS u ON e.group_id = u.group_id
-        WHERE g.id = e.group_id
+        FROM unnest(v_issues, v_counts, v_firsts, v_lasts) AS e (issue_id, n, first, last)
+        LEFT JOIN users AS u ON e.issue_id = u.issue_id
+        WHERE g.id = e.issue_id
         RETURNING g.id, g.times_seen, e.n, g.users_seen
     )
 
@@ -113,10 +113,10 @@ BEGIN
     FROM folded AS f;
 
     -- Users seen again: their last sighting moves on (new ones were inserted with theirs).
-    UPDATE monitoring.error_group_users AS u
+    UPDATE monitoring.error_issue_users AS u
     SET last_seen = k.last
-    FROM unnest(v_user_groups, v_user_keys, v_user_lasts) AS k (group_id, user_key, last)
-    WHERE u.group_id = k.group_id AND u.user_key = k.user_key AND u.last_seen < k.last;
+    FROM unnest(v_user_issues, v_user_keys, v_user_lasts) AS k (issue_id, user_key, last)
+    WHERE u.issue_id = k.issue_id AND u.user_key = k.user_key AND u.last_seen < k.last;
 
     PERFORM monitoring._alert_after_fold(v_folded, v_times_seen, v_added, v_users_seen);
     RETURN v_events;
@@ -248,31 +248,31 @@ BEGIN
     -- this transaction can not see. Then, under the locks and in a new snapshot, the check
     -- for events and counts sees every capture committed before: no other can add one now.
     v_old := ARRAY(
-        SELECT g.id FROM monitoring.error_groups AS g
+        SELECT g.id FROM monitoring.error_issues AS g
         WHERE g.last_seen < v_cutoff
         ORDER BY g.id
         FOR UPDATE SKIP LOCKED
     );
-    -- error_group_users has no foreign key to cascade from: the rows of the deleted issues
+    -- error_issue_users has no foreign key to cascade from: the rows of the deleted issues
     -- go in the same statement.
     WITH deleted AS (
-        DELETE FROM monitoring.error_groups AS g
+        DELETE FROM monitoring.error_issues AS g
         WHERE g.id = ANY(v_old)
             AND NOT EXISTS (
-                SELECT FROM monitoring.error_group_counts AS c WHERE c.group_id = g.id
+                SELECT FROM monitoring.error_issue_counts AS c WHERE c.issue_id = g.id
             )
             -- an issue goes with its last event: one in a partition not dropped yet (the
             -- cutoff falls inside its day) keeps the issue until the next day
             AND NOT EXISTS (
-                SELECT FROM monitoring.error_events AS e WHERE e.group_id = g.id
+                SELECT FROM monitoring.error_events AS e WHERE e.issue_id = g.id
             )
         RETURNING g.id
     ),
 
     users AS (
-        DELETE FROM monitoring.error_group_users AS u
+        DELETE FROM monitoring.error_issue_users AS u
         USING deleted AS d
-        WHERE u.group_id = d.id
+        WHERE u.issue_id = d.id
     )
 
     SELECT count(*) INTO v_issues FROM deleted;
@@ -309,7 +309,7 @@ AS $$
     ))
     FROM (
         SELECT g.id, monitoring._ignore_over(g) AS reason
-        FROM monitoring.error_groups AS g
+        FROM monitoring.error_issues AS g
         WHERE g.status = 'ignored'
             AND (
                 g.ignore_until IS NOT NULL

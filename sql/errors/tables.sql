@@ -3,7 +3,7 @@
 --
 -- The capture hot path never updates an issue row per event (see facts.md: a counter update
 -- on one hot row serialises every writer of an error storm). Each event appends one row to
--- error_group_counts instead; run_maintenance folds those rows into error_groups, and the
+-- error_issue_counts instead; run_maintenance folds those rows into error_issues, and the
 -- issues view adds the rows not folded yet, so counts read exact at any moment.
 --
 -- With the errors settings: where events go, how long they stay, how much of them is kept
@@ -89,7 +89,7 @@ INSERT INTO monitoring.setting_definitions (
     0, 100
 );
 
-CREATE TABLE monitoring.error_groups (
+CREATE TABLE monitoring.error_issues (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     service text NOT NULL,
     environment text NOT NULL,
@@ -101,7 +101,7 @@ CREATE TABLE monitoring.error_groups (
     level text NOT NULL,
     platform text,
     status text NOT NULL DEFAULT 'unresolved'
-    CHECK (status IN ('unresolved', 'resolved', 'ignored')),
+    CHECK (status = ANY(monitoring.issue_statuses())),
     -- regressed or escalating, since substatus_at; new and ongoing are derived from first_seen
     substatus text CHECK (substatus IN ('regressed', 'escalating')),
     substatus_at timestamptz,
@@ -123,14 +123,14 @@ CREATE TABLE monitoring.error_groups (
     ignore_until_users_seen bigint,
     assignee text,
     assigned_at timestamptz,
-    CONSTRAINT error_groups_identity UNIQUE (service, environment, fingerprint)
+    CONSTRAINT error_issues_identity UNIQUE (service, environment, fingerprint)
 );
 
-COMMENT ON TABLE monitoring.error_groups IS
+COMMENT ON TABLE monitoring.error_issues IS
 'Issues: events grouped by (service, environment, fingerprint), with their triage state; '
 'read monitoring.issues for exact counts';
 
-CREATE INDEX error_groups_last_seen ON monitoring.error_groups (last_seen DESC);
+CREATE INDEX error_issues_last_seen ON monitoring.error_issues (last_seen DESC);
 
 -- Events, partitioned by day on occurred_at. The DEFAULT partition takes any event no daily
 -- partition covers, so an insert never fails when maintenance has not run.
@@ -139,7 +139,7 @@ CREATE TABLE monitoring.error_events (
     occurred_at timestamptz NOT NULL,
     received_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     -- no foreign key: its check would share-lock the hot issue row on every insert
-    group_id bigint NOT NULL,
+    issue_id bigint NOT NULL,
     level text NOT NULL,
     exception_type text,
     message text,
@@ -184,35 +184,35 @@ $$;
 
 CREATE TABLE monitoring.error_events_default PARTITION OF monitoring.error_events DEFAULT;
 
-CREATE INDEX error_events_group ON monitoring.error_events (group_id, occurred_at DESC);
+CREATE INDEX error_events_issue ON monitoring.error_events (issue_id, occurred_at DESC);
 
 CREATE INDEX error_events_trace ON monitoring.error_events (trace_id)
 WHERE trace_id IS NOT NULL;
 
--- One row per event not yet folded into error_groups; run_maintenance deletes what it folds.
-CREATE TABLE monitoring.error_group_counts (
-    group_id bigint NOT NULL,
+-- One row per event not yet folded into error_issues; run_maintenance deletes what it folds.
+CREATE TABLE monitoring.error_issue_counts (
+    issue_id bigint NOT NULL,
     occurred_at timestamptz NOT NULL,
     user_key text
 );
 
-CREATE INDEX error_group_counts_group ON monitoring.error_group_counts (group_id);
+CREATE INDEX error_issue_counts_issue ON monitoring.error_issue_counts (issue_id);
 
-COMMENT ON TABLE monitoring.error_group_counts IS
-'Events counted but not yet folded into error_groups (append-only, so writers never '
+COMMENT ON TABLE monitoring.error_issue_counts IS
+'Events counted but not yet folded into error_issues (append-only, so writers never '
 'contend on an issue row)';
 
 -- Distinct users per issue (user id, else username, else email, else IP), as folded.
-CREATE TABLE monitoring.error_group_users (
-    group_id bigint NOT NULL,
+CREATE TABLE monitoring.error_issue_users (
+    issue_id bigint NOT NULL,
     user_key text NOT NULL,
     first_seen timestamptz NOT NULL,
     -- as of the last fold: "more than N users in M minutes" alert rules count these
     last_seen timestamptz NOT NULL,
-    PRIMARY KEY (group_id, user_key)
+    PRIMARY KEY (issue_id, user_key)
 );
 
-CREATE INDEX error_group_users_recent ON monitoring.error_group_users (group_id, last_seen);
+CREATE INDEX error_issue_users_recent ON monitoring.error_issue_users (issue_id, last_seen);
 
 -- First sighting of each release per service: "in next release" and "in release X"
 -- resolutions compare releases by it.
@@ -227,7 +227,7 @@ CREATE TABLE monitoring.releases (
 -- escalating, resolved, ignored, unresolved, assigned, unassigned.
 CREATE TABLE monitoring.issue_activity (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    group_id bigint NOT NULL REFERENCES monitoring.error_groups (id) ON DELETE CASCADE,
+    issue_id bigint NOT NULL REFERENCES monitoring.error_issues (id) ON DELETE CASCADE,
     occurred_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     actor text,
     action text NOT NULL CHECK (action IN (
@@ -237,15 +237,15 @@ CREATE TABLE monitoring.issue_activity (
     data jsonb NOT NULL DEFAULT '{}'
 );
 
-CREATE INDEX issue_activity_group ON monitoring.issue_activity (group_id, id);
+CREATE INDEX issue_activity_issue ON monitoring.issue_activity (issue_id, id);
 
 SELECT monitoring._keep_rows_in_dump(t)
 FROM pg_catalog.unnest(ARRAY[
-    'monitoring.error_groups',
-    'monitoring.error_groups_id_seq',
+    'monitoring.error_issues',
+    'monitoring.error_issues_id_seq',
     'monitoring.error_events_default',
-    'monitoring.error_group_counts',
-    'monitoring.error_group_users',
+    'monitoring.error_issue_counts',
+    'monitoring.error_issue_users',
     'monitoring.releases',
     'monitoring.issue_activity',
     'monitoring.issue_activity_id_seq'

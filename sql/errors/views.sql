@@ -40,7 +40,7 @@ SELECT
     g.ignore_until,
     g.ignore_until_times_seen,
     g.ignore_until_users_seen
-FROM monitoring.error_groups AS g
+FROM monitoring.error_issues AS g
 LEFT JOIN LATERAL (
     SELECT
         pg_catalog.count(*) AS events,
@@ -48,12 +48,12 @@ LEFT JOIN LATERAL (
         pg_catalog.max(c.occurred_at) AS last_seen,
         pg_catalog.count(DISTINCT c.user_key) FILTER (
             WHERE NOT EXISTS (
-                SELECT FROM monitoring.error_group_users AS u
-                WHERE u.group_id = c.group_id AND u.user_key = c.user_key
+                SELECT FROM monitoring.error_issue_users AS u
+                WHERE u.issue_id = c.issue_id AND u.user_key = c.user_key
             )
         ) AS new_users
-    FROM monitoring.error_group_counts AS c
-    WHERE c.group_id = g.id
+    FROM monitoring.error_issue_counts AS c
+    WHERE c.issue_id = g.id
 ) AS p ON TRUE;
 
 COMMENT ON VIEW monitoring.issues IS
@@ -75,7 +75,7 @@ SELECT
     e.trace_id,
     e.span_id,
     g.service,
-    e.group_id AS issue_id,
+    e.issue_id,
     g.status AS issue_status,
     e.level,
     e.release,
@@ -89,7 +89,7 @@ SELECT
     e.data,
     e.received_at
 FROM monitoring.error_events AS e
-INNER JOIN monitoring.error_groups AS g ON e.group_id = g.id;
+INNER JOIN monitoring.error_issues AS g ON e.issue_id = g.id;
 
 COMMENT ON VIEW monitoring.errors IS
 'Captured error events, one row per event, with their issue''s fingerprint and status';
@@ -97,7 +97,7 @@ COMMENT ON VIEW monitoring.errors IS
 CREATE OR REPLACE VIEW monitoring.issue_history AS
 SELECT
     a.id,
-    a.group_id AS issue_id,
+    a.issue_id,
     a.occurred_at,
     a.actor,
     a.action,

@@ -61,6 +61,8 @@ AS $$
             nullif(pg_catalog.lower(lr.value ->> 'spanId'), '') AS span_id
         FROM monitoring._otlp_sources(p_request, 'resourceLogs', 'scopeLogs', 'logRecords') AS src
         CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(src.items) WITH ORDINALITY AS lr (value, ord)
+        -- each value once (see _otlp_spans)
+        OFFSET 0
     ) AS f;
 $$;
 
@@ -69,6 +71,9 @@ RETURNS jsonb
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+-- as record_spans: no nested loops over the request's sets, no JIT for its guessed sizes
+SET enable_nestloop = off
+SET jit = off
 AS $$
 DECLARE
     v_cfg jsonb;

@@ -9,11 +9,18 @@ RETURNS jsonb
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+-- The sets joined here come from functions over the request, whose sizes the planner can
+-- only guess: it would join them by nested loops (a thousand spans by a thousand), and its
+-- guesses of millions of rows would compile each query with JIT (seconds, for a batch that
+-- takes milliseconds). Hash joins, no JIT; the settings cost once per call, a batch.
+SET enable_nestloop = off
+SET jit = off
 AS $$
 DECLARE
     v_cfg jsonb;
     v_scrub record;
     v_sources jsonb;
+    v_spans monitoring._otlp_span[];
     v_oldest timestamptz;
     v_newest timestamptz := now() + interval '1 day';
     v_max_bytes integer;
@@ -56,9 +63,12 @@ BEGIN
     INTO v_sources
     FROM monitoring._otlp_resource_ids(p_request, 'resourceSpans', 'scopeSpans', v_cfg) AS ri;
 
+    -- Read and checked once, kept for the statements below.
+    v_spans := ARRAY(SELECT sp FROM monitoring._otlp_spans(p_request, v_oldest, v_newest) AS sp);
+
     WITH flat AS MATERIALIZED (
         SELECT sp.service, sp.kind, sp.name, sp.reason, sp.r, sp.s, sp.i
-        FROM monitoring._otlp_spans(p_request, v_oldest, v_newest) AS sp
+        FROM unnest(v_spans) AS sp
     ),
 
     new_operations AS (
@@ -91,11 +101,35 @@ BEGIN
     FROM flat AS f;
 
     WITH batch AS MATERIALIZED (
-        SELECT sp.*, (v_sources -> (sp.r || '.' || sp.s) ->> 0)::integer AS resource_id, o.id AS operation_id
-        FROM monitoring._otlp_spans(p_request, v_oldest, v_newest) AS sp
+        SELECT
+            sp.*,
+            (v_sources -> (sp.r || '.' || sp.s) ->> 0)::integer AS resource_id,
+            o.id AS operation_id
+        FROM unnest(v_spans) AS sp
         INNER JOIN monitoring.trace_operations AS o
             ON sp.service = o.service AND sp.kind = o.kind AND sp.name = o.name
         WHERE sp.reason IS NULL
+    ),
+
+    -- Every span's attributes in one pass over the batch, not a function call per span
+    -- (a call that runs a query costs more than the attributes themselves).
+    attributes AS MATERIALIZED (
+        SELECT g.r, g.s, g.i, g.attributes, g.attributes::text AS attributes_text
+        FROM (
+            SELECT
+                b.r,
+                b.s,
+                b.i,
+                jsonb_object_agg(a.value ->> 'key', monitoring._otlp_value(a.value -> 'value'))
+                AS attributes
+            FROM batch AS b
+            CROSS JOIN LATERAL jsonb_array_elements(
+                CASE WHEN jsonb_typeof(b.span -> 'attributes') = 'array'
+                    THEN b.span -> 'attributes' ELSE '[]' END
+            ) AS a
+            WHERE jsonb_typeof(a.value -> 'key') = 'string'
+            GROUP BY b.r, b.s, b.i
+        ) AS g
     ),
 
     stored AS (
@@ -117,26 +151,36 @@ BEGIN
                     ELSE monitoring.scrub_text(b.span #>> '{status,message}') END,
                 v_max_length
             ) END,
-            coalesce(monitoring._otlp_clean(
-                monitoring.otlp_attributes(b.span -> 'attributes'), v_max_bytes, v_max_length,
-                v_scrub.key_pattern, v_scrub.key_likes, v_scrub.safe_keys
-            ), '{}'),
-            monitoring._otlp_span_extras(
+            -- cut and scrubbed only when a cheap test says it may change something (nesting
+            -- is bounded already, by _otlp_value)
+            CASE
+                WHEN a.attributes IS NULL THEN '{}'
+                WHEN pg_column_size(a.attributes) > v_max_length
+                    OR v_scrub.key_pattern IS NOT NULL AND monitoring._may_hold_secrets(
+                        a.attributes_text, v_scrub.key_pattern, v_scrub.key_likes
+                    )
+                    THEN monitoring._otlp_clean(
+                        a.attributes, v_max_bytes, v_max_length,
+                        v_scrub.key_pattern, v_scrub.key_likes, v_scrub.safe_keys
+                    )
+                ELSE a.attributes
+            END,
+            CASE WHEN b.span ? 'events' THEN monitoring._otlp_span_extras(
                 b.span -> 'events', 'events', v_max_events, v_max_bytes, v_max_length,
                 v_scrub.key_pattern, v_scrub.key_likes, v_scrub.safe_keys
-            ),
-            monitoring._otlp_span_extras(
+            ) END,
+            CASE WHEN b.span ? 'links' THEN monitoring._otlp_span_extras(
                 b.span -> 'links', 'links', v_max_events, v_max_bytes, v_max_length,
                 v_scrub.key_pattern, v_scrub.key_likes, v_scrub.safe_keys
-            )
-        FROM batch AS b
-        -- one row per key even when a request repeats a span (ON CONFLICT can not take
-        -- two rows of one key in one statement)
-        WHERE NOT EXISTS (
-            SELECT FROM batch AS d
-            WHERE d.trace_id = b.trace_id AND d.span_id = b.span_id
-                AND d.start_time = b.start_time AND (d.r, d.s, d.i) < (b.r, b.s, b.i)
-        )
+            ) END
+        FROM (
+            -- one row per key even when a request repeats a span (ON CONFLICT can not take
+            -- two rows of one key in one statement)
+            SELECT DISTINCT ON (d.trace_id, d.span_id, d.start_time) d.*
+            FROM batch AS d
+            ORDER BY d.trace_id, d.span_id, d.start_time, d.r, d.s, d.i
+        ) AS b
+        LEFT JOIN attributes AS a ON b.r = a.r AND b.s = a.s AND b.i = a.i
         ON CONFLICT DO NOTHING
         RETURNING t.trace_id, t.span_id, t.parent_span_id, t.start_time, t.duration_ns,
             t.operation_id, t.status_code

@@ -22,11 +22,7 @@ $$;
 CREATE OR REPLACE FUNCTION monitoring._otlp_spans(
     p_request jsonb, p_oldest timestamptz, p_newest timestamptz
 )
-RETURNS TABLE (
-    r integer, s integer, i integer, span jsonb, service text, trace_id text, span_id text,
-    parent_span_id text, start_time timestamptz, duration_ns bigint, kind smallint,
-    name text, status_code smallint, reason text
-)
+RETURNS SETOF monitoring._otlp_span
 LANGUAGE sql
 STABLE
 PARALLEL SAFE
@@ -42,12 +38,18 @@ AS $$
         f.status_code,
         CASE
             WHEN pg_catalog.jsonb_typeof(f.span) <> 'object' THEN 'a span must be a JSON object'
-            WHEN f.trace_id IS NULL OR f.trace_id !~ '^[0-9a-f]{32}$' OR f.trace_id ~ '^0+$'
+            -- hex by translate(), not a regular expression: a third of a span's checking
+            WHEN f.trace_id IS NULL OR pg_catalog.length(f.trace_id) <> 32
+                OR pg_catalog.translate(f.trace_id, '0123456789abcdef', '') <> ''
+                OR f.trace_id = '00000000000000000000000000000000'
                 THEN 'traceId must be 32 hex digits, not all zero (OTLP/JSON writes ids in hex, '
                 'not base64)'
-            WHEN f.span_id IS NULL OR f.span_id !~ '^[0-9a-f]{16}$' OR f.span_id ~ '^0+$'
+            WHEN f.span_id IS NULL OR pg_catalog.length(f.span_id) <> 16
+                OR pg_catalog.translate(f.span_id, '0123456789abcdef', '') <> ''
+                OR f.span_id = '0000000000000000'
                 THEN 'spanId must be 16 hex digits, not all zero'
-            WHEN f.parent_span_id !~ '^[0-9a-f]{16}$'
+            WHEN pg_catalog.length(f.parent_span_id) <> 16
+                OR pg_catalog.translate(f.parent_span_id, '0123456789abcdef', '') <> ''
                 THEN 'parentSpanId must be empty or 16 hex digits'
             WHEN f.start_time IS NULL
                 THEN 'startTimeUnixNano must be Unix nanoseconds (a decimal string)'
@@ -83,6 +85,9 @@ AS $$
             ]) AS status_code
         FROM monitoring._otlp_sources(p_request, 'resourceSpans', 'scopeSpans', 'spans') AS src
         CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(src.items) WITH ORDINALITY AS sp (value, ord)
+        -- each value once: pulled up, every mention of start_time above would parse the
+        -- nanoseconds again
+        OFFSET 0
     ) AS f;
 $$;
 

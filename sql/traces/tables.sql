@@ -29,6 +29,25 @@ INSERT INTO monitoring.setting_definitions (
     0, 10000
 );
 
+-- A span of a request as record_spans reads it (traces/otlp_spans.sql): where it was in the
+-- request (r, s, i), its JSON, what identifies it, and why it is refused (NULL: taken).
+CREATE TYPE monitoring._otlp_span AS (
+    r integer,
+    s integer,
+    i integer,
+    span jsonb,
+    service text,
+    trace_id text,
+    span_id text,
+    parent_span_id text,
+    start_time timestamptz,
+    duration_ns bigint,
+    kind smallint,
+    name text,
+    status_code smallint,
+    reason text
+);
+
 -- What a span does, once: (service, kind, name).
 CREATE TABLE monitoring.trace_operations (
     id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -25,6 +25,7 @@ ADD COLUMN fractional boolean NOT NULL DEFAULT FALSE;
 -- @include ../errors/stack_traces.sql
 -- @include ../errors/scrubbing.sql
 -- @include ../errors/fingerprint.sql
+-- @include ../errors/vocabulary.sql
 -- @include ../errors/tables.sql
 -- @include ../errors/views.sql
 -- @include ../errors/issues.sql

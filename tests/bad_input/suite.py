@@ -303,8 +303,8 @@ def assert_healthy(db: Database) -> None:
             " FROM monitoring.cache_entries"
         ).fetchall()
         (longest_key,) = db.owner.execute(
-            "SELECT max(length(k)) FROM (SELECT user_key FROM monitoring.error_group_users "
-            "UNION ALL SELECT user_key FROM monitoring.error_group_counts "
+            "SELECT max(length(k)) FROM (SELECT user_key FROM monitoring.error_issue_users "
+            "UNION ALL SELECT user_key FROM monitoring.error_issue_counts "
             "UNION ALL SELECT version FROM monitoring.releases) AS u (k)"
         ).fetchone() or (None,)
         assert (longest_key or 0) <= 200

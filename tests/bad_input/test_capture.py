@@ -449,7 +449,7 @@ CAPTURE_ERROR = [
     ok(
         "fingerprint-metacharacters",
         error_with("p_fingerprint::text[]"),
-        ("T", "m", ["%", "_", "\\", "|", ".*", "[", "'; DROP TABLE monitoring.error_groups; --"]),
+        ("T", "m", ["%", "_", "\\", "|", ".*", "[", "'; DROP TABLE monitoring.error_issues; --"]),
     ),
     ok("fingerprint-empty-array", error_with("p_fingerprint::text[]"), ("T", "m", [])),
     # times and ids
@@ -797,8 +797,8 @@ CAPTURE_EVENTS = [
 
 STORED = (
     "SELECT (SELECT count(*) FROM monitoring.error_events),"
-    " (SELECT count(*) FROM monitoring.error_groups),"
-    " (SELECT count(*) FROM monitoring.error_group_counts),"
+    " (SELECT count(*) FROM monitoring.error_issues),"
+    " (SELECT count(*) FROM monitoring.error_issue_counts),"
     " (SELECT count(*) FROM monitoring.issue_activity),"
     " (SELECT count(*) FROM monitoring.releases)"
 )

@@ -151,7 +151,7 @@ TRIAGE = [
     refused("assign-null", ASSIGN, (None,), names="p_assignee"),
     refused("assign-blank", ASSIGN, (" \t\n",), names="p_assignee"),
     refused("assign-10mb", ASSIGN, lambda: (text_of(10 * MB),), names="p_assignee", timeout=5),
-    ok("assign-injection", ASSIGN, ("'); DROP TABLE monitoring.error_groups; --",)),
+    ok("assign-injection", ASSIGN, ("'); DROP TABLE monitoring.error_issues; --",)),
     ok("assign-control-characters-and-emoji", ASSIGN, ("dev\x1b[31m😀\u202e@example.com",)),
     ok("unassign-twice", (on_issue("unassign_issue"), on_issue("unassign_issue"))),
     # issue_id

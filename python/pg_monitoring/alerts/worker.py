@@ -32,6 +32,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from ..errors import in_callers_words
 from . import queries
 from .senders import DeliveryError, Notification, Timeouts, send
 
@@ -41,6 +42,17 @@ LISTEN_CHANNEL = "pg_monitoring_alerts"
 # How long an outcome is retried while the database is unreachable; after that the claim
 # runs out and the notification is sent again (at least once).
 RECORD_ATTEMPTS = 5
+
+
+# The arguments of the stored functions the worker calls, as WorkerOptions names them: the
+# worker's errors say these words (the CLI passes its flags instead).
+OPTION_WORDS = {
+    "p_lease_seconds": "lease",
+    "p_max_attempts": "max_attempts",
+    "p_retry_base_seconds": "retry_base",
+    "p_retry_max_seconds": "retry_max",
+    "p_worker": "name",
+}
 
 
 @dataclass(frozen=True)
@@ -86,10 +98,14 @@ class Worker:
         options: WorkerOptions | None = None,
         *,
         environ: Mapping[str, str] | None = None,
+        words: Mapping[str, str] = OPTION_WORDS,
     ) -> None:
+        """`words` spell the stored functions' arguments in the worker's errors, as
+        errors.in_callers_words takes them."""
         self.dsn = dsn
         self.options = options or WorkerOptions()
         self.environ = os.environ if environ is None else environ
+        self.words = words
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._pool: ConnectionPool | None = None
@@ -172,7 +188,9 @@ class Worker:
             except psycopg.Error as error:
                 failures += 1
                 pause = min(30.0, 0.5 * 2**failures)
-                logger.warning("cannot claim notifications (%s); again in %.0f s", error, pause)
+                logger.warning(
+                    "cannot claim notifications (%s); again in %.0f s", self.said(error), pause
+                )
                 self._stopping.wait(pause)
                 continue
             for notification in claimed:
@@ -231,7 +249,7 @@ class Worker:
             report = self._fetch_value(query)
             logger.debug("%s: %s", query, report)
         except psycopg.Error as error:
-            logger.warning("%s failed: %s", query.strip(), error)
+            logger.warning("%s failed: %s", query.strip(), self.said(error))
 
     def _housekeep(self) -> None:
         """Runs the housekeeping statements on their timers, each at once to begin with."""
@@ -312,7 +330,7 @@ class Worker:
                 ),
             )
         except psycopg.errors.DataException as error:
-            raise DeliveryError(error.diag.message_primary or str(error)) from None
+            raise DeliveryError(self.said(error)) from None
 
     def _record_failure(
         self,
@@ -346,16 +364,23 @@ class Worker:
         return Outcome(notification.id, notification.channel_name, status or None, error)
 
     def _record(self, query: str, params: tuple[Any, ...]) -> Any:
-        """Records an outcome, retrying while the database is unreachable."""
+        """Records an outcome, retrying while the database is unreachable; None when it
+        could not (the claim runs out, and the notification is sent again)."""
         for attempt in range(1, RECORD_ATTEMPTS + 1):
             try:
                 return self._fetch_value(query, params)
-            except psycopg.OperationalError as error:
-                if attempt == RECORD_ATTEMPTS:
-                    logger.error("cannot record an outcome (%s): the claim will run out", error)
+            except psycopg.Error as error:
+                if attempt == RECORD_ATTEMPTS or not isinstance(error, psycopg.OperationalError):
+                    logger.error(
+                        "cannot record an outcome (%s): the claim will run out", self.said(error)
+                    )
                     return None
                 time.sleep(min(2.0**attempt, 10.0))
         return None
+
+    def said(self, error: psycopg.Error) -> str:
+        """What the database said, in the worker's `words` rather than SQL's arguments."""
+        return in_callers_words(error.diag.message_primary or str(error), self.words)
 
     def run_once(self) -> list[Outcome]:
         """What `run` does first, in this thread, then returns (`pg-monitoring worker --once`):

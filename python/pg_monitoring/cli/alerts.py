@@ -2,16 +2,44 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
-from rich.table import Table
 from rich.text import Text
 
 from .. import render
 from ..alerts import queries
 from ..connection import Connector
-from .common import connect, dsn_option, json_option, reported_errors
+from .common import connect, dsn_option, json_option, one_of, reported_errors
 
 STATUS_STYLE = {"sent": "green", "failed": "yellow", "dead": "red", "sending": "cyan"}
+
+
+# The outbox's columns by priority (render.fitted_table); the summary wraps in what they
+# leave, with the last error.
+NOTIFICATION_COLUMNS: list[render.Column] = [
+    ("id", lambda row: str(row["id"])),
+    ("status", lambda row: Text(row["status"], style=STATUS_STYLE.get(row["status"], ""))),
+    ("channel", lambda row: row["channel"]),
+    (
+        "when",
+        lambda row: (
+            f"sent\n{render.ago(row['sent_at'])}"
+            if row["sent_at"]
+            else f"created\n{render.ago(row['created_at'])}"
+        ),
+    ),
+    ("issue", lambda row: str(row["issue_id"] or "-")),
+    ("attempts", lambda row: str(row["attempts"])),
+    ("condition", lambda row: row["condition"]),
+]
+
+
+def _summary(row: dict[str, Any]) -> Text:
+    summary = Text(row["summary"] or "")
+    if row["last_error"]:
+        summary.append(f"\n{row['last_error']}", style="red")
+    return summary
 
 
 @click.group(invoke_without_command=True)
@@ -31,11 +59,7 @@ def alerts(ctx: click.Context, dsn: str, status: str | None, limit: int, as_json
     with reported_errors(), connect(dsn) as conn:
         db = Connector(conn)
         if status is not None:
-            known = db.fetch_value(queries.NOTIFICATION_STATUSES)
-            if status not in known:
-                raise click.BadParameter(
-                    f"{status!r} is not one of {', '.join(known)}", param_hint="--status"
-                )
+            one_of(status, db.fetch_value(queries.NOTIFICATION_STATUSES), "--status")
         counts = db.fetch_all(queries.OUTBOX_COUNTS)
         rows = db.fetch_all(queries.OUTBOX_LIST, {"status": status, "limit": limit})
     if as_json:
@@ -47,29 +71,12 @@ def alerts(ctx: click.Context, dsn: str, status: str | None, limit: int, as_json
     click.echo("  ".join(f"{row['status']}: {row['notifications']}" for row in counts))
     if not rows:
         return
-    table = Table(header_style="bold")
-    for column in ("id", "status", "channel", "condition", "issue", "attempts", "when", "summary"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        when = (
-            f"sent {render.ago(row['sent_at'])}"
-            if row["sent_at"]
-            else f"created {render.ago(row['created_at'])}"
+    console = render.console()
+    console.print(
+        render.fitted_table(
+            rows, console.width, NOTIFICATION_COLUMNS, ("summary", _summary), 30, right=("id",)
         )
-        summary = Text(row["summary"] or "")
-        if row["last_error"]:
-            summary.append(f"\n{row['last_error']}", style="red")
-        table.add_row(
-            str(row["id"]),
-            Text(row["status"], style=STATUS_STYLE.get(row["status"], "")),
-            row["channel"],
-            row["condition"],
-            str(row["issue_id"] or "-"),
-            str(row["attempts"]),
-            when,
-            summary,
-        )
-    render.console().print(table)
+    )
     if any(row["status"] == "dead" for row in rows):
         click.echo("Send a dead notification again: pg-monitoring alerts retry ID")
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 from psycopg.types.json import Jsonb
-from rich.table import Table
 from rich.text import Text
 
 from .. import render
@@ -127,6 +126,34 @@ def channels_add(
     click.echo(f"Channel {name} ({kind}) is #{channel_id}, with {rules} rule(s) of its own.")
 
 
+# `channels list`: its columns by priority (render.fitted_table), then what a channel takes
+# and is set to, wrapped in what they leave.
+CHANNEL_COLUMNS: list[render.Column] = [
+    ("id", lambda row: str(row["id"])),
+    ("name", lambda row: row["name"]),
+    ("kind", lambda row: row["kind"]),
+    ("enabled", lambda row: "yes" if row["enabled"] else Text("paused", style="yellow")),
+    ("rules", lambda row: str(row["rules"])),
+]
+
+
+def _setup(row: dict[str, Any]) -> Text:
+    lines = [
+        f"{label}: {', '.join(row[key])}"
+        for label, key in (("services", "services"), ("environments", "environments"))
+        if row[key]
+    ]
+    if row["min_level"]:
+        lines.append(f"level >= {row['min_level']}")
+    setup = Text("\n".join(lines) or "all issues")
+    for key, value in row["config"].items():
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        setup.append(f"\n{key}={shown}", style="dim")
+    if row["secret_fields"]:
+        setup.append(f"\nsecrets: {', '.join(row['secret_fields'])}", style="dim")
+    return setup
+
+
 @channels.command("list")
 @dsn_option
 @json_option
@@ -140,28 +167,12 @@ def channels_list(dsn: str, as_json: bool) -> None:
     if not rows:
         click.echo("No channels. Add one: pg-monitoring channels add NAME KIND ...")
         return
-    table = Table(header_style="bold")
-    for column in ("id", "name", "kind", "enabled", "filters", "settings", "secrets", "rules"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        filters = [
-            f"{label}: {', '.join(row[key])}"
-            for label, key in (("services", "services"), ("environments", "environments"))
-            if row[key]
-        ]
-        if row["min_level"]:
-            filters.append(f"level >= {row['min_level']}")
-        table.add_row(
-            str(row["id"]),
-            row["name"],
-            row["kind"],
-            "yes" if row["enabled"] else Text("paused", style="yellow"),
-            "\n".join(filters) or "all",
-            "\n".join(f"{key}={value}" for key, value in row["config"].items()),
-            ", ".join(row["secret_fields"]) or "-",
-            str(row["rules"]),
+    console = render.console()
+    console.print(
+        render.fitted_table(
+            rows, console.width, CHANNEL_COLUMNS, ("filters / settings", _setup), 30, right=("id",)
         )
-    render.console().print(table)
+    )
 
 
 @channels.command("test")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -15,7 +15,7 @@ from typing import Any
 import click
 import psycopg
 
-from ..errors import PgMonitoringError
+from ..errors import PgMonitoringError, in_callers_words
 
 dsn_option = click.option(
     "--dsn",
@@ -47,6 +47,13 @@ def duration_option(name: str, dest: str, help_text: str) -> Any:
         callback=lambda _ctx, _param, value: value and parse_duration(value),
         help=help_text,
     )
+
+
+def one_of(value: str, known: Sequence[str], flag: str) -> str:
+    """`value`, when it is one of the words the database defines (read before calling)."""
+    if value not in known:
+        raise click.BadParameter(f"{value!r} is not one of {', '.join(known)}", param_hint=flag)
+    return value
 
 
 @contextmanager
@@ -82,11 +89,6 @@ def reported_errors(flags: Mapping[str, str] | None = None) -> Iterator[None]:
         raise click.ClickException(as_flags(message, flags)) from error
 
 
-# An argument of a stored function as its messages name it: p_name, p_config.url,
-# p_config.url_env (a field of a JSON argument, or the environment variable naming it).
-_ARGUMENT = re.compile(r"\b(p_[a-z_]+)(?:\.(\w+?)(_env)?)?\b")
-
-
 def as_flags(message: str, flags: Mapping[str, str] | None = None) -> str:
     """`message` with the stored function's argument names spelled as the running command's
     flags: `p_min_level` as `--min-level` when the command has an option `min_level`, its
@@ -95,19 +97,7 @@ def as_flags(message: str, flags: Mapping[str, str] | None = None) -> str:
     argument's `{}` is the field the message named last (`pass it with --secret url`)."""
     spelled = dict(_own_flags())
     spelled.update(flags or {})
-    field = "FIELD"
-
-    def spell(match: re.Match[str]) -> str:
-        nonlocal field
-        argument, named, env = match.groups()
-        if named is None:
-            template = spelled.get(argument)
-        else:
-            field = named
-            template = spelled.get(f"{argument}.{{}}{env or ''}")
-        return match.group(0) if template is None else template.format(field)
-
-    return _ARGUMENT.sub(spell, message)
+    return in_callers_words(message, spelled)
 
 
 def _own_flags() -> Iterator[tuple[str, str]]:

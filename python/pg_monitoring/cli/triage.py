@@ -18,6 +18,7 @@ from .common import (
     duration_option,
     environment_option,
     json_option,
+    one_of,
     reported_errors,
     service_option,
 )
@@ -27,9 +28,9 @@ from .common import (
 @dsn_option
 @click.option(
     "--status",
-    type=click.Choice([*issues.STATUSES, "all"]),
     default="unresolved",
     show_default=True,
+    help="Only issues in this state (one of monitoring.issue_statuses()), or all.",
 )
 @environment_option
 @service_option
@@ -47,8 +48,10 @@ def list_issues(
 ) -> None:
     """List issues, most recently seen first."""
     with reported_errors(), connect(dsn) as conn:
+        db = Connector(conn)
+        one_of(status, [*issues.statuses(db), "all"], "--status")
         rows = issues.list_issues(
-            Connector(conn),
+            db,
             issues.IssueFilter(
                 status=None if status == "all" else status,
                 environment=environment,

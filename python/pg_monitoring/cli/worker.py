@@ -10,12 +10,20 @@ import threading
 import click
 
 from ..alerts.senders import Timeouts
-from ..alerts.worker import Worker, WorkerOptions
+from ..alerts.worker import OPTION_WORDS, Worker, WorkerOptions
 from .common import dsn_option, reported_errors
 
 # Other libraries' loggers: a line per connection and request (httpx: per request at INFO),
 # kept to warnings unless -vv asks.
 LIBRARY_LOGGERS = ("httpx", "httpcore", "urllib3", "asyncio", "psycopg")
+# The options the stored functions check, as this command spells them: in its errors and in
+# the worker's log.
+FLAGS = {
+    "p_lease_seconds": "--lease",
+    "p_max_attempts": "--max-attempts",
+    "p_retry_base_seconds": "--retry-base",
+    "p_retry_max_seconds": "--retry-max",
+}
 
 
 @click.command()
@@ -110,8 +118,8 @@ def worker(
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from error
-    delivery = Worker(dsn, options)
-    with reported_errors():
+    delivery = Worker(dsn, options, words={**OPTION_WORDS, **FLAGS})
+    with reported_errors(FLAGS):
         if once:
             with delivery:
                 outcomes = delivery.run_once()
