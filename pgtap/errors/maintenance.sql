@@ -98,10 +98,24 @@ SELECT is(
 );
 SELECT is(monitoring.ensure_error_partitions(2), 0, 'ensure_error_partitions again creates none');
 
+-- The report's keys of the errors, notifications and cache steps (traces and logs report
+-- theirs too: pgtap/traces/maintenance.sql).
+CREATE FUNCTION pg_temp.errors_and_cache(p_report jsonb)
+RETURNS jsonb
+LANGUAGE sql
+AS $$
+    SELECT p_report - ARRAY(
+        SELECT k.key
+        FROM jsonb_object_keys(p_report) AS k (key)
+        WHERE k.key IN ('milliseconds', 'traces_folded', 'edges_resolved', 'orphans_expired')
+            OR k.key ~ '(span|trace|log|edge|operation|spans|logs)_'
+    );
+$$;
+
 CREATE TEMPORARY TABLE first_run AS
 SELECT monitoring.run_maintenance() AS report;
 SELECT is(
-    (SELECT report - 'milliseconds' FROM first_run),
+    (SELECT pg_temp.errors_and_cache(report) FROM first_run),
     '{"events_folded": 3, "ignores_expired": 0, "partitions_created": 5,
       "partitions_dropped": 0, "default_rows_deleted": 0, "issues_deleted": 0,
       "cache_expired_removed": 0, "cache_evicted": 0, "notifications_deleted": 0}'::jsonb,
@@ -184,7 +198,7 @@ SELECT results_eq(
 );
 
 SELECT is(
-    (SELECT monitoring.run_maintenance() - 'milliseconds'),
+    (SELECT pg_temp.errors_and_cache(monitoring.run_maintenance())),
     '{"events_folded": 0, "ignores_expired": 0, "partitions_created": 0,
       "partitions_dropped": 0, "default_rows_deleted": 0, "issues_deleted": 0,
       "cache_expired_removed": 0, "cache_evicted": 0, "notifications_deleted": 0}'::jsonb,
@@ -217,7 +231,7 @@ SELECT is(
 );
 
 SELECT is(
-    (SELECT monitoring.run_maintenance() - 'milliseconds'),
+    (SELECT pg_temp.errors_and_cache(monitoring.run_maintenance())),
     '{"events_folded": 5, "ignores_expired": 0, "partitions_created": 0,
       "partitions_dropped": 1, "default_rows_deleted": 2, "issues_deleted": 2,
       "cache_expired_removed": 0, "cache_evicted": 0, "notifications_deleted": 0}'::jsonb,
