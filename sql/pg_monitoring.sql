@@ -6,10 +6,10 @@
 -- CREATE EXTENSION pg_monitoring and as a plain script (pg-monitoring install).
 --
 -- A folder per domain, a file per concern: core/ (schema, roles, settings, argument checks,
--- levels, limits, partitions, scrubbing, maintenance, privileges), errors/, alerts/,
--- cache/, otlp/ (the OpenTelemetry data model traces and logs share: resources, attribute
--- values), traces/, logs/; metrics gets a folder of its own (metrics/) when it arrives.
--- Files come
+-- levels, limits, partitions, scrubbing, ingest keys, maintenance, privileges), errors/,
+-- alerts/, cache/, otlp/ (the OpenTelemetry data model traces and logs share: resources,
+-- attribute values), traces/, logs/; metrics gets a folder of its own (metrics/) when it
+-- arrives. Files come
 -- in dependency order: a domain's tables before its functions (a LANGUAGE sql body is
 -- checked when it is created), but after the functions their CHECK constraints call (the
 -- one list of levels, core/levels.sql, of issue statuses, errors/vocabulary.sql, and of
@@ -59,6 +59,9 @@
 -- @include core/limits.sql
 -- @include core/partitions.sql
 -- @include core/scrubbing.sql
+-- @include core/ingest_scopes.sql
+-- @include core/ingest_keys_tables.sql
+-- @include core/ingest_keys.sql
 
 -- @include errors/normalize.sql
 -- @include errors/stack_traces.sql

@@ -199,6 +199,18 @@ def run(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     seen["next"] = _one(conn, "SELECT monitoring.next_notification_at() IS NOT NULL")
     seen["remove rule"] = _one(conn, "SELECT monitoring.remove_alert_rule(%s) = %s", (rule, rule))
 
+    # Ingest keys.
+    key = _one(conn, "SELECT monitoring.add_ingest_key('workload', ARRAY['traces', 'logs'])")
+    seen["ingest key"] = [
+        len(key),
+        _one(conn, "SELECT monitoring.check_ingest_key(%s, 'traces')", (key,)),
+        _one(conn, "SELECT monitoring.check_ingest_key(%s, 'metrics')", (key,)),
+    ]
+    seen["ingest keys"] = _rows(
+        conn, "SELECT name, scopes, revoked_at IS NULL FROM monitoring.list_ingest_keys()"
+    )
+    seen["revoke key"] = _one(conn, "SELECT monitoring.revoke_ingest_key('workload') IS NOT NULL")
+
     # Maintenance.
     report = _one(conn, "SELECT monitoring.run_maintenance()")
     seen["maintenance"] = sorted(report)

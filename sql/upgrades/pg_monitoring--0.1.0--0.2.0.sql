@@ -18,6 +18,9 @@ ADD COLUMN fractional boolean NOT NULL DEFAULT FALSE;
 -- @include ../core/limits.sql
 -- @include ../core/partitions.sql
 -- @include ../core/scrubbing.sql
+-- @include ../core/ingest_scopes.sql
+-- @include ../core/ingest_keys_tables.sql
+-- @include ../core/ingest_keys.sql
 
 -- @include ../errors/normalize.sql
 -- @include ../errors/stack_traces.sql

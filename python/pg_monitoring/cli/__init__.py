@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from . import alerts, channels, demo, install, maintenance, triage, worker
+from . import alerts, channels, demo, install, keys, maintenance, serve, triage, worker
 
 
 @click.group()
@@ -26,6 +26,8 @@ for _command in (
     *channels.COMMANDS,
     *alerts.COMMANDS,
     *demo.COMMANDS,
+    *keys.COMMANDS,
+    *serve.COMMANDS,
 ):
     main.add_command(_command)
 

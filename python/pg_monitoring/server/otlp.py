@@ -1,0 +1,301 @@
+"""OTLP/HTTP bodies: read (bounded, gzip streamed), decoded into the OTLP JSON mapping the
+SQL takes, cut into batches, and the answers encoded (opentelemetry-proto's messages).
+
+`monitoring.record_spans(jsonb)` and `monitoring.record_logs(jsonb)` take a request in
+OTLP's JSON mapping: lowerCamelCase names, enums as integers, int64 values as decimal
+strings, and trace and span ids as lowercase hex. That is what `MessageToDict` gives for a
+protobuf body, but for the ids, which protobuf's JSON mapping writes in base64: `to_json`
+turns those to hex. A JSON body is that mapping already and passes through as it came.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from collections.abc import AsyncIterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+from . import DEFAULT_MAX_BODY
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+# How many items (spans, log records) one stored-function call gets at most.
+BATCH_ITEMS = 1000
+
+
+class BodyError(Exception):
+    """A request the server refuses: `status` is the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One OTLP signal as the server handles it: its messages, its JSON mapping's nesting
+    (resources, scopes, items), the SQL function that stores it, and its scope for keys."""
+
+    scope: str
+    function: str
+    query: str
+    request: type[Message]
+    response: type[Message]
+    rejected_field: str
+    resources: str
+    scopes: str
+    items: str
+    # the fields of an item, and of each of its links, that hold ids (hex in OTLP JSON)
+    id_fields: tuple[str, ...]
+    link_id_fields: tuple[str, ...] = ()
+
+
+TRACES = Signal(
+    scope="traces",
+    function="monitoring.record_spans",
+    query="SELECT monitoring.record_spans(%s::jsonb)",
+    request=trace_service_pb2.ExportTraceServiceRequest,
+    response=trace_service_pb2.ExportTraceServiceResponse,
+    rejected_field="rejected_spans",
+    resources="resourceSpans",
+    scopes="scopeSpans",
+    items="spans",
+    id_fields=("traceId", "spanId", "parentSpanId"),
+    link_id_fields=("traceId", "spanId"),
+)
+LOGS = Signal(
+    scope="logs",
+    function="monitoring.record_logs",
+    query="SELECT monitoring.record_logs(%s::jsonb)",
+    request=logs_service_pb2.ExportLogsServiceRequest,
+    response=logs_service_pb2.ExportLogsServiceResponse,
+    rejected_field="rejected_log_records",
+    resources="resourceLogs",
+    scopes="scopeLogs",
+    items="logRecords",
+    id_fields=("traceId", "spanId"),
+)
+
+
+def media_type(content_type: str | None) -> str | None:
+    """PROTOBUF or JSON for a Content-Type header (parameters ignored), else None."""
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    return kind if kind in (PROTOBUF, JSON) else None
+
+
+async def read_body(
+    chunks: AsyncIterable[bytes], content_encoding: str | None, limit: int
+) -> bytes:
+    """The request body, decompressed, refused (413) beyond `limit` bytes.
+
+    gzip is inflated as it arrives, each step asked for no more than the room left, so a
+    small body that inflates to gigabytes costs `limit` bytes and stops there.
+    """
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding not in ("identity", "gzip"):
+        raise BodyError(415, f"Content-Encoding {encoding!r} is not supported; use gzip")
+    body = bytearray()
+    received = 0
+    inflater = _GzipInflater(body, limit) if encoding == "gzip" else None
+    async for chunk in chunks:
+        received += len(chunk)
+        if received > limit:
+            raise BodyError(413, f"the body is larger than {limit} bytes")
+        if inflater is None:
+            body += chunk
+        else:
+            inflater.feed(chunk)
+    if inflater is not None:
+        inflater.finish()
+    return bytes(body)
+
+
+class _GzipInflater:
+    """Inflates gzip members into `out`, never holding more than `limit` bytes of output."""
+
+    def __init__(self, out: bytearray, limit: int) -> None:
+        self.out = out
+        self.limit = limit
+        self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self.in_member = False  # the current member has begun, and not ended yet
+
+    def feed(self, data: bytes) -> None:
+        try:
+            while data:
+                room = self.limit - len(self.out) + 1
+                self.in_member = True
+                self.out += self.inflater.decompress(data, room)
+                if len(self.out) > self.limit:
+                    raise BodyError(413, f"the body inflates to more than {self.limit} bytes")
+                data = self.inflater.unconsumed_tail
+                if self.inflater.eof:  # a gzip file may hold several members
+                    data = self.inflater.unused_data + data
+                    self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    self.in_member = False
+        except zlib.error as error:
+            raise BodyError(400, f"the body is not valid gzip: {error}") from None
+
+    def finish(self) -> None:
+        if self.in_member:
+            raise BodyError(400, "the gzip body ends early")
+
+
+def decode(body: bytes, kind: str, signal: Signal) -> dict[str, Any]:
+    """The request in OTLP's JSON mapping, as the SQL takes it; BodyError(400) when `body`
+    is not a request of `signal` in `kind` (PROTOBUF or JSON)."""
+    if kind == PROTOBUF:
+        message = signal.request()
+        try:
+            message.ParseFromString(body)
+        except DecodeError as error:
+            raise BodyError(400, f"the body is not a {signal.request.__name__}: {error}") from None
+        return to_json(message, signal)
+    try:
+        request = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BodyError(400, f"the body is not JSON: {error}") from None
+    _check_shape(request, signal)
+    return request
+
+
+def to_json(message: Message, signal: Signal) -> dict[str, Any]:
+    """A decoded request as OTLP JSON: protobuf's JSON mapping with ids in hex."""
+    request = json_format.MessageToDict(message, use_integers_for_enums=True)
+    for resource in request.get(signal.resources, ()):
+        for scope in resource.get(signal.scopes, ()):
+            for item in scope.get(signal.items, ()):
+                _ids_to_hex(item, signal.id_fields)
+                for link in item.get("links", ()):
+                    _ids_to_hex(link, signal.link_id_fields)
+    return request
+
+
+def _ids_to_hex(item: dict[str, Any], fields: tuple[str, ...]) -> None:
+    for field in fields:
+        value = item.get(field)
+        if value is not None:
+            item[field] = base64.b64decode(value).hex()
+
+
+def _check_shape(request: Any, signal: Signal) -> None:
+    """What `batches` relies on: objects and lists where OTLP has them. Anything inside an
+    item is the SQL's to judge."""
+
+    def refuse(where: str, what: str) -> BodyError:
+        return BodyError(400, f"{where} must be {what}")
+
+    if not isinstance(request, dict):
+        raise refuse("the body", f"a JSON object (an {signal.request.__name__})")
+    resources = request.get(signal.resources, [])
+    if not isinstance(resources, list):
+        raise refuse(signal.resources, "a list")
+    for resource in resources:
+        if not isinstance(resource, dict):
+            raise refuse(f"each of {signal.resources}", "an object")
+        scopes = resource.get(signal.scopes, [])
+        if not isinstance(scopes, list):
+            raise refuse(f"{signal.resources}[].{signal.scopes}", "a list")
+        for scope in scopes:
+            if not isinstance(scope, dict):
+                raise refuse(f"each of {signal.scopes}", "an object")
+            if not isinstance(scope.get(signal.items, []), list):
+                raise refuse(f"{signal.scopes}[].{signal.items}", "a list")
+
+
+def batches(
+    request: dict[str, Any], signal: Signal, size: int = BATCH_ITEMS
+) -> Iterator[tuple[dict[str, Any], int]]:
+    """`request` cut into requests of at most `size` items each, with their item counts;
+    each keeps its items' resource and scope. A request without items gives none. The
+    batches share the request's objects: together they hold what it holds."""
+    resources: list[dict[str, Any]] = []
+    count = 0
+    for resource in request.get(signal.resources, ()):
+        for scope in resource.get(signal.scopes, ()):
+            items = scope.get(signal.items, [])
+            start = 0
+            while start < len(items):
+                part = items[start : start + size - count]
+                start += len(part)
+                count += len(part)
+                if not resources or resources[-1]["_from"] is not resource:
+                    resources.append({"_from": resource, signal.scopes: []})
+                resources[-1][signal.scopes].append({**scope, signal.items: part})
+                if count == size:
+                    yield _batch(resources, signal), count
+                    resources, count = [], 0
+    if count:
+        yield _batch(resources, signal), count
+
+
+def _batch(parts: list[dict[str, Any]], signal: Signal) -> dict[str, Any]:
+    return {
+        signal.resources: [{**part["_from"], signal.scopes: part[signal.scopes]} for part in parts]
+    }
+
+
+def encode_response(signal: Signal, kind: str, rejected: int, error_message: str) -> bytes:
+    """The Export*ServiceResponse: `partial_success` only when something was refused."""
+    response = signal.response()
+    if rejected or error_message:
+        partial = response.partial_success
+        setattr(partial, signal.rejected_field, rejected)
+        partial.error_message = error_message
+    if kind == JSON:
+        return json.dumps(json_format.MessageToDict(response)).encode()
+    return response.SerializeToString()
+
+
+# google.rpc.Status codes (google/rpc/code.proto) for the errors the server answers.
+STATUS_CODES = {400: 3, 401: 16, 413: 3, 415: 3, 500: 13, 503: 14}
+
+
+def encode_status(http_status: int, message: str, kind: str | None) -> bytes:
+    """A `google.rpc.Status` (code, message) in `kind`, protobuf when the request's type is
+    neither. Written out by hand: its two fields do not justify googleapis-common-protos."""
+    code = STATUS_CODES.get(http_status, 2)  # 2: UNKNOWN
+    if kind == JSON:
+        return json.dumps({"code": code, "message": message}).encode()
+    text = message.encode()
+    # field 1 (code, varint): tag 0x08; field 2 (message, bytes): tag 0x12
+    return b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+__all__ = [
+    "BATCH_ITEMS",
+    "DEFAULT_MAX_BODY",
+    "JSON",
+    "LOGS",
+    "PROTOBUF",
+    "TRACES",
+    "BodyError",
+    "Signal",
+    "batches",
+    "decode",
+    "encode_response",
+    "encode_status",
+    "media_type",
+    "read_body",
+    "to_json",
+]

@@ -1,0 +1,1 @@
+"""The server's routes, a module each; `app.py` assembles their ROUTES."""

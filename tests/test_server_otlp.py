@@ -1,0 +1,235 @@
+"""pg_monitoring.server.otlp on its own: bodies read and bounded, protobuf turned into the OTLP
+JSON the SQL takes (compared with the JSON OpenTelemetry's own encoder writes), batches, and
+the answers. Messages are built with opentelemetry-proto's classes and the SDK's encoders."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from opentelemetry.exporter.otlp.json.common._log_encoder import encode_logs as json_logs
+from opentelemetry.exporter.otlp.json.common.trace_encoder import encode_spans as json_spans
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs as proto_logs
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as proto_spans
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+
+from pg_monitoring.server import otlp
+
+TRACE_ID = bytes.fromhex("4bf92f3577b34da6a3ce929d0e0e4736")
+SPAN_ID = bytes.fromhex("00f067aa0ba902b7")
+PARENT_ID = bytes.fromhex("53995c3f42cd8ad8")
+
+
+def span_message() -> trace_service_pb2.ExportTraceServiceRequest:
+    span = trace_pb2.Span(
+        trace_id=TRACE_ID,
+        span_id=SPAN_ID,
+        parent_span_id=PARENT_ID,
+        name="GET /cart",
+        kind=trace_pb2.Span.SPAN_KIND_SERVER,
+        start_time_unix_nano=1_700_000_000_000_000_000,
+        end_time_unix_nano=1_700_000_000_250_000_000,
+        attributes=[
+            common_pb2.KeyValue(key="http.status_code", value=common_pb2.AnyValue(int_value=500)),
+            common_pb2.KeyValue(key="blob", value=common_pb2.AnyValue(bytes_value=b"\x00\xff")),
+        ],
+        status=trace_pb2.Status(code=trace_pb2.Status.STATUS_CODE_ERROR, message="boom"),
+        links=[trace_pb2.Span.Link(trace_id=TRACE_ID, span_id=PARENT_ID)],
+    )
+    return trace_service_pb2.ExportTraceServiceRequest(
+        resource_spans=[
+            trace_pb2.ResourceSpans(
+                scope_spans=[trace_pb2.ScopeSpans(spans=[span])],
+            )
+        ]
+    )
+
+
+def test_protobuf_becomes_otlp_json_with_hex_ids() -> None:
+    request = otlp.decode(span_message().SerializeToString(), otlp.PROTOBUF, otlp.TRACES)
+    span = request["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    assert span["traceId"] == TRACE_ID.hex()
+    assert span["spanId"] == SPAN_ID.hex()
+    assert span["parentSpanId"] == PARENT_ID.hex()
+    assert span["links"] == [{"traceId": TRACE_ID.hex(), "spanId": PARENT_ID.hex()}]
+    assert span["kind"] == 2
+    assert span["status"] == {"code": 2, "message": "boom"}
+    assert span["startTimeUnixNano"] == "1700000000000000000"
+    assert span["attributes"][0] == {"key": "http.status_code", "value": {"intValue": "500"}}
+    # bytes values other than ids stay base64, as OTLP JSON has them
+    assert span["attributes"][1] == {"key": "blob", "value": {"bytesValue": "AP8="}}
+
+
+def sdk_spans() -> list:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "shop"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("shop.checkout", "1.2")
+    with tracer.start_as_current_span("checkout", kind=SpanKind.SERVER) as root:
+        root.set_attribute("order.total", 19.99)
+        root.add_event("paid", {"card": "visa"})
+        with tracer.start_as_current_span(
+            "charge", kind=SpanKind.CLIENT, links=[Link(root.get_span_context())]
+        ) as child:
+            child.set_status(Status(StatusCode.ERROR, "declined"))
+            child.set_attribute("retries", 3)
+    provider.shutdown()
+    return list(exporter.get_finished_spans())
+
+
+def test_spans_match_the_json_opentelemetry_encodes() -> None:
+    spans = sdk_spans()
+    ours = otlp.to_json(proto_spans(spans), otlp.TRACES)
+    theirs = json_spans(spans).to_dict()
+    assert ours == theirs
+
+
+def test_log_records_match_the_json_opentelemetry_encodes() -> None:
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider(resource=Resource.create({"service.name": "shop"}))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    tracer_provider = TracerProvider()
+    with tracer_provider.get_tracer("t").start_as_current_span("in a span"):
+        provider.get_logger("shop.log").emit(
+            body="payment declined", severity_text="WARN", attributes={"order": 7}
+        )
+    provider.shutdown()
+    records = exporter.get_finished_logs()
+    ours = otlp.to_json(proto_logs(records), otlp.LOGS)
+    theirs = json_logs(records).to_dict()
+    assert ours == theirs
+    record = ours["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]
+    assert len(record["traceId"]) == 32
+    assert len(record["spanId"]) == 16
+
+
+def test_json_passes_through() -> None:
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "ab", "name": "x"}]}]}]}
+    assert otlp.decode(json.dumps(body).encode(), otlp.JSON, otlp.TRACES) == body
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        (b"\xff\xff\xff", otlp.PROTOBUF),
+        (b"not json", otlp.JSON),
+        (b"[1, 2]", otlp.JSON),
+        (b'{"resourceSpans": {}}', otlp.JSON),
+        (b'{"resourceSpans": [{"scopeSpans": [{"spans": 3}]}]}', otlp.JSON),
+    ],
+)
+def test_garbage_is_400(body: bytes, kind: str) -> None:
+    with pytest.raises(otlp.BodyError) as raised:
+        otlp.decode(body, kind, otlp.TRACES)
+    assert raised.value.status == 400
+
+
+def spans_request(resources: int, scopes: int, spans: int) -> dict:
+    return {
+        "resourceSpans": [
+            {
+                "resource": {"r": r},
+                "scopeSpans": [
+                    {"scope": {"s": s}, "spans": [{"name": f"{r}.{s}.{i}"} for i in range(spans)]}
+                    for s in range(scopes)
+                ],
+            }
+            for r in range(resources)
+        ]
+    }
+
+
+def names(batch: dict) -> list[tuple]:
+    return [
+        (resource["resource"]["r"], scope["scope"]["s"], span["name"])
+        for resource in batch["resourceSpans"]
+        for scope in resource["scopeSpans"]
+        for span in scope["spans"]
+    ]
+
+
+def test_batches_keep_every_span_with_its_resource_and_scope() -> None:
+    request = spans_request(3, 2, 700)
+    parts = list(otlp.batches(request, otlp.TRACES, size=1000))
+    assert [count for _, count in parts] == [1000, 1000, 1000, 1000, 200]
+    assert all(len(names(batch)) == count for batch, count in parts)
+    everything = [name for batch, _ in parts for name in names(batch)]
+    assert everything == names(request)
+    assert all(name.startswith(f"{r}.{s}.") for r, s, name in everything)
+
+
+def test_no_items_no_batch() -> None:
+    assert list(otlp.batches({}, otlp.TRACES)) == []
+    assert list(otlp.batches({"resourceSpans": [{"scopeSpans": []}]}, otlp.TRACES)) == []
+
+
+async def chunks(data: bytes, size: int = 65536) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+def read(data: bytes, encoding: str | None, limit: int) -> bytes:
+    return asyncio.run(otlp.read_body(chunks(data), encoding, limit))
+
+
+def test_gzip_is_inflated() -> None:
+    body = span_message().SerializeToString() * 10
+    assert read(gzip.compress(body), "gzip", 10_000) == body
+    assert read(gzip.compress(body[:50]) + gzip.compress(body[50:]), "gzip", 10_000) == body
+
+
+def test_a_gzip_bomb_stops_at_the_limit() -> None:
+    bomb = gzip.compress(b"\0" * (200 * 1024 * 1024))  # ~200 kB, inflates to 200 MiB
+    with pytest.raises(otlp.BodyError) as raised:
+        read(bomb, "gzip", 1024 * 1024)
+    assert raised.value.status == 413
+
+
+@pytest.mark.parametrize(
+    ("data", "encoding", "status"),
+    [
+        (b"x" * 2000, None, 413),
+        (b"not gzip", "gzip", 400),
+        (gzip.compress(b"abc" * 100)[:-12], "gzip", 400),
+        (b"x", "br", 415),
+    ],
+)
+def test_bodies_refused(data: bytes, encoding: str | None, status: int) -> None:
+    with pytest.raises(otlp.BodyError) as raised:
+        read(data, encoding, 1000)
+    assert raised.value.status == status
+
+
+def test_responses() -> None:
+    ok = trace_service_pb2.ExportTraceServiceResponse.FromString(
+        otlp.encode_response(otlp.TRACES, otlp.PROTOBUF, 0, "")
+    )
+    assert not ok.HasField("partial_success")
+    partial = logs_service_pb2.ExportLogsServiceResponse.FromString(
+        otlp.encode_response(otlp.LOGS, otlp.PROTOBUF, 2, "bad severity")
+    )
+    assert partial.partial_success.rejected_log_records == 2
+    assert partial.partial_success.error_message == "bad severity"
+    as_json = json.loads(otlp.encode_response(otlp.TRACES, otlp.JSON, 3, "no name"))
+    assert as_json == {"partialSuccess": {"rejectedSpans": "3", "errorMessage": "no name"}}
+
+
+def test_status_is_a_google_rpc_status() -> None:
+    from google.rpc import status_pb2  # googleapis-common-protos, which the exporter needs
+
+    status = status_pb2.Status.FromString(otlp.encode_status(400, "bad ☃" * 50, otlp.PROTOBUF))
+    assert (status.code, status.message) == (3, "bad ☃" * 50)
+    assert json.loads(otlp.encode_status(503, "down", otlp.JSON)) == {"code": 14, "message": "down"}
