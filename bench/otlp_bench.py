@@ -1,0 +1,174 @@
+"""`make bench-otlp`: spans end to end over OTLP/HTTP, from OpenTelemetry's own exporter
+(opentelemetry-exporter-otlp-proto-http, protobuf) through `pg-monitoring serve` into
+`monitoring.record_spans`, as an instrumented application sends them.
+
+The spans are made first by the real SDK (a TracerProvider, 5-span traces like
+bench/spans_bench.py's, recorded in memory), then BENCH_CLIENTS exporters (default 4, each
+its own thread and HTTP connection, as 4 application processes would) export them in the
+SDK's batches of 512. Spans/s = spans stored / wall time, median of BENCH_RUNS rounds.
+Goal (issue 13): >= 10,000 spans/s on this 2-core machine (the server, the database and the
+exporters share it).
+"""
+
+# ruff: noqa: S603 - a fixed argv: this Python running pg_monitoring
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pg_monitoring import installer
+
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))
+ROUNDS = int(os.environ.get("BENCH_RUNS", "3"))
+SPANS = int(os.environ.get("BENCH_OTLP_SPANS", "40000"))  # per round
+BATCH = 512
+DATABASE = "pgm_bench_otlp"
+
+
+def make_spans(count: int) -> list[ReadableSpan]:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "checkout", "service.version": "2.4.1"})
+    )
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("bench")
+    for n in range(count // 5):
+        route = ("/pay", "/cart", "/items/{id}", "/orders/{id}")[n % 4]
+        with tracer.start_as_current_span(
+            f"POST {route}",
+            kind=SpanKind.SERVER,
+            attributes={
+                "http.request.method": "POST",
+                "http.route": route,
+                "http.response.status_code": 200,
+                "url.path": route.replace("{id}", str(n)),
+                "url.scheme": "https",
+                "server.address": "shop.example.com",
+                "client.address": f"10.0.{n % 256}.{n % 251}",
+                "user_agent.original": "Mozilla/5.0 (X11; Linux x86_64) Firefox/131.0",
+                "network.protocol.version": "1.1",
+                "request.id": f"{n:016x}",
+            },
+        ) as root:
+            for name, kind in (
+                ("SELECT shop.orders", SpanKind.CLIENT),
+                ("GET payments", SpanKind.CLIENT),
+                ("render", SpanKind.INTERNAL),
+                ("validate", SpanKind.INTERNAL),
+            ):
+                with tracer.start_as_current_span(name, kind=kind):
+                    pass
+            if n % 50 == 0:
+                root.set_status(Status(StatusCode.ERROR))
+    provider.shutdown()
+    return list(memory.get_finished_spans())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_serve(dsn: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pg_monitoring",
+            "serve",
+            "--dsn",
+            dsn,
+            "--port",
+            str(port),
+            "--allow-anonymous",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process, f"http://127.0.0.1:{port}"
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("serve did not start") from None
+            time.sleep(0.05)
+
+
+def export_all(url: str, spans: list[ReadableSpan]) -> float:
+    shares = [spans[i::CLIENTS] for i in range(CLIENTS)]
+    barrier = threading.Barrier(CLIENTS + 1)
+    failures: list[str] = []
+
+    def client(share: list[ReadableSpan]) -> None:
+        exporter = OTLPSpanExporter(endpoint=f"{url}/v1/traces", timeout=60)
+        barrier.wait()
+        for i in range(0, len(share), BATCH):
+            if exporter.export(share[i : i + BATCH]) is not SpanExportResult.SUCCESS:
+                failures.append("export failed")
+        exporter.shutdown()
+
+    threads = [threading.Thread(target=client, args=(s,)) for s in shares]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    if failures:
+        raise RuntimeError(f"{len(failures)} exports failed")
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    with psycopg.connect(dbname="postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DATABASE}")
+    dsn = f"dbname={DATABASE}"
+    with psycopg.connect(dsn) as conn:
+        installer.install(conn)
+        conn.execute("SELECT monitoring.run_maintenance()")
+    process, url = start_serve(dsn)
+    try:
+        rates: list[float] = []
+        for _ in range(ROUNDS):
+            spans = make_spans(SPANS)
+            seconds = export_all(url, spans)
+            rates.append(len(spans) / seconds)
+        with psycopg.connect(dsn) as conn:
+            stored = conn.execute("SELECT count(*) FROM monitoring.trace_spans").fetchone()[0]
+        assert stored == ROUNDS * len(spans), (stored, ROUNDS * len(spans))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(20)
+    print(f"OTLP/HTTP end to end: {CLIENTS} exporters, batches of {BATCH}, {SPANS:,} spans a round")
+    print(
+        f"   {statistics.median(rates):10,.0f} spans/s   "
+        f"(rounds: {', '.join(f'{r:,.0f}' for r in rates)}; every span stored)"
+    )
+    with psycopg.connect(dbname="postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+
+
+if __name__ == "__main__":
+    main()
