@@ -1,0 +1,123 @@
+"""PostgresSpanExporter: the OpenTelemetry SDK's spans into `monitoring.spans`.
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "checkout"}))
+    provider.add_span_processor(BatchSpanProcessor(PostgresSpanExporter(pool)))
+
+Each export is one call of `monitoring.record_spans` with the batch in OTLP's JSON mapping.
+Behind `BatchSpanProcessor` (on its thread) an export never raises and never holds longer
+than `timeout`: while the database is away the connector's circuit breaker refuses at once,
+the export returns FAILURE and its spans are counted in `dropped_spans` (the SDK drops a
+failed batch). The SQL stores a span once by its trace id, span id and start, so a batch
+sent again (an uncertain commit, another exporter) adds nothing: `duplicate_spans` counts
+them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from .._db.calls import Call, first_value
+from .._db.connection import Connector, Source
+from ..errors import UnavailableError
+from . import otlp_json
+
+logger = logging.getLogger("pg_monitoring")
+
+RECORD_SPANS = "SELECT monitoring.record_spans(%s::jsonb)"
+# One batch of BatchSpanProcessor (512 spans by default) is stored in tens of milliseconds;
+# this bounds the wait for a pooled connection and a server that hangs.
+DEFAULT_EXPORT_TIMEOUT = 5.0
+# At most one warning per kind in this many seconds; the counts keep all.
+LOG_INTERVAL = 10.0
+
+
+def record_spans_call(payload: str) -> Call:
+    """record_spans' answer: {"stored", "duplicates", "rejected", "error_message"}."""
+    return Call(RECORD_SPANS, (payload,), first_value)
+
+
+class PostgresSpanExporter(SpanExporter):
+    """Exports spans through `monitoring.record_spans` (needs monitoring_writer).
+
+    `source` is a DSN (the exporter then makes a small pool of its own, opened at the first
+    export), a psycopg_pool.ConnectionPool or a psycopg.Connection. Give it a pool or a DSN of
+    its own: an export commits on its own, and on an application's connection it would join
+    whatever transaction is open there.
+
+    Counters, read at any time: `exported_spans` (stored now), `duplicate_spans` (stored
+    before), `rejected_spans` (refused by the SQL one by one, with a reason logged as a
+    warning at most every 10 s), `dropped_spans` (in a batch that failed: the database
+    unreachable, no answer within `timeout`, or the call refused whole).
+    """
+
+    def __init__(self, source: Source, *, timeout: float = DEFAULT_EXPORT_TIMEOUT) -> None:
+        if not timeout > 0:
+            raise ValueError(f"timeout must be positive seconds, not {timeout!r}")
+        self.timeout = timeout
+        self._connector = Connector(source, name="span exporter")
+        self._shutdown = False
+        self._counts = threading.Lock()
+        self._logged_at: dict[str, float] = {}
+        self.exported_spans = 0
+        self.duplicate_spans = 0
+        self.rejected_spans = 0
+        self.dropped_spans = 0
+
+    @property
+    def breaker(self) -> Any:
+        """The connector's circuit breaker (`breaker.closed`: the database reachable)."""
+        return self._connector.breaker
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._shutdown:
+            return SpanExportResult.FAILURE
+        if not spans:
+            return SpanExportResult.SUCCESS
+        try:
+            payload = json.dumps(otlp_json.spans_request(spans), allow_nan=False)
+            result = self._connector.run(record_spans_call(payload), self.timeout)
+        except UnavailableError as error:
+            self._dropped(len(spans), "unreachable", f"the database is unreachable ({error})")
+            return SpanExportResult.FAILURE
+        except Exception as error:
+            self._dropped(len(spans), "failed", f"record_spans failed: {error}")
+            return SpanExportResult.FAILURE
+        with self._counts:
+            self.exported_spans += result["stored"]
+            self.duplicate_spans += result.get("duplicates", 0)
+            self.rejected_spans += result["rejected"]
+        if result["rejected"]:
+            self._warn("rejected", f"record_spans refused spans: {result['error_message']}")
+        return SpanExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing waits here: each export is stored, or failed, before it returns."""
+        return True
+
+    def shutdown(self) -> None:
+        """Later exports fail at once; closes the pool made from a DSN (a caller's stays)."""
+        if self._shutdown:
+            return
+        self._shutdown = True
+        self._connector.close()
+
+    def _dropped(self, count: int, kind: str, message: str) -> None:
+        with self._counts:
+            self.dropped_spans += count
+        self._warn(kind, f"{message}; {count} spans dropped ({self.dropped_spans} so far)")
+
+    def _warn(self, kind: str, message: str) -> None:
+        now = time.monotonic()
+        with self._counts:
+            if now - self._logged_at.get(kind, -LOG_INTERVAL) < LOG_INTERVAL:
+                return
+            self._logged_at[kind] = now
+        logger.warning("pg_monitoring: span exporter: %s", message)
