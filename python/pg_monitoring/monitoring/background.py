@@ -109,11 +109,13 @@ class ThreadBatcher:
         batch_size: int = DEFAULT_BATCH_SIZE,
         retry_delay: Callable[[], float] = _no_delay,
         on_start: Callable[[], object] | None = None,
+        name: str = "pg_monitoring-errors",
     ) -> None:
         self._backlog = Backlog(max_queue, batch_size)
         self._send = send
         self._retry_delay = retry_delay
         self._on_start = on_start
+        self._name = name
         self._reset()
         _thread_batchers.add(self)
 
@@ -130,9 +132,7 @@ class ThreadBatcher:
             if self._closed or not self._backlog.put(item):
                 return False
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="pg_monitoring-errors", daemon=True
-                )
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
                 if self._on_start is not None:
                     self._on_start()
