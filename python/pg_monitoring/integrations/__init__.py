@@ -1,0 +1,2 @@
+"""Integrations with web frameworks: `asgi.MonitoringMiddleware` for FastAPI, Starlette and
+any ASGI application."""
