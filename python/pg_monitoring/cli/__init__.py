@@ -9,7 +9,19 @@ from __future__ import annotations
 
 import click
 
-from . import alerts, channels, demo, install, keys, maintenance, serve, triage, worker
+from . import (
+    alerts,
+    channels,
+    demo,
+    install,
+    keys,
+    logs,
+    maintenance,
+    serve,
+    traces,
+    triage,
+    worker,
+)
 
 
 @click.group()
@@ -21,6 +33,8 @@ def main() -> None:
 for _command in (
     *install.COMMANDS,
     *triage.COMMANDS,
+    *traces.COMMANDS,
+    *logs.COMMANDS,
     *maintenance.COMMANDS,
     *worker.COMMANDS,
     *channels.COMMANDS,
