@@ -11,9 +11,13 @@ For each HTTP request:
 - a request id: the `X-Request-ID` header when the client sent a usable one (at most 200
   printable ASCII characters), else a new one; echoed in the response's `X-Request-ID` and
   set in `pg_monitoring.logs.request_id` (a contextvar) for the log handler and formatter;
-- a server span, when opentelemetry is installed and no span is active yet (should
-  opentelemetry-instrumentation-asgi run outside, its span is used and gains the request id),
-  continuing the caller's trace from `traceparent`, named `METHOD route` once routed;
+- a server span, when opentelemetry is installed and no span is active yet, continuing the
+  caller's trace from `traceparent`, named `METHOD route` once routed. When a span is
+  active already, made by an instrumentation outside (FastAPI's own telemetry, which wraps
+  the middleware that `add_middleware` adds, or opentelemetry-instrumentation-asgi), that
+  span is the request's: it gains the request id, and its instrumentation records the rest.
+  Wrapped outside a FastAPI application whose own tracing is on, the middleware's span and
+  FastAPI's would be two traces: then create the app with `telemetry={"tracing": False}`;
 - one log line when it ends (`GET /items/{item_id} 200 in 12.3 ms`, INFO, with the fields as
   `extra=`), a WARNING instead over `slow_request_seconds`, an ERROR with the exception when
   it failed;
@@ -136,7 +140,7 @@ class MonitoringMiddleware:
         finally:
             # An exception before the response: the server answers 500.
             final = status if status is not None else 500
-            request.finish(final)
+            request.finish()
             self._log(request, final, error)  # in the span, so the line carries its ids
             self._end_span(span, span_token, request, final, error)
             if self._metrics is not None:
@@ -165,8 +169,8 @@ class MonitoringMiddleware:
     def _end_span(
         self, span: Any, token: Any, request: _Request, status: int, error: BaseException | None
     ) -> None:
-        if span is None:
-            return
+        if token is None:
+            return  # not ours: its instrumentation records the outcome
         span.set_attribute("http.response.status_code", status)
         if request.route is not None:
             span.set_attribute("http.route", request.route)
@@ -175,8 +179,6 @@ class MonitoringMiddleware:
         if error is not None or status >= 500:
             description = f"{type(error).__name__}: {error}" if error is not None else None
             span.set_status(_otel_trace.Status(_otel_trace.StatusCode.ERROR, description))
-        if token is None:
-            return  # not ours to end
         span.update_name(request.name)
         span.end()
         _otel_context.detach(token)
@@ -235,7 +237,6 @@ class _Request:
         sent = self.header(REQUEST_ID_HEADER)
         self.id = sent if _usable_id(sent) else uuid.uuid4().hex
         self.duration_ms = 0.0
-        self.route: str | None = None
 
     def header(self, name: str) -> str | None:
         return next((value for key, value in self.headers if key == name), None)
@@ -257,10 +258,14 @@ class _Request:
         client = self.scope.get("client")
         return None if not client else str(client[0])
 
-    def finish(self, status: int) -> None:
+    @property
+    def route(self) -> str | None:
+        """The route's template once routed: Starlette's and FastAPI's routers set it."""
+        route = self.scope.get("route")
+        return getattr(route, "path", None) or (route if isinstance(route, str) else None)
+
+    def finish(self) -> None:
         self.duration_ms = (time.perf_counter() - self.started) * 1000
-        route = self.scope.get("route")  # Starlette's and FastAPI's router set it
-        self.route = getattr(route, "path", None) or (route if isinstance(route, str) else None)
 
     def operation(self) -> str:
         sent = self.header(OPERATION_HEADER)
