@@ -113,17 +113,20 @@ def print_waterfall(console: Console, detail: dict[str, Any]) -> None:
         indent = "  " * (span["depth"] + 1)
         if failed and span["status_message"]:
             console.print(
-                Text(_fit(f"{indent}status: {span['status_message']}", width), style="red"),
+                Text(_cut(f"{indent}status: {span['status_message']}", width), style="red"),
                 no_wrap=True,
             )
         for error in span["errors"] or []:
             text = f"{indent}error #{error.get('issue_id')}: {error.get('exception_type') or ''}"
             text += f": {error.get('message')}" if error.get("message") else ""
-            console.print(Text(_fit(text, width), style="bold red"), no_wrap=True)
+            console.print(Text(_cut(text, width), style="bold red"), no_wrap=True)
 
 
 def _fit(text: str, width: int) -> str:
     """`text` in exactly `width` columns: padded, or cut with an ellipsis."""
-    if len(text) <= width:
-        return text.ljust(width)
-    return text[: width - 1] + "…"
+    return _cut(text, width).ljust(width)
+
+
+def _cut(text: str, width: int) -> str:
+    """`text` in at most `width` columns, cut with an ellipsis."""
+    return text if len(text) <= width else text[: width - 1] + "…"
