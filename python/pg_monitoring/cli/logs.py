@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from datetime import datetime, timedelta, timezone
@@ -76,7 +77,7 @@ def logs(
         while True:
             _print_new(rows, seen, as_json)
             if rows:  # from the newest time printed on; `seen` drops what is printed
-                where = reads.LogFilter(**{**where.__dict__, "since": rows[-1]["time"]})
+                where = dataclasses.replace(where, since=rows[-1]["time"])
             time.sleep(FOLLOW_INTERVAL)
             rows = list(reversed(reads.search_logs(db, where)))
 
