@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from .conftest import REPO, login_role
 from .test_outage import BIN, Server, app_db, server  # noqa: F401 - fixtures
@@ -93,17 +92,9 @@ class App:
             self.process.wait()
 
 
-def without_jit(dsn: str) -> str:
-    """`dsn` with JIT off. record_spans and record_logs take ~5 s a call with JIT on (their
-    jsonb set-returning functions' estimates cross jit_above_cost, and LLVM compiles the
-    plan at every call) against ~0.05 s without; until they `SET jit = off` themselves, the
-    writers' connections do."""
-    return make_conninfo(dsn, options="-c jit=off")
-
-
 @pytest.fixture
 def writer_dsn(installed_db: str) -> str:
-    return without_jit(login_role(installed_db, "pgm_app_writer", "monitoring_writer"))
+    return login_role(installed_db, "pgm_app_writer", "monitoring_writer")
 
 
 @pytest.fixture
@@ -260,7 +251,7 @@ def test_with_the_database_stopped_the_application_keeps_serving(
     app_db: str,  # noqa: F811
     serve: Callable[..., App],
 ) -> None:
-    app = serve(without_jit(app_db))
+    app = serve(app_db)
     assert app.client.get("/items/1").status_code == 200
     wait_for(lambda: app.stats()["exported_spans"] >= 1, "the first span stored")
 

@@ -20,7 +20,6 @@ from pg_monitoring.logs import JsonFormatter, PostgresLogHandler, request_id
 from pg_monitoring.logs.context import mark_captured
 
 from .conftest import login_role
-from .test_asgi_middleware import without_jit
 from .test_tracker import free_port
 
 tracer = TracerProvider().get_tracer("tests")
@@ -28,7 +27,7 @@ tracer = TracerProvider().get_tracer("tests")
 
 @pytest.fixture
 def writer(installed_db: str) -> str:
-    return without_jit(login_role(installed_db, "pgm_log_writer", "monitoring_writer"))
+    return login_role(installed_db, "pgm_log_writer", "monitoring_writer")
 
 
 @pytest.fixture

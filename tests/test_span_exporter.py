@@ -22,7 +22,6 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from pg_monitoring.traces import PostgresSpanExporter
 
 from .conftest import login_role
-from .test_asgi_middleware import without_jit
 from .test_outage import BIN, SLACK, Server, app_db, server  # noqa: F401 - fixtures
 
 
@@ -64,7 +63,7 @@ def finished_spans() -> list[ReadableSpan]:
 
 @pytest.fixture
 def writer(installed_db: str) -> str:
-    return without_jit(login_role(installed_db, "pgm_span_writer", "monitoring_writer"))
+    return login_role(installed_db, "pgm_span_writer", "monitoring_writer")
 
 
 @pytest.fixture
@@ -152,7 +151,7 @@ def test_with_the_database_stopped_exports_fail_within_their_bound(
     server: Server,  # noqa: F811 - test_outage's fixture
     app_db: str,  # noqa: F811
 ) -> None:
-    exporter = PostgresSpanExporter(without_jit(app_db), timeout=1.0)
+    exporter = PostgresSpanExporter(app_db, timeout=1.0)
     processor = BatchSpanProcessor(exporter, schedule_delay_millis=50)
     provider = TracerProvider()
     provider.add_span_processor(processor)

@@ -24,7 +24,6 @@ from pg_monitoring.logs import PostgresLogHandler
 from pg_monitoring.traces import PostgresSpanExporter
 
 from .conftest import login_role
-from .test_asgi_middleware import without_jit
 
 
 @dataclass
@@ -43,7 +42,7 @@ def run(*args: str, columns: int = 80) -> str:
 
 @pytest.fixture
 def stored(installed_db: str) -> Stored:
-    writer = without_jit(login_role(installed_db, "pgm_cli_writer", "monitoring_writer"))
+    writer = login_role(installed_db, "pgm_cli_writer", "monitoring_writer")
     exporter = PostgresSpanExporter(writer)
     provider = TracerProvider(resource=Resource.create({"service.name": "shop"}))
     provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -151,6 +150,9 @@ def test_logs_by_trace_level_and_words(stored: Stored) -> None:
         run("logs", "--grep", "cart", "--since", "1h", "--json", "--dsn", stored.reader)
     )
     assert [r["body"] for r in found] == ["checkout started for cart 99"]
+    wrong = CliRunner().invoke(main, ["logs", "--level", "loud", "--dsn", stored.reader])
+    assert wrong.exit_code == 1
+    assert "--level must be one of trace, debug, info, warn, error, fatal" in wrong.output
     text = run("logs", "--trace", stored.trace_id, "--dsn", stored.reader)
     assert "info  shop checkout started for cart 99 trace=" in text
     assert "error shop charge failed" in text
