@@ -23,7 +23,6 @@ from .common import (
     service_option,
 )
 
-LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "critical")
 FOLLOW_INTERVAL = 1.0
 
 
@@ -32,8 +31,7 @@ FOLLOW_INTERVAL = 1.0
 @click.option("--trace", "trace_id", help="Only the records of this trace.")
 @click.option(
     "--level",
-    type=click.Choice(LEVELS, case_sensitive=False),
-    help="Only records of this severity and above.",
+    help="Only records of this severity and above: trace, debug, info, warn, error, fatal.",
 )
 @duration_option("--since", "since", "Only records within this long (30m, 24h, 7d).")
 @click.option("--grep", "words", help="Only records whose message holds all these words.")
@@ -61,7 +59,7 @@ def logs(
         service=service,
         limit=limit,
     )
-    with reported_errors(), connect(dsn) as conn:
+    with reported_errors({"p_min_severity": "--level"}), connect(dsn) as conn:
         conn.autocommit = True  # each poll of --follow sees what was committed since
         db = Connector(conn)
         rows = list(reversed(reads.search_logs(db, where)))
