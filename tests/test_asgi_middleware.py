@@ -245,6 +245,25 @@ def test_request_ids_log_lines_slow_requests_and_metrics(
         assert slow[0] == "warn"
 
 
+@pytest.mark.parametrize("mode", ["inside", "outside"])
+def test_the_callers_trace_goes_on(
+    installed_db: str, writer_dsn: str, serve: Callable[..., App], mode: str
+) -> None:
+    caller_trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    app = serve(writer_dsn, mode)
+    headers = {"traceparent": f"00-{caller_trace}-{caller_span}-01"}
+    assert app.client.get("/items/3", headers=headers).status_code == 200
+    with psycopg.connect(installed_db, autocommit=True) as conn:
+
+        def server_span() -> Any:
+            return conn.execute(
+                "SELECT trace_id, parent_span_id FROM monitoring.spans"
+                " WHERE operation = 'GET /items/{item_id}'"
+            ).fetchone()
+
+        assert wait_for(server_span, "the request's span") == (caller_trace, caller_span)
+
+
 @pytest.mark.skipif(not (BIN / "initdb").exists(), reason="needs initdb")
 def test_with_the_database_stopped_the_application_keeps_serving(
     server: Server,  # noqa: F811 - test_outage's fixture

@@ -17,9 +17,18 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
-from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    set_span_in_context,
+)
 
-from pg_monitoring.traces import PostgresSpanExporter
+from pg_monitoring.traces import PostgresSpanExporter, otlp_json
 
 from .conftest import login_role
 from .test_outage import BIN, SLACK, Server, app_db, server  # noqa: F401 - fixtures
@@ -187,3 +196,30 @@ def test_with_the_database_stopped_exports_fail_within_their_bound(
         assert exporter.dropped_spans > 4
     finally:
         provider.shutdown()
+
+
+def test_the_encoding_says_whose_parent_is_remote() -> None:
+    keep = Keep()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(keep))
+    caller = SpanContext(
+        trace_id=0x4BF92F3577B34DA6A3CE929D0E0E4736,
+        span_id=0x00F067AA0BA902B7,
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+    )
+    tracer = provider.get_tracer("tests")
+    with (
+        tracer.start_as_current_span(
+            "GET /x", context=set_span_in_context(NonRecordingSpan(caller))
+        ),
+        tracer.start_as_current_span("inner"),
+    ):
+        pass
+    request = otlp_json.spans_request(keep.spans)
+    inner, entry = request["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    assert entry["traceId"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert entry["parentSpanId"] == "00f067aa0ba902b7"
+    assert entry["flags"] == 0x301, "sampled; the parent's remoteness known, and remote"
+    assert inner["flags"] == 0x101
+    assert inner["kind"] == 1, "SPAN_KIND_INTERNAL: OTLP counts kinds from UNSPECIFIED"

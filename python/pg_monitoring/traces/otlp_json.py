@@ -80,6 +80,21 @@ def span_id(value: int) -> str:
     return format(value, "016x")
 
 
+# OTLP's SpanFlags: the W3C trace flags in bits 0-7, then whether the parent's (or a link's)
+# context says if it is remote, and whether it is: a span whose parent is remote is where
+# this service's part of a trace begins.
+_HAS_IS_REMOTE = 0x100
+_IS_REMOTE = 0x200
+
+
+def flags(trace_flags: int, other: Any) -> int:
+    """A span's `flags` given its parent's context (a link's: the linked context)."""
+    value = int(trace_flags) | _HAS_IS_REMOTE
+    if other is not None and other.is_remote:
+        value |= _IS_REMOTE
+    return value
+
+
 def span(item: Any) -> Json:
     """A ReadableSpan as an OTLP Span."""
     context = item.context
@@ -92,7 +107,7 @@ def span(item: Any) -> Json:
         # a span exported unended (it should not be) ends where it started
         "endTimeUnixNano": str(item.end_time if item.end_time is not None else item.start_time),
         "attributes": attributes(item.attributes),
-        "flags": int(context.trace_flags),
+        "flags": flags(context.trace_flags, item.parent),
     }
     if context.trace_state:
         encoded["traceState"] = context.trace_state.to_header()
@@ -118,6 +133,7 @@ def span(item: Any) -> Json:
                 "traceId": trace_id(link.context.trace_id),
                 "spanId": span_id(link.context.span_id),
                 "attributes": attributes(link.attributes),
+                "flags": flags(link.context.trace_flags, link.context),
             }
             for link in item.links
         ]
