@@ -28,7 +28,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from pg_monitoring.traces import PostgresSpanExporter, otlp_json
+from pg_monitoring.traces import PostgresSpanExporter
 
 from .conftest import login_role
 from .test_outage import BIN, SLACK, Server, app_db, server  # noqa: F401 - fixtures
@@ -198,7 +198,9 @@ def test_with_the_database_stopped_exports_fail_within_their_bound(
         provider.shutdown()
 
 
-def test_the_encoding_says_whose_parent_is_remote() -> None:
+def test_a_span_continuing_a_remote_callers_trace(
+    installed_db: str, exporter: PostgresSpanExporter
+) -> None:
     keep = Keep()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(keep))
@@ -211,15 +213,17 @@ def test_the_encoding_says_whose_parent_is_remote() -> None:
     tracer = provider.get_tracer("tests")
     with (
         tracer.start_as_current_span(
-            "GET /x", context=set_span_in_context(NonRecordingSpan(caller))
+            "GET /x", kind=SpanKind.SERVER, context=set_span_in_context(NonRecordingSpan(caller))
         ),
         tracer.start_as_current_span("inner"),
     ):
         pass
-    request = otlp_json.spans_request(keep.spans)
-    inner, entry = request["resourceSpans"][0]["scopeSpans"][0]["spans"]
-    assert entry["traceId"] == "4bf92f3577b34da6a3ce929d0e0e4736"
-    assert entry["parentSpanId"] == "00f067aa0ba902b7"
-    assert entry["flags"] == 0x301, "sampled; the parent's remoteness known, and remote"
-    assert inner["flags"] == 0x101
-    assert inner["kind"] == 1, "SPAN_KIND_INTERNAL: OTLP counts kinds from UNSPECIFIED"
+    assert exporter.export(keep.spans) is SpanExportResult.SUCCESS
+    with psycopg.connect(installed_db) as conn:
+        rows = conn.execute(
+            "SELECT operation, kind, trace_id, parent_span_id FROM monitoring.spans"
+            " ORDER BY start_time"
+        ).fetchall()
+    entry, inner = rows
+    assert entry == ("GET /x", "server", "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")
+    assert inner[:3] == ("inner", "internal", entry[2])

@@ -33,7 +33,7 @@ from .._db.calls import Call, first_value
 from .._db.connection import Connector, Source
 from ..errors import UnavailableError
 from ..monitoring.background import ThreadBatcher
-from ..traces import otlp_json
+from . import otlp_json
 from .context import current_ids, mark_captured, request_id, was_captured
 
 logger = logging.getLogger("pg_monitoring")

@@ -1,6 +1,6 @@
 """Traces from Python: `PostgresSpanExporter`, the OpenTelemetry SDK's exporter into
-`monitoring.spans` (exporter.py, which needs `pg-monitoring[otel]`), and the OTLP JSON
-encoding it sends (otlp_json.py, which the log handler shares and needs nothing)."""
+`monitoring.spans` (exporter.py, which needs `pg-monitoring[otel]`); what the CLI reads and
+draws (reads.py, render.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ __all__ = ["PostgresSpanExporter"]
 
 
 def __getattr__(name: str) -> Any:
-    # Imported when asked for: `traces.otlp_json` must import without opentelemetry-sdk.
+    # Imported when asked for: the CLI's modules here must import without opentelemetry-sdk.
     if name == "PostgresSpanExporter":
         from .exporter import PostgresSpanExporter
 

@@ -3,7 +3,8 @@
     provider = TracerProvider(resource=Resource.create({"service.name": "checkout"}))
     provider.add_span_processor(BatchSpanProcessor(PostgresSpanExporter(pool)))
 
-Each export is one call of `monitoring.record_spans` with the batch in OTLP's JSON mapping.
+Each export is one call of `monitoring.record_spans` with the batch in OTLP's JSON mapping,
+as OpenTelemetry's own encoder (opentelemetry-exporter-otlp-json-common) writes it.
 Behind `BatchSpanProcessor` (on its thread) an export never raises and never holds longer
 than `timeout`: while the database is away the connector's circuit breaker refuses at once,
 the export returns FAILURE and its spans are counted in `dropped_spans` (the SDK drops a
@@ -14,20 +15,19 @@ them.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from opentelemetry.exporter.otlp.json.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .._db.calls import Call, first_value
 from .._db.connection import Connector, Source
 from ..errors import UnavailableError
-from . import otlp_json
 
 logger = logging.getLogger("pg_monitoring")
 
@@ -82,7 +82,7 @@ class PostgresSpanExporter(SpanExporter):
         if not spans:
             return SpanExportResult.SUCCESS
         try:
-            payload = json.dumps(otlp_json.spans_request(spans), allow_nan=False)
+            payload = encode_spans(spans).to_json()
             result = self._connector.run(record_spans_call(payload), self.timeout)
         except UnavailableError as error:
             self._dropped(len(spans), "unreachable", f"the database is unreachable ({error})")
