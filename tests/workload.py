@@ -227,6 +227,9 @@ def run(conn: psycopg.Connection[Any]) -> dict[str, Any]:
         "SELECT depth, span_id, operation, duration_ms FROM monitoring.trace_tree(%s)",
         (TRACE_ID,),
     )
+    seen["recent"] = _rows(
+        conn, "SELECT trace_id, root_operation, span_count FROM monitoring.recent_traces()"
+    )
     seen["operations"] = _rows(
         conn, "SELECT service, operation, requests, errors FROM monitoring.operation_stats()"
     )

@@ -2,7 +2,7 @@
 -- several services and after the fold; the design document's errors-to-traces query by
 -- index; a trace by id in tree order with its errors; RED per operation; the service map.
 BEGIN;
-SELECT plan(19);
+SELECT plan(24);
 
 -- trace t1: the gateway's root span comes last, after the payment service's spans
 SELECT monitoring.record_spans(pgtap_helpers.spans_request('payments', jsonb_build_array(
@@ -225,6 +225,67 @@ SELECT is(
         WHERE caller_operation = 'charge' AND callee_operation = 'SELECT'
     ),
     1::bigint, 'and by operation, within a service too'
+);
+
+-- a service whose caller exports nowhere: its entry span (a remote parent, OTLP's flags
+-- 0x300) stands for the root, until the root arrives
+SELECT monitoring.record_spans(pgtap_helpers.spans_request('api', jsonb_build_array(
+    pgtap_helpers.span(
+        '22222222222222222222222222222222', 'c000000000000002', 'c000000000000001',
+        'GET /orders', 10, 50, 2, 2
+    ) || '{"flags": 769}',
+    pgtap_helpers.span(
+        '22222222222222222222222222222222', 'c000000000000003', 'c000000000000002',
+        'SELECT orders', 20, 5, 3, 0
+    )
+)));
+SELECT is(
+    (
+        SELECT (root_service, root_operation, status_code, root_remote)
+        FROM monitoring.traces
+        WHERE trace_id = '22222222222222222222222222222222'
+    ),
+    ('api'::text, 'GET /orders'::text, 'error'::text, TRUE),
+    'an entry span whose parent is remote stands for the root'
+);
+SELECT monitoring.record_spans(pgtap_helpers.spans_request('browser', jsonb_build_array(
+    pgtap_helpers.span(
+        '22222222222222222222222222222222', 'c000000000000001', NULL, 'page load', 0, 100, 1, 1
+    )
+)));
+SELECT is(
+    (
+        SELECT (root_service, root_operation, status_code, root_remote)
+        FROM monitoring.traces
+        WHERE trace_id = '22222222222222222222222222222222'
+    ),
+    ('browser'::text, 'page load'::text, 'ok'::text, FALSE),
+    'and gives way to the root when it arrives'
+);
+SELECT ok(
+    (monitoring.run_maintenance() ->> 'traces_folded')::integer >= 1, 'fold'
+);
+SELECT is(
+    (
+        SELECT (root_service, root_remote)
+        FROM monitoring.traces
+        WHERE trace_id = '22222222222222222222222222222222'
+    ),
+    ('browser'::text, FALSE),
+    'the fold keeps the root'
+);
+
+SELECT is(
+    (
+        SELECT array_agg(trace_id ORDER BY start_time DESC)
+        FROM monitoring.recent_traces(interval '2 hours', p_errors => TRUE)
+    ),
+    (
+        SELECT array_agg(trace_id ORDER BY start_time DESC)
+        FROM monitoring.traces
+        WHERE start_time >= now() - interval '2 hours' AND error
+    ),
+    'recent_traces: the traces of a window, filtered, newest first'
 );
 
 SELECT * FROM finish();

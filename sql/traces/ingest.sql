@@ -172,7 +172,7 @@ BEGIN
     parts AS (
         INSERT INTO monitoring.trace_parts (
             trace_id, first_start, last_start, last_end, span_count, error_count,
-            root_span_id, root_operation_id, root_status
+            root_span_id, root_operation_id, root_status, root_remote
         )
         SELECT
             st.trace_id,
@@ -181,10 +181,17 @@ BEGIN
             max(st.start_time + st.duration_ns / 1000 * interval '1 microsecond'),
             count(*),
             count(*) FILTER (WHERE st.status_code = 2),
-            (array_agg(st.span_id ORDER BY st.start_time) FILTER (WHERE st.parent_span_id IS NULL))[1],
-            (array_agg(st.operation_id ORDER BY st.start_time) FILTER (WHERE st.parent_span_id IS NULL))[1],
-            (array_agg(st.status_code ORDER BY st.start_time) FILTER (WHERE st.parent_span_id IS NULL))[1]
+            (array_agg(st.span_id ORDER BY b.remote_parent, st.start_time)
+                FILTER (WHERE st.parent_span_id IS NULL OR b.remote_parent))[1],
+            (array_agg(st.operation_id ORDER BY b.remote_parent, st.start_time)
+                FILTER (WHERE st.parent_span_id IS NULL OR b.remote_parent))[1],
+            (array_agg(st.status_code ORDER BY b.remote_parent, st.start_time)
+                FILTER (WHERE st.parent_span_id IS NULL OR b.remote_parent))[1],
+            (array_agg(b.remote_parent ORDER BY b.remote_parent, st.start_time)
+                FILTER (WHERE st.parent_span_id IS NULL OR b.remote_parent))[1]
         FROM stored AS st
+        INNER JOIN batch AS b
+            ON st.trace_id = b.trace_id AND st.span_id = b.span_id AND st.start_time = b.start_time
         GROUP BY st.trace_id
         -- in key order, as every writer of these tables does
         ORDER BY st.trace_id

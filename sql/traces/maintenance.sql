@@ -60,14 +60,20 @@ BEGIN
     merged AS (
         INSERT INTO monitoring.trace_parts (
             trace_id, first_start, last_start, last_end, span_count, error_count,
-            root_span_id, root_operation_id, root_status, folded
+            root_span_id, root_operation_id, root_status, root_remote, folded
         )
         SELECT
             g.trace_id, min(g.first_start), max(g.last_start), max(g.last_end),
             sum(g.span_count), sum(g.error_count),
-            (array_agg(g.root_span_id ORDER BY g.id) FILTER (WHERE g.root_span_id IS NOT NULL))[1],
-            (array_agg(g.root_operation_id ORDER BY g.id) FILTER (WHERE g.root_span_id IS NOT NULL))[1],
-            (array_agg(g.root_status ORDER BY g.id) FILTER (WHERE g.root_span_id IS NOT NULL))[1],
+            -- the root, else the first entry span (as monitoring.traces picks it)
+            (array_agg(g.root_span_id ORDER BY g.root_remote, g.id)
+                FILTER (WHERE g.root_span_id IS NOT NULL))[1],
+            (array_agg(g.root_operation_id ORDER BY g.root_remote, g.id)
+                FILTER (WHERE g.root_span_id IS NOT NULL))[1],
+            (array_agg(g.root_status ORDER BY g.root_remote, g.id)
+                FILTER (WHERE g.root_span_id IS NOT NULL))[1],
+            (array_agg(g.root_remote ORDER BY g.root_remote, g.id)
+                FILTER (WHERE g.root_span_id IS NOT NULL))[1],
             TRUE
         FROM gone AS g
         GROUP BY g.trace_id

@@ -36,6 +36,12 @@ AS $$
         f.kind,
         monitoring._index_text(f.span ->> 'name', 400) AS name,
         f.status_code,
+        -- SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE (0x100) and _IS_REMOTE (0x200) both set
+        f.parent_span_id IS NOT NULL
+        AND pg_catalog.jsonb_typeof(f.span -> 'flags') = 'number'
+        AND pg_catalog.length(f.span ->> 'flags') BETWEEN 1 AND 10
+        AND pg_catalog.translate(f.span ->> 'flags', '0123456789', '') = ''
+        AND ((f.span ->> 'flags')::bigint & 768) = 768 AS remote_parent,
         CASE
             WHEN pg_catalog.jsonb_typeof(f.span) <> 'object' THEN 'a span must be a JSON object'
             -- hex by translate(), not a regular expression: a third of a span's checking

@@ -124,6 +124,42 @@ COMMENT ON FUNCTION monitoring.trace_tree(text, integer) IS
 'A trace''s spans in tree order with depth, offset from the trace''s start, duration and the '
 'errors captured in each; fast at any age, no time range needed';
 
+-- Traces that started within the last p_since, newest first (p_slowest: slowest first),
+-- of a root service, with errors only: what `pg-monitoring traces` lists. The window is
+-- read by index (trace_parts by first start), then each trace as monitoring.traces adds it
+-- up: a view that adds up on read can not sort all traces by an index itself.
+CREATE OR REPLACE FUNCTION monitoring.recent_traces(
+    p_since interval DEFAULT '1 day',
+    p_service text DEFAULT NULL,
+    p_errors boolean DEFAULT FALSE,
+    p_slowest boolean DEFAULT FALSE,
+    p_limit integer DEFAULT 20
+)
+RETURNS SETOF monitoring.traces
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT t.*
+    FROM (
+        SELECT DISTINCT p.trace_id
+        FROM monitoring.trace_parts AS p
+        WHERE p.first_start >= now() - p_since
+    ) AS c
+    CROSS JOIN LATERAL (
+        SELECT * FROM monitoring.traces AS v WHERE v.trace_id = c.trace_id
+    ) AS t
+    WHERE (p_service IS NULL OR t.root_service = p_service)
+        AND (NOT p_errors OR t.error)
+    ORDER BY CASE WHEN p_slowest THEN t.duration_ms END DESC NULLS LAST, t.start_time DESC
+    LIMIT greatest(p_limit, 0);
+$$;
+
+COMMENT ON FUNCTION monitoring.recent_traces(interval, text, boolean, boolean, integer) IS
+'Traces started within p_since, newest (or p_slowest) first, of root service p_service, '
+'with errors only if p_errors; at most p_limit';
+
 -- RED per operation over the last p_window: requests, requests per second, error rate and
 -- latency percentiles (from the histograms, within about 10%).
 CREATE OR REPLACE FUNCTION monitoring.operation_stats(
@@ -219,5 +255,6 @@ COMMENT ON FUNCTION monitoring.service_map(interval, boolean) IS
 'counts, from parent/child spans';
 
 GRANT EXECUTE ON FUNCTION monitoring.trace_tree(text, integer),
+monitoring.recent_traces(interval, text, boolean, boolean, integer),
 monitoring.operation_stats(interval, text), monitoring.service_map(interval, boolean)
 TO monitoring_reader, monitoring_admin;

@@ -45,6 +45,9 @@ CREATE TYPE monitoring._otlp_span AS (
     kind smallint,
     name text,
     status_code smallint,
+    -- OTLP's flags say the parent came from another process (a traceparent header): the
+    -- entry span of this service, the trace's root here when its caller exports nowhere
+    remote_parent boolean,
     reason text
 );
 
@@ -106,10 +109,12 @@ CREATE TABLE monitoring.trace_parts (
     last_end timestamptz NOT NULL,
     span_count integer NOT NULL,
     error_count integer NOT NULL,
-    -- the root span (no parent), when this batch held it
+    -- the root span (no parent), when this batch held it; else its entry span (a parent in
+    -- another process: root_remote), which stands for the root until one arrives
     root_span_id text,
     root_operation_id integer,
     root_status smallint,
+    root_remote boolean,
     folded boolean NOT NULL DEFAULT FALSE
 );
 

@@ -63,7 +63,8 @@ SELECT
     a.error_count,
     a.end_time,
     a.root_span_id,
-    a.last_start
+    a.last_start,
+    a.root_remote
 FROM monitoring.trace_parts AS p
 CROSS JOIN
     LATERAL (
@@ -73,16 +74,24 @@ CROSS JOIN
             max(q.last_end) AS end_time,
             sum(q.span_count)::bigint AS span_count,
             sum(q.error_count)::bigint AS error_count,
-            (array_agg(q.root_span_id ORDER BY q.id) FILTER (WHERE q.root_span_id IS NOT NULL))[1]
-                AS root_span_id,
+            -- the root, else the first entry span (its parent in a process that does not
+            -- export here: a browser, a gateway)
             (
-                array_agg(q.root_operation_id ORDER BY q.id) FILTER (
-                    WHERE q.root_span_id IS NOT NULL
-                )
-            )[1]
-                AS root_operation_id,
-            (array_agg(q.root_status ORDER BY q.id) FILTER (WHERE q.root_span_id IS NOT NULL))[1]
-                AS root_status
+                array_agg(q.root_span_id ORDER BY q.root_remote, q.id)
+                FILTER (WHERE q.root_span_id IS NOT NULL)
+            )[1] AS root_span_id,
+            (
+                array_agg(q.root_operation_id ORDER BY q.root_remote, q.id)
+                FILTER (WHERE q.root_span_id IS NOT NULL)
+            )[1] AS root_operation_id,
+            (
+                array_agg(q.root_status ORDER BY q.root_remote, q.id)
+                FILTER (WHERE q.root_span_id IS NOT NULL)
+            )[1] AS root_status,
+            (
+                array_agg(q.root_remote ORDER BY q.root_remote, q.id)
+                FILTER (WHERE q.root_span_id IS NOT NULL)
+            )[1] AS root_remote
         FROM monitoring.trace_parts AS q
         WHERE q.trace_id = p.trace_id
     ) AS a
@@ -93,8 +102,9 @@ WHERE NOT EXISTS (
 );
 
 COMMENT ON VIEW monitoring.traces IS
-'One row per trace: start, duration, the root span''s status, service and operation (NULL '
-'until the root arrives), span and error counts; exact as spans arrive';
+'One row per trace: start, duration, the root span''s status, service and operation (its '
+'entry span''s, root_remote, while the root is in a process that does not export here; NULL '
+'until one arrives), span and error counts; exact as spans arrive';
 
 GRANT SELECT ON monitoring.spans, monitoring.traces TO monitoring_reader, monitoring_admin;
 GRANT EXECUTE ON FUNCTION monitoring._span_kind(smallint), monitoring._span_status(smallint)

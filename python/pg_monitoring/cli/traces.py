@@ -24,7 +24,9 @@ from .common import (
 @dsn_option
 @click.option("--slow", is_flag=True, help="The slowest first, rather than the newest.")
 @service_option
-@duration_option("--since", "since", "Only traces started within this long (30m, 24h, 7d).")
+@duration_option(
+    "--since", "since", "Only traces started within this long (30m, 24h, 7d; default 1 day)."
+)
 @click.option("--errors", is_flag=True, help="Only traces with a span in error.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
 @json_option

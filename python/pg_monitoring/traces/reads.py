@@ -1,5 +1,5 @@
-"""Reading traces for the CLI: each function is one statement over `monitoring.traces` or
-one call of `monitoring.trace_tree` (monitoring_reader)."""
+"""Reading traces for the CLI: each function is one call of `monitoring.recent_traces` or
+`monitoring.trace_tree`, or one lookup in `monitoring.traces` (monitoring_reader)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,10 @@ from .._db.connection import Connector
 _TRACES = """
 SELECT trace_id, start_time, duration_ms, status_code, error, error_count, root_service,
        root_operation, span_count
-FROM monitoring.traces
-WHERE (%(service)s::text IS NULL OR root_service = %(service)s::text)
-  AND (%(since)s::interval IS NULL OR start_time >= now() - %(since)s::interval)
-  AND (NOT %(errors)s::boolean OR error)
-ORDER BY CASE WHEN %(slow)s::boolean THEN duration_ms END DESC NULLS LAST, start_time DESC
-LIMIT %(limit)s::integer
+FROM monitoring.recent_traces(
+    coalesce(%(since)s::interval, interval '1 day'), %(service)s::text, %(errors)s::boolean,
+    %(slow)s::boolean, %(limit)s::integer
+)
 """
 
 _TRACE = """
