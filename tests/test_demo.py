@@ -106,7 +106,17 @@ def test_the_demo_runs_in_a_database_of_its_own(app_database: str, server_dsn: s
         in out
     )
     assert "signature valid: True" in out
-    assert '"events_folded": 12' in out
+    # an instrumented app's failing request through serve: its waterfall, logs, the join
+    assert "POST /checkout/7001 -> 500" in out
+    assert re.search(r"POST /checkout/\{order\} +storefront .* !\n", out), out
+    assert re.search(r"\n  SELECT cart +storefront ", out), out
+    assert re.search(r"warn +storefront payment gateway answered 402 for order 7001 trace=", out)
+    assert re.search(
+        r"card declined for order 7001 \| user user-42 \| trace [0-9a-f]{32} \| "
+        r"[0-9.]+ ms \| error",
+        out,
+    ), out
+    assert '"events_folded": 13' in out
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

@@ -1,8 +1,9 @@
 """`make demo`: the main job end to end, in a database of its own.
 
 It installs the schema, lets a small shop application fail in a few realistic ways, shows how
-the errors grouped and what triage looks like, delivers an alert to a webhook receiver on
-127.0.0.1, then some cache traffic and a maintenance run.
+the errors grouped and what triage looks like, has an instrumented web app fail a request
+whose spans and logs go through `pg-monitoring serve` (demo_traces.py), delivers an alert to a
+webhook receiver on 127.0.0.1, then some cache traffic and a maintenance run.
 
 It never writes to the database it is pointed at: that may be an application's (DATABASE_URL
 is often exported in an application's shell), and the demo deletes cache keys such as `user:*`
@@ -37,6 +38,7 @@ from .alerts import Worker, WorkerOptions, verify_signature
 from .alerts.queries import OUTBOX_COUNTS
 from .caching import MISS, SyncPostgresCache
 from .connection import Connector
+from .demo_traces import traces_through_serve
 from .errors import PgMonitoringError
 from .monitoring import ErrorTracker
 from .monitoring.notifications import WebhookNotifier
@@ -219,6 +221,8 @@ def run(conn: psycopg.Connection[Any], echo: Echo = print) -> None:
 
     echo("\n== Errors from a small shop application")
     capture_shop_errors(conn, echo)
+    echo("\n== Traces and logs: an instrumented app's failing request, through pg-monitoring serve")
+    traces_through_serve(conn, echo)
     echo("\n== Alerts (a webhook receiver on 127.0.0.1; `pg-monitoring worker` delivers)")
     deliver_an_alert(conn, echo)
     echo("\n== Cache")

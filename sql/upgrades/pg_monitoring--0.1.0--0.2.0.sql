@@ -10,6 +10,8 @@ ADD COLUMN min_value numeric,
 ADD COLUMN max_value numeric,
 ADD COLUMN fractional boolean NOT NULL DEFAULT FALSE;
 
+-- version() runs as its owner now
+-- @include ../core/install.sql
 -- @include ../core/settings_snapshot_table.sql
 -- @include ../core/settings.sql
 -- @include ../core/formats.sql
