@@ -4,7 +4,9 @@ PostgresSpanExporter, PostgresLogHandler on the root logger with the error track
 lines on stdout, and MonitoringMiddleware outermost.
 
 Configured by environment: PGM_APP_DSN (a monitoring_writer), PGM_APP_SLOW (the slow-request
-threshold in seconds), PGM_APP_MODE (see MODE).
+threshold in seconds), PGM_APP_MODE (see MODE), and PGM_APP_OTLP with PGM_APP_KEY: then the
+spans go over OTLP/HTTP through `pg-monitoring serve` at that URL, with OpenTelemetry's own
+exporter, rather than through PostgresSpanExporter.
 """
 
 from __future__ import annotations
@@ -30,7 +32,16 @@ from pg_monitoring.traces import PostgresSpanExporter
 
 DSN = os.environ["PGM_APP_DSN"]
 
-exporter = PostgresSpanExporter(DSN, timeout=1.0)
+OTLP = os.environ.get("PGM_APP_OTLP")
+if OTLP:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    exporter: Any = OTLPSpanExporter(
+        endpoint=f"{OTLP}/v1/traces",
+        headers={"Authorization": f"Bearer {os.environ['PGM_APP_KEY']}"},
+    )
+else:
+    exporter = PostgresSpanExporter(DSN, timeout=1.0)
 provider = TracerProvider(resource=Resource.create({"service.name": "shop"}))
 provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=100))
 trace.set_tracer_provider(provider)
@@ -77,8 +88,9 @@ def slow() -> dict[str, str]:
 @api.get("/stats")
 def stats() -> dict[str, int]:
     return {
-        "exported_spans": exporter.exported_spans,
-        "dropped_spans": exporter.dropped_spans,
+        # OpenTelemetry's exporter keeps no counts: serve's answer is its record
+        "exported_spans": getattr(exporter, "exported_spans", -1),
+        "dropped_spans": getattr(exporter, "dropped_spans", -1),
         "stored_records": log_handler.stored_records,
         "dropped_records": log_handler.dropped_records,
         "queued_records": log_handler.queued_records,

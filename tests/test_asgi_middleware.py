@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ import pytest
 
 from .conftest import REPO, login_role
 from .test_outage import BIN, Server, app_db, server  # noqa: F401 - fixtures
+from .test_server import add_key
+from .test_server import serve as run_serve
 from .test_tracker import free_port
 
 # How long the application may take to store what a request left (spans go out every 0.1 s).
@@ -38,11 +41,17 @@ ORDER BY e.occurred_at DESC
 class App:
     """tests/asgi_app.py under uvicorn on a free port of 127.0.0.1."""
 
-    def __init__(self, dsn: str, out: Path, mode: str = "inside") -> None:
+    def __init__(self, dsn: str, out: Path, mode: str = "inside", **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.out = out
-        env = {**os.environ, "PGM_APP_DSN": dsn, "PGM_APP_MODE": mode, "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "PGM_APP_DSN": dsn,
+            "PGM_APP_MODE": mode,
+            "PYTHONUNBUFFERED": "1",
+            **env,
+        }
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -101,8 +110,8 @@ def writer_dsn(installed_db: str) -> str:
 def serve(tmp_path: Path) -> Iterator[Callable[..., App]]:
     apps: list[App] = []
 
-    def start(dsn: str, mode: str = "inside") -> App:
-        apps.append(App(dsn, tmp_path / f"app{len(apps)}.log", mode))
+    def start(dsn: str, mode: str = "inside", **env: str) -> App:
+        apps.append(App(dsn, tmp_path / f"app{len(apps)}.log", mode, **env))
         return apps[-1]
 
     yield start
@@ -120,11 +129,23 @@ def wait_for(check: Callable[[], Any], what: str, seconds: float = SETTLE) -> An
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("mode", ["inside", "outside"])
+@pytest.mark.parametrize("mode", ["inside", "outside", "otlp"])
 def test_a_failing_request_leaves_its_spans_error_and_logs_joined_by_trace(
     installed_db: str, writer_dsn: str, serve: Callable[..., App], mode: str
 ) -> None:
-    app = serve(writer_dsn, mode)
+    """inside and outside FastAPI's telemetry, spans through PostgresSpanExporter; otlp: the
+    spans go over OTLP/HTTP, with OpenTelemetry's own exporter, through `pg-monitoring serve`."""
+    with ExitStack() as stack:
+        if mode == "otlp":
+            server = stack.enter_context(run_serve(writer_dsn))
+            key = add_key(installed_db, "asgi-app", "traces")
+            app = serve(writer_dsn, "inside", PGM_APP_OTLP=server.url, PGM_APP_KEY=key)
+        else:
+            app = serve(writer_dsn, mode)
+        check_a_failing_request(installed_db, app, mode)
+
+
+def check_a_failing_request(installed_db: str, app: App, mode: str) -> None:
     response = app.client.get(
         "/pay?order=1234&password=hunter2",
         headers={"X-Request-ID": "req-42", "Authorization": "Bearer abc.def"},
