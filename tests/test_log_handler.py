@@ -193,3 +193,26 @@ def test_the_json_formatter_carries_the_request_and_trace_ids() -> None:
     assert inside["trace_id"] == format(span.get_span_context().trace_id, "032x")
     assert inside["asctime"].endswith("Z")
     assert "trace_id" not in outside
+
+
+def test_a_batch_sent_again_is_stored_once(installed_db: str, writer: str) -> None:
+    """A batch whose answer was lost (a timeout after the commit) is resent: each record
+    carries its log.record.uid, and record_logs stores it once."""
+    handler = PostgresLogHandler(writer)
+    try:
+        record = logging.LogRecord("tests.resend", logging.WARNING, __file__, 1, "once", (), None)
+        request = json.dumps(
+            {"resourceLogs": [{"scopeLogs": [{"logRecords": [handler.encode(record)]}]}]}
+        )
+    finally:
+        handler.close()
+    with psycopg.connect(writer, autocommit=True) as conn:
+        answers = [
+            conn.execute("SELECT monitoring.record_logs(%s::jsonb)", (request,)).fetchone()[0]
+            for _ in range(2)
+        ]
+    assert [(a["stored"], a["duplicates"]) for a in answers] == [(1, 0), (0, 1)]
+    with psycopg.connect(installed_db) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM monitoring.logs WHERE body = 'once'"
+        ).fetchone() == (1,)

@@ -2,7 +2,7 @@
 -- and attributes scrubbed and bounded; bad records refused one by one; found by words, trace,
 -- severity and time; partitions and retention.
 BEGIN;
-SELECT plan(14);
+SELECT plan(16);
 
 CREATE TEMPORARY TABLE answers (name text PRIMARY KEY, answer jsonb);
 
@@ -136,6 +136,28 @@ SELECT is(
 SELECT throws_ok(
     $$SELECT * FROM monitoring.search_logs(p_min_severity => 'loud')$$, '22023', NULL,
     'an unknown severity is refused'
+);
+
+-- a batch sent again after a lost answer: records with a log.record.uid are stored once
+CREATE TEMPORARY TABLE resent AS
+SELECT pgtap_helpers.logs_request('shop', jsonb_build_array(jsonb_build_object(
+    'timeUnixNano', pgtap_helpers.nanos(pgtap_helpers.base()),
+    'body', '{"stringValue": "sent twice"}'::jsonb,
+    'attributes', '[{"key": "log.record.uid", "value": {"stringValue": "u-1"}}]'::jsonb
+))) AS request;
+SELECT monitoring.record_logs(request) FROM resent;
+SELECT is(
+    (SELECT monitoring.record_logs(request) FROM resent),
+    '{"stored": 0, "duplicates": 1, "rejected": 0, "error_message": null}'::jsonb,
+    'a record sent again with its log.record.uid is a duplicate'
+);
+SELECT is(
+    (
+        SELECT (count(*), min(record_uid), min(attributes::text)) FROM monitoring.logs
+        WHERE body = 'sent twice'
+    ),
+    (1::bigint, 'u-1'::text, '{}'::text),
+    'stored once, its id in record_uid'
 );
 
 SELECT is(monitoring.ensure_log_partitions(1), 2, 'log partitions are created ahead');

@@ -94,7 +94,7 @@ BEGIN
     INTO v_cfg, v_total, v_sources, v_key_pattern, v_key_likes, v_safe_keys
     FROM monitoring._otlp_request(p_request, 'logs') AS r;
     IF v_total = 0 THEN
-        RETURN jsonb_build_object('stored', 0, 'rejected', 0, 'error_message', NULL);
+        RETURN jsonb_build_object('stored', 0, 'duplicates', 0, 'rejected', 0, 'error_message', NULL);
     END IF;
     v_oldest := now() - make_interval(days => (v_cfg ->> 'logs.retention_days')::integer);
     v_max_bytes := (v_cfg ->> 'otlp.max_attributes_bytes')::integer;
@@ -107,7 +107,7 @@ BEGIN
     stored AS (
         INSERT INTO monitoring.log_records (
             time, resource_id, severity_number, severity_text, body, attributes, trace_id,
-            span_id, event_name
+            span_id, event_name, record_uid
         )
         SELECT
             f.record_time,
@@ -120,13 +120,15 @@ BEGIN
                 END,
                 v_max_length
             ),
+            -- the record's id is kept in record_uid, not twice
             coalesce(monitoring._otlp_clean(
-                monitoring.otlp_attributes(f.item -> 'attributes'), v_max_bytes, v_max_length,
+                a.attributes - 'log.record.uid', v_max_bytes, v_max_length,
                 v_key_pattern, v_key_likes, v_safe_keys
             ), '{}'),
             f.trace_id,
             f.span_id,
-            monitoring.truncate_text(f.item ->> 'eventName', 200)
+            monitoring.truncate_text(f.item ->> 'eventName', 200),
+            monitoring._index_text(nullif(a.attributes ->> 'log.record.uid', ''), 128)
         FROM flat AS f
         -- a body is an AnyValue: a string as it is, anything else as its JSON
         CROSS JOIN LATERAL (
@@ -136,7 +138,12 @@ BEGIN
                 ELSE monitoring._otlp_value(f.item -> 'body')::text
             END AS body
         ) AS b
+        CROSS JOIN LATERAL (
+            SELECT monitoring.otlp_attributes(f.item -> 'attributes') AS attributes
+        ) AS a
         WHERE f.reason IS NULL
+        -- a record sent again, with the same log.record.uid and time, is stored once
+        ON CONFLICT (record_uid, time) WHERE record_uid IS NOT NULL DO NOTHING
         RETURNING 1
     )
 
@@ -158,6 +165,7 @@ BEGIN
 
     RETURN jsonb_build_object(
         'stored', v_stored,
+        'duplicates', v_total - v_rejected - v_stored,
         'rejected', v_rejected,
         'error_message', CASE WHEN v_rejected > 0
             THEN format('%s of %s log records rejected: %s', v_rejected, v_total, v_reasons)
@@ -168,6 +176,7 @@ $$;
 
 COMMENT ON FUNCTION monitoring.record_logs(jsonb) IS
 'Stores the records of an OTLP ExportLogsServiceRequest (JSON mapping); returns {"stored", '
-'"rejected", "error_message" (why, for OTLP''s partial_success)}';
+'"duplicates" (sent before, by log.record.uid), "rejected", "error_message" (why, for '
+'OTLP''s partial_success)}';
 
 GRANT EXECUTE ON FUNCTION monitoring.record_logs(jsonb) TO monitoring_writer, monitoring_admin;

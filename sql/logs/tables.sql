@@ -28,7 +28,10 @@ CREATE TABLE monitoring.log_records (
     attributes jsonb NOT NULL DEFAULT '{}',
     trace_id text,
     span_id text,
-    event_name text
+    event_name text,
+    -- the sender's id of the record (OpenTelemetry's log.record.uid attribute): a record
+    -- sent again (a retry after a lost answer) is stored once
+    record_uid text
 ) PARTITION BY RANGE (time);
 
 COMMENT ON TABLE monitoring.log_records IS
@@ -37,6 +40,9 @@ COMMENT ON TABLE monitoring.log_records IS
 CREATE TABLE monitoring.log_records_default PARTITION OF monitoring.log_records DEFAULT;
 
 CREATE INDEX log_records_trace ON monitoring.log_records (trace_id) WHERE trace_id IS NOT NULL;
+
+CREATE UNIQUE INDEX log_records_uid ON monitoring.log_records (record_uid, time)
+WHERE record_uid IS NOT NULL;
 
 CREATE INDEX log_records_severity ON monitoring.log_records (severity_number, time);
 

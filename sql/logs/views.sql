@@ -40,7 +40,8 @@ SELECT
     l.event_name,
     r.attributes AS resource,
     r.scope_name,
-    l.observed_time
+    l.observed_time,
+    l.record_uid
 FROM monitoring.log_records AS l
 INNER JOIN monitoring.otel_resources AS r ON l.resource_id = r.id;
 

@@ -26,6 +26,7 @@ import os
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -157,6 +158,8 @@ class PostgresLogHandler(logging.Handler):
         """The record as an OTLP LogRecord (JSON mapping)."""
         ids = current_ids()
         attributes: dict[str, Any] = {
+            # OpenTelemetry's record id: record_logs stores a batch sent again once
+            "log.record.uid": uuid.uuid4().hex,
             "logger.name": record.name,
             "code.filepath": record.pathname,
             "code.function": record.funcName,
