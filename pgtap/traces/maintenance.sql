@@ -2,7 +2,7 @@
 -- retention dropping old partitions and the summaries of the same age, orphan edges waited
 -- for ten minutes at most.
 BEGIN;
-SELECT plan(9);
+SELECT plan(11);
 
 -- a span before any partition exists lands in DEFAULT
 SELECT monitoring.record_spans(pgtap_helpers.spans_request('m', jsonb_build_array(
@@ -97,11 +97,13 @@ SELECT is(
 
 -- an orphan whose parent never comes is dropped after ten minutes
 INSERT INTO monitoring.trace_orphans (
-    trace_id, parent_span_id, child_operation_id, child_start, child_error, received_at
+    trace_id, parent_span_id, child_span_id, child_operation_id, child_start, child_error,
+    received_at
 )
 SELECT
     'e' || repeat('0', 31) AS trace_id,
     'dddddddddddddddd' AS parent_span_id,
+    'eeeeeeeeeeeeeeee' AS child_span_id,
     min(o.id) AS child_operation_id,
     now() AS child_start,
     FALSE AS child_error,
@@ -113,6 +115,34 @@ SELECT
         1,
         'an orphan is not waited for longer than ten minutes'
     );
+
+-- a span whose parent is never sent, from a sender that does not mark remote parents: once
+-- its orphan expires, it stands for the trace's root
+SELECT monitoring.record_spans(pgtap_helpers.spans_request('worker', jsonb_build_array(
+    pgtap_helpers.span(
+        'a1' || repeat('0', 30), 'a2' || repeat('0', 14), 'a3' || repeat('0', 14),
+        'process job', 0, 7, 5, 2
+    )
+)));
+SELECT is(
+    (
+        SELECT root_service FROM monitoring.traces
+        WHERE trace_id = 'a1' || repeat('0', 30)
+    ),
+    NULL, 'a span whose parent is not stored is not the root at once'
+);
+UPDATE monitoring.trace_orphans SET received_at = now() - interval '11 minutes'
+WHERE trace_id = 'a1' || repeat('0', 30);
+SELECT monitoring.fold_traces();
+SELECT is(
+    (
+        SELECT (root_service, root_operation, status_code, root_remote, span_count)
+        FROM monitoring.traces
+        WHERE trace_id = 'a1' || repeat('0', 30)
+    ),
+    ('worker'::text, 'process job'::text, 'error'::text, TRUE, 1::bigint),
+    'when its parent never comes, it stands for the root'
+);
 
 SELECT ok(
     monitoring.run_maintenance()

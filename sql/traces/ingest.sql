@@ -234,9 +234,11 @@ BEGIN
 
     orphans AS (
         INSERT INTO monitoring.trace_orphans (
-            trace_id, parent_span_id, child_operation_id, child_start, child_error
+            trace_id, parent_span_id, child_span_id, child_operation_id, child_start, child_error
         )
-        SELECT c.trace_id, c.parent_span_id, c.operation_id, c.start_time, c.status_code = 2
+        SELECT
+            c.trace_id, c.parent_span_id, c.span_id, c.operation_id, c.start_time,
+            c.status_code = 2
         FROM stored AS c
         WHERE c.parent_span_id IS NOT NULL
             AND NOT EXISTS (

@@ -42,9 +42,33 @@ BEGIN
 
     SELECT count(*) INTO v_resolved FROM found;
 
-    -- a parent never sent (sampled out, an uninstrumented caller) is not waited for
-    DELETE FROM monitoring.trace_orphans AS o WHERE o.received_at < now() - interval '10 minutes';
-    GET DIAGNOSTICS v_expired = ROW_COUNT;
+    -- A parent never sent (sampled out, an uninstrumented caller) is not waited for. When
+    -- its trace has no root after all that time, the earliest such span is its entry into
+    -- this system, and stands for the root (as a span marked with a remote parent does at
+    -- once; senders that do not mark them are found this way).
+    WITH expired AS (
+        DELETE FROM monitoring.trace_orphans AS o
+        WHERE o.received_at < now() - interval '10 minutes'
+        RETURNING o.*
+    ),
+
+    entries AS (
+        INSERT INTO monitoring.trace_parts (
+            trace_id, first_start, last_start, last_end, span_count, error_count,
+            root_span_id, root_operation_id, root_status, root_remote
+        )
+        SELECT DISTINCT ON (x.trace_id)
+            x.trace_id, x.child_start, x.child_start, x.child_start, 0, 0, x.child_span_id,
+            x.child_operation_id, CASE WHEN x.child_error THEN 2 ELSE 0 END, TRUE
+        FROM expired AS x
+        WHERE NOT EXISTS (
+            SELECT FROM monitoring.trace_parts AS p
+            WHERE p.trace_id = x.trace_id AND p.root_span_id IS NOT NULL
+        )
+        ORDER BY x.trace_id, x.child_start
+    )
+
+    SELECT count(*) INTO v_expired FROM expired;
 
     WITH keys AS (
         SELECT DISTINCT p.trace_id FROM monitoring.trace_parts AS p WHERE NOT p.folded

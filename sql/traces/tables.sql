@@ -172,6 +172,7 @@ CREATE INDEX trace_edge_minutes_unfolded ON monitoring.trace_edge_minutes (
 CREATE TABLE monitoring.trace_orphans (
     trace_id text NOT NULL,
     parent_span_id text NOT NULL,
+    child_span_id text NOT NULL,
     child_operation_id integer NOT NULL,
     child_start timestamptz NOT NULL,
     child_error boolean NOT NULL,
