@@ -2,7 +2,7 @@
 -- reason while the rest are stored; retries stored once; resources and operations once;
 -- attributes flat, bounded and scrubbed; writers may write and not read.
 BEGIN;
-SELECT plan(28);
+SELECT plan(30);
 
 CREATE TEMPORARY TABLE answers (name text PRIMARY KEY, answer jsonb);
 
@@ -320,6 +320,37 @@ SELECT throws_ok(
     )))$$,
     '54000', NULL, 'more spans than otlp.max_items_per_call is refused whole'
 );
+
+-- the byte limit holds when it is the smaller one
+SELECT monitoring.set_setting('otlp.max_attribute_length', '100000');
+SELECT monitoring.set_setting('otlp.max_attributes_bytes', '1024');
+SELECT monitoring.record_spans(pgtap_helpers.spans_request('shop', jsonb_build_array(
+    pgtap_helpers.span(
+        'e' || repeat('1', 31), 'e' || repeat('1', 15), NULL, 'GET /big', 0, 1, 2, 0,
+        jsonb_build_array(jsonb_build_object(
+            'key', 'big', 'value', jsonb_build_object('stringValue', repeat('y', 3000))
+        ))
+    )
+)));
+SELECT ok(
+    (
+        SELECT pg_column_size(attributes) <= 1024 AND attributes ? '_truncated'
+        FROM monitoring.spans
+        WHERE operation = 'GET /big'
+    ),
+    'attributes over otlp.max_attributes_bytes are cut, even under otlp.max_attribute_length'
+);
+SELECT monitoring.reset_setting('otlp.max_attribute_length');
+SELECT monitoring.reset_setting('otlp.max_attributes_bytes');
+
+SELECT monitoring.set_setting('otlp.max_request_bytes', '1048576');
+SELECT throws_ok(
+    $$SELECT monitoring.record_spans(jsonb_build_object(
+        'resourceSpans', '[]'::jsonb, 'padding', repeat(md5(random()::text), 70000)
+    ))$$,
+    '54000', NULL, 'a request over otlp.max_request_bytes is refused before any work'
+);
+SELECT monitoring.reset_setting('otlp.max_request_bytes');
 
 -- roles
 SELECT is(

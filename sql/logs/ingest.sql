@@ -150,15 +150,9 @@ BEGIN
     SELECT
         (SELECT count(*) FROM stored),
         count(*) FILTER (WHERE f.reason IS NOT NULL),
-        (
-            SELECT string_agg(x.reason || format(' (%s records, first: resourceLogs[%s].scopeLogs[%s].logRecords[%s])', x.n, x.r - 1, x.s - 1, x.i - 1), '; ')
-            FROM (
-                SELECT g.reason, count(*) AS n, (array_agg(g.r ORDER BY g.r, g.s, g.i))[1] AS r,
-                    (array_agg(g.s ORDER BY g.r, g.s, g.i))[1] AS s,
-                    (array_agg(g.i ORDER BY g.r, g.s, g.i))[1] AS i
-                FROM flat AS g WHERE g.reason IS NOT NULL
-                GROUP BY g.reason ORDER BY min(g.r), min(g.s), min(g.i) LIMIT 5
-            ) AS x
+        monitoring._otlp_refusals(
+            'logs', v_total,
+            jsonb_agg(jsonb_build_array(f.reason, f.r, f.s, f.i)) FILTER (WHERE f.reason IS NOT NULL)
         )
     INTO v_stored, v_rejected, v_reasons
     FROM flat AS f;
@@ -167,9 +161,7 @@ BEGIN
         'stored', v_stored,
         'duplicates', v_total - v_rejected - v_stored,
         'rejected', v_rejected,
-        'error_message', CASE WHEN v_rejected > 0
-            THEN format('%s of %s log records rejected: %s', v_rejected, v_total, v_reasons)
-        END
+        'error_message', v_reasons
     );
 END
 $$;

@@ -18,6 +18,11 @@ INSERT INTO monitoring.setting_definitions (
     256, 1048576
 ),
 (
+    'otlp.max_request_bytes', '67108864',
+    'Bytes of one record_spans or record_logs request (as stored jsonb); more is refused',
+    1048576, 1073741823
+),
+(
     'otlp.max_items_per_call', '10000',
     'Spans or log records one record_spans or record_logs call takes; more is refused '
     '(split the request)',

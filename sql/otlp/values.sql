@@ -220,6 +220,13 @@ BEGIN
     SELECT st.value, st.scrub_pattern, st.scrub_likes, st.scrub_safe_keys
     INTO cfg, key_pattern, key_likes, safe_keys
     FROM monitoring.settings_snapshot AS st;
+    -- the whole request bounded before any work on it (its size is in its header)
+    IF pg_column_size(p_request) > (cfg ->> 'otlp.max_request_bytes')::bigint THEN
+        RAISE EXCEPTION 'p_request has % bytes, over otlp.max_request_bytes (%)',
+            pg_column_size(p_request), cfg ->> 'otlp.max_request_bytes'
+            USING ERRCODE = 'program_limit_exceeded',
+                HINT = 'Send less per call (pg-monitoring serve splits requests).';
+    END IF;
     SELECT coalesce(sum(jsonb_array_length(src.items)), 0)::integer INTO total
     FROM monitoring._otlp_sources(p_request, v_outer, v_scopes, v_items) AS src;
     IF total > (cfg ->> 'otlp.max_items_per_call')::integer THEN
@@ -238,6 +245,56 @@ BEGIN
             p_request, v_outer, v_scopes, cfg, key_pattern, key_likes, safe_keys
         ) AS ri;
     END IF;
+END
+$$;
+
+-- OTLP's partial_success message: how many of p_total items were refused, and why: each
+-- reason (the first five, in request order) with its count and where its first item was.
+-- p_refused: [[reason, resource, scope, item], ...], 1-based as WITH ORDINALITY counts.
+CREATE OR REPLACE FUNCTION monitoring._otlp_refusals(
+    p_signal text, p_total integer, p_refused jsonb
+)
+RETURNS text
+LANGUAGE plpgsql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+DECLARE
+    v_path text[] := CASE p_signal
+        WHEN 'spans' THEN ARRAY['spans', 'resourceSpans', 'scopeSpans', 'spans']
+        ELSE ARRAY['log records', 'resourceLogs', 'scopeLogs', 'logRecords']
+    END;
+BEGIN
+    IF p_refused IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN format(
+        '%s of %s %s rejected: ', jsonb_array_length(p_refused), p_total, v_path[1]
+    ) || (
+        SELECT string_agg(format(
+            '%s (%s %s, first: %s[%s].%s[%s].%s[%s])', x.reason, x.n, v_path[1],
+            v_path[2], x.r - 1, v_path[3], x.s - 1, v_path[4], x.i - 1
+        ), '; ' ORDER BY x.r, x.s, x.i)
+        FROM (
+            -- each reason's first item, with the reason's count; the five first of those
+            SELECT f.*
+            FROM (
+                SELECT DISTINCT ON (q.reason)
+                    q.reason, q.r, q.s, q.i, count(*) OVER (PARTITION BY q.reason) AS n
+                FROM (
+                    SELECT
+                        e.value ->> 0 AS reason,
+                        (e.value ->> 1)::integer AS r,
+                        (e.value ->> 2)::integer AS s,
+                        (e.value ->> 3)::integer AS i
+                    FROM jsonb_array_elements(p_refused) AS e (value)
+                ) AS q
+                ORDER BY q.reason, q.r, q.s, q.i
+            ) AS f
+            ORDER BY f.r, f.s, f.i
+            LIMIT 5
+        ) AS x
+    );
 END
 $$;
 
@@ -263,8 +320,10 @@ BEGIN
         RETURN p_doc;
     END IF;
     IF pg_column_size(p_doc) > p_max_length OR jsonb_path_exists(p_doc, 'strict $.**{12}') THEN
-        p_doc := monitoring.cap_object(monitoring.bound_json(p_doc, p_max_length), p_max_bytes);
+        p_doc := monitoring.bound_json(p_doc, p_max_length);
     END IF;
+    -- apart: the byte limit may be the smaller one (cap_object tests the size first)
+    p_doc := monitoring.cap_object(p_doc, p_max_bytes);
     IF p_key_pattern IS NOT NULL THEN
         v_text := p_doc::text;
         IF monitoring._may_hold_secrets(v_text, p_key_pattern, p_key_likes) THEN

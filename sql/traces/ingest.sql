@@ -70,15 +70,9 @@ BEGIN
     SELECT
         count(*) FILTER (WHERE f.reason IS NULL),
         count(*) FILTER (WHERE f.reason IS NOT NULL),
-        (
-            SELECT string_agg(x.reason || format(' (%s spans, first: resourceSpans[%s].scopeSpans[%s].spans[%s])', x.n, x.r - 1, x.s - 1, x.i - 1), '; ')
-            FROM (
-                SELECT g.reason, count(*) AS n, (array_agg(g.r ORDER BY g.r, g.s, g.i))[1] AS r,
-                    (array_agg(g.s ORDER BY g.r, g.s, g.i))[1] AS s,
-                    (array_agg(g.i ORDER BY g.r, g.s, g.i))[1] AS i
-                FROM flat AS g WHERE g.reason IS NOT NULL
-                GROUP BY g.reason ORDER BY min(g.r), min(g.s), min(g.i) LIMIT 5
-            ) AS x
+        monitoring._otlp_refusals(
+            'spans', v_total,
+            jsonb_agg(jsonb_build_array(f.reason, f.r, f.s, f.i)) FILTER (WHERE f.reason IS NOT NULL)
         )
     INTO v_valid, v_rejected, v_reasons
     FROM flat AS f;
@@ -138,7 +132,7 @@ BEGIN
             -- is bounded already, by _otlp_value)
             CASE
                 WHEN a.attributes IS NULL THEN '{}'
-                WHEN pg_column_size(a.attributes) > v_max_length
+                WHEN pg_column_size(a.attributes) > least(v_max_length, v_max_bytes)
                     OR v_key_pattern IS NOT NULL AND monitoring._may_hold_secrets(
                         a.attributes_text, v_key_pattern, v_key_likes
                     )
@@ -253,9 +247,7 @@ BEGIN
         'stored', v_stored,
         'duplicates', v_valid - v_stored,
         'rejected', v_rejected,
-        'error_message', CASE WHEN v_rejected > 0
-            THEN format('%s of %s spans rejected: %s', v_rejected, v_total, v_reasons)
-        END
+        'error_message', v_reasons
     );
 END
 $$;

@@ -145,7 +145,7 @@ AS $$
     FROM (
         SELECT DISTINCT p.trace_id
         FROM monitoring.trace_parts AS p
-        WHERE p.first_start >= now() - p_since
+        WHERE p.first_start >= now() - coalesce(p_since, interval '1 day')
     ) AS c
     CROSS JOIN LATERAL (
         SELECT * FROM monitoring.traces AS v WHERE v.trace_id = c.trace_id
@@ -157,7 +157,8 @@ AS $$
 $$;
 
 COMMENT ON FUNCTION monitoring.recent_traces(interval, text, boolean, boolean, integer) IS
-'Traces started within p_since, newest (or p_slowest) first, of root service p_service, '
+'Traces started within p_since (NULL: a day), newest (or p_slowest) first, of root service '
+'p_service, '
 'with errors only if p_errors; at most p_limit';
 
 -- RED per operation over the last p_window: requests, requests per second, error rate and

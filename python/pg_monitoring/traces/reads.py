@@ -13,7 +13,7 @@ _TRACES = """
 SELECT trace_id, start_time, duration_ms, status_code, error, error_count, root_service,
        root_operation, span_count
 FROM monitoring.recent_traces(
-    coalesce(%(since)s::interval, interval '1 day'), %(service)s::text, %(errors)s::boolean,
+    %(since)s::interval, %(service)s::text, %(errors)s::boolean,
     %(slow)s::boolean, %(limit)s::integer
 )
 """
