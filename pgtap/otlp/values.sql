@@ -1,7 +1,7 @@
 -- OTLP's JSON mapping read as plain JSON: every AnyValue kind, int64 strings as numbers,
 -- nesting bounded, bad values kept rather than refused, Unix nanoseconds as times.
 BEGIN;
-SELECT plan(12);
+SELECT plan(19);
 
 SELECT is(
     monitoring.otlp_attributes('[
@@ -57,19 +57,26 @@ SELECT ok(
 );
 
 SELECT is(
-    monitoring._otlp_time('"1700000000123456789"'),
+    monitoring._otlp_time('{"t": "1700000000123456789"}'::jsonb ->> 't'),
     '2023-11-14 22:13:20.123456+00'::timestamptz,
     'Unix nanoseconds as a string become a time (whole microseconds)'
 );
 SELECT
     is(
-        monitoring._otlp_time('1700000000000000000'),
+        monitoring._otlp_time('{"t": 1700000000000000000}'::jsonb ->> 't'),
         '2023-11-14 22:13:20+00'::timestamptz,
         'or as a number'
     );
-SELECT is(monitoring._otlp_time('"-5"'), NULL, 'a negative time is no time');
-SELECT is(monitoring._otlp_time('"99999999999999999999"'), NULL, 'over int64 is no time');
-SELECT is(monitoring._otlp_time('"2023-11-14"'), NULL, 'text is no time');
+SELECT isnt(monitoring._otlp_time('9223372036854775807'), NULL, 'int64 at most');
+SELECT is(monitoring._otlp_time('-5'), NULL, 'a negative time is no time');
+SELECT is(monitoring._otlp_time('+5'), NULL, 'nor a signed one');
+SELECT is(monitoring._otlp_time(' 5'), NULL, 'nor one with spaces');
+SELECT is(monitoring._otlp_time('0'), NULL, 'zero is no time (OTLP: unknown)');
+SELECT is(monitoring._otlp_time('9223372036854775808'), NULL, 'over int64 is no time');
+SELECT is(monitoring._otlp_time('99999999999999999999'), NULL, 'nor are 20 digits');
+SELECT is(monitoring._otlp_time('2023-11-14'), NULL, 'text is no time');
+SELECT is(monitoring._otlp_time('1.7e18'), NULL, 'nor is an exponent');
+SELECT is(monitoring._otlp_time('１２３'), NULL, 'nor are digits other than ASCII');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -37,9 +37,9 @@ AS $$
             -- observes a record that comes without either when it receives it
             CASE
                 WHEN coalesce(lr.value ->> 'timeUnixNano', '0') <> '0'
-                    THEN monitoring._otlp_time(lr.value -> 'timeUnixNano')
+                    THEN monitoring._otlp_time(lr.value ->> 'timeUnixNano')
                 WHEN coalesce(lr.value ->> 'observedTimeUnixNano', '0') <> '0'
-                    THEN monitoring._otlp_time(lr.value -> 'observedTimeUnixNano')
+                    THEN monitoring._otlp_time(lr.value ->> 'observedTimeUnixNano')
                 ELSE now()
             END AS record_time,
             CASE
@@ -71,9 +71,11 @@ RETURNS jsonb
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
--- as record_spans: no nested loops over the request's sets, no JIT for its guessed sizes
+-- as record_spans: no nested loops over the request's sets, no JIT for its guessed sizes,
+-- no plans made per call around the request as a constant
 SET enable_nestloop = off
 SET jit = off
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     v_cfg jsonb;

@@ -2,20 +2,20 @@
 -- identifies it checked: reason says why a span is refused (NULL: it is taken). A
 -- set-returning SQL function, inlined into record_spans' queries.
 
-CREATE OR REPLACE FUNCTION monitoring._otlp_kind(p_value jsonb, p_names text[])
+CREATE OR REPLACE FUNCTION monitoring._otlp_kind(p_value text, p_names text[])
 RETURNS smallint
 LANGUAGE sql
 IMMUTABLE
 PARALLEL SAFE
 AS $$
     -- integers as OTLP/JSON says; enum names as the generic protobuf JSON mapping writes them;
-    -- absent is 0; -1 for anything else (the caller refuses it)
+    -- absent (or JSON null: ->> gives NULL) is 0; -1 for anything else (the caller refuses it)
     SELECT CASE
-        WHEN p_value IS NULL OR p_value = 'null'::jsonb THEN 0
-        WHEN (p_value #>> '{}') ~ '^[0-9]$'
-            AND (p_value #>> '{}')::smallint < pg_catalog.cardinality(p_names)
-            THEN (p_value #>> '{}')::smallint
-        ELSE coalesce(pg_catalog.array_position(p_names, p_value #>> '{}') - 1, -1)
+        WHEN p_value IS NULL THEN 0
+        WHEN pg_catalog.length(p_value) = 1 AND p_value COLLATE "C" BETWEEN '0' AND '9'
+            AND p_value::smallint < pg_catalog.cardinality(p_names)
+            THEN p_value::smallint
+        ELSE coalesce(pg_catalog.array_position(p_names, p_value) - 1, -1)
     END::smallint;
 $$;
 
@@ -31,7 +31,9 @@ AS $$
         f.r, f.s, f.i, f.span, f.service, f.trace_id, f.span_id, f.parent_span_id,
         f.start_time,
         CASE WHEN f.end_time IS NOT NULL
-            THEN monitoring._otlp_duration(f.span -> 'startTimeUnixNano', f.span -> 'endTimeUnixNano')
+            THEN monitoring._otlp_duration(
+                f.span ->> 'startTimeUnixNano', f.span ->> 'endTimeUnixNano'
+            )
         END AS duration_ns,
         f.kind,
         monitoring._index_text(f.span ->> 'name', 400) AS name,
@@ -40,22 +42,23 @@ AS $$
         f.parent_span_id IS NOT NULL
         AND pg_catalog.jsonb_typeof(f.span -> 'flags') = 'number'
         AND pg_catalog.length(f.span ->> 'flags') BETWEEN 1 AND 10
-        AND pg_catalog.translate(f.span ->> 'flags', '0123456789', '') = ''
+        AND (f.span ->> 'flags') COLLATE "C" ~ '^[0-9]+$'
         AND ((f.span ->> 'flags')::bigint & 768) = 768 AS remote_parent,
         CASE
             WHEN pg_catalog.jsonb_typeof(f.span) <> 'object' THEN 'a span must be a JSON object'
-            -- hex by translate(), not a regular expression: a third of a span's checking
+            -- hex by a length test and an unbounded class in the C collation: a tenth of
+            -- what translate() costs on 32 characters, and of a bounded '{32}'
             WHEN f.trace_id IS NULL OR pg_catalog.length(f.trace_id) <> 32
-                OR pg_catalog.translate(f.trace_id, '0123456789abcdef', '') <> ''
+                OR f.trace_id !~ '^[0-9a-f]+$'
                 OR f.trace_id = '00000000000000000000000000000000'
                 THEN 'traceId must be 32 hex digits, not all zero (OTLP/JSON writes ids in hex, '
                 'not base64)'
             WHEN f.span_id IS NULL OR pg_catalog.length(f.span_id) <> 16
-                OR pg_catalog.translate(f.span_id, '0123456789abcdef', '') <> ''
+                OR f.span_id !~ '^[0-9a-f]+$'
                 OR f.span_id = '0000000000000000'
                 THEN 'spanId must be 16 hex digits, not all zero'
             WHEN pg_catalog.length(f.parent_span_id) <> 16
-                OR pg_catalog.translate(f.parent_span_id, '0123456789abcdef', '') <> ''
+                OR f.parent_span_id !~ '^[0-9a-f]+$'
                 THEN 'parentSpanId must be empty or 16 hex digits'
             WHEN f.start_time IS NULL
                 THEN 'startTimeUnixNano must be Unix nanoseconds (a decimal string)'
@@ -77,16 +80,18 @@ AS $$
             sp.ord::integer AS i,
             sp.value AS span,
             src.service,
-            pg_catalog.lower(sp.value ->> 'traceId') AS trace_id,
-            pg_catalog.lower(sp.value ->> 'spanId') AS span_id,
-            nullif(pg_catalog.lower(sp.value ->> 'parentSpanId'), '') AS parent_span_id,
-            monitoring._otlp_time(sp.value -> 'startTimeUnixNano') AS start_time,
-            monitoring._otlp_time(sp.value -> 'endTimeUnixNano') AS end_time,
-            monitoring._otlp_kind(sp.value -> 'kind', ARRAY[
+            -- ids in the C collation: ASCII lowercase and comparisons byte by byte, where a
+            -- database's own collation would look up each character
+            pg_catalog.lower((sp.value ->> 'traceId') COLLATE "C") AS trace_id,
+            pg_catalog.lower((sp.value ->> 'spanId') COLLATE "C") AS span_id,
+            nullif(pg_catalog.lower((sp.value ->> 'parentSpanId') COLLATE "C"), '') AS parent_span_id,
+            monitoring._otlp_time(sp.value ->> 'startTimeUnixNano') AS start_time,
+            monitoring._otlp_time(sp.value ->> 'endTimeUnixNano') AS end_time,
+            monitoring._otlp_kind(sp.value ->> 'kind', ARRAY[
                 'SPAN_KIND_UNSPECIFIED', 'SPAN_KIND_INTERNAL', 'SPAN_KIND_SERVER',
                 'SPAN_KIND_CLIENT', 'SPAN_KIND_PRODUCER', 'SPAN_KIND_CONSUMER'
             ]) AS kind,
-            monitoring._otlp_kind(sp.value #> '{status,code}', ARRAY[
+            monitoring._otlp_kind(sp.value #>> '{status,code}', ARRAY[
                 'STATUS_CODE_UNSET', 'STATUS_CODE_OK', 'STATUS_CODE_ERROR'
             ]) AS status_code
         FROM monitoring._otlp_sources(p_request, 'resourceSpans', 'scopeSpans', 'spans') AS src
@@ -116,7 +121,7 @@ BEGIN
         SELECT jsonb_agg(
             CASE p_what
                 WHEN 'events' THEN jsonb_build_object(
-                    'time', monitoring._json_time(monitoring._otlp_time(e.value -> 'timeUnixNano')),
+                    'time', monitoring._json_time(monitoring._otlp_time(e.value ->> 'timeUnixNano')),
                     'name', monitoring.truncate_text(e.value ->> 'name', 400)
                 )
                 ELSE jsonb_build_object(
