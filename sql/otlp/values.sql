@@ -65,8 +65,9 @@ LANGUAGE sql
 IMMUTABLE
 PARALLEL SAFE
 AS $$
-    SELECT CASE
-        WHEN p_value ? 'stringValue' THEN p_value -> 'stringValue'
+    -- strings first and in one lookup: most attributes are strings, and a caller's argument
+    -- (a.value -> 'value') is evaluated again for each mention here
+    SELECT coalesce(p_value -> 'stringValue', CASE
         WHEN p_value ? 'intValue' THEN CASE
             -- a JSON number as it is written: jsonb's input (to_jsonb is STABLE, and a STABLE
             -- call in this IMMUTABLE body would keep PostgreSQL from inlining it)
@@ -81,7 +82,7 @@ AS $$
             THEN monitoring._otlp_nested_value(p_value, 10)
         WHEN p_value ? 'bytesValue' THEN p_value -> 'bytesValue'
         ELSE 'null'::jsonb
-    END;
+    END);
 $$;
 
 -- A KeyValue list as one object. PL/pgSQL, not SQL: a SQL function holding a query is not

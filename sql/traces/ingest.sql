@@ -91,27 +91,6 @@ BEGIN
         WHERE sp.reason IS NULL
     ),
 
-    -- Every span's attributes in one pass over the batch, not a function call per span
-    -- (a call that runs a query costs more than the attributes themselves).
-    attributes AS MATERIALIZED (
-        SELECT g.r, g.s, g.i, g.attributes, g.attributes::text AS attributes_text
-        FROM (
-            SELECT
-                b.r,
-                b.s,
-                b.i,
-                jsonb_object_agg(a.value ->> 'key', monitoring._otlp_value(a.value -> 'value'))
-                AS attributes
-            FROM batch AS b
-            CROSS JOIN LATERAL jsonb_array_elements(
-                CASE WHEN jsonb_typeof(b.span -> 'attributes') = 'array'
-                    THEN b.span -> 'attributes' ELSE '[]' END
-            ) AS a
-            WHERE jsonb_typeof(a.value -> 'key') = 'string'
-            GROUP BY b.r, b.s, b.i
-        ) AS g
-    ),
-
     stored AS (
         INSERT INTO monitoring.trace_spans AS t (
             start_time, duration_ns, operation_id, resource_id, status_code, trace_id, span_id,
@@ -126,31 +105,31 @@ BEGIN
             b.trace_id,
             b.span_id,
             b.parent_span_id,
-            CASE WHEN b.span #>> '{status,message}' <> '' THEN monitoring.truncate_text(
-                CASE WHEN v_key_pattern IS NULL THEN b.span #>> '{status,message}'
-                    ELSE monitoring.scrub_text(b.span #>> '{status,message}') END,
+            CASE WHEN b.status_message <> '' THEN monitoring.truncate_text(
+                CASE WHEN v_key_pattern IS NULL THEN b.status_message
+                    ELSE monitoring.scrub_text(b.status_message) END,
                 v_max_length
             ) END,
             -- cut and scrubbed only when a cheap test says it may change something (nesting
             -- is bounded already, by _otlp_value)
             CASE
-                WHEN a.attributes IS NULL THEN '{}'
-                WHEN pg_column_size(a.attributes) > least(v_max_length, v_max_bytes)
+                WHEN b.attributes IS NULL THEN '{}'
+                WHEN pg_column_size(b.attributes) > least(v_max_length, v_max_bytes)
                     OR v_key_pattern IS NOT NULL AND monitoring._may_hold_secrets(
-                        a.attributes_text, v_key_pattern, v_key_likes
+                        b.attributes::text, v_key_pattern, v_key_likes
                     )
                     THEN monitoring._otlp_clean(
-                        a.attributes, v_max_bytes, v_max_length,
+                        b.attributes, v_max_bytes, v_max_length,
                         v_key_pattern, v_key_likes, v_safe_keys
                     )
-                ELSE a.attributes
+                ELSE b.attributes
             END,
-            CASE WHEN b.span ? 'events' THEN monitoring._otlp_span_extras(
-                b.span -> 'events', 'events', v_max_events, v_max_bytes, v_max_length,
+            CASE WHEN b.events IS NOT NULL THEN monitoring._otlp_span_extras(
+                b.events, 'events', v_max_events, v_max_bytes, v_max_length,
                 v_key_pattern, v_key_likes, v_safe_keys
             ) END,
-            CASE WHEN b.span ? 'links' THEN monitoring._otlp_span_extras(
-                b.span -> 'links', 'links', v_max_events, v_max_bytes, v_max_length,
+            CASE WHEN b.links IS NOT NULL THEN monitoring._otlp_span_extras(
+                b.links, 'links', v_max_events, v_max_bytes, v_max_length,
                 v_key_pattern, v_key_likes, v_safe_keys
             ) END
         FROM (
@@ -160,7 +139,6 @@ BEGIN
             FROM batch AS d
             ORDER BY d.trace_id, d.span_id, d.start_time, d.r, d.s, d.i
         ) AS b
-        LEFT JOIN attributes AS a ON b.r = a.r AND b.s = a.s AND b.i = a.i
         ON CONFLICT DO NOTHING
         RETURNING t.trace_id, t.span_id, t.parent_span_id, t.start_time, t.duration_ns,
             t.operation_id, t.status_code

@@ -28,8 +28,11 @@ STABLE
 PARALLEL SAFE
 AS $$
     SELECT
-        f.r, f.s, f.i, f.span, f.service, f.trace_id, f.span_id, f.parent_span_id,
-        f.start_time,
+        f.r, f.s, f.i, f.attributes,
+        f.span #>> '{status,message}' AS status_message,
+        f.span -> 'events' AS events,
+        f.span -> 'links' AS links,
+        f.service, f.trace_id, f.span_id, f.parent_span_id, f.start_time,
         CASE WHEN f.end_time IS NOT NULL
             THEN monitoring._otlp_duration(
                 f.span ->> 'startTimeUnixNano', f.span ->> 'endTimeUnixNano'
@@ -79,6 +82,7 @@ AS $$
             src.s,
             sp.ord::integer AS i,
             sp.value AS span,
+            sa.attributes,
             src.service,
             -- ids in the C collation: ASCII lowercase and comparisons byte by byte, where a
             -- database's own collation would look up each character
@@ -96,6 +100,18 @@ AS $$
             ]) AS status_code
         FROM monitoring._otlp_sources(p_request, 'resourceSpans', 'scopeSpans', 'spans') AS src
         CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(src.items) WITH ORDINALITY AS sp (value, ord)
+        -- a span's attributes in the same pass: a subquery run per span costs less than
+        -- grouping the attributes of all spans and joining them back
+        CROSS JOIN LATERAL (
+            SELECT pg_catalog.jsonb_object_agg(
+                a.value ->> 'key', monitoring._otlp_value(a.value -> 'value')
+            ) AS attributes
+            FROM pg_catalog.jsonb_array_elements(
+                CASE WHEN pg_catalog.jsonb_typeof(sp.value -> 'attributes') = 'array'
+                    THEN sp.value -> 'attributes' ELSE '[]' END
+            ) AS a
+            WHERE pg_catalog.jsonb_typeof(a.value -> 'key') = 'string'
+        ) AS sa
         -- each value once: pulled up, every mention of start_time above would parse the
         -- nanoseconds again
         OFFSET 0

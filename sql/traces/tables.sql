@@ -30,12 +30,18 @@ INSERT INTO monitoring.setting_definitions (
 );
 
 -- A span of a request as record_spans reads it (traces/otlp_spans.sql): where it was in the
--- request (r, s, i), its JSON, what identifies it, and why it is refused (NULL: taken).
+-- request (r, s, i), what identifies it, what else is kept of it (as sent: record_spans cuts
+-- and scrubs), and why it is refused (NULL: taken). Not the span's JSON: every statement
+-- that reads these rows would copy it along.
 CREATE TYPE monitoring._otlp_span AS (
     r integer,
     s integer,
     i integer,
-    span jsonb,
+    -- the attributes as one object; events and links as sent (NULL when none)
+    attributes jsonb,
+    status_message text,
+    events jsonb,
+    links jsonb,
     service text,
     trace_id text,
     span_id text,
