@@ -10,6 +10,7 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
+from google.protobuf.json_format import MessageToDict
 from opentelemetry.exporter.otlp.json.common._log_encoder import encode_logs as json_logs
 from opentelemetry.exporter.otlp.json.common.trace_encoder import encode_spans as json_spans
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs as proto_logs
@@ -71,6 +72,38 @@ def test_protobuf_becomes_otlp_json_with_hex_ids() -> None:
     assert span["attributes"][0] == {"key": "http.status_code", "value": {"intValue": "500"}}
     # bytes values other than ids stay base64, as OTLP JSON has them
     assert span["attributes"][1] == {"key": "blob", "value": {"bytesValue": "AP8="}}
+
+
+def test_every_attribute_value_reads_as_protobufs_json_mapping_has_it() -> None:
+    """KeyValue and AnyValue are read by a path of their own: it must write what the
+    generic one (protobuf's mapping) writes, for every kind of value."""
+    any_value = common_pb2.AnyValue
+    values = [
+        any_value(string_value="x"),
+        any_value(string_value=""),
+        any_value(bool_value=False),
+        any_value(int_value=-(2**63)),
+        any_value(int_value=0),
+        any_value(double_value=1.5),
+        any_value(double_value=float("nan")),
+        any_value(double_value=float("-inf")),
+        any_value(bytes_value=b"\x00\xff"),
+        any_value(
+            array_value=common_pb2.ArrayValue(
+                values=[any_value(int_value=7), any_value(string_value="y")]
+            )
+        ),
+        any_value(
+            kvlist_value=common_pb2.KeyValueList(
+                values=[common_pb2.KeyValue(key="k", value=any_value(bool_value=True))]
+            )
+        ),
+        any_value(),
+    ]
+    pairs = [common_pb2.KeyValue(key=f"k{i}", value=v) for i, v in enumerate(values)]
+    pairs += [common_pb2.KeyValue(key="no value"), common_pb2.KeyValue()]
+    for pair in pairs:
+        assert otlp._message(pair) == MessageToDict(pair), pair
 
 
 def sdk_spans() -> list:

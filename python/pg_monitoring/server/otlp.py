@@ -19,11 +19,13 @@ from collections.abc import AsyncIterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.common.v1 import common_pb2
 
 from . import DEFAULT_MAX_BODY
 
@@ -163,8 +165,9 @@ def decode(body: bytes, kind: str, signal: Signal) -> dict[str, Any]:
             raise BodyError(400, f"the body is not a {signal.request.__name__}: {error}") from None
         return to_json(message, signal)
     try:
-        request = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        # orjson: a third of json's time, and strict JSON (no NaN, no lone surrogates)
+        request = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
         raise BodyError(400, f"the body is not JSON: {error}") from None
     _check_shape(request, signal)
     return request
@@ -218,6 +221,8 @@ def _plan(field: FieldDescriptor) -> tuple[str, str, bool]:
 
 
 def _message(message: Message) -> dict[str, Any]:
+    if message.DESCRIPTOR is _KEY_VALUE:
+        return _key_value(message)
     # ListFields gives the fields that are set, as MessageToDict writes them: a default
     # value (0, "", empty) is left out, and a oneof's member is kept even when it is one
     out: dict[str, Any] = {}
@@ -227,6 +232,35 @@ def _message(message: Message) -> dict[str, Any]:
             out[name] = [_value(how, v) for v in value]
         else:
             out[name] = _value(how, value)
+    return out
+
+
+# Attributes are most of a span's fields: their KeyValue and AnyValue messages are read
+# directly (what the loop above would write, in half the time: no field list per message).
+_KEY_VALUE = common_pb2.KeyValue.DESCRIPTOR
+_SCALARS = {
+    "string_value": ("stringValue", "plain"),
+    "bool_value": ("boolValue", "plain"),
+    "int_value": ("intValue", "string"),
+    "double_value": ("doubleValue", "float"),
+    "bytes_value": ("bytesValue", "base64"),
+}
+
+
+def _key_value(kv: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if kv.key:
+        out["key"] = kv.key
+    if kv.HasField("value"):
+        value = kv.value
+        which = value.WhichOneof("value")
+        if which is None:
+            out["value"] = {}
+        elif which in _SCALARS:
+            name, how = _SCALARS[which]
+            out["value"] = {name: _value(how, getattr(value, which))}
+        else:  # arrays and key-value lists
+            out["value"] = _message(value)
     return out
 
 

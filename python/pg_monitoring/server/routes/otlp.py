@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from psycopg.types.json import Jsonb
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -83,7 +84,9 @@ async def record(
         return 0, ""
     async with database.transaction(timeout) as conn:
         for batch, _count in (first, *parts):
-            cursor = await conn.execute(signal.query, (Jsonb(batch),))
+            # orjson: a fifth of json's time, on the event loop's thread (NaN and infinities,
+            # which JSON has no numbers for, are strings already: otlp.decode)
+            cursor = await conn.execute(signal.query, (Jsonb(batch, dumps=orjson.dumps),))
             row = await cursor.fetchone()
             result = (row[0] if row else None) or {}
             rejected += int(result.get("rejected") or 0)
