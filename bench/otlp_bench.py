@@ -22,8 +22,8 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -37,6 +37,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from clients import at_once
 
 from pg_monitoring import installer
 
@@ -122,48 +124,26 @@ def start_serve(dsn: str) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def export_all(url: str, spans: list[ReadableSpan]) -> float:
-    shares = [spans[i::CLIENTS] for i in range(CLIENTS)]
-    barrier = threading.Barrier(CLIENTS + 1)
-    failures: list[str] = []
-
-    def client(share: list[ReadableSpan]) -> None:
+    def client(share: list[ReadableSpan], ready: Callable[[], None]) -> None:
         exporter = OTLPSpanExporter(endpoint=f"{url}/v1/traces", timeout=60)
-        barrier.wait()
+        ready()
         for i in range(0, len(share), BATCH):
             if exporter.export(share[i : i + BATCH]) is not SpanExportResult.SUCCESS:
-                failures.append("export failed")
+                raise RuntimeError("an export failed")
         exporter.shutdown()
 
-    threads = [threading.Thread(target=client, args=(s,)) for s in shares]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for t in threads:
-        t.join()
-    if failures:
-        raise RuntimeError(f"{len(failures)} exports failed")
-    return time.perf_counter() - started
+    return at_once([spans[i::CLIENTS] for i in range(CLIENTS)], client)
 
 
 def post_all(url: str, spans: list[ReadableSpan]) -> float:
     """The same exports with the exporter's work done beforehand: its encoder's bodies,
     posted as it posts them. What serve and the database take, without the exporters' share
     of the same two cores."""
-    bodies = [
-        [
-            encode_spans(share[i : i + BATCH]).SerializePartialToString()
-            for i in range(0, len(share), BATCH)
-        ]
-        for share in (spans[c::CLIENTS] for c in range(CLIENTS))
-    ]
-    barrier = threading.Barrier(CLIENTS + 1)
-    failures: list[int] = []
 
-    def client(share: list[bytes]) -> None:
+    def client(bodies: list[bytes], ready: Callable[[], None]) -> None:
         with requests.Session() as session:
-            barrier.wait()
-            for body in share:
+            ready()
+            for body in bodies:
                 response = session.post(
                     f"{url}/v1/traces",
                     data=body,
@@ -171,18 +151,16 @@ def post_all(url: str, spans: list[ReadableSpan]) -> float:
                     timeout=60,
                 )
                 if response.status_code != 200:
-                    failures.append(response.status_code)
+                    raise RuntimeError(f"a post failed: {response.status_code}")
 
-    threads = [threading.Thread(target=client, args=(b,)) for b in bodies]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for t in threads:
-        t.join()
-    if failures:
-        raise RuntimeError(f"{len(failures)} posts failed: {failures[:3]}")
-    return time.perf_counter() - started
+    shares = [
+        [
+            encode_spans(share[i : i + BATCH]).SerializePartialToString()
+            for i in range(0, len(share), BATCH)
+        ]
+        for share in (spans[c::CLIENTS] for c in range(CLIENTS))
+    ]
+    return at_once(shares, client)
 
 
 def main() -> None:

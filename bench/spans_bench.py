@@ -28,15 +28,16 @@ import os
 import random
 import statistics
 import sys
-import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from clients import at_once
 
 from pg_monitoring import installer
 
@@ -200,33 +201,18 @@ def setup() -> str:
 
 def parallel(dsn: str, work: list[Iterable[str]], call: str) -> float:
     """Runs each client's payloads on its own connection at once; returns seconds."""
-    barrier = threading.Barrier(len(work) + 1)
-    errors: list[BaseException] = []
 
-    def client(payloads: Iterable[str]) -> None:
-        try:
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                barrier.wait()
-                for p in payloads:
-                    if call == "copy":
-                        with conn.cursor().copy("COPY naive_spans FROM STDIN") as copy:
-                            copy.write(p)
-                    else:
-                        conn.execute("SELECT monitoring.record_spans(%s::jsonb)", (p,))
-        except BaseException as error:  # reported below
-            errors.append(error)
-            barrier.abort()
+    def client(payloads: Iterable[str], ready: Callable[[], None]) -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            ready()
+            for p in payloads:
+                if call == "copy":
+                    with conn.cursor().copy("COPY naive_spans FROM STDIN") as copy:
+                        copy.write(p)
+                else:
+                    conn.execute("SELECT monitoring.record_spans(%s::jsonb)", (p,))
 
-    threads = [threading.Thread(target=client, args=(w,)) for w in work]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return time.perf_counter() - started
+    return at_once(work, client)
 
 
 def rounds(values: list[float]) -> str:
