@@ -8,8 +8,8 @@
 -- A folder per domain, a file per concern: core/ (schema, roles, settings, argument checks,
 -- levels, limits, partitions, scrubbing, ingest keys, maintenance, privileges), errors/,
 -- alerts/, cache/, otlp/ (the OpenTelemetry data model traces and logs share: resources,
--- attribute values), traces/, logs/; metrics gets a folder of its own (metrics/) when it
--- arrives. Files come
+-- attribute values), traces/, logs/, database/ (the health of the PostgreSQL server itself,
+-- from its statistics); metrics gets a folder of its own (metrics/) when it arrives. Files come
 -- in dependency order: a domain's tables before its functions (a LANGUAGE sql body is
 -- checked when it is created), but after the functions their CHECK constraints call (the
 -- one list of levels, core/levels.sql, of issue statuses, errors/vocabulary.sql, and of
@@ -111,6 +111,8 @@
 -- @include logs/ingest.sql
 -- @include logs/views.sql
 -- @include logs/maintenance.sql
+
+-- @include database/views.sql
 
 -- @include core/maintenance.sql
 -- @include core/privileges.sql

@@ -73,5 +73,7 @@ ADD COLUMN fractional boolean NOT NULL DEFAULT FALSE;
 -- @include ../logs/views.sql
 -- @include ../logs/maintenance.sql
 
+-- @include ../database/views.sql
+
 -- @include ../core/maintenance.sql
 -- @include ../core/privileges.sql

@@ -1,0 +1,151 @@
+"""The database health views with real sessions: one holding a lock, one waiting for it, a
+reader looking at both; what a reader without pg_monitor sees; table statistics after
+committed changes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from .conftest import login_role, superuser
+
+WAIT = 10.0  # seconds any poll below waits at most
+
+
+def poll(read: Callable[[], Any]) -> Any:
+    deadline = time.monotonic() + WAIT
+    while True:
+        value = read()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+def test_a_lock_wait_shows_who_waits_for_whom(installed_db: str) -> None:
+    with superuser(installed_db) as setup:
+        setup.execute("CREATE TABLE public.orders (id integer)")
+    holder = psycopg.connect(installed_db)
+    waiter = psycopg.connect(installed_db, autocommit=True)
+    reader = psycopg.connect(installed_db, autocommit=True)
+    try:
+        holder.execute("LOCK TABLE public.orders IN ACCESS EXCLUSIVE MODE")
+        holder_pid, waiter_pid = holder.info.backend_pid, waiter.info.backend_pid
+        waiter.execute("SET lock_timeout = '20s'")
+        waited = threading.Thread(
+            target=lambda: waiter.execute("SELECT count(*) FROM public.orders")
+        )
+        waited.start()
+
+        pairs = poll(
+            lambda: reader.execute(
+                "SELECT blocked_pid, blocking_pid, blocking_state, waiting_seconds, "
+                "blocked_query FROM monitoring.database_blocking"
+            ).fetchall()
+        )
+        assert [p[:3] for p in pairs] == [(waiter_pid, holder_pid, "idle in transaction")]
+        assert pairs[0][3] >= 0
+        assert "FROM public.orders" in pairs[0][4]
+
+        activity = {
+            row[0]: row[1:]
+            for row in reader.execute(
+                "SELECT pid, state, wait_event_type, blocked_by, transaction_seconds "
+                "FROM monitoring.database_activity"
+            )
+        }
+        assert activity[waiter_pid][:3] == ("active", "Lock", [holder_pid])
+        assert activity[holder_pid][0] == "idle in transaction"
+        assert activity[holder_pid][3] > 0
+        assert reader.info.backend_pid not in activity
+
+        health = reader.execute(
+            "SELECT blocked, idle_in_transaction, oldest_transaction_seconds, "
+            "longest_query_seconds FROM monitoring.database_health"
+        ).fetchone()
+        assert health[0] >= 1
+        assert health[1] >= 1
+        assert health[2] >= health[3] > 0
+
+        states = dict(
+            reader.execute("SELECT state, connections FROM monitoring.database_connections")
+        )
+        assert states["idle in transaction"] >= 1
+        assert states["active"] >= 2
+
+        holder.commit()
+        waited.join(WAIT)
+        assert not waited.is_alive()
+        assert reader.execute("SELECT count(*) FROM monitoring.database_blocking").fetchone() == (
+            0,
+        )
+    finally:
+        for conn in (holder, waiter, reader):
+            conn.close()
+
+
+def test_a_reader_needs_pg_monitor_to_see_other_roles(installed_db: str) -> None:
+    plain = login_role(installed_db, "pgm_db_reader", "monitoring_reader")
+    monitor = login_role(installed_db, "pgm_db_monitor", "monitoring_reader")
+    with superuser(installed_db) as conn:
+        conn.execute(sql.SQL("GRANT pg_monitor TO {}").format(sql.Identifier("pgm_db_monitor")))
+    # another role's session, busy
+    other = psycopg.connect(installed_db, autocommit=True)
+    busy = threading.Thread(target=lambda: other.execute("SELECT pg_sleep(3)"))
+    busy.start()
+    try:
+        with superuser(installed_db) as conn:
+            assert poll(
+                lambda: conn.execute(
+                    "SELECT FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(3)' "
+                    "AND state = 'active'"
+                ).fetchall()
+            )
+        with psycopg.connect(plain, autocommit=True) as reader:
+            hidden = reader.execute(
+                "SELECT connections FROM monitoring.database_connections "
+                "WHERE state = 'not visible'"
+            ).fetchone()[0]
+            assert hidden >= 1
+            assert not reader.execute(
+                "SELECT FROM monitoring.database_activity WHERE query LIKE '%pg_sleep%'"
+            ).fetchall()
+        with psycopg.connect(monitor, autocommit=True) as reader:
+            assert reader.execute(
+                "SELECT connections FROM monitoring.database_connections "
+                "WHERE state = 'not visible'"
+            ).fetchone() == (0,)
+            rows = reader.execute(
+                "SELECT state, query_seconds FROM monitoring.database_activity "
+                "WHERE query LIKE '%pg_sleep(3)%'"
+            ).fetchall()
+            assert [row[0] for row in rows] == ["active"]
+            assert rows[0][1] >= 0
+    finally:
+        busy.join(WAIT)
+        other.close()
+
+
+def test_tables_count_live_and_dead_rows_once_committed(installed_db: str) -> None:
+    with superuser(installed_db) as conn:
+        conn.execute("CREATE TABLE public.events (id integer, note text)")
+        conn.execute(
+            "INSERT INTO public.events SELECT g, repeat('x', 50) FROM generate_series(1, 1000) g"
+        )
+        conn.execute("DELETE FROM public.events WHERE id <= 400")
+        # statistics reach the shared counters when the writing session goes idle
+        conn.execute("SELECT pg_stat_force_next_flush()")
+
+        def read() -> Any:
+            conn.execute("SELECT pg_stat_clear_snapshot()")
+            row = conn.execute(
+                "SELECT live_rows, dead_rows, dead_percent FROM monitoring.database_tables "
+                "WHERE schema_name = 'public' AND table_name = 'events'"
+            ).fetchone()
+            return row if row and row[1] == 400 else None
+
+        assert poll(read) == (600, 400, 40.0)
