@@ -76,41 +76,30 @@ SELECT ok(
     'database_tables: a table with its bytes and transaction id age'
 );
 
--- half the rows deleted and not vacuumed: about half the heap is beyond what its rows need
+-- a table's estimated bloat as a share of its heap
+CREATE FUNCTION pg_temp.bloat_share(p_table text)
+RETURNS numeric
+LANGUAGE sql
+AS $$
+    SELECT t.bloat_bytes::numeric / pg_relation_size(format('public.%I', p_table)::regclass)
+    FROM monitoring.database_tables AS t
+    WHERE t.schema_name = 'public' AND t.table_name = p_table
+$$;
+
 SELECT ok(
-    (
-        SELECT
-            t.bloat_bytes BETWEEN pg_relation_size('public.pgtap_orders') * 0.3
-            AND pg_relation_size('public.pgtap_orders') * 0.7
-        FROM monitoring.database_tables AS t
-        WHERE t.schema_name = 'public' AND t.table_name = 'pgtap_orders'
-    ),
-    'half the rows deleted: about half the heap is estimated bloat'
+    pg_temp.bloat_share('pgtap_orders') BETWEEN 0.3 AND 0.7,
+    'half the rows deleted, not vacuumed: about half the heap is estimated bloat'
 );
 
 -- the same rows written compactly (VACUUM FULL can not run in this test's transaction)
 CREATE TABLE public.pgtap_compact AS SELECT * FROM public.pgtap_orders;
 ANALYZE public.pgtap_compact;
-SELECT ok(
-    (
-        SELECT t.bloat_bytes < pg_relation_size('public.pgtap_compact') * 0.2
-        FROM monitoring.database_tables AS t
-        WHERE t.schema_name = 'public' AND t.table_name = 'pgtap_compact'
-    ),
-    'the same rows written compactly: little'
-);
+SELECT ok(pg_temp.bloat_share('pgtap_compact') < 0.2, 'the same rows written compactly: little');
 
 CREATE TABLE public.pgtap_dense (id integer) WITH (fillfactor = 50);
 INSERT INTO public.pgtap_dense SELECT generate_series(1, 10000);
 ANALYZE public.pgtap_dense;
-SELECT ok(
-    (
-        SELECT t.bloat_bytes < pg_relation_size('public.pgtap_dense') * 0.2
-        FROM monitoring.database_tables AS t
-        WHERE t.schema_name = 'public' AND t.table_name = 'pgtap_dense'
-    ),
-    'the room a fillfactor leaves is not bloat'
-);
+SELECT ok(pg_temp.bloat_share('pgtap_dense') < 0.2, 'the room a fillfactor leaves is not bloat');
 
 CREATE TABLE public.pgtap_fresh (id integer);
 SELECT is(
