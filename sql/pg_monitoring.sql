@@ -113,6 +113,8 @@
 -- @include logs/maintenance.sql
 
 -- @include database/views.sql
+-- @include database/statements_tables.sql
+-- @include database/statements.sql
 
 -- @include core/maintenance.sql
 -- @include core/privileges.sql

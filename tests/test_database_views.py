@@ -149,3 +149,59 @@ def test_tables_count_live_and_dead_rows_once_committed(installed_db: str) -> No
             return row if row and row[1] == 400 else None
 
         assert poll(read) == (600, 400, 40.0)
+
+
+def test_statements_count_from_the_last_snapshot(installed_db: str) -> None:
+    with superuser(installed_db) as conn:
+        conn.execute("CREATE EXTENSION pg_stat_statements")
+        conn.execute("CREATE TABLE public.marker (id integer)")
+
+        def run(times: int) -> None:
+            for n in range(times):
+                conn.execute("SELECT count(*) FROM public.marker WHERE id > %s", (n,))
+
+        def marker() -> tuple[Any, ...] | None:
+            for row in conn.execute(
+                "SELECT calls, total_ms, mean_ms, since, query "
+                "FROM monitoring.database_statements(1000)"
+            ):
+                if row[4] and row[4].startswith("SELECT count(*) FROM public.marker"):
+                    return row
+            return None
+
+        def snapshot() -> Any:
+            assert conn.execute("SELECT monitoring.snapshot_statements()").fetchone()[0] >= 1
+            return conn.execute(
+                "SELECT max(taken_at) FROM monitoring.database_statement_snapshots"
+            ).fetchone()[0]
+
+        # before any snapshot: since the statistics were reset
+        run(4)
+        reset = conn.execute("SELECT stats_reset FROM pg_stat_statements_info").fetchone()[0]
+        first = marker()
+        assert first is not None
+        assert (first[0], first[3]) == (4, reset)
+        assert first[1] >= first[2] >= 0
+
+        since = snapshot()
+        run(3)
+        second = marker()
+        assert second is not None
+        assert (second[0], second[3]) == (3, since)
+
+        # counters that went down were reset in between: all of them count
+        conn.execute("SELECT pg_stat_statements_reset()")
+        run(2)
+        third = marker()
+        assert third is not None
+        assert third[0] == 2
+
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM monitoring.database_statements(50, false) WHERE query IS NULL"
+            ).fetchone()[0]
+            >= 1
+        )
+        report = conn.execute("SELECT monitoring.run_maintenance()").fetchone()[0]
+        assert report["statements_snapshot"] >= 1
+        assert "failed" not in report

@@ -74,6 +74,8 @@ ADD COLUMN fractional boolean NOT NULL DEFAULT FALSE;
 -- @include ../logs/maintenance.sql
 
 -- @include ../database/views.sql
+-- @include ../database/statements_tables.sql
+-- @include ../database/statements.sql
 
 -- @include ../core/maintenance.sql
 -- @include ../core/privileges.sql
