@@ -99,7 +99,7 @@ SELECT is(
 SELECT is(monitoring.ensure_error_partitions(2), 0, 'ensure_error_partitions again creates none');
 
 -- The report's keys of the errors, notifications and cache steps (traces and logs report
--- theirs too: pgtap/traces/maintenance.sql).
+-- theirs too: pgtap/traces/maintenance.sql; the statements snapshot: pgtap/database).
 CREATE FUNCTION pg_temp.errors_and_cache(p_report jsonb)
 RETURNS jsonb
 LANGUAGE sql
@@ -107,7 +107,10 @@ AS $$
     SELECT p_report - ARRAY(
         SELECT k.key
         FROM jsonb_object_keys(p_report) AS k (key)
-        WHERE k.key IN ('milliseconds', 'traces_folded', 'edges_resolved', 'orphans_expired')
+        WHERE k.key IN (
+            'milliseconds', 'traces_folded', 'edges_resolved', 'orphans_expired',
+            'statements_snapshot'
+        )
             OR k.key ~ '(span|trace|log|edge|operation|spans|logs)_'
     );
 $$;
