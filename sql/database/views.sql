@@ -150,7 +150,8 @@ COMMENT ON VIEW monitoring.database_replication IS
 'Replication lag: per standby on a primary, or this standby''s own (bytes and seconds behind)';
 
 -- Tables (and materialized views) of this database: size, rows, an estimate of bloat,
--- vacuum and analyze freshness, transaction id age. Largest first.
+-- vacuum and analyze freshness, transaction id age. Largest first. Sizes are as of the last
+-- VACUUM, ANALYZE or CREATE INDEX (pg_class.relpages): reading it never waits for a lock.
 CREATE OR REPLACE VIEW monitoring.database_tables AS
 SELECT
     t.schema_name,
@@ -185,14 +186,18 @@ FROM (
     SELECT
         n.nspname AS schema_name,
         c.relname AS table_name,
-        pg_catalog.pg_table_size(c.oid) AS table_bytes,
-        pg_catalog.pg_indexes_size(c.oid) AS index_bytes,
-        pg_catalog.pg_total_relation_size(c.oid) AS total_bytes,
-        pg_catalog.pg_relation_size(c.oid) AS heap_bytes,
+        -- sizes from the pages VACUUM, ANALYZE and CREATE INDEX last counted: the size
+        -- functions would lock each table, and wait behind an ALTER TABLE or a VACUUM FULL,
+        -- which is when someone looks
+        (c.relpages + coalesce(tc.relpages, 0))::bigint * b.block_size AS table_bytes,
+        coalesce(ix.pages, 0) * b.block_size AS index_bytes,
+        (c.relpages + coalesce(tc.relpages, 0) + coalesce(ix.pages, 0)) * b.block_size
+            AS total_bytes,
+        c.relpages::bigint * b.block_size AS heap_bytes,
         s.n_live_tup AS live_rows,
         s.n_dead_tup AS dead_rows,
         greatest(c.reltuples, 0) AS estimated_rows,
-        pg_catalog.current_setting('block_size')::integer AS block_size,
+        b.block_size,
         coalesce((
             SELECT substr(o.opt, 12)::integer
             FROM unnest(c.reloptions) AS o (opt)
@@ -210,7 +215,17 @@ FROM (
         s.n_mod_since_analyze AS rows_changed_since_analyze,
         pg_catalog.age(c.relfrozenxid) AS xid_age
     FROM pg_catalog.pg_class AS c
+    CROSS JOIN (
+        SELECT pg_catalog.current_setting('block_size')::bigint AS block_size
+    ) AS b
     INNER JOIN pg_catalog.pg_namespace AS n ON c.relnamespace = n.oid
+    LEFT JOIN pg_catalog.pg_class AS tc ON c.reltoastrelid = tc.oid
+    LEFT JOIN LATERAL (
+        SELECT sum(ic.relpages)::bigint AS pages
+        FROM pg_catalog.pg_index AS i
+        INNER JOIN pg_catalog.pg_class AS ic ON i.indexrelid = ic.oid
+        WHERE i.indrelid = c.oid
+    ) AS ix ON TRUE
     LEFT JOIN pg_catalog.pg_stat_all_tables AS s ON c.oid = s.relid
     WHERE
         c.relkind IN ('r', 'm')
@@ -220,8 +235,9 @@ FROM (
 ORDER BY t.total_bytes DESC, t.schema_name ASC, t.table_name ASC;
 
 COMMENT ON VIEW monitoring.database_tables IS
-'Tables of this database, largest first: bytes (heap and TOAST, indexes), live and dead '
-'rows, estimated bloat, vacuum and analyze times, transaction id age';
+'Tables of this database, largest first: bytes (heap and TOAST, indexes; as of the last '
+'VACUUM or ANALYZE), live and dead rows, estimated bloat, vacuum and analyze times, '
+'transaction id age';
 
 -- The whole server at a glance: one row.
 CREATE OR REPLACE VIEW monitoring.database_health AS

@@ -12,6 +12,7 @@ import click
 from . import (
     alerts,
     channels,
+    database,
     demo,
     install,
     keys,
@@ -39,6 +40,7 @@ for _command in (
     *worker.COMMANDS,
     *channels.COMMANDS,
     *alerts.COMMANDS,
+    *database.COMMANDS,
     *demo.COMMANDS,
     *keys.COMMANDS,
     *serve.COMMANDS,

@@ -1,0 +1,76 @@
+"""`pg-monitoring db` on a database with a lock wait and pg_stat_statements: the one-screen
+summary fits 80 columns, and --json holds every list."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import psycopg
+from click.testing import CliRunner
+
+from pg_monitoring.cli import main
+
+from .conftest import superuser
+
+
+def run(*args: str, columns: int = 80) -> str:
+    result = CliRunner(env={"COLUMNS": str(columns)}).invoke(main, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_db_shows_a_lock_wait_top_statements_and_tables(installed_db: str) -> None:
+    with superuser(installed_db) as conn:
+        conn.execute("CREATE EXTENSION pg_stat_statements")
+        conn.execute(
+            "CREATE TABLE public.orders AS SELECT g AS id FROM generate_series(1, 1000) AS g"
+        )
+        conn.execute("ANALYZE public.orders")
+    holder = psycopg.connect(installed_db)
+    waiter = psycopg.connect(installed_db, autocommit=True)
+    holder_pid, waiter_pid = holder.info.backend_pid, waiter.info.backend_pid
+    try:
+        holder.execute("LOCK TABLE public.orders")
+        waited = threading.Thread(
+            target=lambda: waiter.execute("SELECT count(*) FROM public.orders")
+        )
+        waited.start()
+        deadline = time.monotonic() + 10
+        while True:
+            report = json.loads(run("db", "--dsn", installed_db, "--json"))
+            if report["blocking"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        text = run("db", "--dsn", installed_db)
+    finally:
+        holder.rollback()
+        holder.close()
+        waited.join(10)
+        waiter.close()
+
+    assert set(report) == {"health", "blocking", "activity", "statements", "tables", "replication"}
+    assert report["health"]["blocked"] >= 1
+    assert report["blocking"][0]["blocked_pid"] == waiter_pid
+    assert report["blocking"][0]["blocking_pid"] == holder_pid
+    assert any(row["table_name"] == "orders" for row in report["tables"])
+    assert report["statements"]
+    assert report["replication"] == []
+
+    lines = text.splitlines()
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    for title in ("Waiting for locks", "Longest transactions", "Top statements", "Largest tables"):
+        assert any(line.startswith(title) for line in lines), title
+    assert "waiting for a lock" in lines[1]
+    assert str(waiter_pid) in text
+    assert "public.orders" in text
+
+
+def test_db_top_bounds_every_list(installed_db: str) -> None:
+    report = json.loads(run("db", "--dsn", installed_db, "--json", "--top", "2"))
+    assert len(report["tables"]) == 2
+    assert len(report["activity"]) <= 2
+    result = CliRunner().invoke(main, ["db", "--dsn", installed_db, "--top", "0"])
+    assert result.exit_code == 2
+    assert "--top" in result.output
