@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -158,3 +160,14 @@ def forget_extension(dsn: str) -> None:
         )
         conn.execute("DELETE FROM pg_init_privs WHERE privtype = 'e'")
         conn.execute("DELETE FROM pg_extension WHERE extname = 'pg_monitoring'")
+
+
+def poll(read: Callable[[], Any], seconds: float = 10.0) -> Any:
+    """`read()` again until it returns something true, or `seconds` have passed; its last
+    value."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = read()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import threading
-import time
+from typing import Any
 
 import psycopg
 from click.testing import CliRunner
 
 from pg_monitoring.cli import main
 
-from .conftest import superuser
+from .conftest import poll, superuser
 
 
 def run(*args: str, columns: int = 80) -> str:
@@ -37,12 +37,13 @@ def test_db_shows_a_lock_wait_top_statements_and_tables(installed_db: str) -> No
             target=lambda: waiter.execute("SELECT count(*) FROM public.orders")
         )
         waited.start()
-        deadline = time.monotonic() + 10
-        while True:
+
+        def blocked() -> dict[str, Any] | None:
             report = json.loads(run("db", "--dsn", installed_db, "--json"))
-            if report["blocking"] or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+            return report if report["blocking"] else None
+
+        report = poll(blocked)
+        assert report is not None
         text = run("db", "--dsn", installed_db)
     finally:
         holder.rollback()

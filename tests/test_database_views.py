@@ -5,25 +5,14 @@ committed changes."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from .conftest import login_role, superuser
+from .conftest import login_role, poll, superuser
 
-WAIT = 10.0  # seconds any poll below waits at most
-
-
-def poll(read: Callable[[], Any]) -> Any:
-    deadline = time.monotonic() + WAIT
-    while True:
-        value = read()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
+WAIT = 10.0  # seconds a thread below is waited for at most
 
 
 def test_a_lock_wait_shows_who_waits_for_whom(installed_db: str) -> None:

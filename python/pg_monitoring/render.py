@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
@@ -34,6 +35,21 @@ def ago(moment: datetime | None) -> str:
         if seconds >= size:
             return f"{seconds // size}{unit} ago"
     return f"{max(seconds, 0)}s ago"
+
+
+def milliseconds(value: Decimal | float | None) -> str:
+    """A duration for people: 12.3 ms, 123 ms, 12.3 s, 4.5 min, 1.2 h."""
+    if value is None:
+        return "-"
+    value = float(value)
+    for unit, size in (("h", 3_600_000), ("min", 60_000)):
+        if value >= size:
+            return f"{value / size:.1f} {unit}"
+    if value >= 10000:
+        return f"{value / 1000:.1f} s"
+    if value >= 100:
+        return f"{value:.0f} ms"
+    return f"{value:.1f} ms"
 
 
 # A column of a table: its header, and its cell for a row.

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..render import Column, ago, fitted_table
+from ..render import Column, ago, fitted_table, milliseconds
 
 QUERY_WIDTH = 30
 # columns of words and ids; the others (figures) are right-aligned
@@ -29,25 +29,11 @@ def size(value: int | None) -> str:
 
 
 def seconds(value: Decimal | float | None) -> str:
-    if value is None:
-        return "-"
-    value = float(value)
-    if value >= 3600:
-        return f"{value / 3600:.1f} h"
-    if value >= 60:
-        return f"{value / 60:.1f} min"
-    return f"{value:.1f} s"
+    return milliseconds(None if value is None else float(value) * 1000)
 
 
 def percent(value: Decimal | float | None) -> str:
     return "-" if value is None else f"{float(value) * 100:.1f}%"
-
-
-def milliseconds(value: Decimal | float | None) -> str:
-    if value is None:
-        return "-"
-    value = float(value)
-    return f"{value:.1f} ms" if value < 1000 else seconds(value / 1000)
 
 
 # a query's text in a table: on one line, and not a whole screen of it (--json has it all)

@@ -3,14 +3,13 @@ that fits the console's width (80 columns and up); --json bypasses all of this."
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..render import ago
+from ..render import ago, milliseconds
 
 # The waterfall's columns besides the bar: the span's name (indented by depth), its service,
 # its duration, a mark for an error.
@@ -19,17 +18,6 @@ _SERVICE_WIDTH = 10
 _DURATION_WIDTH = 10
 _MARK_WIDTH = 2
 _MIN_BAR = 10
-
-
-def milliseconds(value: Decimal | float | None) -> str:
-    if value is None:
-        return "-"
-    value = float(value)
-    if value >= 10000:
-        return f"{value / 1000:.1f} s"
-    if value >= 100:
-        return f"{value:.0f} ms"
-    return f"{value:.1f} ms"
 
 
 def _status(row: dict[str, Any]) -> Text:
