@@ -9,7 +9,7 @@
 -- levels, limits, partitions, scrubbing, ingest keys, maintenance, privileges), errors/,
 -- alerts/, cache/, otlp/ (the OpenTelemetry data model traces and logs share: resources,
 -- attribute values), traces/, logs/, database/ (the health of the PostgreSQL server itself,
--- from its statistics); metrics gets a folder of its own (metrics/) when it arrives. Files come
+-- from its statistics), metrics/ (Prometheus's exposition). Files come
 -- in dependency order: a domain's tables before its functions (a LANGUAGE sql body is
 -- checked when it is created), but after the functions their CHECK constraints call (the
 -- one list of levels, core/levels.sql, of issue statuses, errors/vocabulary.sql, and of
@@ -115,6 +115,8 @@
 -- @include database/views.sql
 -- @include database/statements_tables.sql
 -- @include database/statements.sql
+
+-- @include metrics/exposition.sql
 
 -- @include core/maintenance.sql
 -- @include core/privileges.sql

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages `make test` needs (pgTAP, pg_prove, redis-server for the cache's
-# differential tests and benchmark) when they are missing.
+# differential tests and benchmark, prometheus for promtool) when they are missing.
 # As root it runs apt-get; otherwise it prints the command to run.
 set -euo pipefail
 
@@ -12,6 +12,8 @@ command -v pg_prove >/dev/null || packages+=(libtap-parser-sourcehandler-pgtap-p
 command -v pg_virtualenv >/dev/null || packages+=(postgresql-common)
 # redis-server brings redis-tools (redis-benchmark); pgbench comes with the server packages.
 command -v redis-server >/dev/null || packages+=(redis-server)
+# promtool checks the /metrics page (the package also has the Prometheus server)
+command -v promtool >/dev/null || packages+=(prometheus)
 
 [ ${#packages[@]} -eq 0 ] && exit 0
 

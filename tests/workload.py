@@ -261,6 +261,13 @@ def run(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     seen["stats"] = _rows(conn, "SELECT hits, misses FROM monitoring.cache_stats()")
     _one(conn, "SELECT monitoring._cache_evict_if_full()")
     seen["cache maintenance"] = _rows(conn, "SELECT * FROM monitoring.run_cache_maintenance()")
+    # the database's health: its figures change from run to run, what they hold does not
+    seen["metrics"] = _one(
+        conn, "SELECT monitoring.prometheus_metrics() LIKE '%%# TYPE pg_monitoring_issues gauge%%'"
+    )
+    seen["statements"] = _one(
+        conn, "SELECT count(*) >= 0 FROM monitoring.database_statements(5, false)"
+    )
     return seen
 
 

@@ -41,8 +41,8 @@ SELECT is(
         SELECT scopes FROM monitoring.ingest_keys
         WHERE name = 'shop'
     ),
-    ARRAY['events', 'logs', 'metrics', 'traces'],
-    'by default a key may send every signal'
+    ARRAY['events', 'logs', 'metrics', 'scrape', 'traces'],
+    'by default a key may send every signal, and scrape'
 );
 
 SELECT ok(
@@ -101,7 +101,7 @@ SELECT throws_ok(
 SELECT throws_ok(
     $$SELECT monitoring.add_ingest_key('x', ARRAY['traces', 'spans'])$$,
     '22023',
-    'p_scopes: unknown scope spans; the scopes are traces, logs, metrics, events',
+    'p_scopes: unknown scope spans; the scopes are traces, logs, metrics, events, scrape',
     'an unknown scope is named'
 );
 

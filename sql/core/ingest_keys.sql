@@ -148,7 +148,7 @@ END
 $$;
 
 COMMENT ON FUNCTION monitoring.check_ingest_key(text, text) IS
-'Whether p_key is a live ingest key allowed to send p_scope (traces, logs, metrics, events)';
+'Whether p_key is a live ingest key allowed p_scope (traces, logs, metrics, events, scrape)';
 
 GRANT EXECUTE ON FUNCTION monitoring.add_ingest_key(text, text[]) TO monitoring_admin;
 GRANT EXECUTE ON FUNCTION monitoring.revoke_ingest_key(text) TO monitoring_admin;

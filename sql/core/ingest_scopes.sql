@@ -8,11 +8,13 @@ LANGUAGE sql
 IMMUTABLE
 PARALLEL SAFE
 AS $$
-    SELECT ARRAY['traces', 'logs', 'metrics', 'events']::text[];
+    -- scrape: GET /metrics (reads the exposition; sends nothing)
+    SELECT ARRAY['traces', 'logs', 'metrics', 'events', 'scrape']::text[];
 $$;
 
 COMMENT ON FUNCTION monitoring.ingest_scopes() IS
-'What an ingest key may be allowed to send: traces, logs, metrics, events';
+'What an ingest key may be allowed to send: traces, logs, metrics, events; or scrape: read '
+'GET /metrics';
 
 GRANT EXECUTE ON FUNCTION monitoring.ingest_scopes() TO
 monitoring_reader, monitoring_writer, monitoring_admin;

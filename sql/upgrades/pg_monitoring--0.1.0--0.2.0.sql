@@ -77,5 +77,7 @@ ADD COLUMN fractional boolean NOT NULL DEFAULT FALSE;
 -- @include ../database/statements_tables.sql
 -- @include ../database/statements.sql
 
+-- @include ../metrics/exposition.sql
+
 -- @include ../core/maintenance.sql
 -- @include ../core/privileges.sql

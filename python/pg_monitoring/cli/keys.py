@@ -25,8 +25,8 @@ def keys() -> None:
     "--scope",
     "scopes",
     multiple=True,
-    help="A signal the key may send: traces, logs, metrics or events; repeat for several "
-    "[default: all].",
+    help="A signal the key may send: traces, logs, metrics or events, or scrape (GET "
+    "/metrics); repeat for several [default: all].",
 )
 def add(dsn: str, name: str, scopes: tuple[str, ...]) -> None:
     """Make a key NAME and print it (only its hash is stored)."""

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from .._db.connection_async import AsyncConnector
 from . import DEFAULT_KEY_CACHE_SECONDS, DEFAULT_MAX_BODY
 from .auth import KeyChecker
-from .routes import health, otlp
+from .routes import health, metrics, otlp
 
 
 @dataclass(frozen=True)
@@ -67,4 +67,4 @@ def create_app(config: ServerConfig) -> Starlette:
         finally:
             await pool.close()
 
-    return Starlette(routes=[*health.ROUTES, *otlp.ROUTES], lifespan=lifespan)
+    return Starlette(routes=[*health.ROUTES, *metrics.ROUTES, *otlp.ROUTES], lifespan=lifespan)

@@ -1,0 +1,110 @@
+-- prometheus_metrics: the families and samples of what the database holds, in the text
+-- format's rules (promtool's check of the live page: tests/test_server_metrics.py).
+BEGIN;
+SELECT plan(9);
+
+SELECT monitoring.capture_message('card declined', 'error', NULL, 'production', 'shop');
+SELECT monitoring.capture_message('card declined again', 'error', NULL, 'production', 'shop');
+SELECT monitoring.capture_message('odd', 'warning', NULL, 'staging', E'we"ird\\na\nme');
+SELECT monitoring.fold_counts();
+
+CREATE TEMPORARY TABLE page AS SELECT monitoring.prometheus_metrics() AS text;
+CREATE TEMPORARY TABLE page_lines AS
+SELECT
+    l.line,
+    l.n
+FROM page AS p
+CROSS JOIN LATERAL regexp_split_to_table(p.text, E'\n') WITH ORDINALITY AS l (line, n);
+
+SELECT ok((SELECT right(p.text, 1) = E'\n' FROM page AS p), 'the page ends with a newline');
+
+-- the issues sample whose labels hold p_part
+CREATE FUNCTION pg_temp.issues_line(p_part text)
+RETURNS text
+LANGUAGE sql
+AS $$
+    SELECT l.line FROM page_lines AS l
+    WHERE l.line LIKE 'pg\_monitoring\_issues{%' AND strpos(l.line, p_part) > 0
+$$;
+
+SELECT is(
+    pg_temp.issues_line('service="shop"'),
+    'pg_monitoring_issues{environment="production",level="error",service="shop",'
+    || 'status="unresolved"} 2',
+    'issues counted by service, environment, level and status'
+);
+
+SELECT is(
+    pg_temp.issues_line('staging'),
+    'pg_monitoring_issues{environment="staging",level="warning",service="we\"ird\\na\nme",'
+    || 'status="unresolved"} 1',
+    'label values escape double quotes, backslashes and newlines'
+);
+
+SELECT is(
+    (
+        SELECT count(*)::integer FROM page_lines AS l
+        WHERE l.line LIKE '# TYPE %'
+    ),
+    (
+        SELECT count(DISTINCT split_part(l.line, ' ', 3))::integer FROM page_lines AS l
+        WHERE l.line LIKE '# HELP %'
+    ),
+    'one HELP and one TYPE per family'
+);
+
+-- each family's lines together: a sample's name is that of the last TYPE line before it
+SELECT is(
+    (
+        SELECT count(*)::integer
+        FROM page_lines AS s
+        WHERE
+            s.line NOT LIKE '#%' AND s.line <> ''
+            AND split_part(split_part(s.line, '{', 1), ' ', 1) <> (
+                SELECT split_part(t.line, ' ', 3) FROM page_lines AS t
+                WHERE t.line LIKE '# TYPE %' AND t.n < s.n
+                ORDER BY t.n DESC LIMIT 1
+            )
+    ),
+    0,
+    'every sample follows its own family''s TYPE line'
+);
+
+SELECT ok(
+    (
+        SELECT l.line ~ '^pg_monitoring_cache_hits_total [0-9]+$' FROM page_lines AS l
+        WHERE l.line LIKE 'pg\_monitoring\_cache\_hits\_total %'
+    ),
+    'cache counters end in _total'
+);
+
+SELECT is(
+    (
+        SELECT array_agg(split_part(split_part(l.line, '"', 2), '"', 1) ORDER BY l.line)
+        FROM page_lines AS l
+        WHERE l.line LIKE 'pg\_monitoring\_alert\_notifications{%'
+    ),
+    ARRAY['dead', 'failed', 'pending', 'sending', 'sent'],
+    'alert notifications: a sample for every status, zero or not'
+);
+
+SELECT ok(
+    (
+        SELECT l.line ~ '^pg_monitoring_database_connections\{state="active"\} [1-9][0-9]*$'
+        FROM page_lines AS l
+        WHERE l.line LIKE 'pg\_monitoring\_database\_connections{state="active"}%'
+    ),
+    'the database''s health: this session is an active connection'
+);
+
+SELECT lives_ok(
+    $$
+        SET LOCAL ROLE monitoring_reader;
+        SELECT monitoring.prometheus_metrics();
+    $$,
+    'a reader may scrape'
+);
+RESET ROLE;
+
+SELECT * FROM finish();
+ROLLBACK;
