@@ -62,6 +62,7 @@
 -- @include core/ingest_scopes.sql
 -- @include core/ingest_keys_tables.sql
 -- @include core/ingest_keys.sql
+-- @include core/maintenance_runs_table.sql
 
 -- @include errors/normalize.sql
 -- @include errors/stack_traces.sql

@@ -1,7 +1,7 @@
 -- prometheus_metrics: the families and samples of what the database holds, in the text
 -- format's rules (promtool's check of the live page: tests/test_server_metrics.py).
 BEGIN;
-SELECT plan(9);
+SELECT plan(12);
 
 SELECT monitoring.capture_message('card declined', 'error', NULL, 'production', 'shop');
 SELECT monitoring.capture_message('card declined again', 'error', NULL, 'production', 'shop');
@@ -95,6 +95,47 @@ SELECT ok(
         WHERE l.line LIKE 'pg\_monitoring\_database\_connections{state="active"}%'
     ),
     'the database''s health: this session is an active connection'
+);
+
+-- maintenance and partitions: after a run, nothing failed and nothing is missing ahead
+SELECT monitoring.run_maintenance();
+CREATE FUNCTION pg_temp.sample(p_start text)
+RETURNS text
+LANGUAGE sql
+AS $$
+    SELECT string_agg(l.line, ';' ORDER BY l.line)
+    FROM regexp_split_to_table(monitoring.prometheus_metrics(), E'\n') AS l (line)
+    WHERE starts_with(l.line, p_start)
+$$;
+
+SELECT ok(
+    pg_temp.sample('pg_monitoring_maintenance_last_run_timestamp_seconds ')
+    ~ '^pg_monitoring_maintenance_last_run_timestamp_seconds 1[0-9]{9}(\.[0-9]+)?$'
+    AND pg_temp.sample('pg_monitoring_maintenance_last_run_failed_steps ')
+    = 'pg_monitoring_maintenance_last_run_failed_steps 0',
+    'the last run_maintenance: when it finished, and no step failed'
+);
+
+SELECT is(
+    pg_temp.sample('pg_monitoring_partitions_missing_ahead{'),
+    'pg_monitoring_partitions_missing_ahead{table="error_events"} 0;'
+    || 'pg_monitoring_partitions_missing_ahead{table="log_records"} 0;'
+    || 'pg_monitoring_partitions_missing_ahead{table="trace_spans"} 0',
+    'no partition missing ahead after maintenance'
+);
+
+DO $$
+BEGIN
+    EXECUTE format(
+        'DROP TABLE monitoring.trace_spans_p%s',
+        to_char((now() AT TIME ZONE 'UTC')::date + 7, 'YYYYMMDD')
+    );
+END
+$$;
+SELECT is(
+    pg_temp.sample('pg_monitoring_partitions_missing_ahead{table="trace_spans"}'),
+    'pg_monitoring_partitions_missing_ahead{table="trace_spans"} 1',
+    'a day''s partition missing ahead is counted'
 );
 
 SELECT lives_ok(

@@ -77,10 +77,20 @@ BEGIN
     IF v_failed <> '{}' THEN
         v_report := v_report || jsonb_build_object('failed', v_failed);
     END IF;
-    RETURN v_report || jsonb_build_object(
+    v_report := v_report || jsonb_build_object(
         'milliseconds',
         round((extract(EPOCH FROM clock_timestamp() - v_started) * 1000)::numeric, 1)
     );
+    INSERT INTO monitoring.maintenance_runs AS m (finished_at, milliseconds, failed_steps)
+    VALUES (
+        clock_timestamp(),
+        (v_report ->> 'milliseconds')::numeric,
+        ARRAY(SELECT jsonb_object_keys(v_failed) ORDER BY 1)
+    )
+    ON CONFLICT (only_row) DO UPDATE
+    SET finished_at = excluded.finished_at, milliseconds = excluded.milliseconds,
+        failed_steps = excluded.failed_steps;
+    RETURN v_report;
 END
 $$;
 

@@ -71,6 +71,41 @@ AS $$
         WHERE c.oid = 'monitoring.cache_entries'::regclass
         UNION ALL
         SELECT
+            'pg_monitoring_maintenance_' || m.name, 'gauge', m.help, '{}'::jsonb, m.value
+        FROM monitoring.maintenance_runs AS r
+        CROSS JOIN LATERAL (VALUES
+            (
+                'last_run_timestamp_seconds',
+                'When run_maintenance last finished (Unix time; alert on time() minus it)',
+                round(extract(EPOCH FROM r.finished_at)::numeric, 3)
+            ),
+            (
+                'last_run_failed_steps', 'Steps that failed in the last run_maintenance',
+                cardinality(r.failed_steps)::numeric
+            )
+        ) AS m (name, help, value)
+        UNION ALL
+        -- days from today (UTC) to each table's days-ahead setting without their partition:
+        -- their rows would land in the DEFAULT partition, which retention does not drop
+        SELECT
+            'pg_monitoring_partitions_missing_ahead', 'gauge',
+            'Daily partitions missing from today to the days-ahead setting, by table',
+            jsonb_build_object('table', t.name),
+            (
+                SELECT count(*)
+                FROM generate_series(0, monitoring.get_setting(t.setting)::integer) AS d (n)
+                WHERE pg_catalog.to_regclass(
+                    'monitoring.' || t.name || '_p'
+                    || to_char((now() AT TIME ZONE 'UTC')::date + d.n, 'YYYYMMDD')
+                ) IS NULL
+            )::numeric
+        FROM (VALUES
+            ('error_events', 'errors.partition_days_ahead'),
+            ('trace_spans', 'traces.partition_days_ahead'),
+            ('log_records', 'logs.partition_days_ahead')
+        ) AS t (name, setting)
+        UNION ALL
+        SELECT
             'pg_monitoring_database_connections', 'gauge',
             'Client connections by state (not visible: processes the owner may not see)',
             jsonb_build_object('state', c.state), c.connections::numeric
@@ -142,7 +177,7 @@ AS $$
 $$;
 
 COMMENT ON FUNCTION monitoring.prometheus_metrics() IS
-'Prometheus text exposition (0.0.4) of issues, alert notifications, the cache and the '
-'database server''s health, cheap enough to scrape every 15 seconds';
+'Prometheus text exposition (0.0.4) of issues, alert notifications, the cache, maintenance, '
+'partitions and the database server''s health, cheap enough to scrape every 15 seconds';
 
 GRANT EXECUTE ON FUNCTION monitoring.prometheus_metrics() TO monitoring_reader, monitoring_admin;

@@ -23,6 +23,7 @@ ADD COLUMN fractional boolean NOT NULL DEFAULT FALSE;
 -- @include ../core/ingest_scopes.sql
 -- @include ../core/ingest_keys_tables.sql
 -- @include ../core/ingest_keys.sql
+-- @include ../core/maintenance_runs_table.sql
 
 -- @include ../errors/normalize.sql
 -- @include ../errors/stack_traces.sql
