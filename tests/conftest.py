@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +165,7 @@ def forget_extension(dsn: str) -> None:
         conn.execute("DELETE FROM pg_extension WHERE extname = 'pg_monitoring'")
 
 
-def poll(read: Callable[[], Any], seconds: float = 10.0) -> Any:
+def poll(read: Callable[[], Any], seconds: float = 20.0) -> Any:
     """`read()` again until it returns something true, or `seconds` have passed; its last
     value."""
     deadline = time.monotonic() + seconds
@@ -171,3 +174,38 @@ def poll(read: Callable[[], Any], seconds: float = 10.0) -> Any:
         if value or time.monotonic() > deadline:
             return value
         time.sleep(0.05)
+
+
+@dataclass
+class LockWait:
+    holder_pid: int
+    waiter_pid: int
+    holder: psycopg.Connection[Any]
+    waiter: threading.Thread
+
+    def release(self) -> None:
+        """Ends the holder's transaction; the waiter's read then completes."""
+        self.holder.commit()
+        self.waiter.join(20)
+        assert not self.waiter.is_alive(), "the waiting read did not end"
+
+
+@contextmanager
+def lock_wait(dsn: str, table: str) -> Iterator[LockWait]:
+    """A session holding `table` in ACCESS EXCLUSIVE mode inside an open transaction, and
+    another (in a thread) waiting to read it; both end when the block does."""
+    holder = psycopg.connect(dsn)
+    waiter = psycopg.connect(dsn, autocommit=True)
+    query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(*table.split(".")))
+    thread = threading.Thread(target=lambda: waiter.execute(query))
+    try:
+        holder.execute(sql.SQL("LOCK TABLE {}").format(sql.Identifier(*table.split("."))))
+        waiter.execute("SET lock_timeout = '20s'")
+        thread.start()
+        yield LockWait(holder.info.backend_pid, waiter.info.backend_pid, holder, thread)
+    finally:
+        holder.rollback()
+        holder.close()
+        if thread.ident is not None:  # started
+            thread.join(20)
+        waiter.close()

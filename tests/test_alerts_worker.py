@@ -25,6 +25,7 @@ from pg_monitoring.alerts.senders import Timeouts
 from pg_monitoring.cli import main
 
 from .alert_servers import http_receiver, self_signed_certificate, smtp_server
+from .conftest import poll
 from .test_alerts import capture, outbox, query
 
 PG_MONITORING = str(Path(sys.executable).parent / "pg-monitoring")
@@ -63,15 +64,6 @@ def running_worker(
         worker.stop()
         thread.join(timeout=20)
         assert not thread.is_alive(), "the worker stops when asked"
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def statuses(dsn: str) -> list[str]:
@@ -229,7 +221,7 @@ def test_retries_with_backoff_until_the_receiver_recovers(alerts_db: str) -> Non
         capture(alerts_db)
         started = time.monotonic()
         with running_worker(alerts_db):
-            assert wait_until(lambda: statuses(alerts_db) == ["sent"])
+            assert poll(lambda: statuses(alerts_db) == ["sent"])
         elapsed = time.monotonic() - started
     assert http.answers == [500, 500, 503, 200]
     assert {r.headers["Idempotency-Key"] for r in http.requests} == keys(alerts_db)
@@ -247,7 +239,7 @@ def test_a_receiver_that_never_recovers_ends_in_dead_letters(alerts_db: str) -> 
         add_webhook(alerts_db, f"{http.url}/hook", secret=None)
         capture(alerts_db)
         with running_worker(alerts_db, options(max_attempts=3)):
-            assert wait_until(lambda: statuses(alerts_db) == ["dead"])
+            assert poll(lambda: statuses(alerts_db) == ["dead"])
             assert http.answers == [500, 500, 500]
             (dead,) = outbox(alerts_db)
             (row,) = query(alerts_db, "SELECT last_error FROM monitoring.notifications")
@@ -263,7 +255,7 @@ def test_a_receiver_that_never_recovers_ends_in_dead_letters(alerts_db: str) -> 
                 main, ["alerts", "retry", str(dead["id"]), "--dsn", alerts_db]
             )
             assert retried.exit_code == 0, retried.output
-            assert wait_until(lambda: statuses(alerts_db) == ["sent"]), "NOTIFY wakes the worker"
+            assert poll(lambda: statuses(alerts_db) == ["sent"]), "NOTIFY wakes the worker"
     assert http.answers == [500, 500, 500, 200]
 
 
@@ -285,9 +277,9 @@ def test_alerts_wait_in_the_outbox_for_a_worker(alerts_db: str) -> None:
         time.sleep(0.3)
         assert statuses(alerts_db) == ["pending"] * 3, "nobody listens: nothing is lost"
         with running_worker(alerts_db):
-            assert wait_until(lambda: statuses(alerts_db) == ["sent"] * 3)
+            assert poll(lambda: statuses(alerts_db) == ["sent"] * 3)
             capture(alerts_db, "while it runs", fingerprint=["later"])
-            assert wait_until(lambda: statuses(alerts_db) == ["sent"] * 4)
+            assert poll(lambda: statuses(alerts_db) == ["sent"] * 4)
     assert {r.headers["Idempotency-Key"] for r in http.requests} == keys(alerts_db)
 
 
@@ -354,7 +346,7 @@ def queued_test_notification(dsn: str, channel: str) -> int:
 
 def fold_in_a_running_worker(dsn: str) -> None:
     with running_worker(dsn, options(fold_every=0.2)):
-        assert wait_until(lambda: statuses(dsn) == ["sent", "sent"])
+        assert poll(lambda: statuses(dsn) == ["sent", "sent"])
 
 
 def fold_in_worker_once(dsn: str) -> None:
@@ -436,7 +428,7 @@ def test_the_workers_errors_say_its_options_not_sqls_arguments(
     try:
         capture(alerts_db, fingerprint=["retry-max"])
         # claimed: SIGTERM lets the send in flight finish, and its outcome be refused
-        assert wait_until(lambda: statuses(alerts_db)[1:] == ["sending"], timeout=60)
+        assert poll(lambda: statuses(alerts_db)[1:] == ["sending"], seconds=60)
     finally:
         running.send_signal(signal.SIGTERM)
         _, log = running.communicate(timeout=20)
@@ -493,9 +485,9 @@ def test_a_killed_worker_loses_nothing(alerts_db: str) -> None:
         # long, so a slow, loaded machine can not make it redeliver what it is still sending.
         second = start_worker(alerts_db, "--lease", "30", "--concurrency", "3")
         try:
-            assert wait_until(
-                lambda: statuses(alerts_db) == ["sent"] * NOTIFICATIONS, timeout=60
-            ), statuses(alerts_db)
+            assert poll(lambda: statuses(alerts_db) == ["sent"] * NOTIFICATIONS, seconds=60), (
+                statuses(alerts_db)
+            )
         finally:
             second.send_signal(signal.SIGTERM)
             assert second.wait(timeout=20) == 0

@@ -20,7 +20,7 @@ import httpx
 import psycopg
 import pytest
 
-from .conftest import REPO, login_role
+from .conftest import REPO, login_role, poll
 from .test_outage import BIN, Server, app_db, server  # noqa: F401 - fixtures
 from .test_server import add_key
 from .test_server import serve as run_serve
@@ -120,13 +120,9 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., App]]:
 
 
 def wait_for(check: Callable[[], Any], what: str, seconds: float = SETTLE) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        outcome = check()
-        if outcome:
-            return outcome
-        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
-        time.sleep(0.1)
+    outcome = poll(check, seconds)
+    assert outcome, f"not within {seconds} s: {what}"
+    return outcome
 
 
 @pytest.mark.parametrize("mode", ["inside", "outside", "otlp"])

@@ -4,15 +4,13 @@ summary fits 80 columns, and --json holds every list."""
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
-import psycopg
 from click.testing import CliRunner
 
 from pg_monitoring.cli import main
 
-from .conftest import poll, superuser
+from .conftest import lock_wait, poll, superuser
 
 
 def run(*args: str, columns: int = 80) -> str:
@@ -28,15 +26,7 @@ def test_db_shows_a_lock_wait_top_statements_and_tables(installed_db: str) -> No
             "CREATE TABLE public.orders AS SELECT g AS id FROM generate_series(1, 1000) AS g"
         )
         conn.execute("ANALYZE public.orders")
-    holder = psycopg.connect(installed_db)
-    waiter = psycopg.connect(installed_db, autocommit=True)
-    holder_pid, waiter_pid = holder.info.backend_pid, waiter.info.backend_pid
-    try:
-        holder.execute("LOCK TABLE public.orders")
-        waited = threading.Thread(
-            target=lambda: waiter.execute("SELECT count(*) FROM public.orders")
-        )
-        waited.start()
+    with lock_wait(installed_db, "public.orders") as wait:
 
         def blocked() -> dict[str, Any] | None:
             report = json.loads(run("db", "--dsn", installed_db, "--json"))
@@ -45,11 +35,7 @@ def test_db_shows_a_lock_wait_top_statements_and_tables(installed_db: str) -> No
         report = poll(blocked)
         assert report is not None
         text = run("db", "--dsn", installed_db)
-    finally:
-        holder.rollback()
-        holder.close()
-        waited.join(10)
-        waiter.close()
+    holder_pid, waiter_pid = wait.holder_pid, wait.waiter_pid
 
     assert set(report) == {"health", "blocking", "activity", "statements", "tables", "replication"}
     assert report["health"]["blocked"] >= 1

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .conftest import login_role, poll, superuser
+from .conftest import lock_wait, login_role, poll, superuser
 
 WAIT = 10.0  # seconds a thread below is waited for at most
 
@@ -18,18 +18,11 @@ WAIT = 10.0  # seconds a thread below is waited for at most
 def test_a_lock_wait_shows_who_waits_for_whom(installed_db: str) -> None:
     with superuser(installed_db) as setup:
         setup.execute("CREATE TABLE public.orders (id integer)")
-    holder = psycopg.connect(installed_db)
-    waiter = psycopg.connect(installed_db, autocommit=True)
-    reader = psycopg.connect(installed_db, autocommit=True)
-    try:
-        holder.execute("LOCK TABLE public.orders IN ACCESS EXCLUSIVE MODE")
-        holder_pid, waiter_pid = holder.info.backend_pid, waiter.info.backend_pid
-        waiter.execute("SET lock_timeout = '20s'")
-        waited = threading.Thread(
-            target=lambda: waiter.execute("SELECT count(*) FROM public.orders")
-        )
-        waited.start()
-
+    with (
+        lock_wait(installed_db, "public.orders") as wait,
+        psycopg.connect(installed_db, autocommit=True) as reader,
+    ):
+        holder_pid, waiter_pid = wait.holder_pid, wait.waiter_pid
         pairs = poll(
             lambda: reader.execute(
                 "SELECT blocked_pid, blocking_pid, blocking_state, waiting_seconds, "
@@ -38,7 +31,7 @@ def test_a_lock_wait_shows_who_waits_for_whom(installed_db: str) -> None:
         )
         assert [p[:3] for p in pairs] == [(waiter_pid, holder_pid, "idle in transaction")]
         assert pairs[0][3] >= 0
-        assert "FROM public.orders" in pairs[0][4]
+        assert 'FROM "public"."orders"' in pairs[0][4]
 
         activity = {
             row[0]: row[1:]
@@ -63,6 +56,9 @@ def test_a_lock_wait_shows_who_waits_for_whom(installed_db: str) -> None:
         states = dict(
             reader.execute("SELECT state, connections FROM monitoring.database_connections")
         )
+        assert states["idle in transaction"] >= 1
+        assert states["active"] >= 2
+
         # no view waits for the lock it reports (the size functions would: they lock the
         # table), nor for any other
         reader.execute("SET lock_timeout = '2s'")
@@ -76,18 +72,10 @@ def test_a_lock_wait_shows_who_waits_for_whom(installed_db: str) -> None:
         ):
             reader.execute(f"SELECT count(*) FROM monitoring.{view}")
         reader.execute("SELECT count(*) FROM monitoring.database_statements()")
-        assert states["idle in transaction"] >= 1
-        assert states["active"] >= 2
 
-        holder.commit()
-        waited.join(WAIT)
-        assert not waited.is_alive()
-        assert reader.execute("SELECT count(*) FROM monitoring.database_blocking").fetchone() == (
-            0,
-        )
-    finally:
-        for conn in (holder, waiter, reader):
-            conn.close()
+        wait.release()
+        blocked = reader.execute("SELECT count(*) FROM monitoring.database_blocking").fetchone()
+        assert blocked == (0,)
 
 
 def test_a_reader_needs_pg_monitor_to_see_other_roles(installed_db: str) -> None:

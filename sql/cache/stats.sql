@@ -40,6 +40,22 @@ $$;
 COMMENT ON FUNCTION monitoring._cache_entry_bytes(text, jsonb, bytea) IS
 'The bytes an entry counts for against cache.max_bytes: its key and value as stored';
 
+-- The counters summed over their shards (at most bigint's maximum: they only grow), for
+-- cache_stats and prometheus_metrics.
+CREATE OR REPLACE FUNCTION monitoring._cache_counter_totals(
+    OUT hits bigint, OUT misses bigint, OUT expired_removed bigint, OUT evicted bigint
+)
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT
+        least(coalesce(sum(s.hits), 0), 9223372036854775807)::bigint,
+        least(coalesce(sum(s.misses), 0), 9223372036854775807)::bigint,
+        least(coalesce(sum(s.expired_removed), 0), 9223372036854775807)::bigint,
+        least(coalesce(sum(s.evicted), 0), 9223372036854775807)::bigint
+    FROM monitoring.cache_counters AS s;
+$$;
+
 CREATE OR REPLACE FUNCTION monitoring.cache_stats()
 RETURNS TABLE (
     entries bigint,
@@ -74,16 +90,8 @@ AS $$
             coalesce(sum(monitoring._cache_entry_bytes(e.key, e.value, e.value_bytes)), 0)::bigint
                 AS bytes
         FROM monitoring.cache_entries AS e
-    ) AS t,
-        (
-            SELECT
-                least(coalesce(sum(s.hits), 0), 9223372036854775807)::bigint AS hits,
-                least(coalesce(sum(s.misses), 0), 9223372036854775807)::bigint AS misses,
-                least(coalesce(sum(s.expired_removed), 0), 9223372036854775807)::bigint
-                    AS expired_removed,
-                least(coalesce(sum(s.evicted), 0), 9223372036854775807)::bigint AS evicted
-            FROM monitoring.cache_counters AS s
-        ) AS c;
+    ) AS t
+    CROSS JOIN monitoring._cache_counter_totals() AS c;
 $$;
 
 COMMENT ON FUNCTION monitoring.cache_stats() IS

@@ -46,14 +46,7 @@ AS $$
         UNION ALL
         SELECT
             'pg_monitoring_cache_' || c.name || '_total', 'counter', c.help, '{}'::jsonb, c.value
-        FROM (
-            SELECT
-                coalesce(sum(s.hits), 0) AS hits,
-                coalesce(sum(s.misses), 0) AS misses,
-                coalesce(sum(s.expired_removed), 0) AS expired_removed,
-                coalesce(sum(s.evicted), 0) AS evicted
-            FROM monitoring.cache_counters AS s
-        ) AS t
+        FROM monitoring._cache_counter_totals() AS t
         CROSS JOIN LATERAL (VALUES
             ('hits', 'Cache reads that found a value (as clients report them)', t.hits),
             ('misses', 'Cache reads that found none (as clients report them)', t.misses),
