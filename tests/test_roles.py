@@ -17,10 +17,10 @@ from pg_monitoring import AsyncErrorTracker, ErrorTracker, PermissionDeniedError
 from pg_monitoring.cli import main
 
 from .alert_servers import http_receiver
-from .conftest import login_role, superuser
+from .conftest import login_role, poll, superuser
 from .test_alerts import add_webhook, capture, outbox, query
 from .test_alerts_worker import add_webhook as add_receiver
-from .test_alerts_worker import options, running_worker, wait_until
+from .test_alerts_worker import options, running_worker
 
 FINGERPRINT = "payment_timeout_error"
 TRIAGE_REFUSED = "Triage (resolve, ignore, reopen, assign) needs monitoring_admin: "
@@ -168,7 +168,7 @@ def test_any_role_may_notify_but_a_forged_wake_up_sends_nothing(installed_db: st
         # No polling to speak of: only NOTIFY wakes this worker.
         with running_worker(installed_db, options(poll_interval=60)):
             capture(installed_db)
-            assert wait_until(lambda: [n["status"] for n in outbox(installed_db)] == ["sent"])
+            assert poll(lambda: [n["status"] for n in outbox(installed_db)] == ["sent"])
             (sent,) = outbox(installed_db)
             with psycopg.connect(stranger, autocommit=True) as conn:
                 for payload in (str(sent["id"]), "999999", "send everything"):
