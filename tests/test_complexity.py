@@ -4,8 +4,6 @@ counted where spread, and its limits refusing hostile documents quickly."""
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 
@@ -23,6 +21,8 @@ from pg_monitoring.analysis.complexity import (
     QueryTooLargeError,
     analyze_query_complexity,
 )
+
+from .conftest import import_error_without
 
 USER_QUERY = """
 query GetUser($id: ID!) {
@@ -155,17 +155,8 @@ def test_limits_on_its_own_input() -> None:
 
 
 def test_without_graphql_core_the_error_names_the_extra() -> None:
-    script = (
-        "import sys; sys.modules['graphql'] = None\n"
-        "try:\n"
-        "    import pg_monitoring.analysis.complexity\n"
-        "except ImportError as error:\n"
-        "    print(error)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    ).stdout
-    assert "pg-monitoring[graphql]" in out
+    message = import_error_without("graphql", "pg_monitoring.analysis.complexity")
+    assert "pg-monitoring[graphql]" in message
 
 
 # Random selection trees: the counts computed from the tree itself, the document written

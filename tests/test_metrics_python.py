@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, generate_latest
@@ -16,6 +15,8 @@ from pg_monitoring.cache import SyncPostgresCache
 from pg_monitoring.integrations.asgi import request_metrics
 from pg_monitoring.monitoring import metrics
 from pg_monitoring.monitoring.metrics import MetricsCollector, query_duration_histogram
+
+from .conftest import import_error_without
 
 PROMTOOL = shutil.which("promtool")
 
@@ -154,17 +155,8 @@ def test_the_cache_client_counts_in_the_same_counters(installed_db: str, cache_f
 
 
 def test_without_prometheus_client_the_error_names_the_extra() -> None:
-    script = (
-        "import sys; sys.modules['prometheus_client'] = None\n"
-        "try:\n"
-        "    import pg_monitoring.monitoring.metrics\n"
-        "except ImportError as error:\n"
-        "    print(error)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    ).stdout
-    assert "pg-monitoring[prometheus]" in out
+    message = import_error_without("prometheus_client", "pg_monitoring.monitoring.metrics")
+    assert "pg-monitoring[prometheus]" in message
 
 
 def test_promtool_accepts_a_registry_with_everything() -> None:

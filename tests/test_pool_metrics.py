@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from pg_monitoring import db
 from pg_monitoring.monitoring.metrics import MetricsCollector
 
-from .conftest import poll
+from .conftest import REPO, poll
 
 WARNING = "Database pool highly utilized"
 
@@ -199,3 +199,24 @@ def test_the_default_collector_is_the_global_registry(database: str) -> None:
         db.register_db_pool(pool)
         db.collect_pool_metrics()
         assert REGISTRY.get_sample_value("pg_monitoring_db_pool_max_connections") == 5
+
+
+def readme_example() -> str:
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Application metrics") :]
+    return section[section.index("```python\n") + 10 : section.index("```\n")]
+
+
+async def test_the_readme_example_runs(database: str) -> None:
+    from prometheus_client import REGISTRY
+
+    code = readme_example().replace('"postgresql://app@db/app"', repr(database))
+    namespace: dict[str, object] = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    value = REGISTRY.get_sample_value
+    success = {"operation": "GetUser", "status": "success"}
+    before = value("pg_monitoring_graphql_requests_total", success) or 0
+    await namespace["main"]()  # type: ignore[operator]
+    assert value("pg_monitoring_graphql_requests_total", success) == before + 1
+    assert value("pg_monitoring_db_pool_max_connections") == 10
+    assert db.get_db_pool().closed
