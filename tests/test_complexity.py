@@ -154,6 +154,11 @@ def test_limits_on_its_own_input() -> None:
     assert analyze_query_complexity("{" + "a{" * 19 + "b" + "}" * 20).depth == 20
 
 
+def test_the_query_is_text() -> None:
+    with pytest.raises(TypeError, match="not bytes"):
+        analyze_query_complexity(b"{ a }")  # type: ignore[arg-type]
+
+
 def test_without_graphql_core_the_error_names_the_extra() -> None:
     message = import_error_without("graphql", "pg_monitoring.analysis.complexity")
     assert "pg-monitoring[graphql]" in message

@@ -144,6 +144,8 @@ def analyze_query_complexity(
     Raises a QueryComplexityError (a ValueError) over a limit, on a syntax error, a fragment
     cycle, an unknown fragment or operation.
     """
+    if not isinstance(query, str):
+        raise TypeError(f"the query is a str, not {type(query).__name__}")
     if len(query) > max_bytes or len(query.encode()) > max_bytes:
         raise QueryTooLargeError(f"the query is longer than max_bytes ({max_bytes} bytes)")
     source = Source(query)
