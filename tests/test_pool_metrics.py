@@ -86,7 +86,7 @@ def test_held_connections_and_one_saturation_warning(
         assert gauges(collector) == {"active": 0, "idle": 4, "waiting": 0, "max": 4}
 
 
-def test_the_warning_comes_again_after_its_interval(
+def test_a_sustained_saturation_warns_and_again_after_the_interval(
     database: str,
     collector: MetricsCollector,
     caplog: pytest.LogCaptureFixture,
@@ -98,8 +98,11 @@ def test_the_warning_comes_again_after_its_interval(
         caplog.at_level(logging.WARNING, logger="pg_monitoring.db"),
     ):
         db.collect_pool_metrics(pool, collector)
+        assert not warnings(caplog), "saturated once: perhaps connections being opened"
         db.collect_pool_metrics(pool, collector)
-        assert len(warnings(caplog)) == 1
+        assert len(warnings(caplog)) == 1, "saturated twice in a row"
+        db.collect_pool_metrics(pool, collector)
+        assert len(warnings(caplog)) == 1, "not again within WARNING_INTERVAL"
         monkeypatch.setattr(db, "WARNING_INTERVAL", 0.0)
         db.collect_pool_metrics(pool, collector)
         assert len(warnings(caplog)) == 2
@@ -118,6 +121,18 @@ def test_an_idle_pool_of_fixed_size_is_not_saturated(
         assert not warnings(caplog)
 
 
+def test_a_closed_pool_has_nothing_lent_out(
+    database: str, collector: MetricsCollector, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = ConnectionPool(database, min_size=2, max_size=2, open=False)
+    with caplog.at_level(logging.WARNING, logger="pg_monitoring.db"):
+        for _ in range(2):
+            stats = db.collect_pool_metrics(pool, collector)
+    assert stats["pool_size"] == 2, "psycopg_pool counts min_size before it opened"
+    assert gauges(collector) == {"active": 0, "idle": 0, "waiting": 0, "max": 2}
+    assert not warnings(caplog)
+
+
 async def test_async_pool_and_the_periodic_collector(
     database: str, collector: MetricsCollector, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -132,6 +147,11 @@ async def test_async_pool_and_the_periodic_collector(
                     break
                 await asyncio.sleep(0.01)
             assert gauges(collector) == {"active": 3, "idle": 0, "waiting": 0, "max": 3}
+            for _ in range(200):
+                if warnings(caplog):
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)  # ten more saturated collections
             for conn in held:
                 await pool.putconn(conn)
             for _ in range(200):

@@ -13,7 +13,9 @@ requests queued for one) and `pg_monitoring_db_pool_max_connections`. The gauges
 pool label: they describe the one pool the application registered (or the one passed).
 
 It logs the design document's warning, "Database pool highly utilized", when more than 90%
-of `max_size` is lent out, at most once per `WARNING_INTERVAL` seconds per pool. The
+of `max_size` is lent out at two collections in a row, or requests wait for a connection; at
+most once per `WARNING_INTERVAL` seconds per pool. (psycopg_pool counts connections being
+opened in `pool_size`: one collection just after the pool opened sees them lent out.) The
 document divides `pool_size` (every connection the pool holds, idle ones too) by `max_size`,
 which reads 100% for any pool opened with `min_size == max_size`, psycopg_pool's default,
 however idle; the lent-out share is the saturation the warning is about.
@@ -26,6 +28,7 @@ import logging
 import threading
 import time
 import weakref
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
@@ -56,7 +59,17 @@ WARNING_INTERVAL = 300.0
 logger = logging.getLogger("pg_monitoring.db")
 
 _pool: Pool | None = None
-_last_warning: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+
+@dataclass
+class _Watch:
+    """What the saturation warning remembers of a pool."""
+
+    saturated: bool = False  # at the last collection
+    warned: float | None = None  # time.monotonic() of the last warning
+
+
+_watches: weakref.WeakKeyDictionary[Any, _Watch] = weakref.WeakKeyDictionary()
 _warning_lock = threading.Lock()
 
 
@@ -96,9 +109,9 @@ def collect_pool_metrics(pool: Pool | None = None, collector: Any = None) -> Poo
     stats = pool.get_stats()
     size, available = stats["pool_size"], stats["pool_available"]
     max_size = stats["pool_max"]
-    # pool_size counts connections being opened too: never report fewer than none active
-    active = max(size - available, 0)
     waiting = stats.get("requests_waiting", 0)
+    # psycopg_pool counts a closed (or not yet opened) pool's min_size in pool_size
+    active = 0 if pool.closed else max(size - available, 0)
     gauges = collector.db_pool_connections
     gauges.labels(state="active").set(active)
     gauges.labels(state="idle").set(available)
@@ -106,7 +119,7 @@ def collect_pool_metrics(pool: Pool | None = None, collector: Any = None) -> Poo
     collector.db_pool_max_connections.set(max_size)
 
     utilization = active / max_size * 100 if max_size else 0.0
-    if utilization > SATURATION_PCT and _warning_due(pool):
+    if _warning_due(pool, utilization > SATURATION_PCT, waiting > 0):
         logger.warning(
             "Database pool highly utilized",
             extra={
@@ -128,13 +141,20 @@ def _collector(collector: Any) -> Any:
     return MetricsCollector()
 
 
-def _warning_due(pool: Pool) -> bool:
+def _warning_due(pool: Pool, saturated: bool, waiting: bool) -> bool:
+    """Whether to warn now: requests are waiting, or the pool was saturated at this
+    collection and the one before (connections still being opened count as lent out, so a
+    pool just opened looks saturated once); and no warning for it in WARNING_INTERVAL."""
     now = time.monotonic()
     with _warning_lock:
-        last = _last_warning.get(pool)
-        if last is not None and now - last < WARNING_INTERVAL:
+        watch = _watches.setdefault(pool, _Watch())
+        sustained = saturated and watch.saturated
+        watch.saturated = saturated
+        if not (waiting or sustained):
             return False
-        _last_warning[pool] = now
+        if watch.warned is not None and now - watch.warned < WARNING_INTERVAL:
+            return False
+        watch.warned = now
         return True
 
 
