@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -209,3 +210,18 @@ def lock_wait(dsn: str, table: str) -> Iterator[LockWait]:
         if thread.ident is not None:  # started
             thread.join(20)
         waiter.close()
+
+
+def import_error_without(package: str, module: str) -> str:
+    """The ImportError's message on importing `module` in a fresh interpreter where
+    `package` is not installed (an optional extra missing); '' when the import succeeds."""
+    script = (
+        f"import sys; sys.modules[{package!r}] = None\n"
+        "try:\n"
+        f"    import {module}\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout

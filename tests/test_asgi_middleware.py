@@ -238,10 +238,11 @@ def test_request_ids_log_lines_slow_requests_and_metrics(
     app.client.get("/items/8", headers={"X-Operation-Name": "GetItem"})
 
     metrics = app.client.get("/metrics").text
-    assert 'graphql_requests_total{operation="/items/{item_id}",status="success"} 3.0' in metrics
-    assert 'graphql_requests_total{operation="/pay",status="error"} 1.0' in metrics
-    assert 'graphql_requests_total{operation="GetItem",status="success"} 1.0' in metrics
-    assert 'graphql_request_duration_seconds_count{operation="/slow"} 1.0' in metrics
+    requests = "pg_monitoring_graphql_requests_total"
+    assert f'{requests}{{operation="/items/{{item_id}}",status="success"}} 3.0' in metrics
+    assert f'{requests}{{operation="/pay",status="error"}} 1.0' in metrics
+    assert f'{requests}{{operation="GetItem",status="success"}} 1.0' in metrics
+    assert 'pg_monitoring_graphql_request_duration_seconds_count{operation="/slow"} 1.0' in metrics
 
     with psycopg.connect(installed_db, autocommit=True) as conn:
 

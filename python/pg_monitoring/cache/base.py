@@ -8,21 +8,28 @@ SQL would turn every read into a write.
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from typing import Any
 
 from .._db.breaker import checked_timeout
 from .._db.calls import RAISE, Call
+from .._prometheus import family
 from ..errors import UnavailableError
 from .calls import UNAVAILABLE, record_stats
 
 REPORT_INTERVAL = 10.0
 
 
+def prometheus_counters(registry: Any) -> tuple[Any, Any]:
+    """The hit and miss counters on `registry` (True: prometheus_client's global one), the
+    ones pg_monitoring.monitoring.metrics calls cache_hits and cache_misses."""
+    return (
+        family(registry, "Counter", "pg_monitoring_cache_hits", "Cache hits"),
+        family(registry, "Counter", "pg_monitoring_cache_misses", "Cache misses"),
+    )
+
+
 class HitCounter:
     """Hits and misses of one cache object, waiting to be reported, and their Prometheus twins."""
-
-    # A registry refuses a second counter of the same name: one pair per registry.
-    _prometheus: ClassVar[dict[int, tuple[Any, Any]]] = {}
 
     def __init__(self, prometheus: Any, report_interval: float) -> None:
         self.hits = self.misses = 0
@@ -31,19 +38,7 @@ class HitCounter:
         self._last_report = time.monotonic()
         self._counters: tuple[Any, Any] | None = None
         if prometheus:
-            self._counters = self._prometheus_counters(prometheus)
-
-    @classmethod
-    def _prometheus_counters(cls, prometheus: Any) -> tuple[Any, Any]:
-        from prometheus_client import REGISTRY, Counter
-
-        registry = REGISTRY if prometheus is True else prometheus
-        if id(registry) not in cls._prometheus:
-            cls._prometheus[id(registry)] = (
-                Counter("pg_monitoring_cache_hits", "Cache hits", registry=registry),
-                Counter("pg_monitoring_cache_misses", "Cache misses", registry=registry),
-            )
-        return cls._prometheus[id(registry)]
+            self._counters = prometheus_counters(prometheus)
 
     def count(self, hits: int, misses: int) -> None:
         self.hits += hits

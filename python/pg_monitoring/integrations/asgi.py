@@ -24,9 +24,10 @@ For each HTTP request:
 - the exception, with `tracker`, captured with the request (method, route, path, query
   string, headers as [name, value] pairs, client) in its context; the SQL scrubs secrets out
   of them (`Authorization`, cookies, `password=` in the query) as it does for every event;
-- with prometheus_client installed, the design document's metrics:
-  `graphql_requests_total{operation, status}` ("success" below 400, else "error") and
-  `graphql_request_duration_seconds{operation}`, where the operation is the client's
+- with prometheus_client installed, the design document's metrics
+  (pg_monitoring.monitoring.metrics): `pg_monitoring_graphql_requests_total{operation,
+  status}` ("success" below 400, else "error") and
+  `pg_monitoring_graphql_request_duration_seconds{operation}`, where the operation is the client's
   `X-Operation-Name` (as the document reads it) or else the route's template, never the
   raw path.
 
@@ -60,12 +61,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 REQUEST_ID_HEADER = "x-request-id"
 OPERATION_HEADER = "x-operation-name"
 DEFAULT_SLOW_REQUEST_SECONDS = 1.0
-# The design document's buckets.
-DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _MAX_ID = 200
 _MAX_OPERATION = 100
-
-_metrics: dict[int, tuple[Any, Any]] = {}
 
 
 class MonitoringMiddleware:
@@ -318,41 +315,10 @@ def _usable_id(value: str | None) -> bool:
 
 
 def request_metrics(registry: Any = None) -> tuple[Any, Any]:
-    """The design document's request counter and histogram in `registry` (default:
-    prometheus_client's), made once per registry; ones the application made already under
-    those names are used as they are."""
-    import prometheus_client
+    """The design document's request counter and histogram on `registry` (default:
+    prometheus_client's): pg_monitoring.monitoring.metrics's families, made once per
+    registry."""
+    from ..monitoring.metrics import MetricsCollector
 
-    registry = registry or prometheus_client.REGISTRY
-    key = id(registry)
-    if key not in _metrics:
-        _metrics[key] = (
-            _metric(
-                registry,
-                prometheus_client.Counter,
-                "graphql_requests_total",
-                "Total GraphQL requests",
-                ["operation", "status"],
-            ),
-            _metric(
-                registry,
-                prometheus_client.Histogram,
-                "graphql_request_duration_seconds",
-                "GraphQL request duration",
-                ["operation"],
-                buckets=DURATION_BUCKETS,
-            ),
-        )
-    return _metrics[key]
-
-
-def _metric(
-    registry: Any, kind: Any, name: str, help_text: str, labels: list[str], **options: Any
-) -> Any:
-    try:
-        return kind(name, help_text, labels, registry=registry, **options)
-    except ValueError:  # "Duplicated timeseries": the application registered it itself
-        existing = registry._names_to_collectors.get(name)
-        if existing is None:
-            raise
-        return existing
+    collector = MetricsCollector(registry)
+    return collector.graphql_requests_total, collector.graphql_request_duration

@@ -1,0 +1,2 @@
+"""Analysis of what applications send: complexity.py measures GraphQL documents (the
+`graphql` extra)."""
