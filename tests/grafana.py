@@ -2,9 +2,10 @@
 targets, and a query as Grafana would send it to PostgreSQL or Prometheus.
 
 Grafana is not installable here, so its interpolation is copied from its code: dashboard
-variables first (the frontend's templateSrv: a multi-value or include-all variable becomes
-its values quoted and joined by commas, a textbox its text as typed), then the PostgreSQL
-data source's macros (pkg/tsdb/grafana-postgresql-datasource/macros.go, summed up in
+variables first (the frontend's templateSrv with the SQL data sources' interpolateVariable:
+a multi-value or include-all variable becomes its values quoted and joined by commas, a
+single value its text with quotes doubled), then the PostgreSQL data source's macros
+(pkg/tsdb/grafana-postgresql-datasource/macros.go, summed up in
 shared/reference/observability.md).
 """
 
@@ -92,7 +93,7 @@ def interpolate(text: str, dashboard: dict[str, Any], values: dict[str, list[str
         chosen = values[name]
         if variable.get("multi") or variable.get("includeAll"):
             return ",".join(quote(v) for v in chosen)
-        return chosen[0]
+        return chosen[0].replace("'", "''")  # written inside quotes in the query
 
     return re.sub(r"\$\{(\w+)\}|\$(\w+)(?!\w)", value, text)
 

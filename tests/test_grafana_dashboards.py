@@ -278,7 +278,7 @@ def test_the_otlp_metric_panel(populated: Populated) -> None:
     assert [(r[1], r[2]) for r in rows] == [("queue.depth", 0.25)]
 
 
-def test_macros_expand_as_grafana_expands_them() -> None:
+def test_variables_and_macros_expand_as_grafana_expands_them() -> None:
     start = dt.datetime(2026, 12, 3, 10, 0, 0, tzinfo=dt.UTC)
     end = dt.datetime(2026, 12, 3, 11, 30, 5, 250000, tzinfo=dt.UTC)
     assert grafana.expand_macros(
@@ -297,6 +297,15 @@ def test_macros_expand_as_grafana_expands_them() -> None:
     )
     with pytest.raises(ValueError, match="unknown macro"):
         grafana.expand_macros("SELECT $__nope(x)", start, end)
+    overview = grafana.dashboards()["pg_monitoring-overview.json"]
+    assert (
+        grafana.interpolate(
+            "service IN ($service) AND m = '${metric}' AND $1 GROUP BY $__interval",
+            overview,
+            {"service": ["shop", "o'neil"], "metric": ["it's"]},
+        )
+        == "service IN ('shop','o''neil') AND m = 'it''s' AND $1 GROUP BY 1m"
+    )
 
 
 def test_dashboards_are_grafana_dashboards() -> None:

@@ -116,13 +116,31 @@ def rule_expressions() -> list[str]:
     ]
 
 
-def test_every_metric_the_rules_and_dashboards_name_is_exported(installed_db: str) -> None:
+def named_families() -> set[str]:
+    """The families the shipped rules and dashboards query."""
     panels = [target.target["expr"] for target in grafana.expressions()]
-    named = {
+    return {
         family(name)
         for expr in rule_expressions() + panels
         for name in re.findall(r"\b(pg_monitoring_[a-z_]+)", expr)
-    } - APPLICATION_FAMILIES
+    }
+
+
+def test_the_application_families_they_name_are_the_registrys() -> None:
+    metrics = pytest.importorskip("pg_monitoring.monitoring.metrics")
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry()
+    metrics.MetricsCollector(registry)
+    page = generate_latest(registry).decode()
+    exported = set(re.findall(r"^# TYPE (\S+) ", page, flags=re.MULTILINE))
+    named = named_families() & APPLICATION_FAMILIES
+    assert "pg_monitoring_graphql_requests_total" in named
+    assert named <= exported, named - exported
+
+
+def test_every_metric_the_rules_and_dashboards_name_is_exported(installed_db: str) -> None:
+    named = named_families() - APPLICATION_FAMILIES
     assert named
     with psycopg.connect(installed_db) as conn:
         # an issue and a span, so that their families have samples
