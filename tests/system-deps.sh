@@ -12,7 +12,8 @@ command -v pg_prove >/dev/null || packages+=(libtap-parser-sourcehandler-pgtap-p
 command -v pg_virtualenv >/dev/null || packages+=(postgresql-common)
 # redis-server brings redis-tools (redis-benchmark); pgbench comes with the server packages.
 command -v redis-server >/dev/null || packages+=(redis-server)
-# promtool checks the /metrics page (the package also has the Prometheus server)
+# promtool checks the /metrics page and the alert rules; the package's Prometheus server scrapes
+# serve in tests/test_prometheus_server.py
 command -v promtool >/dev/null || packages+=(prometheus)
 
 [ ${#packages[@]} -eq 0 ] && exit 0
