@@ -146,6 +146,8 @@ class PostgresTransport(Transport):
     def kill(self) -> None:
         """Stops at once (the SDK flushed before): what is queued is counted lost, a batch
         in flight is stored or counted, and a pool made from a DSN closes."""
+        if self._killed:
+            return
         self._killed = True
         for pending in self._batcher.stop():
             self._lose(self._unsent_items(pending), "network_error")
