@@ -22,6 +22,7 @@ from pg_monitoring import ErrorTracker
 from pg_monitoring.sentry import PostgresTransport
 
 from .conftest import login_role, poll
+from .test_outage import Server, app_db, server  # noqa: F401 - fixtures
 from .test_tracker import free_port
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -225,6 +226,58 @@ def test_a_full_queue_is_counted_as_lost(installed_db: str, pool: ConnectionPool
         sentry_sdk.flush(timeout=10)
         assert transport.stats()["stored"] == {"event": 3}
         assert transport.is_healthy()
+
+
+def test_what_the_database_refuses_is_lost_alone(installed_db: str, pool: ConnectionPool) -> None:
+    def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+        if event.get("message") == "bad":
+            event["level"] = "loud"  # capture_event refuses a level it does not know
+        return event
+
+    def before_send_transaction(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+        event["spans"][0]["timestamp"] = "1999-01-01T00:00:00Z"  # ends before it starts
+        return event
+
+    options = {"before_send": before_send, "before_send_transaction": before_send_transaction}
+    with sentry(PostgresTransport(pool), traces_sample_rate=1.0, **options) as transport:
+        for message in ("good", "bad", "good too"):
+            sentry_sdk.capture_message(message)
+        with sentry_sdk.start_transaction(name="job"), sentry_sdk.start_span(name="step"):
+            pass
+        sentry_sdk.flush(timeout=10)
+        stats = transport.stats()
+    assert stats["lost"] == {("error", "send_error"): 1, ("span", "send_error"): 1}
+    assert stats["stored"] == {"event": 2, "span": 1}
+    assert sorted(
+        row["message"] for row in rows(installed_db, "SELECT message FROM monitoring.errors")
+    ) == [
+        "good",
+        "good too",
+    ]
+
+
+def test_events_wait_out_an_outage(
+    server: Server,  # noqa: F811 - test_outage's fixture
+    app_db: str,  # noqa: F811
+) -> None:
+    with ConnectionPool(app_db, min_size=1, max_size=2, timeout=1) as pool:
+        transport = PostgresTransport(pool, timeout=1.0)
+        with sentry(transport):
+            sentry_sdk.capture_message("before")
+            sentry_sdk.flush(timeout=10)
+            server.stop("fast")
+            started = time.perf_counter()
+            for n in range(20):
+                sentry_sdk.capture_message(f"during {n}")
+            assert time.perf_counter() - started < 1.0
+            sentry_sdk.flush(timeout=1)
+            assert transport.stats()["queued"] > 0
+            assert not transport.is_healthy()
+            server.start()
+            sentry_sdk.flush(timeout=20)
+            assert transport.stats()["stored"] == {"event": 21}
+            assert transport.stats()["lost"] == {}
+    assert rows(app_db, "SELECT count(*) FROM monitoring.errors") == [{"count": 21}]
 
 
 def lost_by_category(transport: PostgresTransport) -> dict[str, int]:
