@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,8 @@ from pg_monitoring import ErrorTracker
 from pg_monitoring.sentry import PostgresTransport
 
 from .conftest import login_role, poll
-from .test_outage import Server, app_db, server  # noqa: F401 - fixtures
+from .test_asgi_middleware import App, wait_for
+from .test_outage import BIN, Server, app_db, server  # noqa: F401 - fixtures
 from .test_tracker import free_port
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -278,6 +279,85 @@ def test_events_wait_out_an_outage(
             assert transport.stats()["stored"] == {"event": 21}
             assert transport.stats()["lost"] == {}
     assert rows(app_db, "SELECT count(*) FROM monitoring.errors") == [{"count": 21}]
+
+
+def dropped_by_transport(lost: dict[str, int]) -> dict[str, int]:
+    """The app's lost counts ("category:reason") but the SDK's own (dedupe, sampling...)."""
+    ours = ("queue_overflow", "network_error", "send_error", "internal_sdk_error")
+    return {key: n for key, n in lost.items() if key.endswith(ours)}
+
+
+@pytest.fixture
+def sentry_app(tmp_path: Path) -> Iterator[Callable[[str], App]]:
+    """tests/sentry_app.py under uvicorn: FastAPI with the real SDK and the transport."""
+    apps: list[App] = []
+
+    def start(dsn: str) -> App:
+        apps.append(App(dsn, tmp_path / f"app{len(apps)}.log", target="tests.sentry_app:app"))
+        return apps[-1]
+
+    yield start
+    for app in apps:
+        app.stop()
+
+
+def test_a_failing_fastapi_request_is_one_issue_with_its_request_and_user(
+    installed_db: str, writer_dsn: str, sentry_app: Callable[[str], App]
+) -> None:
+    app = sentry_app(writer_dsn)
+    # uvicorn drops the connection of a request that raised: not one to keep alive
+    for order in (1, 2):
+        response = app.client.get(f"/checkout/{order}", headers={"Connection": "close"})
+        assert response.status_code == 500
+    # the SDK's own drops are counted too: uvicorn logs the exception, dedupe drops that event
+    assert dropped_by_transport(app.client.post("/flush").json()["lost"]) == {}
+    errors = rows(installed_db, "SELECT * FROM monitoring.errors ORDER BY occurred_at")
+    assert [error["user_info"]["id"] for error in errors] == ["user-1", "user-2"]
+    assert len({error["issue_id"] for error in errors}) == 1
+    first = errors[0]
+    assert first["exception_type"] == "PaymentTimeout"
+    assert first["service"] == "shop"
+    assert first["environment"] == "test"
+    assert first["transaction_name"] == "/checkout/{order}"
+    assert first["data"]["request"]["url"].endswith("/checkout/1")
+    assert first["data"]["request"]["method"] == "GET"
+    assert any(crumb.get("message") == "cart of order 1 is large" for crumb in first["breadcrumbs"])
+    [trace] = rows(
+        installed_db, "SELECT * FROM monitoring.traces WHERE trace_id = %s", (first["trace_id"],)
+    )
+    assert trace["root_operation"] == "/checkout/{order}"
+    assert trace["root_service"] == "shop"
+    assert trace["error"]
+
+
+@pytest.mark.skipif(not (BIN / "initdb").exists(), reason="needs initdb")
+def test_with_the_database_stopped_requests_keep_their_latency(
+    server: Server,  # noqa: F811 - test_outage's fixture
+    app_db: str,  # noqa: F811
+    sentry_app: Callable[[str], App],
+) -> None:
+    app = sentry_app(app_db)
+    assert app.client.get("/checkout/0", headers={"Connection": "close"}).status_code == 500
+    assert app.client.post("/flush").json()["stored"]["event"] == 1
+    server.stop("fast")
+    try:
+        timings = []
+        for number in range(1, 21):
+            started = time.monotonic()
+            path = f"/checkout/{number}" if number % 5 == 0 else f"/items/{number}"
+            response = app.client.get(path, headers={"Connection": "close"})
+            timings.append(time.monotonic() - started)
+            assert response.status_code == (500 if number % 5 == 0 else 200)
+        assert max(timings) < 0.5, timings
+        wait_for(lambda: app.stats()["queued"] > 0, "envelopes waiting for the database")
+    finally:
+        server.start()
+    stats = wait_for(
+        lambda: (s := app.client.post("/flush").json())["queued"] == 0 and s, "the queue stored", 30
+    )
+    assert dropped_by_transport(stats["lost"]) == {}
+    assert stats["stored"]["event"] == 5
+    assert rows(app_db, "SELECT count(*) FROM monitoring.errors") == [{"count": 5}]
 
 
 def lost_by_category(transport: PostgresTransport) -> dict[str, int]:
