@@ -197,19 +197,25 @@ class ThreadBatcher(Generic[T]):
         with self._changed:
             self._closed = True
             self._changed.notify_all()
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(None if deadline is None else max(deadline - time.monotonic(), 0))
+        self.join(None if deadline is None else max(deadline - time.monotonic(), 0))
         with self._changed:
             return self._backlog.clear()
 
     def stop(self) -> list[T]:
-        """Stops the worker without waiting (a batch in flight is still sent, and what it
-        leaves unsent is forgotten); returns what was queued."""
+        """Stops the worker without waiting (a batch in flight is still sent; what it leaves
+        unsent goes back to the queue, for another stop() once it has ended: `join`);
+        returns what was queued."""
         with self._changed:
             self._closed = True
             self._changed.notify_all()
             return self._backlog.drain()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Waits at most `timeout` seconds for the worker to end, once closed or stopped."""
+        with self._changed:
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
 
 class TaskBatcher:

@@ -79,8 +79,9 @@ class PostgresTransport(Transport):
     `sentry_sdk.init(environment=...)` says otherwise). A batch call may take `timeout`
     seconds; it holds no application thread.
 
-    Counters, read with `stats()`: `received` (items by envelope item type), `stored`
-    (events, spans and log records stored), `lost` ((data category, reason) -> quantity).
+    Counters, read with `stats()`: `received` (items the worker took from the queue, by
+    envelope item type), `stored` (events, spans and log records stored), `lost` ((data
+    category, reason) -> quantity: the SDK's own drops, such as dedupe's, and ours).
     """
 
     def __init__(
@@ -144,8 +145,8 @@ class PostgresTransport(Transport):
         self._batcher.flush(timeout - first)
 
     def kill(self) -> None:
-        """Stops at once (the SDK flushed before): what is queued is counted lost, a batch
-        in flight is stored or counted, and a pool made from a DSN closes."""
+        """Stops at once (the SDK flushed before): what is queued is counted lost; a batch
+        in flight is stored or counted once it ends, then a pool made from a DSN closes."""
         if self._killed:
             return
         self._killed = True
@@ -156,7 +157,10 @@ class PostgresTransport(Transport):
         threading.Thread(target=self._close, name="pg_monitoring-sentry", daemon=True).start()
 
     def _close(self) -> None:
-        self._batcher.close()
+        # A batch in flight at the kill may have put envelopes back just after it
+        self._batcher.join()
+        for pending in self._batcher.stop():
+            self._lose(self._unsent_items(pending), "network_error")
         self._connector.close()
 
     def record_lost_event(
@@ -223,16 +227,9 @@ class PostgresTransport(Transport):
             of_kind = [part for part in parts if part.kind == kind]
             if of_kind:
                 done.update(map(id, store(of_kind)))
-        unsent = []
         for pending in batch:
             pending.parts = [part for part in pending.parts or () if id(part) not in done]
-            if pending.parts:
-                unsent.append(pending)
-        if self._killed:  # nobody sends them again
-            for pending in unsent:
-                self._lose(self._unsent_items(pending), "network_error")
-            return []
-        return unsent
+        return [pending for pending in batch if pending.parts]
 
     def _convert(self, envelope: Envelope) -> list[Part]:
         parts = []
