@@ -160,6 +160,37 @@ def test_a_transaction_becomes_a_trace(installed_db: str, pool: ConnectionPool) 
     assert trace["duration_ms"] >= spans[insert.span_id]["duration_ms"]
 
 
+@pytest.mark.skipif(not hasattr(sentry_sdk, "traces"), reason="sentry-sdk without span streaming")
+def test_streamed_spans_become_a_trace(installed_db: str, pool: ConnectionPool) -> None:
+    from sentry_sdk import traces
+
+    with sentry(
+        PostgresTransport(pool, service="checkout"),
+        traces_sample_rate=1.0,
+        trace_lifecycle="stream",
+    ) as transport:
+        http_server = {"sentry.op": "http.server"}
+        with (
+            traces.start_span(name="POST /orders", attributes=http_server) as root,
+            traces.start_span(name="INSERT INTO orders", attributes={"db.rows": 2}) as insert,
+        ):
+            pass
+        sentry_sdk.flush(timeout=10)
+        assert transport.stats()["received"] == {"span": 1}
+        assert transport.stats()["stored"] == {"span": 2}
+    spans = {
+        span["span_id"]: span
+        for span in rows(
+            installed_db, "SELECT * FROM monitoring.spans WHERE trace_id = %s", (root.trace_id,)
+        )
+    }
+    assert spans[insert.span_id]["parent_span_id"] == root.span_id
+    assert spans[insert.span_id]["attributes"]["db.rows"] == 2
+    assert spans[root.span_id]["operation"] == "POST /orders"
+    assert spans[root.span_id]["kind"] == "server"
+    assert spans[root.span_id]["service"] == "checkout"
+
+
 def test_an_error_in_a_transaction_joins_its_trace(installed_db: str, pool: ConnectionPool) -> None:
     with sentry(PostgresTransport(pool), traces_sample_rate=1.0):
         with sentry_sdk.start_transaction(op="task", name="nightly") as root:

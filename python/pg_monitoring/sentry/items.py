@@ -2,8 +2,9 @@
 
 An error event stays Sentry's JSON (`monitoring.capture_events` reads it as sentry-python 2.x
 writes it), with the transport's service and environment where it has none. A transaction
-and its spans become OTLP spans for `monitoring.record_spans`, and a `log` item's records
-OTLP log records for `monitoring.record_logs`, both in OTLP's JSON mapping as our own span
+and its spans (or a `span` item's streamed spans) become OTLP spans for
+`monitoring.record_spans`, and a `log` item's records OTLP log records for
+`monitoring.record_logs`, both in OTLP's JSON mapping as our own span
 exporter and log handler send them. No grouping or scrubbing here: the SQL does that.
 """
 
@@ -64,8 +65,9 @@ def event_payload(event: Mapping[str, Any], service: str | None, environment: st
 
 def transaction_spans(
     event: Mapping[str, Any], service: str | None, environment: str | None
-) -> tuple[Resource, list[Json]]:
-    """A transaction as OTLP spans: its root (from contexts.trace) and its child spans."""
+) -> list[tuple[Resource, Json]]:
+    """A transaction as OTLP spans, each with its resource: its root (from contexts.trace)
+    and its child spans."""
     contexts = event.get("contexts")
     trace = _mapping(contexts.get("trace") if isinstance(contexts, Mapping) else None)
     root = {
@@ -88,7 +90,30 @@ def transaction_spans(
         event.get("release"),
         _mapping(event.get("sdk")),
     )
-    return resource, spans
+    return [(resource, span) for span in spans]
+
+
+def streamed_spans(
+    payload: Mapping[str, Any], service: str | None, environment: str | None
+) -> list[tuple[Resource, Json]]:
+    """A `span` item's spans (the SDK's span streaming, `trace_lifecycle="stream"`) as OTLP
+    spans, each with its resource."""
+    spans = []
+    for item in payload.get("items") or ():
+        if not isinstance(item, Mapping):
+            continue
+        values = _values(item)
+        span = {
+            **item,
+            "op": values.get("sentry.op"),
+            "description": item.get("name"),
+            "timestamp": item.get("end_timestamp"),
+            "data": values,
+            "tags": None,
+        }
+        root = bool(item.get("is_segment"))
+        spans.append((_resource_of(values, service, environment), _span(span, None, root=root)))
+    return spans
 
 
 def log_records(
@@ -100,11 +125,7 @@ def log_records(
     for item in payload.get("items") or ():
         if not isinstance(item, Mapping):
             continue
-        # Sentry's attributes are {"value": v, "type": t}; OTLP's AnyValue says the type
-        values = {
-            str(key): value.get("value") if isinstance(value, Mapping) else value
-            for key, value in _mapping(item.get("attributes")).items()
-        }
+        values = _values(item)
         severity = values.pop("sentry.severity_number", None)
         values.pop("sentry.severity_text", None)
         level = str(item.get("level") or "")
@@ -123,13 +144,7 @@ def log_records(
             record["traceId"] = item["trace_id"]
         if item.get("span_id"):
             record["spanId"] = item["span_id"]
-        resource = _resource(
-            service,
-            values.get("sentry.environment") or environment,
-            values.get("sentry.release"),
-            {"name": values.get("sentry.sdk.name"), "version": values.get("sentry.sdk.version")},
-        )
-        records.append((resource, record))
+        records.append((_resource_of(values, service, environment), record))
     return records
 
 
@@ -208,6 +223,27 @@ def _resource(service: Any, environment: Any, release: Any, sdk: Mapping[str, An
     return tuple((key, str(value)) for key, value in attributes.items() if value)
 
 
+def _values(item: Mapping[str, Any]) -> Json:
+    """A log record's or streamed span's attributes: Sentry's {"value": v, "type": t} as v
+    (OTLP's AnyValue says the type)."""
+    return {
+        str(key): value.get("value") if isinstance(value, Mapping) else value
+        for key, value in _mapping(item.get("attributes")).items()
+    }
+
+
+def _resource_of(
+    values: Mapping[str, Any], service: str | None, environment: str | None
+) -> Resource:
+    """The resource of a log record or streamed span, from its sentry.* attributes."""
+    return _resource(
+        service,
+        values.get("sentry.environment") or environment,
+        values.get("sentry.release"),
+        {"name": values.get("sentry.sdk.name"), "version": values.get("sentry.sdk.version")},
+    )
+
+
 def _request(outer: str, scoped: str, inner: str, groups: Mapping[Resource, list[Json]]) -> str:
     return json.dumps(
         {
@@ -225,9 +261,9 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def group(pairs: Iterable[tuple[Resource, Iterable[Json]]]) -> dict[Resource, list[Json]]:
-    """Rows of the same resource together, in order."""
+def group(pairs: Iterable[tuple[Resource, Json]]) -> dict[Resource, list[Json]]:
+    """Rows (spans, log records) of the same resource together, in order."""
     groups: dict[Resource, list[Json]] = {}
-    for resource, rows in pairs:
-        groups.setdefault(resource, []).extend(rows)
+    for resource, row in pairs:
+        groups.setdefault(resource, []).append(row)
     return groups

@@ -6,9 +6,10 @@
 `queue_size`, 100 as the SDK's HTTP transport) and returns. A daemon thread (background.py's
 ThreadBatcher, as the error tracker's) takes up to `batch_size` envelopes at once and stores
 their items with one call per kind: error events through `monitoring.capture_events`,
-transactions as spans through `monitoring.record_spans`, `log` items through
-`monitoring.record_logs`. Other item types (sessions, client reports, attachments, check-ins,
-profiles...) are counted in `received`, not stored.
+transactions (and `span` items, when the SDK streams spans) as spans through
+`monitoring.record_spans`, `log` items through `monitoring.record_logs`. Other item types
+(sessions, client reports, attachments, check-ins, profiles...) are counted in `received`,
+not stored.
 
 Nothing is lost silently: what is dropped goes to `record_lost_event` with Sentry's reason
 and data category, and is counted in `lost` as the SDK's client reports count it. A full
@@ -245,6 +246,9 @@ class PostgresTransport(Transport):
                 elif kind == "transaction":
                     spans = items.transaction_spans(_json(item), self.service, self.environment)
                     parts.append(Part("spans", item, spans))
+                elif kind == "span":
+                    spans = items.streamed_spans(_json(item), self.service, self.environment)
+                    parts.append(Part("spans", item, spans))
                 elif kind == "log":
                     records = items.log_records(_json(item), self.service, self.environment)
                     parts.append(Part("logs", item, records))
@@ -279,15 +283,12 @@ class PostgresTransport(Transport):
         return done
 
     def _store_spans(self, parts: list[Part]) -> list[Part]:
-        request = items.spans_request(items.group(part.payload for part in parts))
+        request = items.spans_request(_grouped(parts))
         return self._store_otlp(parts, record_spans_call(request), "span", "record_spans")
 
     def _store_logs(self, parts: list[Part]) -> list[Part]:
-        records = items.group(
-            (resource, [record]) for part in parts for resource, record in part.payload
-        )
-        call = record_logs_call(items.logs_request(records))
-        return self._store_otlp(parts, call, "log", "record_logs")
+        request = items.logs_request(_grouped(parts))
+        return self._store_otlp(parts, record_logs_call(request), "log", "record_logs")
 
     def _store_otlp(self, parts: list[Part], call: Call, kind: str, name: str) -> list[Part]:
         """record_spans or record_logs: the request stored, less what it refused."""
@@ -326,6 +327,11 @@ class PostgresTransport(Transport):
     def _count_stored(self, kind: str, count: int) -> None:
         with self._counts:
             self.stored[kind] += count
+
+
+def _grouped(parts: list[Part]) -> dict[items.Resource, list[items.Json]]:
+    """The parts' spans or log records, per resource."""
+    return items.group(pair for part in parts for pair in part.payload)
 
 
 def _json(item: Item) -> Any:
