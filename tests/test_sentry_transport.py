@@ -191,6 +191,26 @@ def test_streamed_spans_become_a_trace(installed_db: str, pool: ConnectionPool) 
     assert spans[root.span_id]["service"] == "checkout"
 
 
+def test_a_large_batch_of_spans_is_stored_in_several_calls(
+    installed_db: str, pool: ConnectionPool
+) -> None:
+    transport = PostgresTransport(pool)
+    with sentry(transport, traces_sample_rate=1.0), psycopg.connect(installed_db) as holder:
+        # The lock holds the first transaction in flight while ten more queue: together over
+        # the 10,000 items record_spans takes in one call
+        holder.execute("LOCK TABLE monitoring.trace_spans IN ACCESS EXCLUSIVE MODE")
+        for n in range(11):
+            with sentry_sdk.start_transaction(name=f"import {n}"):
+                for i in range(1000):
+                    with sentry_sdk.start_span(op="db", name=f"INSERT {i}"):
+                        pass
+        assert poll(lambda: transport.stats()["queued"] == 11)
+        holder.rollback()
+        sentry_sdk.flush(timeout=60)
+        assert transport.stats()["lost"] == {}
+        assert transport.stats()["stored"] == {"span": 11 * 1001}
+
+
 def test_an_error_in_a_transaction_joins_its_trace(installed_db: str, pool: ConnectionPool) -> None:
     with sentry(PostgresTransport(pool), traces_sample_rate=1.0):
         with sentry_sdk.start_transaction(op="task", name="nightly") as root:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -47,6 +47,10 @@ from . import items
 
 # capture_events takes at most this many events per call (one transaction, bounded)
 MAX_EVENTS_PER_CALL = 250
+# Spans or log records per record_spans / record_logs call: half of the default
+# otlp.max_items_per_call, which refuses a larger request whole (an envelope is not split:
+# a transaction holds at most the SDK's max_spans, 1,000 by default)
+MAX_ROWS_PER_CALL = 5000
 DEFAULT_BATCH_SIZE = 100
 
 
@@ -283,15 +287,30 @@ class PostgresTransport(Transport):
         return done
 
     def _store_spans(self, parts: list[Part]) -> list[Part]:
-        request = items.spans_request(_grouped(parts))
-        return self._store_otlp(parts, record_spans_call(request), "span", "record_spans")
+        return self._store_rows(parts, items.spans_request, record_spans_call, "span")
 
     def _store_logs(self, parts: list[Part]) -> list[Part]:
-        request = items.logs_request(_grouped(parts))
-        return self._store_otlp(parts, record_logs_call(request), "log", "record_logs")
+        return self._store_rows(parts, items.logs_request, record_logs_call, "log")
 
-    def _store_otlp(self, parts: list[Part], call: Call, kind: str, name: str) -> list[Part]:
-        """record_spans or record_logs: the request stored, less what it refused."""
+    def _store_rows(
+        self,
+        parts: list[Part],
+        request: Callable[[dict[items.Resource, list[items.Json]]], str],
+        call: Callable[[str], Call],
+        kind: str,
+    ) -> list[Part]:
+        """record_spans or record_logs per chunk of parts; returns the parts done with."""
+        done: list[Part] = []
+        for chunk in _chunks(parts):
+            stored = self._store_otlp(chunk, call(request(_grouped(chunk))), kind)
+            if not stored:  # the database unreachable: the rest waits too
+                break
+            done.extend(stored)
+        return done
+
+    def _store_otlp(self, parts: list[Part], call: Call, kind: str) -> list[Part]:
+        """One record_spans or record_logs call: the request stored, less what it refused."""
+        name = f"record_{kind}s"
         try:
             result = self._run(call)
         except UnavailableError:
@@ -327,6 +346,20 @@ class PostgresTransport(Transport):
     def _count_stored(self, kind: str, count: int) -> None:
         with self._counts:
             self.stored[kind] += count
+
+
+def _chunks(parts: list[Part]) -> Iterator[list[Part]]:
+    """The parts in runs of at most MAX_ROWS_PER_CALL rows (a larger part alone)."""
+    chunk: list[Part] = []
+    rows = 0
+    for part in parts:
+        if chunk and rows + len(part.payload) > MAX_ROWS_PER_CALL:
+            yield chunk
+            chunk, rows = [], 0
+        chunk.append(part)
+        rows += len(part.payload)
+    if chunk:
+        yield chunk
 
 
 def _grouped(parts: list[Part]) -> dict[items.Resource, list[items.Json]]:
