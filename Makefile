@@ -33,7 +33,7 @@ CLUSTER := pg_virtualenv -t \
 
 .PHONY: all help release test lint deps system-deps stage test-in-cluster pgtap pytest \
 	demo test-docker bench bench-in-cluster bench-errors bench-tracker bench-cache \
-	bench-traces bench-otlp bench-middleware bench-database
+	bench-traces bench-otlp bench-middleware bench-database bench-sentry
 
 all: $(EXT_SCRIPTS) $(BUILD_DIR)/$(EXTENSION).control
 
@@ -146,7 +146,7 @@ bench: deps stage
 	$(CLUSTER) -o fsync=on $(MAKE) --no-print-directory bench-in-cluster
 
 bench-in-cluster: bench-errors bench-tracker bench-cache bench-traces bench-otlp bench-middleware \
-	bench-database
+	bench-database bench-sentry
 
 bench-errors:
 	bench/capture.sh
@@ -168,6 +168,9 @@ bench-middleware: $(VENV_STAMP)
 
 bench-database: $(VENV_STAMP)
 	$(VENV_BIN)/python bench/database_bench.py
+
+bench-sentry: $(VENV_STAMP)
+	$(VENV_BIN)/python bench/sentry_transport_bench.py
 
 test-docker:
 	docker build -f tests/docker/Dockerfile -t $(EXTENSION)-test .

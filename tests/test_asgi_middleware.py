@@ -39,9 +39,16 @@ ORDER BY e.occurred_at DESC
 
 
 class App:
-    """tests/asgi_app.py under uvicorn on a free port of 127.0.0.1."""
+    """tests/asgi_app.py (or another `target`) under uvicorn on a free port of 127.0.0.1."""
 
-    def __init__(self, dsn: str, out: Path, mode: str = "inside", **env: str) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        out: Path,
+        mode: str = "inside",
+        target: str = "tests.asgi_app:app",
+        **env: str,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.out = out
@@ -57,7 +64,7 @@ class App:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "tests.asgi_app:app",
+                target,
                 "--host",
                 "127.0.0.1",
                 "--port",

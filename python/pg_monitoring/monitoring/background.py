@@ -26,13 +26,17 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 logger = logging.getLogger("pg_monitoring")
 
 DEFAULT_MAX_QUEUE = 1000
 DEFAULT_BATCH_SIZE = 100
 
-_thread_batchers: weakref.WeakSet[ThreadBatcher] = weakref.WeakSet()
+# What waits in a queue: an event's JSON for the trackers, a Sentry envelope for the transport.
+T = TypeVar("T")
+
+_thread_batchers: weakref.WeakSet[ThreadBatcher[object]] = weakref.WeakSet()
 
 
 def _forget_in_child() -> None:
@@ -49,7 +53,7 @@ def _no_delay() -> float:
     return 0.0
 
 
-class Backlog:
+class Backlog(Generic[T]):
     """The queue both workers share: bounded, oldest first, and the batch in flight."""
 
     def __init__(self, max_queue: int, batch_size: int) -> None:
@@ -59,10 +63,10 @@ class Backlog:
             )
         self.max_queue = max_queue
         self.batch_size = batch_size
-        self.items: deque[str] = deque()
+        self.items: deque[T] = deque()
         self.in_flight = 0
 
-    def put(self, item: str) -> bool:
+    def put(self, item: T) -> bool:
         """Queues `item`; False when the queue is full. A batch sent back after a failure
         may fill it beyond `max_queue`: those events were accepted already."""
         if len(self.items) >= self.max_queue:
@@ -70,12 +74,12 @@ class Backlog:
         self.items.append(item)
         return True
 
-    def take(self) -> list[str]:
+    def take(self) -> list[T]:
         batch = [self.items.popleft() for _ in range(min(self.batch_size, len(self.items)))]
         self.in_flight = len(batch)
         return batch
 
-    def settle(self, unsent: list[str]) -> None:
+    def settle(self, unsent: list[T]) -> None:
         """The batch in flight is done; its `unsent` events go back to the head."""
         self.items.extendleft(reversed(unsent))
         self.in_flight = 0
@@ -94,8 +98,14 @@ class Backlog:
         self.items.clear()
         return left
 
+    def drain(self) -> list[T]:
+        """Takes every queued event (not the batch in flight)."""
+        queued = list(self.items)
+        self.items.clear()
+        return queued
 
-class ThreadBatcher:
+
+class ThreadBatcher(Generic[T]):
     """A bounded queue of JSON events and the daemon thread that sends them in batches.
 
     The thread starts with the first event queued, and then calls `on_start`.
@@ -103,7 +113,7 @@ class ThreadBatcher:
 
     def __init__(
         self,
-        send: Callable[[list[str]], list[str]],
+        send: Callable[[list[T]], list[T]],
         *,
         max_queue: int = DEFAULT_MAX_QUEUE,
         batch_size: int = DEFAULT_BATCH_SIZE,
@@ -111,7 +121,7 @@ class ThreadBatcher:
         on_start: Callable[[], object] | None = None,
         name: str = "pg_monitoring-errors",
     ) -> None:
-        self._backlog = Backlog(max_queue, batch_size)
+        self._backlog: Backlog[T] = Backlog(max_queue, batch_size)
         self._send = send
         self._retry_delay = retry_delay
         self._on_start = on_start
@@ -126,7 +136,7 @@ class ThreadBatcher:
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def put(self, item: str) -> bool:
+    def put(self, item: T) -> bool:
         """Queues `item`; False, at once, when the queue is full or closed."""
         with self._changed:
             if self._closed or not self._backlog.put(item):
@@ -148,7 +158,7 @@ class ThreadBatcher:
                 batch = self._next_batch()
             if batch is None:
                 return
-            unsent: list[str] = []
+            unsent: list[T] = []
             try:
                 unsent = self._send(batch)
             except Exception:  # the send function reports its own failures; this is a bug
@@ -158,7 +168,7 @@ class ThreadBatcher:
                     self._backlog.settle(unsent)
                     self._changed.notify_all()
 
-    def _next_batch(self) -> list[str] | None:
+    def _next_batch(self) -> list[T] | None:
         """The next batch once one is due (the lock held); None when closed."""
         while not self._closed:
             if not self._backlog.items:
@@ -187,11 +197,25 @@ class ThreadBatcher:
         with self._changed:
             self._closed = True
             self._changed.notify_all()
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(None if deadline is None else max(deadline - time.monotonic(), 0))
+        self.join(None if deadline is None else max(deadline - time.monotonic(), 0))
         with self._changed:
             return self._backlog.clear()
+
+    def stop(self) -> list[T]:
+        """Stops the worker without waiting (a batch in flight is still sent; what it leaves
+        unsent goes back to the queue, for another stop() once it has ended: `join`);
+        returns what was queued."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+            return self._backlog.drain()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Waits at most `timeout` seconds for the worker to end, once closed or stopped."""
+        with self._changed:
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
 
 class TaskBatcher:
@@ -210,7 +234,7 @@ class TaskBatcher:
         retry_delay: Callable[[], float] = _no_delay,
         on_start: Callable[[], object] | None = None,
     ) -> None:
-        self._backlog = Backlog(max_queue, batch_size)
+        self._backlog: Backlog[str] = Backlog(max_queue, batch_size)
         self._send = send
         self._retry_delay = retry_delay
         self._on_start = on_start

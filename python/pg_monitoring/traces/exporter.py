@@ -15,9 +15,7 @@ them.
 
 from __future__ import annotations
 
-import logging
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,23 +23,14 @@ from opentelemetry.exporter.otlp.json.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from .._db.calls import Call, first_value
 from .._db.connection import Connector, Source
+from .._db.warnings import QuietWarnings
 from ..errors import UnavailableError
+from .calls import record_spans_call
 
-logger = logging.getLogger("pg_monitoring")
-
-RECORD_SPANS = "SELECT monitoring.record_spans(%s::jsonb)"
 # One batch of BatchSpanProcessor (512 spans by default) is stored in tens of milliseconds;
 # this bounds the wait for a pooled connection and a server that hangs.
 DEFAULT_EXPORT_TIMEOUT = 5.0
-# At most one warning per kind in this many seconds; the counts keep all.
-LOG_INTERVAL = 10.0
-
-
-def record_spans_call(payload: str) -> Call:
-    """record_spans' answer: {"stored", "duplicates", "rejected", "error_message"}."""
-    return Call(RECORD_SPANS, (payload,), first_value)
 
 
 class PostgresSpanExporter(SpanExporter):
@@ -65,7 +54,7 @@ class PostgresSpanExporter(SpanExporter):
         self._connector = Connector(source, name="span exporter")
         self._shutdown = False
         self._counts = threading.Lock()
-        self._logged_at: dict[str, float] = {}
+        self._warn = QuietWarnings("span exporter").warn
         self.exported_spans = 0
         self.duplicate_spans = 0
         self.rejected_spans = 0
@@ -113,11 +102,3 @@ class PostgresSpanExporter(SpanExporter):
         with self._counts:
             self.dropped_spans += count
         self._warn(kind, f"{message}; {count} spans dropped ({self.dropped_spans} so far)")
-
-    def _warn(self, kind: str, message: str) -> None:
-        now = time.monotonic()
-        with self._counts:
-            if now - self._logged_at.get(kind, -LOG_INTERVAL) < LOG_INTERVAL:
-                return
-            self._logged_at[kind] = now
-        logger.warning("pg_monitoring: span exporter: %s", message)
