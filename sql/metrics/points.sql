@@ -307,9 +307,11 @@ AS $$
                 monitoring._otlp_integer(dp.value -> 'asInt', false)::double precision
             ) END AS value,
             -- DataPointFlags' NO_RECORDED_VALUE (bit 0): the series went stale, no value
-            pg_catalog.jsonb_typeof(dp.value -> 'flags') = 'number'
-            AND (dp.value ->> 'flags') COLLATE "C" ~ '^[0-9]{1,10}$'
-            AND ((dp.value ->> 'flags')::bigint & 1) = 1 AS no_value,
+            coalesce(
+                pg_catalog.jsonb_typeof(dp.value -> 'flags') = 'number'
+                AND (dp.value ->> 'flags') COLLATE "C" ~ '^[0-9]{1,10}$'
+                AND ((dp.value ->> 'flags')::bigint & 1) = 1, FALSE
+            ) AS no_value,
             CASE WHEN k.type >= 3 AND pg_catalog.jsonb_typeof(dp.value) = 'object'
                 THEN monitoring._otlp_distribution(k.type, dp.value, p_max_buckets)
             END AS dist
