@@ -297,7 +297,7 @@ AS $$
                     'AGGREGATION_TEMPORALITY_CUMULATIVE'
                 ]
             ) ELSE 0 END::smallint AS temporality,
-            k.type = 2 AND (k.data -> 'isMonotonic') = 'true' AS monotonic,
+            coalesce(k.type = 2 AND (k.data -> 'isMonotonic') = 'true', FALSE) AS monotonic,
             monitoring._otlp_time(dp.value ->> 'timeUnixNano') AS time,
             -- gauges have no start: one sent is not part of their identity
             CASE WHEN k.type > 1 THEN monitoring._otlp_time(dp.value ->> 'startTimeUnixNano') END
