@@ -23,6 +23,9 @@ DECLARE
     v_sources jsonb;
     v_points monitoring._otlp_metric_point[];
     v_keys monitoring._otlp_metric_key[];
+    v_resources jsonb;
+    v_digests uuid[];
+    v_series jsonb;
     v_max_bytes integer;
     v_max_length integer;
     v_total integer;
@@ -67,9 +70,15 @@ BEGIN
     --   PERFORM monitoring._count_ingest_drop('metrics', CASE WHEN p.reason LIKE
     --   '%retention window%' THEN 'too_old' ELSE 'invalid' END, count(*)) ... GROUP BY 2
 
+    -- The resources' attributes, which each series' labels begin with.
+    SELECT jsonb_object_agg(o.id::text, o.attributes)
+    INTO v_resources
+    FROM monitoring.otel_resources AS o
+    WHERE o.id = ANY(ARRAY(SELECT (e.value ->> 0)::integer FROM jsonb_each(v_sources) AS e));
+
     -- Each series the points name once: its labels (the resource's attributes, then the
     -- point's, cut and scrubbed) and the digest that finds it. Cleaned once per label set,
-    -- not per point: a request's points share few.
+    -- not per point.
     v_keys := ARRAY(
         SELECT ROW(
             k.r, k.s, k.m, k.attributes,
@@ -83,39 +92,62 @@ BEGIN
         FROM (
             SELECT
                 d.*,
-                o.id AS resource_id,
-                o.service,
-                o.attributes || coalesce(monitoring._otlp_clean(
-                    d.attributes, v_max_bytes, v_max_length,
-                    v_key_pattern, v_key_likes, v_safe_keys
-                ), '{}') AS labels
+                (v_sources -> (d.r || '.' || d.s) ->> 0)::integer AS resource_id,
+                v_sources -> (d.r || '.' || d.s) ->> 1 AS service,
+                -- cut and scrubbed only when a cheap test says it may change something
+                -- (nesting is bounded already, by _otlp_value)
+                (v_resources -> (v_sources -> (d.r || '.' || d.s) ->> 0)) || CASE
+                    WHEN pg_column_size(d.attributes) > least(v_max_length, v_max_bytes)
+                        OR v_key_pattern IS NOT NULL AND monitoring._may_hold_secrets(
+                            d.attributes::text, v_key_pattern, v_key_likes
+                        )
+                        THEN monitoring._otlp_clean(
+                            d.attributes, v_max_bytes, v_max_length,
+                            v_key_pattern, v_key_likes, v_safe_keys
+                        )
+                    ELSE d.attributes
+                END AS labels
             FROM (
-                SELECT DISTINCT ON (p.r, p.s, p.m, p.attributes)
+                SELECT DISTINCT
                     p.r, p.s, p.m, p.attributes, p.name, p.type, p.unit, p.description,
                     p.temporality, p.monotonic
                 FROM unnest(v_points) AS p
                 WHERE p.reason IS NULL
-                ORDER BY p.r, p.s, p.m, p.attributes
             ) AS d
-            INNER JOIN monitoring.otel_resources AS o
-                ON (v_sources -> (d.r || '.' || d.s) ->> 0)::integer = o.id
+            -- each label set cleaned once (pulled up, each mention of labels would again)
+            OFFSET 0
         ) AS k
     );
 
-    -- New series in a statement of their own, before the points: a series another writer
-    -- stores at the same moment is then found by the next one (as resources are).
-    INSERT INTO monitoring.metric_series AS ms (
-        digest, name, type, unit, temporality, monotonic, resource_id, service, labels,
-        description
-    )
-    SELECT DISTINCT ON (k.digest)
-        k.digest, k.name, k.type, k.unit, k.temporality, k.monotonic, k.resource_id,
-        k.service, k.labels, k.description
-    FROM unnest(v_keys) AS k
-    WHERE NOT EXISTS (SELECT FROM monitoring.metric_series AS e WHERE e.digest = k.digest)
-    -- in key order, as every writer of this table does
-    ORDER BY k.digest
-    ON CONFLICT (digest) DO NOTHING;
+    -- The series' ids: known ones by their digests (one index probe each: a join would
+    -- read the whole table, as this function allows no nested loops), new ones stored in a
+    -- statement of their own, before the points, and looked up again: one another writer
+    -- stored at the same moment is then found. Not stored first and then looked up: each
+    -- insert that conflicts would use up an id.
+    v_digests := ARRAY(SELECT DISTINCT k.digest FROM unnest(v_keys) AS k);
+    SELECT coalesce(jsonb_object_agg(ms.digest::text, ms.id), '{}')
+    INTO v_series
+    FROM monitoring.metric_series AS ms
+    WHERE ms.digest = ANY(v_digests);
+    IF (SELECT count(*) FROM jsonb_object_keys(v_series)) < cardinality(v_digests) THEN
+        INSERT INTO monitoring.metric_series AS ms (
+            digest, name, type, unit, temporality, monotonic, resource_id, service, labels,
+            description
+        )
+        SELECT DISTINCT ON (k.digest)
+            k.digest, k.name, k.type, k.unit, k.temporality, k.monotonic, k.resource_id,
+            k.service, k.labels, k.description
+        FROM unnest(v_keys) AS k
+        WHERE NOT v_series ? k.digest::text
+        -- in key order, as every writer of this table does
+        ORDER BY k.digest
+        ON CONFLICT (digest) DO NOTHING;
+
+        SELECT coalesce(jsonb_object_agg(ms.digest::text, ms.id), '{}')
+        INTO v_series
+        FROM monitoring.metric_series AS ms
+        WHERE ms.digest = ANY(v_digests);
+    END IF;
 
     WITH stored AS (
         INSERT INTO monitoring.metric_data_points (
@@ -123,12 +155,12 @@ BEGIN
             quantiles, quantile_values
         )
         SELECT
-            p.time, p.start_time, p.value, p.count, p.sum, p.min, p.max, ms.id, p.bounds,
-            p.bucket_counts, p.quantiles, p.quantile_values
+            p.time, p.start_time, p.value, p.count, p.sum, p.min, p.max,
+            (v_series ->> k.digest::text)::integer, p.bounds, p.bucket_counts, p.quantiles,
+            p.quantile_values
         FROM unnest(v_points) AS p
         INNER JOIN unnest(v_keys) AS k
             ON p.r = k.r AND p.s = k.s AND p.m = k.m AND p.attributes = k.attributes
-        INNER JOIN monitoring.metric_series AS ms ON k.digest = ms.digest
         WHERE p.reason IS NULL
         -- a point sent again (or twice in one request) is stored once
         ON CONFLICT DO NOTHING

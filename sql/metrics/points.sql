@@ -278,26 +278,12 @@ AS $$
             CASE WHEN pg_catalog.jsonb_typeof(dp.value -> 'attributes') = 'array'
                 THEN pg_catalog.jsonb_array_length(dp.value -> 'attributes') ELSE 0 END
                 AS label_count,
-            monitoring._index_text(
-                CASE WHEN pg_catalog.jsonb_typeof(mt.value -> 'name') = 'string'
-                    THEN mt.value ->> 'name' END, 400
-            ) AS name,
+            k.name,
             k.type,
-            coalesce(monitoring._index_text(
-                CASE WHEN pg_catalog.jsonb_typeof(mt.value -> 'unit') = 'string'
-                    THEN mt.value ->> 'unit' END, 100
-            ), '') AS unit,
-            monitoring.truncate_text(nullif(
-                CASE WHEN pg_catalog.jsonb_typeof(mt.value -> 'description') = 'string'
-                    THEN mt.value ->> 'description' END, ''
-            ), 1000) AS description,
-            CASE WHEN k.type IN (2, 3, 4) THEN monitoring._otlp_kind(
-                k.data ->> 'aggregationTemporality', ARRAY[
-                    'AGGREGATION_TEMPORALITY_UNSPECIFIED', 'AGGREGATION_TEMPORALITY_DELTA',
-                    'AGGREGATION_TEMPORALITY_CUMULATIVE'
-                ]
-            ) ELSE 0 END::smallint AS temporality,
-            coalesce(k.type = 2 AND (k.data -> 'isMonotonic') = 'true', FALSE) AS monotonic,
+            k.unit,
+            k.description,
+            k.temporality,
+            k.monotonic,
             monitoring._otlp_time(dp.value ->> 'timeUnixNano') AS time,
             -- gauges have no start: one sent is not part of their identity
             CASE WHEN k.type > 1 THEN monitoring._otlp_time(dp.value ->> 'startTimeUnixNano') END
@@ -319,23 +305,49 @@ AS $$
             p_request, 'resourceMetrics', 'scopeMetrics', 'metrics'
         ) AS src
         CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(src.items) WITH ORDINALITY AS mt (value, ord)
-        -- the metric's kind: which of OTLP's oneof data fields it has
+        -- what a metric's points share, once per metric: its kind (which of OTLP's oneof
+        -- data fields it has), name, unit and temporality
         CROSS JOIN LATERAL (
             SELECT
                 t.type,
-                mt.value -> (ARRAY[
-                    'gauge', 'sum', 'histogram', 'exponentialHistogram', 'summary'
-                ])[t.type] AS data
+                t.data,
+                monitoring._index_text(
+                    CASE WHEN pg_catalog.jsonb_typeof(mt.value -> 'name') = 'string'
+                        THEN mt.value ->> 'name' END, 400
+                ) AS name,
+                coalesce(monitoring._index_text(
+                    CASE WHEN pg_catalog.jsonb_typeof(mt.value -> 'unit') = 'string'
+                        THEN mt.value ->> 'unit' END, 100
+                ), '') AS unit,
+                monitoring.truncate_text(nullif(
+                    CASE WHEN pg_catalog.jsonb_typeof(mt.value -> 'description') = 'string'
+                        THEN mt.value ->> 'description' END, ''
+                ), 1000) AS description,
+                CASE WHEN t.type IN (2, 3, 4) THEN monitoring._otlp_kind(
+                    t.data ->> 'aggregationTemporality', ARRAY[
+                        'AGGREGATION_TEMPORALITY_UNSPECIFIED', 'AGGREGATION_TEMPORALITY_DELTA',
+                        'AGGREGATION_TEMPORALITY_CUMULATIVE'
+                    ]
+                ) ELSE 0 END::smallint AS temporality,
+                coalesce(t.type = 2 AND (t.data -> 'isMonotonic') = 'true', FALSE) AS monotonic
             FROM (
-                SELECT CASE
-                    WHEN pg_catalog.jsonb_typeof(mt.value) <> 'object' THEN NULL
-                    WHEN mt.value ? 'gauge' THEN 1
-                    WHEN mt.value ? 'sum' THEN 2
-                    WHEN mt.value ? 'histogram' THEN 3
-                    WHEN mt.value ? 'exponentialHistogram' THEN 4
-                    WHEN mt.value ? 'summary' THEN 5
-                END::smallint AS type
+                SELECT
+                    c.type,
+                    mt.value -> (ARRAY[
+                        'gauge', 'sum', 'histogram', 'exponentialHistogram', 'summary'
+                    ])[c.type] AS data
+                FROM (
+                    SELECT CASE
+                        WHEN pg_catalog.jsonb_typeof(mt.value) <> 'object' THEN NULL
+                        WHEN mt.value ? 'gauge' THEN 1
+                        WHEN mt.value ? 'sum' THEN 2
+                        WHEN mt.value ? 'histogram' THEN 3
+                        WHEN mt.value ? 'exponentialHistogram' THEN 4
+                        WHEN mt.value ? 'summary' THEN 5
+                    END::smallint AS type
+                ) AS c
             ) AS t
+            OFFSET 0
         ) AS k
         CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(
             CASE WHEN pg_catalog.jsonb_typeof(k.data -> 'dataPoints') = 'array'
