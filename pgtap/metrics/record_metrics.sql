@@ -3,7 +3,7 @@
 -- series stored once, labels merged, cut and scrubbed; request bounds; Grafana's query from
 -- indexes; writers may write and not read.
 BEGIN;
-SELECT plan(26);
+SELECT plan(27);
 
 CREATE TEMPORARY TABLE answers (name text PRIMARY KEY, answer jsonb);
 
@@ -203,6 +203,22 @@ SELECT ok(
     'distributions are checked: quantiles, bucket ranges, counts, sums'
 );
 
+SELECT monitoring.record_metrics(pgtap_helpers.metrics_request('shop', jsonb_build_array(
+    pgtap_helpers.metric('numbers', 'histogram', jsonb_build_array(
+        pgtap_helpers.point(
+            0, '{"count": 2, "explicitBounds": ["1e-5", 0.5], "bucketCounts": [1, "0", 1]}'
+        )
+    ))
+)));
+SELECT is(
+    (
+        SELECT (count, bounds, bucket_counts)::text FROM monitoring.metric_points
+        WHERE metric_name = 'numbers'
+    ),
+    (2::bigint, '{1e-05,0.5}'::double precision[], '{1,0,1}'::bigint[])::text,
+    'counts as JSON numbers and bounds as strings are read one by one'
+);
+
 -- retries and series
 INSERT INTO answers
 SELECT
@@ -228,7 +244,7 @@ SELECT is(
 );
 SELECT is(
     (SELECT count(*)::integer FROM monitoring.metric_series),
-    7,
+    8,
     'each series once: name, kind, resource and labels'
 );
 SELECT monitoring.record_metrics(pgtap_helpers.metrics_request('shop', jsonb_build_array(
@@ -250,7 +266,7 @@ SELECT monitoring.record_metrics(pgtap_helpers.metrics_request('shop', jsonb_bui
 )));
 SELECT is(
     (SELECT count(*)::integer FROM monitoring.metric_series),
-    7,
+    8,
     'later points find their series; labels that scrub alike are one series'
 );
 SELECT is(

@@ -46,9 +46,93 @@ AS $$
     END;
 $$;
 
--- A distribution's data point (p_type: 3 histogram, 4 exponential histogram, 5 summary):
--- count, sum, min, max and its buckets or quantiles, or the problem that refuses it. An
--- exponential histogram becomes explicit buckets: bucket i of scale s covers
+-- The items of a list one by one, as numeric (what the casts of _otlp_doubles and
+-- _otlp_counts, below, take): counts (p_counts) or doubles, NULL where one is not.
+CREATE OR REPLACE FUNCTION monitoring._otlp_list(p_list jsonb, p_counts boolean)
+RETURNS numeric[]
+LANGUAGE plpgsql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+BEGIN
+    RETURN ARRAY(
+        SELECT CASE WHEN p_counts THEN monitoring._otlp_integer(e.value, TRUE)::numeric
+            ELSE monitoring._otlp_double(e.value)::numeric END
+        FROM jsonb_array_elements(p_list) WITH ORDINALITY AS e (value, ord)
+        ORDER BY e.ord
+    );
+END
+$$;
+
+-- A list of doubles (a histogram's explicitBounds), NULL items where one is not a number a
+-- double holds; NULL when it is not a list. The common case in one cast: JSON numbers
+-- (jsonb writes them without exponents: up to 200 digits either side of the point is
+-- within a double's range). Inlined: no query in it (the rest goes to _otlp_list).
+CREATE OR REPLACE FUNCTION monitoring._otlp_doubles(p_list jsonb)
+RETURNS double precision[]
+LANGUAGE sql
+-- as the text-to-array cast is (declared IMMUTABLE, it would not be inlined)
+STABLE
+PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN p_list IS NULL THEN '{}'
+        WHEN pg_catalog.jsonb_typeof(p_list) <> 'array' THEN NULL
+        WHEN p_list::text COLLATE "C" ~ E'^\\[(-?[0-9]{1,200}(\\.[0-9]{1,200})?(, )?)*\\]$'
+            THEN pg_catalog.translate(p_list::text, '[]', '{}')::double precision []
+        ELSE monitoring._otlp_list(p_list, FALSE)::double precision []
+    END;
+$$;
+
+-- A list of counts (uint64: decimal strings in OTLP/JSON), NULL items where one is not a
+-- count; NULL when it is not a list. Decimal strings in one cast; inlined.
+CREATE OR REPLACE FUNCTION monitoring._otlp_counts(p_list jsonb)
+RETURNS bigint[]
+LANGUAGE sql
+STABLE
+PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN p_list IS NULL THEN '{}'
+        WHEN pg_catalog.jsonb_typeof(p_list) <> 'array' THEN NULL
+        WHEN p_list::text COLLATE "C" ~ E'^\\[("(0|[1-9][0-9]{0,17})"(, )?)*\\]$'
+            THEN pg_catalog.translate(p_list::text, '[]"', '{}')::bigint []
+        ELSE monitoring._otlp_list(p_list, TRUE)::bigint []
+    END;
+$$;
+
+-- Why an explicit histogram's buckets are refused, or NULL.
+CREATE OR REPLACE FUNCTION monitoring._otlp_buckets_problem(
+    p_bounds double precision[], p_counts bigint[], p_max_buckets integer
+)
+RETURNS text
+LANGUAGE plpgsql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+BEGIN
+    IF p_bounds IS NULL OR p_counts IS NULL THEN
+        RETURN 'explicitBounds and bucketCounts must be lists';
+    ELSIF cardinality(p_counts) > p_max_buckets THEN
+        RETURN 'more buckets than metrics.max_buckets';
+    ELSIF array_position(p_bounds, NULL) IS NOT NULL OR array_position(p_counts, NULL) IS NOT NULL
+        THEN
+        RETURN 'explicitBounds must be numbers and bucketCounts non-negative integers';
+    ELSIF cardinality(p_counts) > 0 AND cardinality(p_counts) <> cardinality(p_bounds) + 1 THEN
+        RETURN 'bucketCounts must have one more item than explicitBounds';
+    END IF;
+    FOR i IN 2..cardinality(p_bounds) LOOP
+        IF NOT p_bounds[i] > p_bounds[i - 1] THEN
+            RETURN 'explicitBounds must be in ascending order';
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+-- The buckets of an exponential histogram's data point (p_type 4) or the quantiles of a
+-- summary's (5), or the problem that refuses them. An exponential histogram becomes
+-- explicit buckets: bucket i of scale s covers
 -- (2^(i*2^-s), 2^((i+1)*2^-s)]; its negative buckets, zero bucket and positive buckets in
 -- ascending order, each bound the upper end of its bucket (what Grafana's heatmaps and
 -- histogram_quantile-style queries read). PL/pgSQL: only distributions pay for it.
@@ -74,58 +158,6 @@ DECLARE
     v_positive_offset integer := 0;
     v_positive bigint[] := '{}';
 BEGIN
-    -- OTLP's JSON leaves out what is 0: an absent count is 0, an absent sum unknown
-    d.count := coalesce(monitoring._otlp_integer(p_point -> 'count', true),
-        CASE WHEN p_point ? 'count' THEN NULL ELSE 0 END);
-    d.sum := monitoring._otlp_double(p_point -> 'sum');
-    d.min := monitoring._otlp_double(p_point -> 'min');
-    d.max := monitoring._otlp_double(p_point -> 'max');
-    IF d.count IS NULL THEN
-        d.problem := 'count must be a non-negative integer (a decimal string)';
-        RETURN d;
-    ELSIF (p_point ? 'sum' AND d.sum IS NULL) OR (p_point ? 'min' AND d.min IS NULL)
-        OR (p_point ? 'max' AND d.max IS NULL) THEN
-        d.problem := 'sum, min and max must be numbers';
-        RETURN d;
-    END IF;
-
-    IF p_type = 3 THEN
-        IF jsonb_typeof(coalesce(p_point -> 'explicitBounds', '[]')) <> 'array'
-            OR jsonb_typeof(coalesce(p_point -> 'bucketCounts', '[]')) <> 'array' THEN
-            d.problem := 'explicitBounds and bucketCounts must be lists';
-            RETURN d;
-        END IF;
-        IF jsonb_array_length(coalesce(p_point -> 'bucketCounts', '[]')) > p_max_buckets THEN
-            d.problem := 'more buckets than metrics.max_buckets';
-            RETURN d;
-        END IF;
-        d.bounds := ARRAY(
-            SELECT monitoring._otlp_double(e.value)
-            FROM jsonb_array_elements(coalesce(p_point -> 'explicitBounds', '[]'))
-                WITH ORDINALITY AS e (value, ord)
-            ORDER BY e.ord
-        );
-        d.bucket_counts := ARRAY(
-            SELECT monitoring._otlp_integer(e.value, true)
-            FROM jsonb_array_elements(coalesce(p_point -> 'bucketCounts', '[]'))
-                WITH ORDINALITY AS e (value, ord)
-            ORDER BY e.ord
-        );
-        IF array_position(d.bounds, NULL) IS NOT NULL
-            OR array_position(d.bucket_counts, NULL) IS NOT NULL THEN
-            d.problem := 'explicitBounds must be numbers and bucketCounts non-negative integers';
-        ELSIF cardinality(d.bucket_counts) > 0
-            AND cardinality(d.bucket_counts) <> cardinality(d.bounds) + 1 THEN
-            d.problem := 'bucketCounts must have one more item than explicitBounds';
-        ELSIF EXISTS (
-            SELECT FROM generate_subscripts(d.bounds, 1) AS i
-            WHERE i > 1 AND NOT d.bounds[i] > d.bounds[i - 1]
-        ) THEN
-            d.problem := 'explicitBounds must be in ascending order';
-        END IF;
-        RETURN d;
-    END IF;
-
     IF p_type = 5 THEN
         IF jsonb_typeof(coalesce(p_point -> 'quantileValues', '[]')) <> 'array' THEN
             d.problem := 'quantileValues must be a list';
@@ -185,12 +217,7 @@ BEGIN
             d.problem := 'more buckets than metrics.max_buckets';
             RETURN d;
         END IF;
-        v_counts := ARRAY(
-            SELECT monitoring._otlp_integer(e.value, true)
-            FROM jsonb_array_elements(coalesce(p_point -> v_side -> 'bucketCounts', '[]'))
-                WITH ORDINALITY AS e (value, ord)
-            ORDER BY e.ord
-        );
+        v_counts := monitoring._otlp_counts(p_point -> v_side -> 'bucketCounts');
         IF array_position(v_counts, NULL) IS NOT NULL THEN
             d.problem := format('%s.bucketCounts must be non-negative integers', v_side);
             RETURN d;
@@ -245,8 +272,9 @@ AS $$
         f.name, f.type, f.unit, f.description, f.temporality, f.monotonic, f.time,
         f.start_time,
         f.value,
-        (f.dist).count, (f.dist).sum, (f.dist).min, (f.dist).max, (f.dist).bounds,
-        (f.dist).bucket_counts, (f.dist).quantiles, (f.dist).quantile_values,
+        f.count, f.sum, f.min, f.max,
+        coalesce(f.bounds, (f.dist).bounds), coalesce(f.bucket_counts, (f.dist).bucket_counts),
+        (f.dist).quantiles, (f.dist).quantile_values,
         CASE
             WHEN pg_catalog.jsonb_typeof(f.point) <> 'object'
                 THEN 'a data point must be a JSON object'
@@ -265,7 +293,15 @@ AS $$
             WHEN f.type <= 2 AND f.value IS NULL AND NOT f.no_value
                 THEN 'a gauge or sum data point needs asInt (a decimal string) or asDouble '
                 '(a number)'
-            WHEN f.type >= 3 THEN (f.dist).problem
+            WHEN f.type >= 3 AND f.count IS NULL
+                THEN 'count must be a non-negative integer (a decimal string)'
+            WHEN f.type >= 3 AND (
+                f.sum IS NULL AND f.point ? 'sum' OR f.min IS NULL AND f.point ? 'min'
+                OR f.max IS NULL AND f.point ? 'max'
+            ) THEN 'sum, min and max must be numbers'
+            WHEN f.type = 3
+                THEN monitoring._otlp_buckets_problem(f.bounds, f.bucket_counts, p_max_buckets)
+            WHEN f.type >= 4 THEN (f.dist).problem
         END AS reason
     FROM (
         SELECT
@@ -298,7 +334,21 @@ AS $$
                 AND (dp.value ->> 'flags') COLLATE "C" ~ '^[0-9]{1,10}$'
                 AND ((dp.value ->> 'flags')::bigint & 1) = 1, FALSE
             ) AS no_value,
-            CASE WHEN k.type >= 3 AND pg_catalog.jsonb_typeof(dp.value) = 'object'
+            -- distributions: OTLP's JSON leaves out what is 0 (an absent count is 0, an
+            -- absent sum unknown)
+            CASE WHEN k.type >= 3 THEN coalesce(
+                monitoring._otlp_integer(dp.value -> 'count', true),
+                CASE WHEN dp.value ? 'count' THEN NULL ELSE 0 END
+            ) END AS count,
+            CASE WHEN k.type >= 3 THEN monitoring._otlp_double(dp.value -> 'sum') END AS sum,
+            CASE WHEN k.type >= 3 THEN monitoring._otlp_double(dp.value -> 'min') END AS min,
+            CASE WHEN k.type >= 3 THEN monitoring._otlp_double(dp.value -> 'max') END AS max,
+            -- explicit histograms here (the common distribution), the others in PL/pgSQL
+            CASE WHEN k.type = 3 THEN monitoring._otlp_doubles(dp.value -> 'explicitBounds') END
+                AS bounds,
+            CASE WHEN k.type = 3 THEN monitoring._otlp_counts(dp.value -> 'bucketCounts') END
+                AS bucket_counts,
+            CASE WHEN k.type >= 4 AND pg_catalog.jsonb_typeof(dp.value) = 'object'
                 THEN monitoring._otlp_distribution(k.type, dp.value, p_max_buckets)
             END AS dist
         FROM monitoring._otlp_sources(

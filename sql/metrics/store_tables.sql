@@ -59,13 +59,9 @@ CREATE TYPE monitoring._otlp_metric_point AS (
     reason text
 );
 
--- A distribution's data point read (metrics/points.sql): its count, sum, min, max, buckets
--- or quantiles, or the problem that refuses it.
+-- An exponential histogram's or a summary's data point read (metrics/points.sql): its
+-- buckets or quantiles, or the problem that refuses it.
 CREATE TYPE monitoring._otlp_distribution AS (
-    count bigint,
-    sum double precision,
-    min double precision,
-    max double precision,
     bounds double precision [],
     bucket_counts bigint [],
     quantiles double precision [],
