@@ -6,10 +6,12 @@ bodies, partial success, bad bodies and keys without the metrics scope."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from google.rpc import status_pb2
 from opentelemetry.exporter.otlp.proto.http import Compression
@@ -267,3 +269,63 @@ def test_bad_bodies_are_400(server: Serve, installed_db: str) -> None:
         refused = server.post("/v1/metrics", body, JSON, key)
         assert refused.status_code == 400, body
         assert refused.json()["code"] == 3
+
+
+def test_writers_of_the_same_new_series_at_once(installed_db: str) -> None:
+    """Four exporters (one resource: replicas without an instance id) sending the same 300
+    new series at the same moment, twice: each series stored once, every point once, no
+    error (one writer waits for another's new series and then finds it)."""
+    writers, series = 4, 300
+
+    def body(writer: int, round_: int) -> str:
+        at = str(NOW - (10 - round_) * 10**9 + writer * 1000)
+        return json_request(
+            [
+                {
+                    "name": "jobs",
+                    "sum": {
+                        "aggregationTemporality": 2,
+                        "isMonotonic": True,
+                        "dataPoints": [
+                            {
+                                "timeUnixNano": at,
+                                "asInt": str(writer),
+                                "attributes": [{"key": "queue", "value": {"intValue": str(q)}}],
+                            }
+                            for q in range(series)
+                        ],
+                    },
+                }
+            ]
+        ).decode()
+
+    barrier = threading.Barrier(writers)
+    errors: list[BaseException] = []
+
+    def write(writer: int) -> None:
+        try:
+            with psycopg.connect(installed_db, autocommit=True) as conn:
+                for round_ in range(2):
+                    barrier.wait()
+                    answer = conn.execute(
+                        "SELECT monitoring.record_metrics(%s::jsonb)", (body(writer, round_),)
+                    ).fetchone()
+                    assert answer is not None
+                    assert answer[0]["stored"] == series, answer
+        except BaseException as error:  # re-raised below, in the test's thread
+            errors.append(error)
+            barrier.abort()
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert series_count(installed_db) == series
+    assert len(points(installed_db, "jobs")) == writers * series * 2
+    with superuser(installed_db) as conn:
+        row = conn.execute("SELECT max(id) FROM monitoring.metric_series").fetchone()
+    # new series are looked for before they are stored: few ids are used up by conflicts
+    assert row is not None
+    assert row[0] <= series * writers
