@@ -46,18 +46,32 @@ AS $$
     END;
 $$;
 
--- The items of a list one by one, as numeric (what the casts of _otlp_doubles and
--- _otlp_counts, below, take): counts (p_counts) or doubles, NULL where one is not.
-CREATE OR REPLACE FUNCTION monitoring._otlp_list(p_list jsonb, p_counts boolean)
-RETURNS numeric[]
+-- The items of a list one by one (what _otlp_doubles and _otlp_counts, below, do when the
+-- list is not in the form they cast whole), NULL where one is not a double, or a count.
+CREATE OR REPLACE FUNCTION monitoring._otlp_double_items(p_list jsonb)
+RETURNS double precision[]
 LANGUAGE plpgsql
 IMMUTABLE
 PARALLEL SAFE
 AS $$
 BEGIN
     RETURN ARRAY(
-        SELECT CASE WHEN p_counts THEN monitoring._otlp_integer(e.value, TRUE)::numeric
-            ELSE monitoring._otlp_double(e.value)::numeric END
+        SELECT monitoring._otlp_double(e.value)
+        FROM jsonb_array_elements(p_list) WITH ORDINALITY AS e (value, ord)
+        ORDER BY e.ord
+    );
+END
+$$;
+
+CREATE OR REPLACE FUNCTION monitoring._otlp_count_items(p_list jsonb)
+RETURNS bigint[]
+LANGUAGE plpgsql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+BEGIN
+    RETURN ARRAY(
+        SELECT monitoring._otlp_integer(e.value, TRUE)
         FROM jsonb_array_elements(p_list) WITH ORDINALITY AS e (value, ord)
         ORDER BY e.ord
     );
@@ -67,7 +81,7 @@ $$;
 -- A list of doubles (a histogram's explicitBounds), NULL items where one is not a number a
 -- double holds; NULL when it is not a list. The common case in one cast: JSON numbers
 -- (jsonb writes them without exponents: up to 200 digits either side of the point is
--- within a double's range). Inlined: no query in it (the rest goes to _otlp_list).
+-- within a double's range). Inlined: no query in it.
 CREATE OR REPLACE FUNCTION monitoring._otlp_doubles(p_list jsonb)
 RETURNS double precision[]
 LANGUAGE sql
@@ -80,7 +94,7 @@ AS $$
         WHEN pg_catalog.jsonb_typeof(p_list) <> 'array' THEN NULL
         WHEN p_list::text COLLATE "C" ~ E'^\\[(-?[0-9]{1,200}(\\.[0-9]{1,200})?(, )?)*\\]$'
             THEN pg_catalog.translate(p_list::text, '[]', '{}')::double precision []
-        ELSE monitoring._otlp_list(p_list, FALSE)::double precision []
+        ELSE monitoring._otlp_double_items(p_list)
     END;
 $$;
 
@@ -97,7 +111,7 @@ AS $$
         WHEN pg_catalog.jsonb_typeof(p_list) <> 'array' THEN NULL
         WHEN p_list::text COLLATE "C" ~ E'^\\[("(0|[1-9][0-9]{0,17})"(, )?)*\\]$'
             THEN pg_catalog.translate(p_list::text, '[]"', '{}')::bigint []
-        ELSE monitoring._otlp_list(p_list, TRUE)::bigint []
+        ELSE monitoring._otlp_count_items(p_list)
     END;
 $$;
 
