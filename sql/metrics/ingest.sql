@@ -76,17 +76,18 @@ BEGIN
     FROM monitoring.otel_resources AS o
     WHERE o.id = ANY(ARRAY(SELECT (e.value ->> 0)::integer FROM jsonb_each(v_sources) AS e));
 
-    -- Each series the points name once: its labels (the resource's attributes, then the
-    -- point's, cut and scrubbed) and the digest that finds it. Cleaned once per label set,
-    -- not per point.
+    -- Each series the points name once: the point's labels, cut and scrubbed, and the
+    -- digest that finds the series (its resource by id: the resource's attributes are merged
+    -- in only when a series is new). Cleaned once per label set, not per point.
     v_keys := ARRAY(
         SELECT ROW(
             k.r, k.s, k.m, k.attributes,
             md5(
                 k.name || E'\x1f' || k.type || E'\x1f' || k.unit || E'\x1f' || k.temporality
-                || E'\x1f' || k.monotonic || E'\x1f' || k.resource_id || E'\x1f' || k.labels::text
+                || E'\x1f' || k.monotonic || E'\x1f' || k.resource_id || E'\x1f'
+                || k.point_labels::text
             )::uuid,
-            k.labels, k.name, k.type, k.unit, k.description, k.temporality, k.monotonic,
+            k.point_labels, k.name, k.type, k.unit, k.description, k.temporality, k.monotonic,
             k.resource_id, k.service
         )::monitoring._otlp_metric_key
         FROM (
@@ -96,7 +97,7 @@ BEGIN
                 v_sources -> (d.r || '.' || d.s) ->> 1 AS service,
                 -- cut and scrubbed only when a cheap test says it may change something
                 -- (nesting is bounded already, by _otlp_value)
-                (v_resources -> (v_sources -> (d.r || '.' || d.s) ->> 0)) || CASE
+                CASE
                     WHEN pg_column_size(d.attributes) > least(v_max_length, v_max_bytes)
                         OR v_key_pattern IS NOT NULL AND monitoring._may_hold_secrets(
                             d.attributes::text, v_key_pattern, v_key_likes
@@ -106,7 +107,7 @@ BEGIN
                             v_key_pattern, v_key_likes, v_safe_keys
                         )
                     ELSE d.attributes
-                END AS labels
+                END AS point_labels
             FROM (
                 SELECT DISTINCT
                     p.r, p.s, p.m, p.attributes, p.name, p.type, p.unit, p.description,
@@ -114,7 +115,7 @@ BEGIN
                 FROM unnest(v_points) AS p
                 WHERE p.reason IS NULL
             ) AS d
-            -- each label set cleaned once (pulled up, each mention of labels would again)
+            -- each label set cleaned once (pulled up, each mention of point_labels would again)
             OFFSET 0
         ) AS k
     );
@@ -136,7 +137,7 @@ BEGIN
         )
         SELECT DISTINCT ON (k.digest)
             k.digest, k.name, k.type, k.unit, k.temporality, k.monotonic, k.resource_id,
-            k.service, k.labels, k.description
+            k.service, (v_resources -> k.resource_id::text) || k.point_labels, k.description
         FROM unnest(v_keys) AS k
         WHERE NOT v_series ? k.digest::text
         -- in key order, as every writer of this table does

@@ -69,15 +69,16 @@ CREATE TYPE monitoring._otlp_distribution AS (
     problem text
 );
 
--- The series of one request: what identifies each (as sent), and its digest once its labels
--- are cut and scrubbed (two label sets that scrub to the same labels are one series).
+-- The series of one request: what identifies each (as sent), and its digest once the
+-- point's labels are cut and scrubbed (two label sets that scrub to the same labels are one
+-- series). point_labels: the point's attributes so cleaned, without the resource's.
 CREATE TYPE monitoring._otlp_metric_key AS (
     r integer,
     s integer,
     m integer,
     attributes jsonb,
     digest uuid,
-    labels jsonb,
+    point_labels jsonb,
     name text,
     type smallint,
     unit text,
@@ -90,8 +91,8 @@ CREATE TYPE monitoring._otlp_metric_key AS (
 
 CREATE TABLE monitoring.metric_series (
     id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    -- md5 of name, type, unit, temporality, monotonic, resource (with its scope) and labels,
-    -- as a uuid: a series is found by this, not by its labels
+    -- md5 of name, type, unit, temporality, monotonic, resource (with its scope) and the
+    -- point's labels, as a uuid: a series is found by this, not by its labels
     digest uuid NOT NULL UNIQUE,
     name text NOT NULL,
     -- 1 gauge, 2 sum, 3 histogram, 4 exponential histogram (stored as explicit buckets),
