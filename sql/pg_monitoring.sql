@@ -9,7 +9,7 @@
 -- levels, limits, partitions, scrubbing, ingest keys, maintenance, privileges), errors/,
 -- alerts/, cache/, otlp/ (the OpenTelemetry data model traces and logs share: resources,
 -- attribute values), traces/, logs/, database/ (the health of the PostgreSQL server itself,
--- from its statistics), metrics/ (Prometheus's exposition). Files come
+-- from its statistics), metrics/ (OTLP metrics; Prometheus's exposition). Files come
 -- in dependency order: a domain's tables before its functions (a LANGUAGE sql body is
 -- checked when it is created), but after the functions their CHECK constraints call (the
 -- one list of levels, core/levels.sql, of issue statuses, errors/vocabulary.sql, and of
@@ -117,6 +117,11 @@
 -- @include database/statements_tables.sql
 -- @include database/statements.sql
 
+-- @include metrics/store_tables.sql
+-- @include metrics/points.sql
+-- @include metrics/ingest.sql
+-- @include metrics/views.sql
+-- @include metrics/maintenance.sql
 -- @include metrics/exposition.sql
 
 -- @include core/maintenance.sql

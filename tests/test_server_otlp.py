@@ -11,9 +11,16 @@ from collections.abc import AsyncIterator
 
 import pytest
 from google.protobuf.json_format import MessageToDict
+from opentelemetry import metrics as metrics_api
 from opentelemetry.exporter.otlp.json.common._log_encoder import encode_logs as json_logs
+from opentelemetry.exporter.otlp.json.common.metrics_encoder import (
+    encode_metrics as json_metrics,
+)
 from opentelemetry.exporter.otlp.json.common.trace_encoder import encode_spans as json_spans
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs as proto_logs
+from opentelemetry.exporter.otlp.proto.common.metrics_encoder import (
+    encode_metrics as proto_metrics,
+)
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as proto_spans
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -21,6 +28,9 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -149,6 +159,36 @@ def test_log_records_match_the_json_opentelemetry_encodes() -> None:
     assert len(record["spanId"]) == 16
 
 
+def test_metrics_match_the_json_opentelemetry_encodes() -> None:
+    """Every kind of point the SDK makes: sums (monotonic and not), gauges, histograms and
+    exponential histograms, with exemplars (their ids in hex, as spans' are)."""
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(
+        resource=Resource.create({"service.name": "shop"}),
+        metric_readers=[reader],
+        views=[View(instrument_name="db.*", aggregation=ExponentialBucketHistogramAggregation())],
+    )
+    meter = provider.get_meter("shop.metrics", "1.0")
+    with TracerProvider().get_tracer("t").start_as_current_span("sampled"):
+        meter.create_counter("orders", unit="1").add(3, {"route": "/pay"})
+    meter.create_up_down_counter("queue").add(-2)
+    meter.create_histogram("latency", unit="s").record(0.3, {"route": "/pay"})
+    meter.create_histogram("db.latency").record(0.02)
+    meter.create_observable_gauge("temperature", [lambda _options: [metrics_api.Observation(21.5)]])
+    data = reader.get_metrics_data()
+    provider.shutdown()
+    ours = otlp.to_json(proto_metrics(data), otlp.METRICS)
+    theirs = json_metrics(data).to_dict()
+    assert ours == theirs
+    metrics = {m["name"]: m for m in ours["resourceMetrics"][0]["scopeMetrics"][0]["metrics"]}
+    assert set(metrics) == {"orders", "queue", "latency", "db.latency", "temperature"}
+    assert {"sum", "histogram", "exponentialHistogram", "gauge"} == {
+        next(k for k in m if k in otlp.METRICS.point_fields) for m in metrics.values()
+    }
+    exemplar = metrics["orders"]["sum"]["dataPoints"][0]["exemplars"][0]
+    assert len(exemplar["traceId"]) == 32
+
+
 def test_json_passes_through() -> None:
     body = {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "ab", "name": "x"}]}]}]}
     assert otlp.decode(json.dumps(body).encode(), otlp.JSON, otlp.TRACES) == body
@@ -209,6 +249,49 @@ def test_no_items_no_batch() -> None:
     assert list(otlp.batches({"resourceSpans": [{"scopeSpans": []}]}, otlp.TRACES)) == []
 
 
+def metrics_request(points: list[int]) -> dict:
+    """A metric per entry of `points`, with that many data points, in two scopes."""
+    metrics = [
+        {"name": f"m{m}", "gauge": {"dataPoints": [{"asInt": str(p)} for p in range(n)]}}
+        for m, n in enumerate(points)
+    ]
+    half = len(metrics) // 2
+    return {
+        "resourceMetrics": [
+            {
+                "resource": {"r": 0},
+                "scopeMetrics": [
+                    {"scope": {"s": 0}, "metrics": metrics[:half]},
+                    {"scope": {"s": 1}, "metrics": metrics[half:]},
+                ],
+            }
+        ]
+    }
+
+
+def metric_points(batch: dict) -> list[tuple]:
+    return [
+        (scope["scope"]["s"], metric["name"], point["asInt"])
+        for resource in batch["resourceMetrics"]
+        for scope in resource["scopeMetrics"]
+        for metric in scope["metrics"]
+        for point in metric["gauge"]["dataPoints"]
+    ]
+
+
+def test_metrics_are_batched_by_their_data_points() -> None:
+    request = metrics_request([300, 2500, 10, 900, 0, 5])
+    parts = list(otlp.batches(request, otlp.METRICS, size=1000))
+    assert [count for _, count in parts] == [300, 1000, 1000, 510, 905]
+    assert all(len(metric_points(batch)) == count for batch, count in parts)
+    assert [p for batch, _ in parts for p in metric_points(batch)] == metric_points(request)
+    # the metric of 2500 points is cut into copies of itself
+    assert [m["name"] for m in parts[1][0]["resourceMetrics"][0]["scopeMetrics"][0]["metrics"]] == [
+        "m1"
+    ]
+    assert list(otlp.batches({"resourceMetrics": [{"scopeMetrics": [{}]}]}, otlp.METRICS)) == []
+
+
 async def chunks(data: bytes, size: int = 65536) -> AsyncIterator[bytes]:
     for start in range(0, len(data), size):
         yield data[start : start + size]
@@ -258,6 +341,8 @@ def test_responses() -> None:
     assert partial.partial_success.error_message == "bad severity"
     as_json = json.loads(otlp.encode_response(otlp.TRACES, otlp.JSON, 3, "no name"))
     assert as_json == {"partialSuccess": {"rejectedSpans": "3", "errorMessage": "no name"}}
+    points = json.loads(otlp.encode_response(otlp.METRICS, otlp.JSON, 4, "no time"))
+    assert points == {"partialSuccess": {"rejectedDataPoints": "4", "errorMessage": "no time"}}
 
 
 def test_status_is_a_google_rpc_status() -> None:

@@ -239,6 +239,16 @@ def run(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     seen["log search"] = _rows(
         conn, "SELECT body FROM monitoring.search_logs('declined', p_min_severity => 'warn')"
     )
+    seen["record metrics"] = _one(
+        conn, "SELECT monitoring.record_metrics(%s::jsonb)", (json.dumps(otlp_metrics()),)
+    )
+    # doubles would be read back as the session prints them (extra_float_digits): the
+    # snapshot reads them
+    seen["metric points"] = _rows(
+        conn,
+        """SELECT metric_name, metric_type, labels, count, bucket_counts, cardinality(bounds)
+        FROM monitoring.metric_points ORDER BY metric_name""",
+    )
 
     # Cache.
     _one(conn, """SELECT monitoring.cache_set('user:1', '{"name": "Ada", "n": 0.1}', 100.5)""")
@@ -376,6 +386,87 @@ def otlp_logs() -> dict[str, Any]:
     }
 
 
+def otlp_metrics() -> dict[str, Any]:
+    """An ExportMetricsServiceRequest (OTLP JSON): a point of each kind, a secret label."""
+    point = {"timeUnixNano": _nanos(1.7), "startTimeUnixNano": _nanos(60)}
+    return {
+        "resourceMetrics": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "shop"}}]
+                },
+                "scopeMetrics": [
+                    {
+                        "metrics": [
+                            {
+                                "name": "orders",
+                                "sum": {
+                                    "aggregationTemporality": 2,
+                                    "isMonotonic": True,
+                                    "dataPoints": [
+                                        {
+                                            **point,
+                                            "asInt": "3",
+                                            "attributes": [
+                                                {"key": "token", "value": {"stringValue": "t"}}
+                                            ],
+                                        }
+                                    ],
+                                },
+                            },
+                            {
+                                "name": "queue",
+                                "gauge": {"dataPoints": [{**point, "asDouble": 0.1}]},
+                            },
+                            {
+                                "name": "latency",
+                                "histogram": {
+                                    "aggregationTemporality": 2,
+                                    "dataPoints": [
+                                        {
+                                            **point,
+                                            "count": "2",
+                                            "sum": 0.3,
+                                            "explicitBounds": [0.1],
+                                            "bucketCounts": ["1", "1"],
+                                        }
+                                    ],
+                                },
+                            },
+                            {
+                                "name": "db",
+                                "exponentialHistogram": {
+                                    "aggregationTemporality": 1,
+                                    "dataPoints": [
+                                        {
+                                            **point,
+                                            "count": "1",
+                                            "scale": 2,
+                                            "positive": {"offset": -3, "bucketCounts": ["1"]},
+                                        }
+                                    ],
+                                },
+                            },
+                            {
+                                "name": "rpc",
+                                "summary": {
+                                    "dataPoints": [
+                                        {
+                                            **point,
+                                            "count": "1",
+                                            "quantileValues": [{"quantile": 0.5, "value": 0.2}],
+                                        }
+                                    ]
+                                },
+                            },
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
+
+
 def fingerprint_of(conn: psycopg.Connection[Any], title_part: str) -> str:
     """monitoring_admin reads issues: the fingerprint of the one whose title has title_part."""
     return _one(
@@ -443,7 +534,8 @@ def snapshot(dsn: str) -> dict[str, list[Any]]:
                 """SELECT c.relname, pg_get_expr(c.relpartbound, c.oid)
                 FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid
                 WHERE i.inhparent IN ('monitoring.error_events'::regclass,
-                    'monitoring.trace_spans'::regclass, 'monitoring.log_records'::regclass)
+                    'monitoring.trace_spans'::regclass, 'monitoring.log_records'::regclass,
+                    'monitoring.metric_data_points'::regclass)
                 ORDER BY 1""",
             ),
             "spans": _rows(
@@ -457,6 +549,12 @@ def snapshot(dsn: str) -> dict[str, list[Any]]:
                 conn,
                 """SELECT severity, severity_text, body, attributes, service, trace_id, span_id
                 FROM monitoring.logs ORDER BY body""",
+            ),
+            "metrics": _rows(
+                conn,
+                """SELECT metric_name, metric_type, unit, labels, value, count, sum, min, max,
+                    bounds, bucket_counts, quantiles, quantile_values, temporality, monotonic
+                FROM monitoring.metric_points ORDER BY metric_name""",
             ),
             "settings": _rows(conn, "SELECT name, value FROM monitoring.settings ORDER BY name"),
         }

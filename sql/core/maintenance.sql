@@ -30,7 +30,7 @@ BEGIN
     FOREACH v_step IN ARRAY ARRAY[
         'fold', 'ignores', 'partitions', 'notifications', 'retention', 'cache',
         'traces_fold', 'traces_partitions', 'traces_retention', 'logs_partitions',
-        'logs_retention', 'database_statements'
+        'logs_retention', 'metrics_partitions', 'metrics_retention', 'database_statements'
     ] LOOP
         BEGIN
             v_report := v_report || CASE v_step
@@ -56,6 +56,10 @@ BEGIN
                     'log_partitions_created', monitoring.ensure_log_partitions()
                 )
                 WHEN 'logs_retention' THEN monitoring.apply_log_retention()
+                WHEN 'metrics_partitions' THEN jsonb_build_object(
+                    'metric_partitions_created', monitoring.ensure_metric_partitions()
+                )
+                WHEN 'metrics_retention' THEN monitoring.apply_metric_retention()
                 -- NULL without pg_stat_statements
                 WHEN 'database_statements' THEN jsonb_build_object(
                     'statements_snapshot', monitoring.snapshot_statements()
@@ -96,8 +100,9 @@ $$;
 
 COMMENT ON FUNCTION monitoring.run_maintenance() IS
 'Folds counts (firing threshold alerts) and trace summaries, ends expired ignores, creates '
-'partitions ahead, applies retention to events, spans, logs and delivered notifications, '
-'cleans the cache and takes the pg_stat_statements snapshot database_statements subtracts; '
+'partitions ahead, applies retention to events, spans, logs, metric points and delivered '
+'notifications, cleans the cache and takes the pg_stat_statements snapshot '
+'database_statements subtracts; '
 'returns what it did, and under "failed" the steps that failed (the others still ran). '
 'Safe to run at any time and from several places';
 

@@ -195,10 +195,11 @@ AS $$
     ) AS src;
 $$;
 
--- What record_spans and record_logs do first: check that the request is one, read the
--- settings, count its items against otlp.max_items_per_call (before any per-item work), and
--- find or store its resources: sources maps "r.s" (resource, scope) to [resource id,
--- service]. p_signal: 'spans' or 'logs'.
+-- What record_spans, record_logs and record_metrics do first: check that the request is
+-- one, read the settings, count its items (a metric's: its data points) against
+-- otlp.max_items_per_call (before any per-item work), and find or store its resources:
+-- sources maps "r.s" (resource, scope) to [resource id, service]. p_signal: 'spans', 'logs'
+-- or 'metrics'.
 CREATE OR REPLACE FUNCTION monitoring._otlp_request(
     p_request jsonb, p_signal text, OUT cfg jsonb, OUT total integer, OUT sources jsonb,
     OUT key_pattern text, OUT key_likes text[], OUT safe_keys text[]
@@ -206,13 +207,21 @@ CREATE OR REPLACE FUNCTION monitoring._otlp_request(
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    v_outer text := CASE p_signal WHEN 'spans' THEN 'resourceSpans' ELSE 'resourceLogs' END;
-    v_scopes text := CASE p_signal WHEN 'spans' THEN 'scopeSpans' ELSE 'scopeLogs' END;
-    v_items text := CASE p_signal WHEN 'spans' THEN 'spans' ELSE 'logRecords' END;
+    v_outer text := CASE p_signal
+        WHEN 'spans' THEN 'resourceSpans' WHEN 'metrics' THEN 'resourceMetrics' ELSE 'resourceLogs'
+    END;
+    v_scopes text := CASE p_signal
+        WHEN 'spans' THEN 'scopeSpans' WHEN 'metrics' THEN 'scopeMetrics' ELSE 'scopeLogs'
+    END;
+    v_items text := CASE p_signal
+        WHEN 'spans' THEN 'spans' WHEN 'metrics' THEN 'metrics' ELSE 'logRecords'
+    END;
 BEGIN
     IF jsonb_typeof(p_request) IS DISTINCT FROM 'object' THEN
         RAISE EXCEPTION 'p_request must be an OTLP Export%ServiceRequest (a JSON object with '
-            '"%"), not %', CASE p_signal WHEN 'spans' THEN 'Trace' ELSE 'Logs' END, v_outer,
+            '"%"), not %',
+            CASE p_signal WHEN 'spans' THEN 'Trace' WHEN 'metrics' THEN 'Metrics' ELSE 'Logs' END,
+            v_outer,
             coalesce(jsonb_typeof(p_request), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -226,11 +235,25 @@ BEGIN
             USING ERRCODE = 'program_limit_exceeded',
                 HINT = 'Send less per call (pg-monitoring serve splits requests).';
     END IF;
-    SELECT coalesce(sum(jsonb_array_length(src.items)), 0)::integer INTO total
-    FROM monitoring._otlp_sources(p_request, v_outer, v_scopes, v_items) AS src;
+    IF p_signal = 'metrics' THEN
+        -- a metric's points are under its one data field (gauge, sum, histogram, ...)
+        SELECT coalesce(sum(jsonb_array_length(d.value -> 'dataPoints')), 0)::integer INTO total
+        FROM monitoring._otlp_sources(p_request, v_outer, v_scopes, v_items) AS src
+        CROSS JOIN LATERAL jsonb_array_elements(src.items) AS mt (value)
+        CROSS JOIN LATERAL jsonb_each(
+            CASE WHEN jsonb_typeof(mt.value) = 'object' THEN mt.value ELSE '{}' END
+        ) AS d
+        WHERE d.key IN ('gauge', 'sum', 'histogram', 'exponentialHistogram', 'summary')
+            AND jsonb_typeof(d.value -> 'dataPoints') = 'array';
+    ELSE
+        SELECT coalesce(sum(jsonb_array_length(src.items)), 0)::integer INTO total
+        FROM monitoring._otlp_sources(p_request, v_outer, v_scopes, v_items) AS src;
+    END IF;
     IF total > (cfg ->> 'otlp.max_items_per_call')::integer THEN
         RAISE EXCEPTION 'p_request holds % %, over otlp.max_items_per_call (%)',
-            total, CASE p_signal WHEN 'spans' THEN 'spans' ELSE 'log records' END,
+            total, CASE p_signal
+                WHEN 'spans' THEN 'spans' WHEN 'metrics' THEN 'data points' ELSE 'log records'
+            END,
             cfg ->> 'otlp.max_items_per_call'
             USING ERRCODE = 'program_limit_exceeded',
                 HINT = 'Send fewer per call (pg-monitoring serve splits requests).';
@@ -249,7 +272,8 @@ $$;
 
 -- OTLP's partial_success message: how many of p_total items were refused, and why: each
 -- reason (the first five, in request order) with its count and where its first item was.
--- p_refused: [[reason, resource, scope, item], ...], 1-based as WITH ORDINALITY counts.
+-- p_refused: [[reason, resource, scope, item], ...], 1-based as WITH ORDINALITY counts; for
+-- metrics [reason, resource, scope, metric, data point].
 CREATE OR REPLACE FUNCTION monitoring._otlp_refusals(
     p_signal text, p_total integer, p_refused jsonb
 )
@@ -261,6 +285,7 @@ AS $$
 DECLARE
     v_path text[] := CASE p_signal
         WHEN 'spans' THEN ARRAY['spans', 'resourceSpans', 'scopeSpans', 'spans']
+        WHEN 'metrics' THEN ARRAY['data points', 'resourceMetrics', 'scopeMetrics', 'metrics']
         ELSE ARRAY['log records', 'resourceLogs', 'scopeLogs', 'logRecords']
     END;
 BEGIN
@@ -271,26 +296,28 @@ BEGIN
         '%s of %s %s rejected: ', jsonb_array_length(p_refused), p_total, v_path[1]
     ) || (
         SELECT string_agg(format(
-            '%s (%s %s, first: %s[%s].%s[%s].%s[%s])', x.reason, x.n, v_path[1],
-            v_path[2], x.r - 1, v_path[3], x.s - 1, v_path[4], x.i - 1
-        ), '; ' ORDER BY x.r, x.s, x.i)
+            '%s (%s %s, first: %s[%s].%s[%s].%s[%s]%s)', x.reason, x.n, v_path[1],
+            v_path[2], x.r - 1, v_path[3], x.s - 1, v_path[4], x.i - 1,
+            coalesce('.dataPoints[' || x.j - 1 || ']', '')
+        ), '; ' ORDER BY x.r, x.s, x.i, x.j)
         FROM (
             -- each reason's first item, with the reason's count; the five first of those
             SELECT f.*
             FROM (
                 SELECT DISTINCT ON (q.reason)
-                    q.reason, q.r, q.s, q.i, count(*) OVER (PARTITION BY q.reason) AS n
+                    q.reason, q.r, q.s, q.i, q.j, count(*) OVER (PARTITION BY q.reason) AS n
                 FROM (
                     SELECT
                         e.value ->> 0 AS reason,
                         (e.value ->> 1)::integer AS r,
                         (e.value ->> 2)::integer AS s,
-                        (e.value ->> 3)::integer AS i
+                        (e.value ->> 3)::integer AS i,
+                        (e.value ->> 4)::integer AS j
                     FROM jsonb_array_elements(p_refused) AS e (value)
                 ) AS q
-                ORDER BY q.reason, q.r, q.s, q.i
+                ORDER BY q.reason, q.r, q.s, q.i, q.j
             ) AS f
-            ORDER BY f.r, f.s, f.i
+            ORDER BY f.r, f.s, f.i, f.j
             LIMIT 5
         ) AS x
     );

@@ -78,6 +78,11 @@ ADD COLUMN fractional boolean NOT NULL DEFAULT FALSE;
 -- @include ../database/statements_tables.sql
 -- @include ../database/statements.sql
 
+-- @include ../metrics/store_tables.sql
+-- @include ../metrics/points.sql
+-- @include ../metrics/ingest.sql
+-- @include ../metrics/views.sql
+-- @include ../metrics/maintenance.sql
 -- @include ../metrics/exposition.sql
 
 -- @include ../core/maintenance.sql

@@ -1,12 +1,12 @@
 """OTLP/HTTP bodies: read (bounded, gzip streamed), decoded into the OTLP JSON mapping the
 SQL takes, cut into batches, and the answers encoded (opentelemetry-proto's messages).
 
-`monitoring.record_spans(jsonb)` and `monitoring.record_logs(jsonb)` take a request in
-OTLP's JSON mapping: lowerCamelCase names, enums as integers, int64 values as decimal
-strings, and trace and span ids as lowercase hex. That is what `MessageToDict` gives for a
-protobuf body, but for the ids, which protobuf's JSON mapping writes in base64: `to_json`
-writes the mapping itself, ids in hex. A JSON body is that mapping already and passes
-through as it came.
+`monitoring.record_spans(jsonb)`, `monitoring.record_logs(jsonb)` and
+`monitoring.record_metrics(jsonb)` take a request in OTLP's JSON mapping: lowerCamelCase
+names, enums as integers, int64 values as decimal strings, and trace and span ids as
+lowercase hex. That is what `MessageToDict` gives for a protobuf body, but for the ids, which
+protobuf's JSON mapping writes in base64: `to_json` writes the mapping itself, ids in hex. A
+JSON body is that mapping already and passes through as it came.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 
@@ -32,7 +33,8 @@ from . import DEFAULT_MAX_BODY
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 
-# How many items (spans, log records) one stored-function call gets at most.
+# How many items (spans, log records, metric data points) one stored-function call gets at
+# most.
 BATCH_ITEMS = 1000
 
 
@@ -62,6 +64,9 @@ class Signal:
     # the fields of an item, and of each of its links, that hold ids (hex in OTLP JSON)
     id_fields: tuple[str, ...]
     link_id_fields: tuple[str, ...] = ()
+    # metrics: an item (a metric) holds its data points under one of these fields, and
+    # batches count and cut those, not items
+    point_fields: tuple[str, ...] = ()
 
 
 TRACES = Signal(
@@ -88,6 +93,20 @@ LOGS = Signal(
     scopes="scopeLogs",
     items="logRecords",
     id_fields=("traceId", "spanId"),
+)
+METRICS = Signal(
+    scope="metrics",
+    function="monitoring.record_metrics",
+    query="SELECT monitoring.record_metrics(%s::jsonb)",
+    request=metrics_service_pb2.ExportMetricsServiceRequest,
+    response=metrics_service_pb2.ExportMetricsServiceResponse,
+    rejected_field="rejected_data_points",
+    resources="resourceMetrics",
+    scopes="scopeMetrics",
+    items="metrics",
+    # exemplars' (kept as sent: record_metrics does not store exemplars)
+    id_fields=(),
+    point_fields=("gauge", "sum", "histogram", "exponentialHistogram", "summary"),
 )
 
 
@@ -313,7 +332,11 @@ def batches(
 ) -> Iterator[tuple[dict[str, Any], int]]:
     """`request` cut into requests of at most `size` items each, with their item counts;
     each keeps its items' resource and scope. A request without items gives none. The
-    batches share the request's objects: together they hold what it holds."""
+    batches share the request's objects: together they hold what it holds. Metrics are
+    counted and cut by their data points."""
+    if signal.point_fields:
+        yield from _point_batches(request, signal, size)
+        return
     resources: list[dict[str, Any]] = []
     count = 0
     for resource in request.get(signal.resources, ()):
@@ -332,6 +355,52 @@ def batches(
                     resources, count = [], 0
     if count:
         yield _batch(resources, signal), count
+
+
+def _point_batches(
+    request: dict[str, Any], signal: Signal, size: int
+) -> Iterator[tuple[dict[str, Any], int]]:
+    """`batches` for metrics: at most `size` data points each, a metric with more cut into
+    copies that each hold a part of its points."""
+    resources: list[dict[str, Any]] = []
+    count = 0
+    last_scope = None
+    for resource in request.get(signal.resources, ()):
+        for scope in resource.get(signal.scopes, ()):
+            for piece, weight in _pieces(scope.get(signal.items, []), signal, size):
+                if count and count + weight > size:
+                    yield _batch(resources, signal), count
+                    resources, count, last_scope = [], 0, None
+                if not resources or resources[-1]["_from"] is not resource:
+                    resources.append({"_from": resource, signal.scopes: []})
+                    last_scope = None
+                if last_scope is not scope:
+                    resources[-1][signal.scopes].append({**scope, signal.items: []})
+                    last_scope = scope
+                resources[-1][signal.scopes][-1][signal.items].append(piece)
+                count += weight
+    if count:
+        yield _batch(resources, signal), count
+
+
+def _pieces(items: list[Any], signal: Signal, size: int) -> Iterator[tuple[Any, int]]:
+    """Each metric with its number of data points; one with more than `size` as several."""
+    for item in items:
+        field = (
+            next((f for f in signal.point_fields if f in item), None)
+            if isinstance(item, dict)
+            else None
+        )
+        data = item[field] if field else None
+        points = data.get("dataPoints") if isinstance(data, dict) else None
+        if not isinstance(points, list):
+            yield item, 0
+        elif len(points) <= size:
+            yield item, len(points)
+        else:
+            for start in range(0, len(points), size):
+                part = points[start : start + size]
+                yield {**item, field: {**data, "dataPoints": part}}, len(part)
 
 
 def _batch(parts: list[dict[str, Any]], signal: Signal) -> dict[str, Any]:
@@ -384,6 +453,7 @@ __all__ = [
     "DEFAULT_MAX_BODY",
     "JSON",
     "LOGS",
+    "METRICS",
     "PROTOBUF",
     "TRACES",
     "BodyError",

@@ -1,5 +1,6 @@
-"""POST /v1/traces and /v1/logs: OTLP/HTTP, each request one call of
-`monitoring.record_spans` or `record_logs` per batch of items, in one transaction.
+"""POST /v1/traces, /v1/logs and /v1/metrics: OTLP/HTTP, each request one call of
+`monitoring.record_spans`, `record_logs` or `record_metrics` per batch of items (of metrics'
+data points), in one transaction.
 
 One transaction: a request is stored whole or not at all, so the retry a 503 asks for
 stores nothing twice.
@@ -104,7 +105,12 @@ async def logs(request: Request) -> Response:
     return await export(request, otlp.LOGS)
 
 
+async def metrics(request: Request) -> Response:
+    return await export(request, otlp.METRICS)
+
+
 ROUTES = [
     Route("/v1/traces", traces, methods=["POST"]),
     Route("/v1/logs", logs, methods=["POST"]),
+    Route("/v1/metrics", metrics, methods=["POST"]),
 ]
