@@ -279,22 +279,25 @@ AS $$
         FROM histogram_samples AS h
     ),
 
+    -- le last: a series' labels without it keep its _bucket, _sum and _count together
     lines AS (
         SELECT
             s.family,
             s.kind,
             s.help,
             s.ord,
-            -- a series' labels without le: its _bucket, _sum and _count go together
-            (s.labels - 'le')::text AS series,
-            s.name || CASE WHEN s.labels = '{}' THEN '' ELSE '{' || (
-                SELECT string_agg(
-                    l.key || '="' || monitoring._prometheus_label(l.value) || '"', ','
-                    ORDER BY l.key
-                )
-                FROM jsonb_each_text(s.labels) AS l
+            p.labels AS series,
+            s.name || CASE WHEN s.labels = '{}' THEN '' ELSE '{' || concat_ws(
+                ',', p.labels, 'le="' || (s.labels ->> 'le') || '"'
             ) || '}' END || ' ' || s.value::text AS line
         FROM all_samples AS s
+        CROSS JOIN LATERAL (
+            SELECT string_agg(
+                l.key || '="' || monitoring._prometheus_label(l.value) || '"', ','
+                ORDER BY l.key
+            ) AS labels
+            FROM jsonb_each_text(s.labels - 'le') AS l
+        ) AS p
         WHERE s.value IS NOT NULL
     )
 
@@ -304,7 +307,7 @@ AS $$
             l.family,
             '# HELP ' || l.family || ' ' || max(l.help) || E'\n# TYPE ' || l.family || ' '
             || l.kind || E'\n'
-            || string_agg(l.line || E'\n', '' ORDER BY l.series, l.ord, l.line) AS text
+            || string_agg(l.line || E'\n', '' ORDER BY l.series COLLATE "C", l.ord, l.line) AS text
         FROM lines AS l
         GROUP BY l.family, l.kind
     ) AS f;

@@ -30,7 +30,7 @@ $$;
 -- about 10% of a boundary may be counted on its other side. Fixed: the totals
 -- (trace_operation_totals.buckets) are counted against these.
 CREATE OR REPLACE FUNCTION monitoring.span_duration_buckets()
-RETURNS double precision []
+RETURNS double precision[]
 LANGUAGE sql
 IMMUTABLE
 PARALLEL SAFE
@@ -45,7 +45,7 @@ COMMENT ON FUNCTION monitoring.span_duration_buckets() IS
 -- below it: logarithmic bucket b is counted in Prometheus's bucket
 -- width_bucket(b - 1, edges) + 1 (one past the last: +Inf).
 CREATE OR REPLACE FUNCTION monitoring._span_duration_edges()
-RETURNS integer []
+RETURNS integer[]
 LANGUAGE sql
 IMMUTABLE
 PARALLEL SAFE
