@@ -33,7 +33,7 @@ CLUSTER := pg_virtualenv -t \
 
 .PHONY: all help release test lint deps system-deps stage test-in-cluster pgtap pytest \
 	demo test-docker bench bench-in-cluster bench-errors bench-tracker bench-cache \
-	bench-traces bench-otlp bench-middleware
+	bench-traces bench-otlp bench-middleware bench-scrape
 
 all: $(EXT_SCRIPTS) $(BUILD_DIR)/$(EXTENSION).control
 
@@ -145,7 +145,8 @@ demo: $(VENV_STAMP) all
 bench: deps stage
 	$(CLUSTER) -o fsync=on $(MAKE) --no-print-directory bench-in-cluster
 
-bench-in-cluster: bench-errors bench-tracker bench-cache bench-traces bench-otlp bench-middleware
+bench-in-cluster: bench-errors bench-tracker bench-cache bench-traces bench-otlp bench-middleware \
+	bench-scrape
 
 bench-errors:
 	bench/capture.sh
@@ -164,6 +165,11 @@ bench-otlp: $(VENV_STAMP)
 
 bench-middleware: $(VENV_STAMP)
 	$(VENV_BIN)/python bench/middleware_bench.py
+
+# 5,000,000 events and spans and 1,000,000 cache entries: minutes to load (BENCH_SCALE=0.2
+# loads a fifth)
+bench-scrape: $(VENV_STAMP)
+	$(VENV_BIN)/python bench/scrape_bench.py
 
 test-docker:
 	docker build -f tests/docker/Dockerfile -t $(EXTENSION)-test .

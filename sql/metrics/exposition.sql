@@ -23,11 +23,16 @@ $$;
 
 CREATE OR REPLACE FUNCTION monitoring.prometheus_metrics()
 RETURNS text
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    -- PL/pgSQL, not SQL: a SQL function with SET is planned again at every call (15 ms of
+    -- a scrape); PL/pgSQL keeps the plan for the session, and serve's pool reuses sessions.
+    -- Labels are built as text, each key in order: a jsonb per sample cost as much again.
+    RETURN (
     WITH health AS (SELECT * FROM monitoring.database_health),
 
     -- Span counters for a bounded set of series (Prometheus's cardinality): entry points
@@ -73,13 +78,15 @@ AS $$
 
     -- Histograms' samples: a family's _bucket, _sum and _count, in the order the format
     -- wants them (ord)
-    histogram_samples (family, help, name, labels, ord, value) AS (
+    histogram_samples (family, help, name, labels, le, ord, value) AS (
         SELECT
             'pg_monitoring_span_duration_seconds',
             'Duration of entry-point spans (server, consumer) by service and operation, '
             || 'from the trace rollups (within one 19% rollup bucket of each boundary)',
             'pg_monitoring_span_duration_seconds_bucket',
-            jsonb_build_object('service', b.service, 'operation', b.operation, 'le', b.le),
+            'operation="' || monitoring._prometheus_label(b.operation)
+            || '",service="' || monitoring._prometheus_label(b.service) || '"',
+            b.le,
             b.i,
             b.n::numeric
         FROM span_buckets AS b
@@ -87,7 +94,9 @@ AS $$
         SELECT
             'pg_monitoring_span_duration_seconds', NULL,
             'pg_monitoring_span_duration_seconds_' || m.suffix,
-            jsonb_build_object('service', s.service, 'operation', s.operation),
+            'operation="' || monitoring._prometheus_label(s.operation)
+            || '",service="' || monitoring._prometheus_label(s.service) || '"',
+            NULL,
             m.ord,
             m.value
         FROM span_operations AS s
@@ -101,10 +110,10 @@ AS $$
         SELECT
             'pg_monitoring_issues', 'gauge',
             'Issues by service, environment, level and status',
-            jsonb_build_object(
-                'service', i.service, 'environment', i.environment, 'level', i.level,
-                'status', i.status
-            ),
+            'environment="' || monitoring._prometheus_label(i.environment)
+            || '",level="' || monitoring._prometheus_label(i.level)
+            || '",service="' || monitoring._prometheus_label(i.service)
+            || '",status="' || monitoring._prometheus_label(i.status) || '"',
             count(*)::numeric
         FROM monitoring.error_issues AS i
         GROUP BY i.service, i.environment, i.level, i.status
@@ -112,7 +121,7 @@ AS $$
         SELECT
             'pg_monitoring_alert_notifications', 'gauge',
             'Notifications in the alert outbox by status (sent and dead ones until retention)',
-            jsonb_build_object('status', s.status),
+            'status="' || monitoring._prometheus_label(s.status) || '"',
             count(o.id)::numeric
         FROM unnest(monitoring.notification_statuses()) AS s (status)
         LEFT JOIN monitoring.alert_outbox AS o ON s.status = o.status
@@ -121,7 +130,7 @@ AS $$
         -- cache_store: the app's PostgresCache(prometheus=True) counts its own process's
         -- reads as pg_monitoring_cache_hits_total; these are every client's, as reported
         SELECT
-            'pg_monitoring_cache_store_' || c.name || '_total', 'counter', c.help, '{}'::jsonb,
+            'pg_monitoring_cache_store_' || c.name || '_total', 'counter', c.help, NULL,
             c.value
         FROM monitoring._cache_counter_totals() AS t
         CROSS JOIN LATERAL (VALUES
@@ -135,13 +144,16 @@ AS $$
             'pg_monitoring_events_total', 'counter',
             'Error events captured, by service, environment and the event''s level (as of the '
             || 'last fold)',
-            jsonb_build_object('service', t.service, 'environment', t.environment, 'level', t.level),
+            'environment="' || monitoring._prometheus_label(t.environment)
+            || '",level="' || monitoring._prometheus_label(t.level)
+            || '",service="' || monitoring._prometheus_label(t.service) || '"',
             t.events::numeric
         FROM monitoring.error_totals AS t
         UNION ALL
         SELECT
             'pg_monitoring_issues_' || c.name || '_total', 'counter', c.help,
-            jsonb_build_object('service', t.service, 'environment', t.environment), c.value
+            'environment="' || monitoring._prometheus_label(t.environment)
+            || '",service="' || monitoring._prometheus_label(t.service) || '"', c.value
         FROM (
             SELECT
                 t.service, t.environment, sum(t.new_issues) AS new_issues,
@@ -159,7 +171,8 @@ AS $$
         UNION ALL
         SELECT
             'pg_monitoring_spans_' || c.name, 'counter', c.help,
-            jsonb_build_object('service', s.service, 'operation', s.operation), c.value
+            'operation="' || monitoring._prometheus_label(s.operation)
+            || '",service="' || monitoring._prometheus_label(s.service) || '"', c.value
         FROM span_operations AS s
         CROSS JOIN LATERAL (VALUES
             (
@@ -173,13 +186,15 @@ AS $$
         SELECT
             'pg_monitoring_span_errors_total', 'counter',
             'Entry-point spans with status ERROR by service and operation',
-            jsonb_build_object('service', s.service, 'operation', s.operation), s.errors::numeric
+            'operation="' || monitoring._prometheus_label(s.operation)
+            || '",service="' || monitoring._prometheus_label(s.service) || '"', s.errors::numeric
         FROM span_operations AS s
         UNION ALL
         SELECT
             'pg_monitoring_ingest_dropped_total', 'counter',
             'Items refused or dropped at ingest, by signal and reason',
-            jsonb_build_object('signal', d.signal, 'reason', d.reason), sum(d.dropped)
+            'reason="' || monitoring._prometheus_label(d.reason)
+            || '",signal="' || monitoring._prometheus_label(d.signal) || '"', sum(d.dropped)
         FROM monitoring.ingest_drops AS d
         GROUP BY d.signal, d.reason
         UNION ALL
@@ -187,13 +202,13 @@ AS $$
         -- would cost more than the scrape is worth
         SELECT
             'pg_monitoring_cache_entries', 'gauge',
-            'Cache entries, estimated (pg_class.reltuples)', '{}'::jsonb,
+            'Cache entries, estimated (pg_class.reltuples)', NULL,
             greatest(c.reltuples, 0)::numeric
         FROM pg_catalog.pg_class AS c
         WHERE c.oid = 'monitoring.cache_entries'::regclass
         UNION ALL
         SELECT
-            'pg_monitoring_maintenance_' || m.name, 'gauge', m.help, '{}'::jsonb, m.value
+            'pg_monitoring_maintenance_' || m.name, 'gauge', m.help, NULL, m.value
         FROM monitoring.maintenance_runs AS r
         CROSS JOIN LATERAL (VALUES
             (
@@ -212,7 +227,7 @@ AS $$
         SELECT
             'pg_monitoring_partitions_missing_ahead', 'gauge',
             'Daily partitions missing from today to the days-ahead setting, by table',
-            jsonb_build_object('table', t.name),
+            'table="' || monitoring._prometheus_label(t.name) || '"',
             (
                 SELECT count(*)
                 FROM generate_series(0, monitoring.get_setting(t.setting)::integer) AS d (n)
@@ -230,11 +245,11 @@ AS $$
         SELECT
             'pg_monitoring_database_connections', 'gauge',
             'Client connections by state (not visible: processes the owner may not see)',
-            jsonb_build_object('state', c.state), c.connections::numeric
+            'state="' || monitoring._prometheus_label(c.state) || '"', c.connections::numeric
         FROM monitoring.database_connections AS c
         UNION ALL
         SELECT
-            'pg_monitoring_database_' || m.name, m.kind, m.help, '{}'::jsonb, m.value
+            'pg_monitoring_database_' || m.name, m.kind, m.help, NULL, m.value
         FROM health AS h
         CROSS JOIN LATERAL (VALUES
             ('max_connections', 'gauge', 'max_connections', h.max_connections::numeric),
@@ -272,10 +287,10 @@ AS $$
     ),
 
     all_samples AS (
-        SELECT s.name AS family, s.kind, s.help, s.name, s.labels, 0 AS ord, s.value
+        SELECT s.name AS family, s.kind, s.help, s.name, s.labels, NULL AS le, 0 AS ord, s.value
         FROM samples AS s
         UNION ALL
-        SELECT h.family, 'histogram', h.help, h.name, h.labels, h.ord, h.value
+        SELECT h.family, 'histogram', h.help, h.name, h.labels, h.le, h.ord, h.value
         FROM histogram_samples AS h
     ),
 
@@ -286,18 +301,13 @@ AS $$
             s.kind,
             s.help,
             s.ord,
-            p.labels AS series,
-            s.name || CASE WHEN s.labels = '{}' THEN '' ELSE '{' || concat_ws(
-                ',', p.labels, 'le="' || (s.labels ->> 'le') || '"'
-            ) || '}' END || ' ' || s.value::text AS line
+            s.labels AS series,
+            s.name
+            || CASE WHEN s.labels IS NULL AND s.le IS NULL THEN ''
+                ELSE '{' || concat_ws(',', s.labels, 'le="' || s.le || '"') || '}'
+            END
+            || ' ' || s.value::text AS line
         FROM all_samples AS s
-        CROSS JOIN LATERAL (
-            SELECT string_agg(
-                l.key || '="' || monitoring._prometheus_label(l.value) || '"', ','
-                ORDER BY l.key
-            ) AS labels
-            FROM jsonb_each_text(s.labels - 'le') AS l
-        ) AS p
         WHERE s.value IS NOT NULL
     )
 
@@ -310,7 +320,9 @@ AS $$
             || string_agg(l.line || E'\n', '' ORDER BY l.series COLLATE "C", l.ord, l.line) AS text
         FROM lines AS l
         GROUP BY l.family, l.kind
-    ) AS f;
+    ) AS f
+    );
+END
 $$;
 
 COMMENT ON FUNCTION monitoring.prometheus_metrics() IS
