@@ -194,8 +194,18 @@ BEGIN
             'pg_monitoring_ingest_dropped_total', 'counter',
             'Items refused or dropped at ingest, by signal and reason',
             'reason="' || monitoring._prometheus_label(d.reason)
-            || '",signal="' || monitoring._prometheus_label(d.signal) || '"', sum(d.dropped)
-        FROM monitoring.ingest_drops AS d
+            || '",signal="' || monitoring._prometheus_label(d.signal) || '"',
+            coalesce(sum(d.dropped), 0)
+        -- the reasons spans and logs are refused for are there from the start, at 0: an
+        -- alert on their rate sees the first drop
+        FROM (
+            SELECT k.signal, r.reason, NULL::bigint AS dropped
+            FROM (VALUES ('spans'), ('logs')) AS k (signal)
+            CROSS JOIN (VALUES ('invalid'), ('too_old'), ('in_future')) AS r (reason)
+            UNION ALL
+            SELECT d.signal, d.reason, d.dropped
+            FROM monitoring.ingest_drops AS d
+        ) AS d
         GROUP BY d.signal, d.reason
         UNION ALL
         -- estimates, from the last VACUUM or ANALYZE: counting a million entries per scrape
