@@ -39,10 +39,18 @@ BEGIN
     WITH moved AS (
         DELETE FROM monitoring.error_issue_counts
         RETURNING issue_id, occurred_at, user_key, level
+    ),
+
+    -- one pass over the events for both the issues' counts and the levels' (Prometheus's)
+    by_level AS (
+        SELECT m.issue_id, m.level, count(*) AS n, min(m.occurred_at) AS first,
+            max(m.occurred_at) AS last
+        FROM moved AS m
+        GROUP BY m.issue_id, m.level
     )
 
     SELECT
-        (SELECT count(*) FROM moved),
+        coalesce(e.events, 0),
         e.issues, e.counts, e.firsts, e.lasts,
         u.issues, u.keys, u.firsts, u.lasts,
         l.issues, l.levels, l.counts
@@ -52,15 +60,16 @@ BEGIN
         v_level_issues, v_levels, v_level_counts
     FROM (
         SELECT
+            sum(g.n)::bigint AS events,
             array_agg(g.issue_id ORDER BY g.issue_id) AS issues,
             array_agg(g.n ORDER BY g.issue_id) AS counts,
             array_agg(g.first ORDER BY g.issue_id) AS firsts,
             array_agg(g.last ORDER BY g.issue_id) AS lasts
         FROM (
-            SELECT m.issue_id, count(*) AS n, min(m.occurred_at) AS first,
-                max(m.occurred_at) AS last
-            FROM moved AS m
-            GROUP BY m.issue_id
+            SELECT b.issue_id, sum(b.n)::bigint AS n, min(b.first) AS first,
+                max(b.last) AS last
+            FROM by_level AS b
+            GROUP BY b.issue_id
         ) AS g
     ) AS e,
     (
@@ -79,14 +88,10 @@ BEGIN
     ) AS u,
     (
         SELECT
-            array_agg(v.issue_id) AS issues,
-            array_agg(v.level) AS levels,
-            array_agg(v.n) AS counts
-        FROM (
-            SELECT m.issue_id, m.level, count(*) AS n
-            FROM moved AS m
-            GROUP BY m.issue_id, m.level
-        ) AS v
+            array_agg(b.issue_id) AS issues,
+            array_agg(b.level) AS levels,
+            array_agg(b.n) AS counts
+        FROM by_level AS b
     ) AS l;
     IF v_events = 0 THEN
         RETURN 0;

@@ -143,13 +143,17 @@ BEGIN
             cardinality(monitoring.span_duration_buckets()) + 1 AS buckets
     ),
 
+    -- by rollup bucket first (its key as it is), then into Prometheus's few
     counted AS (
-        SELECT f.operation_id, sum(h.value::bigint) AS n,
-            width_bucket(h.key::integer - 1, e.edges) + 1 AS bucket
-        FROM fresh AS f
+        SELECT c.operation_id, sum(c.n) AS n, width_bucket(c.key::integer - 1, e.edges) + 1 AS bucket
+        FROM (
+            SELECT f.operation_id, h.key, sum(h.value::bigint) AS n
+            FROM fresh AS f
+            CROSS JOIN LATERAL jsonb_each_text(f.histogram) AS h
+            GROUP BY f.operation_id, h.key
+        ) AS c
         CROSS JOIN edges AS e
-        CROSS JOIN LATERAL jsonb_each_text(f.histogram) AS h
-        GROUP BY f.operation_id, width_bucket(h.key::integer - 1, e.edges) + 1
+        GROUP BY c.operation_id, width_bucket(c.key::integer - 1, e.edges) + 1
     ),
 
     histograms AS (
