@@ -10,7 +10,8 @@ RETURNS text
 LANGUAGE sql
 AS $$
     SELECT string_agg(l.line, ';' ORDER BY l.n)
-    FROM regexp_split_to_table(monitoring.prometheus_metrics(), E'\n') WITH ORDINALITY AS l (line, n)
+    FROM regexp_split_to_table(monitoring.prometheus_metrics(), E'\n')
+        WITH ORDINALITY AS l (line, n)
     WHERE starts_with(l.line, p_start)
 $$;
 
