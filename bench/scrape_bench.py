@@ -15,22 +15,29 @@ BENCH_SCALE (default 1) multiplies both sizes, for a machine where the full size
 
 Then BENCH_RUNS (default 5) interleaved rounds of BENCH_CALLS (default 50) scrapes each:
 p50 and p95 of the call as the client sees it, and shared buffers hit and read per call from
-pg_stat_statements (the function's own statements included). Goal (issue 14): p50 < 50 ms,
-buffers constant (the same at both sizes).
+pg_stat_statements (the function's own statements included); then GET /metrics on
+`pg-monitoring serve` the same way. Goal (issue 14): p50 < 50 ms, buffers constant (the same
+at both sizes).
 
 Runs on the server named by the PG* variables (make bench starts a throwaway cluster; it
 needs pg_stat_statements in shared_preload_libraries). Prints medians; results are recorded
-in BENCHMARKS.md, never asserted. BENCH_KEEP=1 keeps both databases (pgm_bench_scrape_*).
+in BENCHMARKS.md, never asserted. BENCH_KEEP=1 keeps both databases (pgm_bench_scrape_*),
+BENCH_REUSE=1 measures them again without loading.
 """
+
+# ruff: noqa: S603 - a fixed argv: this Python running pg-monitoring serve
 
 from __future__ import annotations
 
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -222,8 +229,44 @@ def scrape(conn: psycopg.Connection, calls: int) -> list[float]:
     return times
 
 
+def http_scrapes(dsn: str, calls: int) -> list[float]:
+    """GET /metrics on `pg-monitoring serve` (anonymous, loopback): the page as Prometheus
+    gets it, the process's own registry appended."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "pg_monitoring", "serve", "--dsn", dsn, "--port", str(port)]
+    server = subprocess.Popen(
+        [*command, "--allow-anonymous"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(url, timeout=30).raise_for_status()
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        times = []
+        with httpx.Client(timeout=30) as client:
+            for _ in range(calls):
+                started = time.perf_counter()
+                client.get(url).raise_for_status()
+                times.append((time.perf_counter() - started) * 1000)
+        return times
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def main() -> None:
-    dsns = {name: populate(name, fraction) for name, fraction in SIZES.items()}
+    if os.environ.get("BENCH_REUSE"):  # the databases BENCH_KEEP kept
+        dsns = {name: f"dbname=pgm_bench_scrape_{name}" for name in SIZES}
+    else:
+        dsns = {name: populate(name, fraction) for name, fraction in SIZES.items()}
     conns = {name: psycopg.connect(dsn, autocommit=True) for name, dsn in dsns.items()}
     for conn in conns.values():
         scrape(conn, 10)  # warm: caches, the function's plans
@@ -258,6 +301,17 @@ def main() -> None:
         )
     small, full = (statistics.median(times[n]) for n in ("small", "full"))
     print(f"  full / small p50: {full / small:.2f}")
+    http: dict[str, list[float]] = {name: [] for name in dsns}
+    for _ in range(RUNS):
+        for name, dsn in dsns.items():
+            http[name] += http_scrapes(dsn, CALLS)
+    print("GET /metrics on serve (a new server each round, its first answer left out):")
+    for name in dsns:
+        ordered = sorted(http[name])
+        print(
+            f"  {name:<8} p50 {statistics.median(ordered):6.2f} ms, "
+            f"p95 {ordered[int(len(ordered) * 0.95)]:6.2f} ms"
+        )
     for conn in conns.values():
         conn.close()
     if os.environ.get("BENCH_KEEP"):
