@@ -33,7 +33,7 @@ CLUSTER := pg_virtualenv -t \
 
 .PHONY: all help release test lint deps system-deps stage test-in-cluster pgtap pytest \
 	demo test-docker bench bench-in-cluster bench-errors bench-tracker bench-cache \
-	bench-traces bench-otlp bench-middleware bench-database bench-sentry bench-metrics
+	bench-traces bench-otlp bench-middleware bench-database bench-sentry bench-metrics bench-scrape
 
 all: $(EXT_SCRIPTS) $(BUILD_DIR)/$(EXTENSION).control
 
@@ -146,7 +146,7 @@ bench: deps stage
 	$(CLUSTER) -o fsync=on $(MAKE) --no-print-directory bench-in-cluster
 
 bench-in-cluster: bench-errors bench-tracker bench-cache bench-traces bench-otlp bench-middleware \
-	bench-database bench-sentry bench-metrics
+	bench-database bench-sentry bench-metrics bench-scrape
 
 bench-errors:
 	bench/capture.sh
@@ -174,6 +174,11 @@ bench-sentry: $(VENV_STAMP)
 
 bench-metrics: $(VENV_STAMP)
 	$(VENV_BIN)/python bench/metrics_bench.py
+
+# 5,000,000 events and spans and 1,000,000 cache entries: minutes to load (BENCH_SCALE=0.2
+# loads a fifth)
+bench-scrape: $(VENV_STAMP)
+	$(VENV_BIN)/python bench/scrape_bench.py
 
 test-docker:
 	docker build -f tests/docker/Dockerfile -t $(EXTENSION)-test .

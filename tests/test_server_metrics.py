@@ -4,6 +4,7 @@ lacks."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 
@@ -12,6 +13,7 @@ import pytest
 
 from .conftest import login_role, superuser
 from .test_server import add_key, serve
+from .workload import otlp_spans
 
 PROMTOOL = shutil.which("promtool")
 
@@ -24,7 +26,9 @@ def scraped_db(installed_db: str) -> str:
                 "SELECT monitoring.capture_message(%s, 'error', NULL, 'production', 'shop')",
                 (message,),
             )
-        conn.execute("SELECT monitoring.fold_counts()")
+        # a server span (and its client child, not exported): the latency histogram's page
+        conn.execute("SELECT monitoring.record_spans(%s::jsonb)", (json.dumps(otlp_spans()),))
+        conn.execute("SELECT monitoring.run_maintenance()")
     return installed_db
 
 
@@ -48,6 +52,13 @@ def test_the_page_promtool_accepts_with_both_registries(scraped_db: str) -> None
         'status="unresolved"} 2'
     ]
     assert any(line.startswith("pg_monitoring_database_connections{") for line in lines)
+    assert (
+        'pg_monitoring_events_total{environment="production",level="error",service="shop"} 3'
+        in lines
+    )
+    assert "# TYPE pg_monitoring_span_duration_seconds histogram" in lines
+    assert any(line.startswith("pg_monitoring_span_duration_seconds_bucket{") for line in lines)
+    assert any(line.startswith("pg_monitoring_cache_store_hits_total ") for line in lines)
     # the serving process's own registry follows (prometheus_client's default collectors)
     assert any(line.startswith("process_") or line.startswith("python_") for line in lines)
     if PROMTOOL is None:

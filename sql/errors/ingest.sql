@@ -380,8 +380,8 @@ BEGIN
     IF octet_length(v_user_key) > 200 THEN
         v_user_key := monitoring._index_text(v_user_key, 200);
     END IF;
-    INSERT INTO monitoring.error_issue_counts (issue_id, occurred_at, user_key)
-    VALUES (v_issue.id, v_occurred, v_user_key);
+    INSERT INTO monitoring.error_issue_counts (issue_id, occurred_at, user_key, level)
+    VALUES (v_issue.id, v_occurred, v_user_key, p_level);
     IF v_release IS NOT NULL THEN
         INSERT INTO monitoring.releases (service, version, first_seen)
         VALUES (v_service, v_release, v_occurred)
@@ -391,11 +391,14 @@ BEGIN
     -- Lifecycle. The status test is repeated in each UPDATE: concurrent events of one issue
     -- queue on its row, and only the first finds it resolved or ignored.
     IF v_issue.status = 'resolved' AND monitoring._regresses(v_issue, v_release) THEN
-        PERFORM monitoring._transition(
+        -- counted for Prometheus at the next fold (error_issue_regressions)
+        IF monitoring._transition(
             v_issue.id, '{resolved}', 'unresolved', 'regression', NULL,
             jsonb_strip_nulls(jsonb_build_object('event_id', event_id, 'release', v_release)),
             p_substatus => 'regressed'
-        );
+        ) THEN
+            INSERT INTO monitoring.error_issue_regressions (issue_id) VALUES (v_issue.id);
+        END IF;
     ELSIF v_issue.status = 'ignored' THEN
         v_reason := monitoring._ignore_over(v_issue);
         IF v_reason IS NOT NULL THEN

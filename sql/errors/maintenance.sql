@@ -26,6 +26,10 @@ DECLARE
     v_user_keys text[];
     v_user_firsts timestamptz[];
     v_user_lasts timestamptz[];
+    -- per issue and event level: events
+    v_level_issues bigint[];
+    v_levels text[];
+    v_level_counts bigint[];
     -- per issue folded: its counts after the fold and what the fold added
     v_folded bigint[];
     v_times_seen bigint[];
@@ -34,27 +38,38 @@ DECLARE
 BEGIN
     WITH moved AS (
         DELETE FROM monitoring.error_issue_counts
-        RETURNING issue_id, occurred_at, user_key
+        RETURNING issue_id, occurred_at, user_key, level
+    ),
+
+    -- one pass over the events for both the issues' counts and the levels' (Prometheus's)
+    by_level AS (
+        SELECT m.issue_id, m.level, count(*) AS n, min(m.occurred_at) AS first,
+            max(m.occurred_at) AS last
+        FROM moved AS m
+        GROUP BY m.issue_id, m.level
     )
 
     SELECT
-        (SELECT count(*) FROM moved),
+        coalesce(e.events, 0),
         e.issues, e.counts, e.firsts, e.lasts,
-        u.issues, u.keys, u.firsts, u.lasts
+        u.issues, u.keys, u.firsts, u.lasts,
+        l.issues, l.levels, l.counts
     INTO
         v_events, v_issues, v_counts, v_firsts, v_lasts,
-        v_user_issues, v_user_keys, v_user_firsts, v_user_lasts
+        v_user_issues, v_user_keys, v_user_firsts, v_user_lasts,
+        v_level_issues, v_levels, v_level_counts
     FROM (
         SELECT
+            sum(g.n)::bigint AS events,
             array_agg(g.issue_id ORDER BY g.issue_id) AS issues,
             array_agg(g.n ORDER BY g.issue_id) AS counts,
             array_agg(g.first ORDER BY g.issue_id) AS firsts,
             array_agg(g.last ORDER BY g.issue_id) AS lasts
         FROM (
-            SELECT m.issue_id, count(*) AS n, min(m.occurred_at) AS first,
-                max(m.occurred_at) AS last
-            FROM moved AS m
-            GROUP BY m.issue_id
+            SELECT b.issue_id, sum(b.n)::bigint AS n, min(b.first) AS first,
+                max(b.last) AS last
+            FROM by_level AS b
+            GROUP BY b.issue_id
         ) AS g
     ) AS e,
     (
@@ -70,7 +85,14 @@ BEGIN
             WHERE m.user_key IS NOT NULL
             GROUP BY m.issue_id, m.user_key
         ) AS k
-    ) AS u;
+    ) AS u,
+    (
+        SELECT
+            array_agg(b.issue_id) AS issues,
+            array_agg(b.level) AS levels,
+            array_agg(b.n) AS counts
+        FROM by_level AS b
+    ) AS l;
     IF v_events = 0 THEN
         RETURN 0;
     END IF;
@@ -117,6 +139,41 @@ BEGIN
     SET last_seen = k.last
     FROM unnest(v_user_issues, v_user_keys, v_user_lasts) AS k (issue_id, user_key, last)
     WHERE u.issue_id = k.issue_id AND u.user_key = k.user_key AND u.last_seen < k.last;
+
+    -- Prometheus's counters: events by their level; an issue is new when this fold added its
+    -- first events (it had none before), and regressed once per regression its captures
+    -- recorded. Regressions committed after this fold's events were read wait for the next.
+    WITH regressions AS (
+        DELETE FROM monitoring.error_issue_regressions
+        RETURNING issue_id
+    ),
+
+    added (issue_id, level, events, new_issues, regressed_issues) AS (
+        SELECT v.issue_id, v.level, v.n, 0, 0
+        FROM unnest(v_level_issues, v_levels, v_level_counts) AS v (issue_id, level, n)
+        UNION ALL
+        SELECT f.issue_id, NULL, 0, 1, 0
+        FROM unnest(v_folded, v_times_seen, v_added) AS f (issue_id, times_seen, n)
+        WHERE f.times_seen = f.n
+        UNION ALL
+        SELECT r.issue_id, NULL, 0, 0, 1
+        FROM regressions AS r
+    )
+
+    INSERT INTO monitoring.error_totals AS t (
+        service, environment, level, events, new_issues, regressed_issues
+    )
+    SELECT
+        g.service, g.environment, coalesce(a.level, g.level), sum(a.events),
+        sum(a.new_issues), sum(a.regressed_issues)
+    FROM added AS a
+    INNER JOIN monitoring.error_issues AS g ON a.issue_id = g.id
+    GROUP BY g.service, g.environment, coalesce(a.level, g.level)
+    ON CONFLICT (service, environment, level) DO UPDATE
+        SET
+            events = t.events + excluded.events,
+            new_issues = t.new_issues + excluded.new_issues,
+            regressed_issues = t.regressed_issues + excluded.regressed_issues;
 
     PERFORM monitoring._alert_after_fold(v_folded, v_times_seen, v_added, v_users_seen);
     RETURN v_events;

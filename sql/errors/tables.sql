@@ -194,7 +194,9 @@ WHERE trace_id IS NOT NULL;
 CREATE TABLE monitoring.error_issue_counts (
     issue_id bigint NOT NULL,
     occurred_at timestamptz NOT NULL,
-    user_key text
+    user_key text,
+    -- the event's own (its issue's level is its first event's); NULL: the issue's
+    level text
 );
 
 CREATE INDEX error_issue_counts_issue ON monitoring.error_issue_counts (issue_id);
@@ -202,6 +204,30 @@ CREATE INDEX error_issue_counts_issue ON monitoring.error_issue_counts (issue_id
 COMMENT ON TABLE monitoring.error_issue_counts IS
 'Events counted but not yet folded into error_issues (append-only, so writers never '
 'contend on an issue row)';
+
+-- Regressions not yet folded into error_totals: one row each, appended by the capture that
+-- reopened a resolved issue (rare: one per resolve), so no writer updates a shared row.
+CREATE TABLE monitoring.error_issue_regressions (
+    issue_id bigint NOT NULL
+);
+
+-- Prometheus's counters of events, new issues and regressions (metrics/exposition.sql),
+-- added to by each fold and never lowered: retention dropping partitions, deleting issues
+-- and their activity leaves them as they are, so rate() over them stays right.
+CREATE TABLE monitoring.error_totals (
+    service text NOT NULL,
+    environment text NOT NULL,
+    level text NOT NULL,
+    events bigint NOT NULL DEFAULT 0,
+    -- issues by their own level
+    new_issues bigint NOT NULL DEFAULT 0,
+    regressed_issues bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (service, environment, level)
+);
+
+COMMENT ON TABLE monitoring.error_totals IS
+'Events, new issues and regressions counted since install by service, environment and level, '
+'as of the last fold (monotonic: retention does not lower them)';
 
 -- Distinct users per issue (user id, else username, else email, else IP), as folded.
 CREATE TABLE monitoring.error_issue_users (
@@ -246,6 +272,8 @@ FROM pg_catalog.unnest(ARRAY[
     'monitoring.error_issues_id_seq',
     'monitoring.error_events_default',
     'monitoring.error_issue_counts',
+    'monitoring.error_issue_regressions',
+    'monitoring.error_totals',
     'monitoring.error_issue_users',
     'monitoring.releases',
     'monitoring.issue_activity',

@@ -90,6 +90,7 @@ DECLARE
     v_total integer;
     v_rejected integer;
     v_reasons text;
+    v_refused text[];
     v_stored integer;
 BEGIN
     SELECT r.cfg, r.total, r.sources, r.key_pattern, r.key_likes, r.safe_keys
@@ -155,9 +156,20 @@ BEGIN
         monitoring._otlp_refusals(
             'logs', v_total,
             jsonb_agg(jsonb_build_array(f.reason, f.r, f.s, f.i)) FILTER (WHERE f.reason IS NOT NULL)
-        )
-    INTO v_stored, v_rejected, v_reasons
+        ),
+        array_agg(f.reason) FILTER (WHERE f.reason IS NOT NULL)
+    INTO v_stored, v_rejected, v_reasons, v_refused
     FROM flat AS f;
+    IF v_rejected > 0 THEN
+        PERFORM monitoring._count_ingest_drop('logs', d.reason, d.n)
+        FROM (
+            SELECT monitoring._otlp_drop_reason(r.reason) AS reason, count(*) AS n
+            FROM unnest(v_refused) AS r (reason)
+            GROUP BY 1
+            -- shard rows in one order, so two callers sharing a shard never deadlock
+            ORDER BY 1
+        ) AS d;
+    END IF;
 
     RETURN jsonb_build_object(
         'stored', v_stored,

@@ -24,6 +24,39 @@ AS $$
     SELECT pg_catalog.power(2::double precision, (p_bucket + 0.5) / 4) / 1000;
 $$;
 
+-- Prometheus's buckets for span durations (seconds): its client libraries' defaults, 5 ms
+-- to 10 s. Counted from the logarithmic buckets when fold_traces folds them: a logarithmic
+-- bucket goes whole to the first of these at or above its geometric middle, so a span within
+-- about 10% of a boundary may be counted on its other side. Fixed: the totals
+-- (trace_operation_totals.buckets) are counted against these.
+CREATE OR REPLACE FUNCTION monitoring.span_duration_buckets()
+RETURNS double precision[]
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+    SELECT '{0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10}'::double precision [];
+$$;
+
+COMMENT ON FUNCTION monitoring.span_duration_buckets() IS
+'The upper bounds (seconds) of pg_monitoring_span_duration_seconds'' buckets';
+
+-- For each of span_duration_buckets(), the last logarithmic bucket whose middle is at or
+-- below it: logarithmic bucket b is counted in Prometheus's bucket
+-- width_bucket(b - 1, edges) + 1 (one past the last: +Inf).
+CREATE OR REPLACE FUNCTION monitoring._span_duration_edges()
+RETURNS integer[]
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+    SELECT pg_catalog.array_agg(
+        pg_catalog.floor(4 * pg_catalog.log(2, (b.le * 1000000)::numeric) - 0.5)::integer
+        ORDER BY b.le
+    )
+    FROM pg_catalog.unnest(monitoring.span_duration_buckets()) AS b (le);
+$$;
+
 -- The p-quantile (0 < p <= 1) of a histogram ({"bucket": count}), in milliseconds.
 CREATE OR REPLACE FUNCTION monitoring.histogram_quantile(
     p_histogram jsonb, p_quantile double precision
@@ -83,6 +116,8 @@ CREATE OR REPLACE AGGREGATE monitoring.histogram_sum (jsonb)(
 COMMENT ON AGGREGATE monitoring.histogram_sum (jsonb) IS
 'Latency histograms ({"bucket": count}) added up';
 
+GRANT EXECUTE ON FUNCTION monitoring.span_duration_buckets()
+TO monitoring_reader, monitoring_admin;
 GRANT EXECUTE ON FUNCTION monitoring.histogram_quantile(jsonb, double precision),
 monitoring._histogram_add(jsonb, jsonb), monitoring.histogram_sum(jsonb)
 TO monitoring_reader, monitoring_admin;

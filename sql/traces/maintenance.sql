@@ -127,6 +127,62 @@ BEGIN
         FROM gone AS g
         GROUP BY g.minute, g.operation_id
         RETURNING 1
+    ),
+
+    -- Prometheus's counters (trace_operation_totals) take each minute row once, when it is
+    -- folded for the first time: retention deletes minute rows, the totals stay.
+    fresh AS (
+        SELECT g.operation_id, g.calls, g.errors, g.duration_ns_sum, g.histogram
+        FROM gone AS g
+        WHERE NOT g.folded
+    ),
+
+    edges AS (
+        SELECT
+            monitoring._span_duration_edges() AS edges,
+            cardinality(monitoring.span_duration_buckets()) + 1 AS buckets
+    ),
+
+    -- by rollup bucket first (its key as it is), then into Prometheus's few
+    counted AS (
+        SELECT c.operation_id, sum(c.n) AS n, width_bucket(c.key::integer - 1, e.edges) + 1 AS bucket
+        FROM (
+            SELECT f.operation_id, h.key, sum(h.value::bigint) AS n
+            FROM fresh AS f
+            CROSS JOIN LATERAL jsonb_each_text(f.histogram) AS h
+            GROUP BY f.operation_id, h.key
+        ) AS c
+        CROSS JOIN edges AS e
+        GROUP BY c.operation_id, width_bucket(c.key::integer - 1, e.edges) + 1
+    ),
+
+    histograms AS (
+        SELECT o.operation_id, array_agg(coalesce(c.n, 0) ORDER BY b.bucket) AS buckets
+        FROM (SELECT DISTINCT f.operation_id FROM fresh AS f) AS o
+        CROSS JOIN edges AS e
+        CROSS JOIN LATERAL generate_series(1, e.buckets) AS b (bucket)
+        LEFT JOIN counted AS c ON o.operation_id = c.operation_id AND b.bucket = c.bucket
+        GROUP BY o.operation_id
+    ),
+
+    totals AS (
+        INSERT INTO monitoring.trace_operation_totals AS t (
+            operation_id, calls, errors, duration_ns_sum, buckets
+        )
+        SELECT f.operation_id, sum(f.calls), sum(f.errors), sum(f.duration_ns_sum), h.buckets
+        FROM fresh AS f
+        INNER JOIN histograms AS h ON f.operation_id = h.operation_id
+        GROUP BY f.operation_id, h.buckets
+        ON CONFLICT (operation_id) DO UPDATE
+            SET
+                calls = t.calls + excluded.calls,
+                errors = t.errors + excluded.errors,
+                duration_ns_sum = t.duration_ns_sum + excluded.duration_ns_sum,
+                buckets = ARRAY(
+                    SELECT u.a + u.b
+                    FROM unnest(t.buckets, excluded.buckets) WITH ORDINALITY AS u (a, b, i)
+                    ORDER BY u.i
+                )
     )
 
     SELECT count(*) INTO v_minutes FROM merged;

@@ -155,6 +155,25 @@ CREATE INDEX trace_operation_minutes_unfolded ON monitoring.trace_operation_minu
     minute, operation_id
 ) WHERE NOT folded;
 
+-- Prometheus's span counters per operation (metrics/exposition.sql): calls, errors, total
+-- duration and a histogram in fixed buckets (monitoring.span_duration_buckets()), added to
+-- by fold_traces from each minute row it folds for the first time, never lowered. Retention
+-- deletes old minute rows, so the counters can not be summed from them; kept here, one row
+-- per operation, a scrape reads as many rows as there are operations whatever the traffic.
+CREATE TABLE monitoring.trace_operation_totals (
+    operation_id integer PRIMARY KEY,
+    calls bigint NOT NULL,
+    errors bigint NOT NULL,
+    -- numeric: a busy service's nanoseconds would pass bigint's 292 years within months
+    duration_ns_sum numeric NOT NULL,
+    -- calls per bucket of span_duration_buckets() and over the last, not cumulative
+    buckets bigint[] NOT NULL
+);
+
+COMMENT ON TABLE monitoring.trace_operation_totals IS
+'Calls, errors, total duration and a fixed-bucket histogram per operation since install, as '
+'of the last fold (monotonic: retention does not lower them)';
+
 -- Calls from one operation to another (a parent span's operation -> its child's), per minute.
 CREATE TABLE monitoring.trace_edge_minutes (
     minute timestamptz NOT NULL,
@@ -195,6 +214,7 @@ FROM pg_catalog.unnest(ARRAY[
     'monitoring.trace_parts',
     'monitoring.trace_parts_id_seq',
     'monitoring.trace_operation_minutes',
+    'monitoring.trace_operation_totals',
     'monitoring.trace_edge_minutes',
     'monitoring.trace_orphans'
 ]::regclass[]) AS t;

@@ -23,6 +23,8 @@ ADD COLUMN fractional boolean NOT NULL DEFAULT FALSE;
 -- @include ../core/ingest_scopes.sql
 -- @include ../core/ingest_keys_tables.sql
 -- @include ../core/ingest_keys.sql
+-- @include ../core/ingest_drops_table.sql
+-- @include ../core/ingest_drops.sql
 -- @include ../core/maintenance_runs_table.sql
 
 -- @include ../errors/normalize.sql
@@ -78,6 +80,7 @@ ADD COLUMN fractional boolean NOT NULL DEFAULT FALSE;
 -- @include ../database/statements_tables.sql
 -- @include ../database/statements.sql
 
+-- @include ../metrics/exposition_tables.sql
 -- @include ../metrics/store_tables.sql
 -- @include ../metrics/points.sql
 -- @include ../metrics/ingest.sql
