@@ -254,10 +254,13 @@ SELECT monitoring.record_logs(pgtap_helpers.logs_request('shop', jsonb_build_arr
 SELECT is(
     pg_temp.sample('pg_monitoring_ingest_dropped_total{'),
     'pg_monitoring_ingest_dropped_total{reason="in_future",signal="logs"} 0;'
+    || 'pg_monitoring_ingest_dropped_total{reason="in_future",signal="metrics"} 0;'
     || 'pg_monitoring_ingest_dropped_total{reason="in_future",signal="spans"} 0;'
     || 'pg_monitoring_ingest_dropped_total{reason="invalid",signal="logs"} 1;'
+    || 'pg_monitoring_ingest_dropped_total{reason="invalid",signal="metrics"} 0;'
     || 'pg_monitoring_ingest_dropped_total{reason="invalid",signal="spans"} 1;'
     || 'pg_monitoring_ingest_dropped_total{reason="too_old",signal="logs"} 0;'
+    || 'pg_monitoring_ingest_dropped_total{reason="too_old",signal="metrics"} 0;'
     || 'pg_monitoring_ingest_dropped_total{reason="too_old",signal="spans"} 1',
     'refused spans and log records counted by signal and reason; the known reasons at 0'
 );

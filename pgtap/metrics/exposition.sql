@@ -132,6 +132,7 @@ SELECT is(
     pg_temp.sample('pg_monitoring_partitions_missing_ahead{'),
     'pg_monitoring_partitions_missing_ahead{table="error_events"} 0;'
     || 'pg_monitoring_partitions_missing_ahead{table="log_records"} 0;'
+    || 'pg_monitoring_partitions_missing_ahead{table="metric_data_points"} 0;'
     || 'pg_monitoring_partitions_missing_ahead{table="trace_spans"} 0',
     'no partition missing ahead after maintenance'
 );

@@ -3,7 +3,7 @@
 -- series stored once, labels merged, cut and scrubbed; request bounds; Grafana's query from
 -- indexes; writers may write and not read.
 BEGIN;
-SELECT plan(27);
+SELECT plan(28);
 
 CREATE TEMPORARY TABLE answers (name text PRIMARY KEY, answer jsonb);
 
@@ -81,6 +81,15 @@ SELECT pgtap_helpers.metrics_request('shop', jsonb_build_array(
     jsonb_build_object('name', 'odd', 'sketch', jsonb_build_object('dataPoints', '[{}]'::jsonb))
 )) AS request;
 
+-- what the exposition's pg_monitoring_ingest_dropped_total{signal="metrics"} held before
+CREATE TEMPORARY TABLE drops_before AS
+SELECT
+    d.reason,
+    sum(d.dropped) AS dropped
+FROM monitoring.ingest_drops AS d
+WHERE d.signal = 'metrics'
+GROUP BY d.reason;
+
 INSERT INTO answers
 SELECT
     'mixed' AS name,
@@ -94,6 +103,22 @@ SELECT is(
     ),
     '{"stored": 8, "duplicates": 0, "rejected": 13}'::jsonb,
     'good points are stored, bad ones refused one by one'
+);
+SELECT is(
+    (
+        SELECT jsonb_object_agg(d.reason, d.dropped - coalesce(b.dropped, 0))
+        FROM (
+            SELECT
+                i.reason,
+                sum(i.dropped) AS dropped
+            FROM monitoring.ingest_drops AS i
+            WHERE i.signal = 'metrics'
+            GROUP BY i.reason
+        ) AS d
+        LEFT JOIN drops_before AS b ON d.reason = b.reason
+    ),
+    '{"invalid": 11, "too_old": 1, "in_future": 1}'::jsonb,
+    'the refused points are counted as ingest drops by reason'
 );
 SELECT ok(
     (

@@ -196,11 +196,11 @@ BEGIN
             'reason="' || monitoring._prometheus_label(d.reason)
             || '",signal="' || monitoring._prometheus_label(d.signal) || '"',
             coalesce(sum(d.dropped), 0)
-        -- the reasons spans and logs are refused for are there from the start, at 0: an
-        -- alert on their rate sees the first drop
+        -- the reasons spans, logs and metric points are refused for are there from the start,
+        -- at 0: an alert on their rate sees the first drop
         FROM (
             SELECT k.signal, r.reason, NULL::bigint AS dropped
-            FROM (VALUES ('spans'), ('logs')) AS k (signal)
+            FROM (VALUES ('spans'), ('logs'), ('metrics')) AS k (signal)
             CROSS JOIN (VALUES ('invalid'), ('too_old'), ('in_future')) AS r (reason)
             UNION ALL
             SELECT d.signal, d.reason, d.dropped
@@ -249,7 +249,8 @@ BEGIN
         FROM (VALUES
             ('error_events', 'errors.partition_days_ahead'),
             ('trace_spans', 'traces.partition_days_ahead'),
-            ('log_records', 'logs.partition_days_ahead')
+            ('log_records', 'logs.partition_days_ahead'),
+            ('metric_data_points', 'metrics.partition_days_ahead')
         ) AS t (name, setting)
         UNION ALL
         SELECT

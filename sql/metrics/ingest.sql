@@ -64,11 +64,17 @@ BEGIN
         )
     INTO v_valid, v_rejected, v_reasons
     FROM unnest(v_points) AS p;
-    -- TODO ingest drops: when monitoring._count_ingest_drop (the exposition's
-    -- pg_monitoring_ingest_dropped_total{signal,reason}) is on main, count the refused points
-    -- here, with a reason of few values (not the sentences above, which name fields):
-    --   PERFORM monitoring._count_ingest_drop('metrics', CASE WHEN p.reason LIKE
-    --   '%retention window%' THEN 'too_old' ELSE 'invalid' END, count(*)) ... GROUP BY 2
+    IF v_rejected > 0 THEN
+        PERFORM monitoring._count_ingest_drop('metrics', d.reason, d.n)
+        FROM (
+            SELECT monitoring._otlp_drop_reason(p.reason) AS reason, count(*) AS n
+            FROM unnest(v_points) AS p
+            WHERE p.reason IS NOT NULL
+            GROUP BY 1
+            -- shard rows in one order, so two callers sharing a shard never deadlock
+            ORDER BY 1
+        ) AS d;
+    END IF;
 
     -- The resources' attributes, which each series' labels begin with.
     SELECT jsonb_object_agg(o.id::text, o.attributes)
