@@ -52,3 +52,21 @@ AS $$
         ELSE 'invalid'
     END;
 $$;
+
+-- Counts an OTLP request's refused items (their refusal sentences) by drop reason.
+CREATE OR REPLACE FUNCTION monitoring._count_otlp_refusals(p_signal text, p_reasons text[])
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    PERFORM monitoring._count_ingest_drop(p_signal, d.reason, d.n)
+    FROM (
+        SELECT monitoring._otlp_drop_reason(r.reason) AS reason, count(*) AS n
+        FROM unnest(p_reasons) AS r (reason)
+        WHERE r.reason IS NOT NULL
+        GROUP BY 1
+        -- shard rows in one order, so two callers sharing a shard never deadlock
+        ORDER BY 1
+    ) AS d;
+END
+$$;

@@ -161,14 +161,7 @@ BEGIN
     INTO v_stored, v_rejected, v_reasons, v_refused
     FROM flat AS f;
     IF v_rejected > 0 THEN
-        PERFORM monitoring._count_ingest_drop('logs', d.reason, d.n)
-        FROM (
-            SELECT monitoring._otlp_drop_reason(r.reason) AS reason, count(*) AS n
-            FROM unnest(v_refused) AS r (reason)
-            GROUP BY 1
-            -- shard rows in one order, so two callers sharing a shard never deadlock
-            ORDER BY 1
-        ) AS d;
+        PERFORM monitoring._count_otlp_refusals('logs', v_refused);
     END IF;
 
     RETURN jsonb_build_object(

@@ -65,15 +65,9 @@ BEGIN
     INTO v_valid, v_rejected, v_reasons
     FROM unnest(v_points) AS p;
     IF v_rejected > 0 THEN
-        PERFORM monitoring._count_ingest_drop('metrics', d.reason, d.n)
-        FROM (
-            SELECT monitoring._otlp_drop_reason(p.reason) AS reason, count(*) AS n
-            FROM unnest(v_points) AS p
-            WHERE p.reason IS NOT NULL
-            GROUP BY 1
-            -- shard rows in one order, so two callers sharing a shard never deadlock
-            ORDER BY 1
-        ) AS d;
+        PERFORM monitoring._count_otlp_refusals(
+            'metrics', ARRAY(SELECT p.reason FROM unnest(v_points) AS p)
+        );
     END IF;
 
     -- The resources' attributes, which each series' labels begin with.

@@ -80,15 +80,9 @@ BEGIN
     INTO v_valid, v_rejected, v_reasons
     FROM flat AS f;
     IF v_rejected > 0 THEN
-        PERFORM monitoring._count_ingest_drop('spans', d.reason, d.n)
-        FROM (
-            SELECT monitoring._otlp_drop_reason(sp.reason) AS reason, count(*) AS n
-            FROM unnest(v_spans) AS sp
-            WHERE sp.reason IS NOT NULL
-            GROUP BY 1
-            -- shard rows in one order, so two callers sharing a shard never deadlock
-            ORDER BY 1
-        ) AS d;
+        PERFORM monitoring._count_otlp_refusals(
+            'spans', ARRAY(SELECT sp.reason FROM unnest(v_spans) AS sp)
+        );
     END IF;
 
     WITH batch AS MATERIALIZED (
