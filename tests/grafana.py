@@ -26,7 +26,12 @@ DASHBOARDS = REPO / "deploy" / "grafana" / "dashboards"
 POSTGRES = "grafana-postgresql-datasource"
 PROMETHEUS = "prometheus"
 # What Grafana puts for its interval variables on a dashboard some hours wide
-INTERVALS = {"__rate_interval": "1m", "__interval": "1m", "__range": "1h"}
+INTERVALS = {
+    "__rate_interval": "1m",
+    "__interval": "1m",
+    "__interval_ms": "60000",
+    "__range": "1h",
+}
 
 
 @dataclass

@@ -236,6 +236,11 @@ def run(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     seen["service map"] = _rows(
         conn, "SELECT * FROM monitoring.service_map(p_by_operation => true)"
     )
+    seen["service series"] = _rows(
+        conn,
+        "SELECT service, requests, errors FROM monitoring.service_series("
+        "now() - interval '1 day', now() + interval '1 hour')",
+    )
     seen["log search"] = _rows(
         conn, "SELECT body FROM monitoring.search_logs('declined', p_min_severity => 'warn')"
     )

@@ -2,7 +2,7 @@
 -- several services and after the fold; the design document's errors-to-traces query by
 -- index; a trace by id in tree order with its errors; RED per operation; the service map.
 BEGIN;
-SELECT plan(24);
+SELECT plan(27);
 
 -- trace t1: the gateway's root span comes last, after the payment service's spans
 SELECT monitoring.record_spans(pgtap_helpers.spans_request('payments', jsonb_build_array(
@@ -208,6 +208,37 @@ SELECT ok(
         FROM monitoring.operation_stats(interval '2 hours', 'red')
     ),
     'and its percentiles are within 10%'
+);
+
+-- the same as a dashboard's time series: a row per step and service, from the summaries
+SELECT is(
+    (
+        SELECT (count(*), min(s.time), sum(s.requests), sum(s.errors))
+        FROM monitoring.service_series(
+            now() - interval '3 hours', now(), interval '1 minute', ARRAY['red']
+        ) AS s
+    ),
+    (1::bigint, date_trunc('minute', pgtap_helpers.base()), 100::numeric, 10::numeric),
+    'service_series: requests and errors of the minute the spans started in'
+);
+SELECT ok(
+    (
+        SELECT s.p95_ms BETWEEN 85.5 AND 104.5
+        FROM monitoring.service_series(
+            now() - interval '3 hours', now(), interval '1 minute', ARRAY['red']
+        ) AS s
+    ),
+    'and its p95 within 10%'
+);
+SELECT is(
+    (
+        SELECT count(*)::integer
+        FROM monitoring.service_series(
+            now() - interval '3 hours', now(), interval '1 minute', ARRAY['nobody']
+        )
+    ),
+    0,
+    'services not asked for are left out'
 );
 
 -- the service map: the edge gateway -> payments crossed batches; the fold found its parent

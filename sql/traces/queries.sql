@@ -255,7 +255,59 @@ COMMENT ON FUNCTION monitoring.service_map(interval, boolean) IS
 'Caller -> callee services (or operations) over the last p_window with call and error '
 'counts, from parent/child spans';
 
+-- Requests, errors and p95 latency of each service's entry points (server and consumer
+-- spans) per p_step from p_from to p_to: a dashboard's time series, read from the
+-- per-minute summaries rather than the spans. At most about 2,000 steps: a longer range
+-- widens the step.
+CREATE OR REPLACE FUNCTION monitoring.service_series(
+    p_from timestamptz,
+    p_to timestamptz,
+    p_step interval DEFAULT '1 minute',
+    p_services text[] DEFAULT NULL
+)
+RETURNS TABLE (
+    -- quoted: time is a type name here; Grafana wants a column named time
+    "time" timestamptz,  -- noqa: RF06
+    service text,
+    requests bigint,
+    errors bigint,
+    p95_ms numeric
+)
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT
+        to_timestamp(floor(extract(EPOCH FROM t.minute) / s.seconds) * s.seconds),
+        o.service,
+        sum(t.calls)::bigint,
+        sum(t.errors)::bigint,
+        round(
+            monitoring.histogram_quantile(monitoring.histogram_sum(t.histogram), 0.95)::numeric, 3
+        )
+    FROM monitoring.trace_operation_minutes AS t
+    INNER JOIN monitoring.trace_operations AS o ON t.operation_id = o.id
+    CROSS JOIN (
+        SELECT greatest(
+            extract(EPOCH FROM p_step), 60, extract(EPOCH FROM p_to - p_from) / 2000
+        ) AS seconds
+    ) AS s
+    WHERE t.minute >= date_trunc('minute', p_from, 'UTC')
+        AND t.minute <= p_to
+        AND o.kind IN (2, 5)
+        AND (p_services IS NULL OR o.service = ANY(p_services))
+    GROUP BY 1, 2
+    ORDER BY 1, 2;
+$$;
+
+COMMENT ON FUNCTION monitoring.service_series(timestamptz, timestamptz, interval, text[]) IS
+'Per p_step (at least a minute) from p_from to p_to and service (p_services: these only): '
+'requests, errors and p95 latency in ms of its server and consumer spans; from the '
+'per-minute summaries';
+
 GRANT EXECUTE ON FUNCTION monitoring.trace_tree(text, integer),
 monitoring.recent_traces(interval, text, boolean, boolean, integer),
-monitoring.operation_stats(interval, text), monitoring.service_map(interval, boolean)
+monitoring.operation_stats(interval, text), monitoring.service_map(interval, boolean),
+monitoring.service_series(timestamptz, timestamptz, interval, text[])
 TO monitoring_reader, monitoring_admin;
