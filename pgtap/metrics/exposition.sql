@@ -1,7 +1,7 @@
 -- prometheus_metrics: the families and samples of what the database holds, in the text
 -- format's rules (promtool's check of the live page: tests/test_server_metrics.py).
 BEGIN;
-SELECT plan(12);
+SELECT plan(13);
 
 SELECT monitoring.capture_message('card declined', 'error', NULL, 'production', 'shop');
 SELECT monitoring.capture_message('card declined again', 'error', NULL, 'production', 'shop');
@@ -159,6 +159,21 @@ SELECT lives_ok(
     'a reader may scrape'
 );
 RESET ROLE;
+
+-- the cache's size, as its statistics last counted it
+SELECT monitoring.cache_set('size:' || i, jsonb_build_object('v', repeat('x', 200)), 3600)
+FROM generate_series(1, 2000) AS i;
+ANALYZE monitoring.cache_entries;
+SELECT ok(
+    (
+        SELECT
+            substring(l.line FROM '^pg_monitoring_cache_bytes ([0-9]+)$')::bigint
+            >= 2000 * 200
+        FROM regexp_split_to_table(monitoring.prometheus_metrics(), E'\n') AS l (line)
+        WHERE l.line LIKE 'pg\_monitoring\_cache\_bytes %'
+    ),
+    'the cache''s bytes, from the statistics: at least its values'' size'
+);
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -218,6 +218,21 @@ BEGIN
         WHERE c.oid = 'monitoring.cache_entries'::regclass
         UNION ALL
         SELECT
+            'pg_monitoring_cache_bytes', 'gauge',
+            'Cache table size with its TOAST and indexes, estimated (pg_class.relpages)', NULL,
+            (
+                c.relpages + coalesce(t.relpages, 0) + (
+                    SELECT coalesce(sum(i.relpages), 0)
+                    FROM pg_catalog.pg_index AS x
+                    INNER JOIN pg_catalog.pg_class AS i ON x.indexrelid = i.oid
+                    WHERE x.indrelid = c.oid
+                )
+            )::numeric * pg_catalog.current_setting('block_size')::numeric
+        FROM pg_catalog.pg_class AS c
+        LEFT JOIN pg_catalog.pg_class AS t ON c.reltoastrelid = t.oid
+        WHERE c.oid = 'monitoring.cache_entries'::regclass
+        UNION ALL
+        SELECT
             'pg_monitoring_maintenance_' || m.name, 'gauge', m.help, NULL, m.value
         FROM monitoring.maintenance_runs AS r
         CROSS JOIN LATERAL (VALUES
