@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..sentry import project_dsn
 from .common import (
     connect,
     dict_rows,
@@ -24,11 +25,6 @@ REVOKE = "SELECT monitoring.revoke_sentry_project(%s)"
 QUOTA = "SELECT monitoring.set_sentry_project_quota(%s, %s, %s)"
 STATS = "SELECT * FROM monitoring.sentry_ingest_stats()"
 DEFAULT_HOST = "127.0.0.1:4318"
-
-
-def project_dsn(public_key: str, host: str, project_id: int, scheme: str = "http") -> str:
-    """The DSN a Sentry SDK is given: <scheme>://<public key>@<host>/<project id>."""
-    return f"{scheme}://{public_key}@{host}/{project_id}"
 
 
 @click.group()

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .transport import PostgresTransport
 
-__all__ = ["PostgresTransport"]
+__all__ = ["PostgresTransport", "project_dsn"]
+
+
+def project_dsn(public_key: str, host: str, project_id: int, scheme: str = "http") -> str:
+    """The DSN a Sentry SDK is given for a project of `pg-monitoring serve` (`projects add`
+    prints it): <scheme>://<public key>@<host>/<project id>."""
+    return f"{scheme}://{public_key}@{host}/{project_id}"
 
 
 def __getattr__(name: str) -> Any:
