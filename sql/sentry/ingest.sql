@@ -3,36 +3,44 @@
 -- envelope and converted transactions, spans and logs to OTLP JSON
 -- (python/pg_monitoring/sentry/items.py, shared with PostgresTransport).
 
+-- The helpers of sentry_ingest are PL/pgSQL, not SQL: PostgreSQL 15 plans the body of a SQL
+-- function it can not inline again on every call (a few hundred microseconds each, a
+-- millisecond and more under load); PL/pgSQL keeps its plans for the session.
+
 -- A request's OTLP resources given the project's service and environment where they name
 -- none. p_outer: resourceSpans or resourceLogs.
 CREATE OR REPLACE FUNCTION monitoring._sentry_resource_defaults(
     p_request jsonb, p_outer text, p_service text, p_environment text
 )
 RETURNS jsonb
-LANGUAGE sql
+LANGUAGE plpgsql
 IMMUTABLE
 AS $$
-    SELECT jsonb_build_object(p_outer, coalesce(jsonb_agg(
-        jsonb_set(
-            x.r, '{resource}',
-            coalesce(x.r -> 'resource', '{}') || jsonb_build_object(
-                'attributes', coalesce(x.r #> '{resource,attributes}', '[]') || (
-                    SELECT coalesce(jsonb_agg(jsonb_build_object(
-                        'key', d.key, 'value', jsonb_build_object('stringValue', d.value)
-                    )), '[]')
-                    FROM (VALUES
-                        ('service.name', p_service),
-                        ('deployment.environment.name', p_environment)
-                    ) AS d (key, value)
-                    WHERE
-                        d.value IS NOT NULL
-                        AND NOT coalesce(x.r #> '{resource,attributes}', '[]')
-                        @> jsonb_build_array(jsonb_build_object('key', d.key))
+BEGIN
+    RETURN (
+        SELECT jsonb_build_object(p_outer, coalesce(jsonb_agg(
+            jsonb_set(
+                x.r, '{resource}',
+                coalesce(x.r -> 'resource', '{}') || jsonb_build_object(
+                    'attributes', coalesce(x.r #> '{resource,attributes}', '[]') || (
+                        SELECT coalesce(jsonb_agg(jsonb_build_object(
+                            'key', d.key, 'value', jsonb_build_object('stringValue', d.value)
+                        )), '[]')
+                        FROM (VALUES
+                            ('service.name', p_service),
+                            ('deployment.environment.name', p_environment)
+                        ) AS d (key, value)
+                        WHERE
+                            d.value IS NOT NULL
+                            AND NOT coalesce(x.r #> '{resource,attributes}', '[]')
+                            @> jsonb_build_array(jsonb_build_object('key', d.key))
+                    )
                 )
-            )
-        ) ORDER BY x.n
-    ), '[]'))
-    FROM jsonb_array_elements(p_request -> p_outer) WITH ORDINALITY AS x (r, n);
+            ) ORDER BY x.n
+        ), '[]'))
+        FROM jsonb_array_elements(p_request -> p_outer) WITH ORDINALITY AS x (r, n)
+    );
+END
 $$;
 
 -- p_items, built by serve from one request (every member optional):
@@ -245,20 +253,24 @@ CREATE OR REPLACE FUNCTION monitoring._sentry_event_defaults(
     p_events jsonb, p_service text, p_environment text
 )
 RETURNS jsonb
-LANGUAGE sql
+LANGUAGE plpgsql
 IMMUTABLE
 AS $$
-    SELECT coalesce(jsonb_agg(
-        CASE WHEN jsonb_typeof(e.v) <> 'object' THEN e.v ELSE
-            e.v
-            || CASE WHEN e.v ? 'service' OR coalesce(e.v -> 'tags' ? 'service', FALSE)
-                THEN '{}'::jsonb ELSE jsonb_build_object('service', p_service) END
-            || CASE WHEN coalesce(e.v ->> 'environment', '') <> '' OR p_environment IS NULL
-                THEN '{}'::jsonb ELSE jsonb_build_object('environment', p_environment) END
-        END
-        ORDER BY e.n
-    ), '[]')
-    FROM jsonb_array_elements(p_events) WITH ORDINALITY AS e (v, n);
+BEGIN
+    RETURN (
+        SELECT coalesce(jsonb_agg(
+            CASE WHEN jsonb_typeof(e.v) <> 'object' THEN e.v ELSE
+                e.v
+                || CASE WHEN e.v ? 'service' OR coalesce(e.v -> 'tags' ? 'service', FALSE)
+                    THEN '{}'::jsonb ELSE jsonb_build_object('service', p_service) END
+                || CASE WHEN coalesce(e.v ->> 'environment', '') <> '' OR p_environment IS NULL
+                    THEN '{}'::jsonb ELSE jsonb_build_object('environment', p_environment) END
+            END
+            ORDER BY e.n
+        ), '[]')
+        FROM jsonb_array_elements(p_events) WITH ORDINALITY AS e (v, n)
+    );
+END
 $$;
 
 -- Adds p_counts ([[outcome, category, reason, quantity], ...]; zeros left out) to the
@@ -267,8 +279,9 @@ CREATE OR REPLACE FUNCTION monitoring._sentry_count(
     p_project_id bigint, p_hour timestamptz, p_slot smallint, p_counts jsonb
 )
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 AS $$
+BEGIN
     INSERT INTO monitoring.sentry_outcomes AS o (
         project_id, hour, outcome, category, reason, slot, quantity
     )
@@ -281,6 +294,7 @@ AS $$
     ORDER BY c ->> 0, c ->> 1, c ->> 2
     ON CONFLICT (project_id, hour, outcome, category, reason, slot)
     DO UPDATE SET quantity = o.quantity + excluded.quantity;
+END
 $$;
 
 GRANT EXECUTE ON FUNCTION monitoring.sentry_ingest(bigint, text, jsonb) TO monitoring_writer;
@@ -290,12 +304,16 @@ CREATE OR REPLACE FUNCTION monitoring._sentry_map_counts(
     p_map jsonb, p_outcome text, p_reason text
 )
 RETURNS jsonb
-LANGUAGE sql
+LANGUAGE plpgsql
 IMMUTABLE
 AS $$
-    SELECT coalesce(jsonb_agg(jsonb_build_array(p_outcome, left(t.key, 100), p_reason, t.value)), '[]')
-    FROM jsonb_each(CASE WHEN jsonb_typeof(p_map) = 'object' THEN p_map ELSE '{}' END) AS t
-    WHERE jsonb_typeof(t.value) = 'number';
+BEGIN
+    RETURN (
+        SELECT coalesce(jsonb_agg(jsonb_build_array(p_outcome, left(t.key, 100), p_reason, t.value)), '[]')
+        FROM jsonb_each(CASE WHEN jsonb_typeof(p_map) = 'object' THEN p_map ELSE '{}' END) AS t
+        WHERE jsonb_typeof(t.value) = 'number'
+    );
+END
 $$;
 
 -- The counts of what record_spans or record_logs answered (p_result), as _sentry_count

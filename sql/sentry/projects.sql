@@ -7,18 +7,19 @@ CREATE OR REPLACE FUNCTION monitoring._sentry_quota(
     p_events_per_minute bigint, p_events_per_hour bigint,
     OUT per_minute bigint, OUT per_hour bigint
 )
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 AS $$
-    SELECT
-        coalesce(
-            p_events_per_minute,
-            (monitoring.get_setting('sentry.events_per_minute') #>> '{}')::bigint
-        ),
-        coalesce(
-            p_events_per_hour,
-            (monitoring.get_setting('sentry.events_per_hour') #>> '{}')::bigint
-        );
+BEGIN
+    per_minute := coalesce(
+        p_events_per_minute,
+        (monitoring.get_setting('sentry.events_per_minute') #>> '{}')::bigint
+    );
+    per_hour := coalesce(
+        p_events_per_hour,
+        (monitoring.get_setting('sentry.events_per_hour') #>> '{}')::bigint
+    );
+END
 $$;
 
 CREATE OR REPLACE FUNCTION monitoring.add_sentry_project(
