@@ -65,11 +65,18 @@ def make_envelopes(count: int, issues: int, lean: bool = False) -> list[tuple[by
         options = {"include_local_variables": False, "default_integrations": False}
     sentry_sdk.init(transport=keeper, release="shop@2.4.1", environment="bench", **options)
     errors = [type(f"PaymentError{n}", (Exception,), {}) for n in range(issues)]
-    with sentry_sdk.isolation_scope() as scope:
-        scope.set_user({"id": "42", "email": "ann@example.com"})
-        scope.set_tag("region", "eu")
-        for n in range(count):
+    for n in range(count):
+        # a request's own scope, as the SDK's web integrations give each: its user, tags and
+        # a few breadcrumbs (one scope for all would carry the SDK's maximum of 100, which
+        # capture bounds one by one: BENCHMARKS.md)
+        with sentry_sdk.isolation_scope() as scope:
+            scope.set_user({"id": str(n % 500), "email": f"user{n % 500}@example.com"})
+            scope.set_tag("region", "eu")
             sentry_sdk.add_breadcrumb(category="http", message=f"GET /basket/{n}")
+            sentry_sdk.add_breadcrumb(
+                category="query", message="SELECT * FROM baskets WHERE id = %s"
+            )
+            sentry_sdk.add_breadcrumb(category="log", message=f"charging order {n}", level="info")
             try:
                 checkout(n, errors[n % issues])
             except Exception:
