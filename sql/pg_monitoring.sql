@@ -9,7 +9,8 @@
 -- levels, limits, partitions, scrubbing, ingest keys, maintenance, privileges), errors/,
 -- alerts/, cache/, otlp/ (the OpenTelemetry data model traces and logs share: resources,
 -- attribute values), traces/, logs/, database/ (the health of the PostgreSQL server itself,
--- from its statistics), metrics/ (Prometheus's exposition). Files come
+-- from its statistics), sentry/ (Sentry SDKs' ingest on serve: projects, their quotas and
+-- counts), metrics/ (Prometheus's exposition). Files come
 -- in dependency order: a domain's tables before its functions (a LANGUAGE sql body is
 -- checked when it is created), but after the functions their CHECK constraints call (the
 -- one list of levels, core/levels.sql, of issue statuses, errors/vocabulary.sql, and of
