@@ -33,7 +33,7 @@ CLUSTER := pg_virtualenv -t \
 
 .PHONY: all help release test lint deps system-deps stage test-in-cluster pgtap pytest \
 	demo test-docker bench bench-in-cluster bench-errors bench-tracker bench-cache \
-	bench-traces bench-otlp bench-middleware bench-database bench-sentry bench-metrics bench-scrape
+	bench-traces bench-otlp bench-middleware bench-database bench-sentry bench-metrics bench-scrape bench-envelope
 
 all: $(EXT_SCRIPTS) $(BUILD_DIR)/$(EXTENSION).control
 
@@ -146,7 +146,7 @@ bench: deps stage
 	$(CLUSTER) -o fsync=on $(MAKE) --no-print-directory bench-in-cluster
 
 bench-in-cluster: bench-errors bench-tracker bench-cache bench-traces bench-otlp bench-middleware \
-	bench-database bench-sentry bench-metrics bench-scrape
+	bench-database bench-sentry bench-metrics bench-scrape bench-envelope
 
 bench-errors:
 	bench/capture.sh
@@ -179,6 +179,9 @@ bench-metrics: $(VENV_STAMP)
 # loads a fifth)
 bench-scrape: $(VENV_STAMP)
 	$(VENV_BIN)/python bench/scrape_bench.py
+
+bench-envelope: $(VENV_STAMP)
+	$(VENV_BIN)/python bench/envelope_bench.py
 
 test-docker:
 	docker build -f tests/docker/Dockerfile -t $(EXTENSION)-test .

@@ -1,8 +1,12 @@
-"""Concurrent clients for the benchmarks: one thread each, timed together."""
+"""Concurrent clients for the benchmarks: one thread each, timed together; and the server
+they send to."""
 
 from __future__ import annotations
 
 import contextlib
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -37,3 +41,25 @@ def at_once(shares: Sequence[Share], client: Callable[[Share, Callable[[], None]
     if errors:
         raise errors[0]
     return time.perf_counter() - started
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_serve(dsn: str, *options: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`pg-monitoring serve` with `options` on a free port, once it accepts connections."""
+    port = free_port()
+    command = [sys.executable, "-m", "pg_monitoring", "serve", "--dsn", dsn, "--port", str(port)]
+    process = subprocess.Popen([*command, *options], stdout=subprocess.DEVNULL)  # noqa: S603
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process, f"http://127.0.0.1:{port}"
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("serve did not start") from None
+            time.sleep(0.05)

@@ -11,18 +11,13 @@ Goal (issue 13): >= 10,000 spans/s on this 2-core machine (the server, the datab
 exporters share it).
 """
 
-# ruff: noqa: S603 - a fixed argv: this Python running pg_monitoring
-
 from __future__ import annotations
 
 import os
 import random
 import signal
-import socket
 import statistics
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,7 +33,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from clients import at_once
+from clients import at_once, start_serve
 
 from pg_monitoring import installer
 
@@ -90,39 +85,6 @@ def make_spans(count: int) -> list[ReadableSpan]:
     return list(memory.get_finished_spans())
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_serve(dsn: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pg_monitoring",
-            "serve",
-            "--dsn",
-            dsn,
-            "--port",
-            str(port),
-            "--allow-anonymous",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process, f"http://127.0.0.1:{port}"
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("serve did not start") from None
-            time.sleep(0.05)
-
-
 def export_all(url: str, spans: list[ReadableSpan]) -> float:
     def client(share: list[ReadableSpan], ready: Callable[[], None]) -> None:
         exporter = OTLPSpanExporter(endpoint=f"{url}/v1/traces", timeout=60)
@@ -171,7 +133,7 @@ def main() -> None:
     with psycopg.connect(dsn) as conn:
         installer.install(conn)
         conn.execute("SELECT monitoring.run_maintenance()")
-    process, url = start_serve(dsn)
+    process, url = start_serve(dsn, "--allow-anonymous")
     try:
         rates: list[float] = []
         posted: list[float] = []

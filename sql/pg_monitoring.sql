@@ -9,7 +9,8 @@
 -- levels, limits, partitions, scrubbing, ingest keys, maintenance, privileges), errors/,
 -- alerts/, cache/, otlp/ (the OpenTelemetry data model traces and logs share: resources,
 -- attribute values), traces/, logs/, database/ (the health of the PostgreSQL server itself,
--- from its statistics), metrics/ (OTLP metrics; Prometheus's exposition). Files come
+-- from its statistics), sentry/ (Sentry SDKs' ingest on serve: projects, their quotas and
+-- counts), metrics/ (OTLP metrics; Prometheus's exposition). Files come
 -- in dependency order: a domain's tables before its functions (a LANGUAGE sql body is
 -- checked when it is created), but after the functions their CHECK constraints call (the
 -- one list of levels, core/levels.sql, of issue statuses, errors/vocabulary.sql, and of
@@ -118,6 +119,11 @@
 -- @include database/views.sql
 -- @include database/statements_tables.sql
 -- @include database/statements.sql
+
+-- @include sentry/tables.sql
+-- @include sentry/projects.sql
+-- @include sentry/ingest.sql
+-- @include sentry/stats.sql
 
 -- @include metrics/exposition_tables.sql
 -- @include metrics/store_tables.sql

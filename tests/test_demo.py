@@ -116,7 +116,14 @@ def test_the_demo_runs_in_a_database_of_its_own(app_database: str, server_dsn: s
         r"[0-9.]+ ms \| error",
         out,
     ), out
-    assert '"events_folded": 13' in out
+    # the real sentry-sdk through a project's DSN to serve
+    assert re.search(
+        r"sentry_sdk.capture_exception\(\) -> issue #\d+: BasketNotFound: basket 7 does not "
+        r"exist \(service basket\)",
+        out,
+    ), out
+    assert "pg-monitoring stats: demo-shop accepted error: 1 this hour" in out
+    assert '"events_folded": 14' in out
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

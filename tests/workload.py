@@ -211,6 +211,43 @@ def run(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     )
     seen["revoke key"] = _one(conn, "SELECT monitoring.revoke_ingest_key('workload') IS NOT NULL")
 
+    # Sentry projects and their ingest (no events: their counts are the ingest's own).
+    project_id, public_key = conn.execute(
+        "SELECT * FROM monitoring.add_sentry_project('workload', 'workload-svc', 'qa')"
+    ).fetchone()
+    conn.execute("SELECT monitoring.set_sentry_project_quota('workload', 100, 1000)")
+    seen["sentry ingest"] = [
+        _one(
+            conn,
+            "SELECT monitoring.sentry_ingest(%s, %s, %s::jsonb) ->> 'status'",
+            (
+                project_id,
+                public_key,
+                '{"client_reports": [{"category": "error", "reason": "sample_rate", '
+                '"quantity": 2}], "skipped": {"session": 1}}',
+            ),
+        ),
+        _one(
+            conn,
+            "SELECT monitoring.sentry_ingest(%s, 'pgm_wrong', '{}') ->> 'status'",
+            (project_id,),
+        ),
+    ]
+    seen["sentry projects"] = _rows(
+        conn,
+        "SELECT name, service, environment, events_per_minute, events_per_hour "
+        "FROM monitoring.list_sentry_projects()",
+    )
+    seen["sentry stats"] = _rows(
+        conn,
+        "SELECT project, outcome, category, reason, this_hour FROM "
+        "monitoring.sentry_ingest_stats()",
+    )
+    seen["sentry retention"] = _one(conn, "SELECT monitoring.apply_sentry_outcomes_retention()")
+    seen["revoke project"] = _one(
+        conn, "SELECT monitoring.revoke_sentry_project('workload') IS NOT NULL"
+    )
+
     # Maintenance.
     report = _one(conn, "SELECT monitoring.run_maintenance()")
     seen["maintenance"] = sorted(report)

@@ -2,7 +2,8 @@
 
 It installs the schema, lets a small shop application fail in a few realistic ways, shows how
 the errors grouped and what triage looks like, has an instrumented web app fail a request
-whose spans and logs go through `pg-monitoring serve` (demo_traces.py), delivers an alert to a
+whose spans and logs go through `pg-monitoring serve` (demo_traces.py), reports an error with
+the real sentry-sdk through a project's DSN to serve (demo_sentry.py), delivers an alert to a
 webhook receiver on 127.0.0.1, then some cache traffic and a maintenance run.
 
 It never writes to the database it is pointed at: that may be an application's (DATABASE_URL
@@ -38,6 +39,7 @@ from .alerts import Worker, WorkerOptions, verify_signature
 from .alerts.queries import OUTBOX_COUNTS
 from .caching import MISS, SyncPostgresCache
 from .connection import Connector
+from .demo_sentry import sentry_through_serve
 from .demo_traces import traces_through_serve
 from .errors import PgMonitoringError
 from .monitoring import ErrorTracker
@@ -223,6 +225,8 @@ def run(conn: psycopg.Connection[Any], echo: Echo = print) -> None:
     capture_shop_errors(conn, echo)
     echo("\n== Traces and logs: an instrumented app's failing request, through pg-monitoring serve")
     traces_through_serve(conn, echo)
+    echo("\n== Sentry SDKs: the real sentry-sdk reports through a DSN to pg-monitoring serve")
+    sentry_through_serve(conn, echo)
     echo("\n== Alerts (a webhook receiver on 127.0.0.1; `pg-monitoring worker` delivers)")
     deliver_an_alert(conn, echo)
     echo("\n== Cache")

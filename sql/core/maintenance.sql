@@ -30,7 +30,8 @@ BEGIN
     FOREACH v_step IN ARRAY ARRAY[
         'fold', 'ignores', 'partitions', 'notifications', 'retention', 'cache',
         'traces_fold', 'traces_partitions', 'traces_retention', 'logs_partitions',
-        'logs_retention', 'metrics_partitions', 'metrics_retention', 'database_statements'
+        'logs_retention', 'metrics_partitions', 'metrics_retention', 'sentry_retention',
+        'database_statements'
     ] LOOP
         BEGIN
             v_report := v_report || CASE v_step
@@ -60,6 +61,9 @@ BEGIN
                     'metric_partitions_created', monitoring.ensure_metric_partitions()
                 )
                 WHEN 'metrics_retention' THEN monitoring.apply_metric_retention()
+                WHEN 'sentry_retention' THEN jsonb_build_object(
+                    'sentry_outcomes_deleted', monitoring.apply_sentry_outcomes_retention()
+                )
                 -- NULL without pg_stat_statements
                 WHEN 'database_statements' THEN jsonb_build_object(
                     'statements_snapshot', monitoring.snapshot_statements()

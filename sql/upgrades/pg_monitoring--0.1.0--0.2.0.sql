@@ -80,6 +80,11 @@ ADD COLUMN fractional boolean NOT NULL DEFAULT FALSE;
 -- @include ../database/statements_tables.sql
 -- @include ../database/statements.sql
 
+-- @include ../sentry/tables.sql
+-- @include ../sentry/projects.sql
+-- @include ../sentry/ingest.sql
+-- @include ../sentry/stats.sql
+
 -- @include ../metrics/exposition_tables.sql
 -- @include ../metrics/store_tables.sql
 -- @include ../metrics/points.sql

@@ -18,6 +18,7 @@ from . import (
     keys,
     logs,
     maintenance,
+    projects,
     serve,
     traces,
     triage,
@@ -43,6 +44,7 @@ for _command in (
     *database.COMMANDS,
     *demo.COMMANDS,
     *keys.COMMANDS,
+    *projects.COMMANDS,
     *serve.COMMANDS,
 ):
     main.add_command(_command)

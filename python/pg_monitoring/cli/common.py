@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 import click
 import psycopg
 
+from .. import render
 from ..errors import PgMonitoringError, in_callers_words
 
 dsn_option = click.option(
@@ -64,6 +65,34 @@ def connect(dsn: str) -> Iterator[psycopg.Connection[Any]]:
         raise click.ClickException(f"cannot connect: {error}".strip()) from error
     with conn:
         yield conn
+
+
+def dict_rows(
+    conn: psycopg.Connection[Any], query: str, params: Sequence[Any] = ()
+) -> list[dict[str, Any]]:
+    """The rows of `query` as dicts by column name."""
+    cursor = conn.execute(query, params)
+    columns = [column.name for column in cursor.description or ()]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def echo_rows(
+    rows: list[dict[str, Any]], as_json: bool, empty: str, line: Callable[[dict[str, Any]], str]
+) -> None:
+    """A list command's output: `rows` as JSON, else `empty` or a `line` per row."""
+    if as_json:
+        click.echo(render.to_json(rows))
+    elif not rows:
+        click.echo(empty)
+    else:
+        for row in rows:
+            click.echo(line(row))
+
+
+def revoked_and_used(row: Mapping[str, Any]) -> tuple[str, str]:
+    """ "live" or "revoked <when>", and "<when>" or "never" last used, of a key's row."""
+    state = f"revoked {render.ago(row['revoked_at'])}" if row["revoked_at"] else "live"
+    return state, render.ago(row["last_used_at"]) if row["last_used_at"] else "never"
 
 
 def database_name(conn: psycopg.Connection[Any]) -> str:

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from .. import render
-from .common import connect, dsn_option, json_option, reported_errors
+from .common import (
+    connect,
+    dict_rows,
+    dsn_option,
+    echo_rows,
+    json_option,
+    reported_errors,
+    revoked_and_used,
+)
 
 ADD = "SELECT monitoring.add_ingest_key(%s)"
 ADD_WITH_SCOPES = "SELECT monitoring.add_ingest_key(%s, %s)"
@@ -46,22 +56,16 @@ def add(dsn: str, name: str, scopes: tuple[str, ...]) -> None:
 def list_keys(dsn: str, as_json: bool) -> None:
     """Every key: name, scopes, made, last used, revoked (never the key)."""
     with reported_errors(), connect(dsn) as conn:
-        cursor = conn.execute(LIST)
-        columns = [column.name for column in cursor.description or ()]
-        rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-    if as_json:
-        click.echo(render.to_json(rows))
-        return
-    if not rows:
-        click.echo("No ingest keys; `pg-monitoring keys add NAME` makes one.")
-        return
-    for row in rows:
-        state = f"revoked {render.ago(row['revoked_at'])}" if row["revoked_at"] else "live"
-        used = render.ago(row["last_used_at"]) if row["last_used_at"] else "never"
-        click.echo(
+        rows = dict_rows(conn, LIST)
+
+    def line(row: dict[str, Any]) -> str:
+        state, used = revoked_and_used(row)
+        return (
             f"{row['name']}\t{','.join(row['scopes'])}\t{state}\t"
             f"made {render.ago(row['created_at'])} by {row['created_by']}\tlast used {used}"
         )
+
+    echo_rows(rows, as_json, "No ingest keys; `pg-monitoring keys add NAME` makes one.", line)
 
 
 @keys.command()

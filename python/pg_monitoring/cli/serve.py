@@ -1,4 +1,5 @@
-"""`pg-monitoring serve`: the OTLP/HTTP receiver (pg_monitoring.server), run by uvicorn.
+"""`pg-monitoring serve`: the OTLP/HTTP receiver and Sentry ingest (pg_monitoring.server), run
+by uvicorn.
 
 The options build a `ServerConfig`; `create_app` and uvicorn do the rest. Needs the
 `server` extra: pip install pg-monitoring[server].
@@ -78,10 +79,12 @@ def serve(
     db_timeout: float,
     log_level: str,
 ) -> None:
-    """Receive OpenTelemetry traces and logs over OTLP/HTTP (POST /v1/traces, /v1/logs).
+    """Receive OpenTelemetry traces and logs over OTLP/HTTP (POST /v1/traces, /v1/logs) and
+    Sentry SDKs' events (POST /api/<project id>/envelope/ and /store/).
 
-    Exporters send `Authorization: Bearer <key>` with a key from `pg-monitoring keys add`.
-    The database role needs monitoring_writer.
+    Exporters send `Authorization: Bearer <key>` with a key from `pg-monitoring keys add`;
+    Sentry SDKs a DSN from `pg-monitoring projects add`. The database role needs
+    monitoring_writer.
     """
     if allow_anonymous and not is_loopback(host):
         raise click.UsageError(

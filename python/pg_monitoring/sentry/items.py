@@ -6,6 +6,10 @@ and its spans (or a `span` item's streamed spans) become OTLP spans for
 `monitoring.record_spans`, and a `log` item's records OTLP log records for
 `monitoring.record_logs`, both in OTLP's JSON mapping as our own span
 exporter and log handler send them. No grouping or scrubbing here: the SQL does that.
+
+Used by PostgresTransport and by serve's Sentry ingest (server/envelopes.py), which passes
+service "" and environment "": the resource then names neither and
+`monitoring.sentry_ingest` gives it the project's.
 """
 
 from __future__ import annotations
@@ -150,11 +154,21 @@ def log_records(
 
 def spans_request(groups: Mapping[Resource, list[Json]]) -> str:
     """An ExportTraceServiceRequest (JSON mapping): one resourceSpans per resource."""
-    return _request("resourceSpans", "scopeSpans", "spans", groups)
+    return _dumps(spans_message(groups))
 
 
 def logs_request(groups: Mapping[Resource, list[Json]]) -> str:
     """An ExportLogsServiceRequest (JSON mapping): one resourceLogs per resource."""
+    return _dumps(logs_message(groups))
+
+
+def spans_message(groups: Mapping[Resource, list[Json]]) -> Json:
+    """spans_request's request, not yet JSON text."""
+    return _request("resourceSpans", "scopeSpans", "spans", groups)
+
+
+def logs_message(groups: Mapping[Resource, list[Json]]) -> Json:
+    """logs_request's request, not yet JSON text."""
     return _request("resourceLogs", "scopeLogs", "logRecords", groups)
 
 
@@ -214,7 +228,8 @@ def _status(status: Any) -> Json:
 
 def _resource(service: Any, environment: Any, release: Any, sdk: Mapping[str, Any]) -> Resource:
     attributes = {
-        "service.name": service or UNKNOWN_SERVICE,
+        # "": the receiver's to fill (serve: the Sentry project's service)
+        "service.name": UNKNOWN_SERVICE if service is None else service,
         "deployment.environment.name": environment,
         "service.version": release,
         "telemetry.sdk.name": sdk.get("name"),
@@ -244,17 +259,17 @@ def _resource_of(
     )
 
 
-def _request(outer: str, scoped: str, inner: str, groups: Mapping[Resource, list[Json]]) -> str:
-    return json.dumps(
-        {
-            outer: [
-                {**otlp_json.resource(dict(resource)), scoped: [{"scope": SCOPE, inner: rows}]}
-                for resource, rows in groups.items()
-            ]
-        },
-        default=str,
-        allow_nan=False,
-    )
+def _request(outer: str, scoped: str, inner: str, groups: Mapping[Resource, list[Json]]) -> Json:
+    return {
+        outer: [
+            {**otlp_json.resource(dict(resource)), scoped: [{"scope": SCOPE, inner: rows}]}
+            for resource, rows in groups.items()
+        ]
+    }
+
+
+def _dumps(request: Json) -> str:
+    return json.dumps(request, default=str, allow_nan=False)
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

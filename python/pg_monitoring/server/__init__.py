@@ -3,9 +3,12 @@ pg-monitoring[server]).
 
 - `app.py` assembles the Starlette app from a `ServerConfig` (the pool, the routes);
 - `routes/` holds a module per route, each essentially one stored-function call:
-  `health` (GET /healthz), `otlp` (POST /v1/traces, /v1/logs, /v1/metrics);
+  `health` (GET /healthz), `otlp` (POST /v1/traces, /v1/logs, /v1/metrics), `metrics`
+  (GET /metrics), `sentry` (POST /api/<project id>/envelope/ and /store/: Sentry's ingest
+  protocol);
 - `auth.py` checks `Authorization: Bearer <key>` against `monitoring.check_ingest_key`;
 - `otlp.py` reads, decodes, batches and answers OTLP bodies;
+- `envelopes.py` decompresses (bounded) and parses Sentry envelopes for `sentry_ingest`;
 - `responses.py` the error answers the routes share.
 """
 

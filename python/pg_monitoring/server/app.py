@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from .._db.connection_async import AsyncConnector
 from . import DEFAULT_KEY_CACHE_SECONDS, DEFAULT_MAX_BODY
 from .auth import KeyChecker
-from .routes import health, metrics, otlp
+from .routes import health, metrics, otlp, sentry
 
 
 @dataclass(frozen=True)
@@ -67,4 +67,6 @@ def create_app(config: ServerConfig) -> Starlette:
         finally:
             await pool.close()
 
-    return Starlette(routes=[*health.ROUTES, *metrics.ROUTES, *otlp.ROUTES], lifespan=lifespan)
+    return Starlette(
+        routes=[*health.ROUTES, *metrics.ROUTES, *otlp.ROUTES, *sentry.ROUTES], lifespan=lifespan
+    )
