@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import time
 import uuid
 import zlib
@@ -384,8 +385,9 @@ def test_every_item_type(installed_db: str, server: Serve) -> None:
         (trace_id,),
     )
     assert logged == [{"body": "mixed log", "service": "mixed-svc"}]
-    metrics = rows(installed_db, "SELECT * FROM monitoring._sentry_ingest_metrics()")
+    metrics = rows(installed_db, "SELECT labels, value FROM monitoring._sentry_ingest_metrics()")
+    labels = [dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m["labels"])) for m in metrics]
     assert {
-        (m["labels"]["project"], m["labels"]["outcome"], m["labels"]["category"], m["value"])
-        for m in metrics
+        (label["project"], label["outcome"], label["category"], m["value"])
+        for label, m in zip(labels, metrics, strict=True)
     } >= {("mixed", "skipped", "something_new", 1), ("mixed", "accepted", "span", 2)}

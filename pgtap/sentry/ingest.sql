@@ -1,7 +1,7 @@
 -- The Sentry ingest in SQL: projects keep their public key hashed, sentry_ingest checks it,
 -- stores and counts, refuses over the quota with Sentry's headers, and counts every drop.
 BEGIN;
-SELECT plan(15);
+SELECT plan(17);
 
 CREATE TEMPORARY TABLE made (project_id bigint, key text) ON COMMIT DROP;
 GRANT SELECT, INSERT ON made TO monitoring_admin, monitoring_writer;
@@ -98,6 +98,31 @@ SELECT is(
 SELECT is(
     pg_temp.counted('client_dropped', 'error', 'ratelimit_backoff'), 5::bigint,
     'the SDK''s own drops are recorded'
+);
+
+-- retention deletes old hours, and the exposition's counter keeps what they counted
+CREATE TEMPORARY TABLE exposed_before ON COMMIT DROP AS
+SELECT sum(m.value) AS total FROM monitoring._sentry_ingest_metrics() AS m;
+INSERT INTO monitoring.sentry_outcomes (
+    project_id, hour, outcome, category, reason, slot, quantity
+)
+SELECT
+    m.project_id,
+    date_trunc('hour', now()) - interval '400 days',
+    'accepted',
+    'error',
+    '',
+    0,
+    7
+FROM made AS m;
+SELECT is(
+    monitoring.apply_sentry_outcomes_retention(), 1::bigint,
+    'retention deletes the hours older than sentry.outcomes_retention_days'
+);
+SELECT is(
+    (SELECT sum(m.value) FROM monitoring._sentry_ingest_metrics() AS m),
+    (SELECT b.total + 7 FROM exposed_before AS b),
+    'and pg_monitoring_sentry_items_total still counts them: it never goes down'
 );
 
 SELECT is(

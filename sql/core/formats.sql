@@ -23,3 +23,15 @@ COMMENT ON FUNCTION monitoring._json_time(timestamptz) IS
 
 GRANT EXECUTE ON FUNCTION monitoring._json_time(timestamptz)
 TO monitoring_reader, monitoring_writer, monitoring_admin;
+
+-- A Prometheus label value as the text format (0.0.4) writes it: backslash, double quote
+-- and newline escaped.
+CREATE OR REPLACE FUNCTION monitoring._prometheus_label(p_value text)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+    SELECT pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(
+        p_value, E'\\', E'\\\\'), '"', E'\\"'), E'\n', E'\\n');
+$$;

@@ -10,17 +10,6 @@
 -- worker's fold_counts for events): reading the buffers not folded yet would make a scrape
 -- cost grow with an error storm's backlog.
 
--- A label value as the format writes it: backslash, double quote and newline escaped.
-CREATE OR REPLACE FUNCTION monitoring._prometheus_label(p_value text)
-RETURNS text
-LANGUAGE sql
-IMMUTABLE
-PARALLEL SAFE
-AS $$
-    SELECT pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(
-        p_value, E'\\', E'\\\\'), '"', E'\\"'), E'\n', E'\\n');
-$$;
-
 CREATE OR REPLACE FUNCTION monitoring.prometheus_metrics()
 RETURNS text
 LANGUAGE plpgsql
@@ -107,6 +96,9 @@ BEGIN
     ),
 
     samples (name, kind, help, labels, value) AS (
+        SELECT s.name, s.kind, s.help, s.labels, s.value
+        FROM monitoring._sentry_ingest_metrics() AS s
+        UNION ALL
         SELECT
             'pg_monitoring_issues', 'gauge',
             'Issues by service, environment, level and status',

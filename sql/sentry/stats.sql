@@ -33,11 +33,11 @@ COMMENT ON FUNCTION monitoring.sentry_ingest_stats() IS
 'Per Sentry project, outcome (accepted, dropped, client_dropped, skipped), data category and '
 'reason: the items counted this hour and in the last 24 hours (this one included)';
 
--- The exposition's rows (name, kind, help, labels, value) of the Sentry ingest: counters
--- over the hours kept (sentry.outcomes_retention_days).
--- TODO(lead): UNION ALL this into monitoring.prometheus_metrics() (metrics/exposition.sql).
+-- The exposition's rows (name, kind, help, labels, value) of the Sentry ingest, for
+-- prometheus_metrics(): the hours kept plus what retention summed into the totals, so the
+-- counter never goes down. Labels as the exposition writes them, keys in order.
 CREATE OR REPLACE FUNCTION monitoring._sentry_ingest_metrics()
-RETURNS TABLE (name text, kind text, help text, labels jsonb, value numeric)
+RETURNS TABLE (name text, kind text, help text, labels text, value numeric)
 LANGUAGE sql
 STABLE
 AS $$
@@ -45,12 +45,18 @@ AS $$
         'pg_monitoring_sentry_items_total', 'counter',
         'Items the Sentry ingest counted per project, outcome (accepted, dropped, '
         || 'client_dropped: the SDK''s own drops, skipped), data category and reason',
-        jsonb_build_object(
-            'project', p.name, 'outcome', o.outcome, 'category', o.category,
-            'reason', o.reason
-        ),
+        'category="' || monitoring._prometheus_label(o.category)
+        || '",outcome="' || monitoring._prometheus_label(o.outcome)
+        || '",project="' || monitoring._prometheus_label(p.name)
+        || '",reason="' || monitoring._prometheus_label(o.reason) || '"',
         sum(o.quantity)::numeric
-    FROM monitoring.sentry_outcomes AS o
+    FROM (
+        SELECT h.project_id, h.outcome, h.category, h.reason, h.quantity
+        FROM monitoring.sentry_outcomes AS h
+        UNION ALL
+        SELECT t.project_id, t.outcome, t.category, t.reason, t.quantity
+        FROM monitoring.sentry_outcome_totals AS t
+    ) AS o
     INNER JOIN monitoring.sentry_projects AS p ON o.project_id = p.id
     GROUP BY p.name, o.outcome, o.category, o.reason;
 $$;
@@ -65,11 +71,31 @@ AS $$
 DECLARE
     v_deleted bigint;
 BEGIN
-    DELETE FROM monitoring.sentry_outcomes AS o
-    WHERE o.hour < now() - make_interval(
-        days => (monitoring.get_setting('sentry.outcomes_retention_days') #>> '{}')::integer
-    );
-    GET DIAGNOSTICS v_deleted = ROW_COUNT;
+    WITH gone AS (
+        DELETE FROM monitoring.sentry_outcomes AS o
+        WHERE o.hour < now() - make_interval(
+            days => (monitoring.get_setting('sentry.outcomes_retention_days') #>> '{}')::integer
+        )
+        RETURNING o.project_id, o.outcome, o.category, o.reason, o.quantity
+    ),
+
+    added AS (
+        INSERT INTO monitoring.sentry_outcome_totals AS t (
+            project_id, outcome, category, reason, quantity
+        )
+        SELECT g.project_id, g.outcome, g.category, g.reason, sum(g.quantity)
+        FROM gone AS g
+        GROUP BY g.project_id, g.outcome, g.category, g.reason
+        -- rows in one order: two maintenance runs at once never deadlock
+        ORDER BY g.project_id, g.outcome, g.category, g.reason
+        ON CONFLICT (project_id, outcome, category, reason)
+        DO UPDATE SET quantity = least(
+            t.quantity::numeric + excluded.quantity, 9223372036854775807
+        )::bigint
+        RETURNING 1
+    )
+
+    SELECT count(*) INTO v_deleted FROM gone;
     RETURN v_deleted;
 END
 $$;

@@ -78,6 +78,22 @@ COMMENT ON TABLE monitoring.sentry_outcomes IS
 'Counts per project and hour of the Sentry items accepted, dropped (with the reason), '
 'dropped by the SDKs themselves (client reports) and skipped';
 
+-- What retention took from sentry_outcomes, summed per project, outcome, category and
+-- reason, so the exposition's pg_monitoring_sentry_items_total (the totals plus the hours
+-- kept) never goes down: Prometheus would read a drop as a counter reset.
+CREATE TABLE monitoring.sentry_outcome_totals (
+    project_id bigint NOT NULL REFERENCES monitoring.sentry_projects (id) ON DELETE CASCADE,
+    outcome text NOT NULL,
+    category text NOT NULL,
+    reason text NOT NULL,
+    quantity bigint NOT NULL,
+    PRIMARY KEY (project_id, outcome, category, reason)
+);
+
+COMMENT ON TABLE monitoring.sentry_outcome_totals IS
+'The Sentry ingest counts of the hours retention deleted, summed: with sentry_outcomes, '
+'the exposition''s counters';
+
 -- The quota's counters: the events accepted in the current minute and hour, one row per
 -- project and slot, overwritten when a new minute or hour begins (so never pruned).
 CREATE TABLE monitoring.sentry_quota_usage (
@@ -97,5 +113,6 @@ SELECT monitoring._keep_rows_in_dump(t)
 FROM pg_catalog.unnest(ARRAY[
     'monitoring.sentry_projects',
     'monitoring.sentry_projects_id_seq',
-    'monitoring.sentry_outcomes'
+    'monitoring.sentry_outcomes',
+    'monitoring.sentry_outcome_totals'
 ]::regclass[]) AS t;
