@@ -391,3 +391,21 @@ def test_every_item_type(installed_db: str, server: Serve) -> None:
         (label["project"], label["outcome"], label["category"], m["value"])
         for label, m in zip(labels, metrics, strict=True)
     } >= {("mixed", "skipped", "something_new", 1), ("mixed", "accepted", "span", 2)}
+
+
+def test_a_nul_character_is_stored_as_the_replacement_character(
+    installed_db: str, server: Serve
+) -> None:
+    """jsonb refuses \\u0000, which SDKs write for a NUL in a string: U+FFFD stands for it,
+    while the text \\u0000 (an escaped backslash) stays as it was."""
+    key, project_id = parts(add_project(installed_db, "nul"))
+    body = event("bytes \x00 and the text \\u0000")
+    answer = post(server, project_id, envelope(({"type": "event"}, body)), key)
+    assert answer.status_code == 200, answer.text
+    stored = rows(
+        installed_db,
+        "SELECT message AS value "
+        "FROM monitoring.error_events WHERE event_id = %s",
+        (json.loads(body)["event_id"],),
+    )
+    assert stored == [{"value": "bytes \ufffd and the text \\u0000"}]
