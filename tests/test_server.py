@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from click.testing import CliRunner
 from google.rpc import status_pb2
@@ -386,6 +387,31 @@ def test_a_json_post_stores_spans(server: Serve, installed_db: str) -> None:
     stored = stored_spans(installed_db)
     assert {row["trace_id"] for row in stored.values()} == {trace_id}
     assert sorted(stored) == ["eee19b7ec3c1b170", "eee19b7ec3c1b171"]
+
+
+def test_a_nul_in_an_attribute_is_stored_as_the_replacement_character(
+    server: Serve, installed_db: str
+) -> None:
+    """jsonb refuses \u0000: one NUL in a string attribute must not fail the request."""
+    key = add_key(installed_db, "shop")
+    span = {
+        "traceId": "6b8efff798038103d269b633813fc60c",
+        "spanId": "fee19b7ec3c1b170",
+        "name": "nul",
+        "kind": 2,
+        "startTimeUnixNano": str(NOW),
+        "endTimeUnixNano": str(NOW + 1_000_000),
+        "attributes": [{"key": "raw", "value": {"stringValue": "a\x00b"}}],
+    }
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+    response = server.post("/v1/traces", json.dumps(body).encode(), JSON, key)
+    assert response.status_code == 200, response.text
+    with psycopg.connect(installed_db) as conn:
+        stored = conn.execute(
+            "SELECT attributes ->> 'raw' FROM monitoring.spans WHERE span_id = %s",
+            ("fee19b7ec3c1b170",),
+        ).fetchone()
+    assert stored == ("a\ufffdb",)
 
 
 @pytest.mark.usefixtures("otlp_sql")

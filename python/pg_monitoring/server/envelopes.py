@@ -12,7 +12,6 @@ would inflate to.
 from __future__ import annotations
 
 import io
-import re
 import zlib
 from collections import Counter
 from collections.abc import AsyncIterable
@@ -22,6 +21,7 @@ from typing import Any
 import orjson
 
 from ..sentry import items
+from .jsonb import without_nul
 
 MAX_COMPRESSED = 20 * 1024 * 1024
 MAX_EVENT = 1024 * 1024
@@ -198,24 +198,7 @@ class Parsed:
         if self.invalid:
             rest["invalid"] = dict(self.invalid)
         tail = orjson.dumps(rest, default=str)
-        return _without_nul(b'{"events":[' + b",".join(self.events) + b"]," + tail[1:])
-
-
-# A \u0000 escape, with the backslashes before it: an even number of them (an escaped
-# backslash, then the text u0000) is no escape.
-_NUL_ESCAPE = re.compile(rb"(\\+)u0000")
-
-
-def _without_nul(data: bytes) -> bytes:
-    """JSON that jsonb takes: it refuses the escape of U+0000, which JavaScript and Python
-    write for a NUL in a string (a binary value in a message); U+FFFD stands for it, as
-    monitoring.parse_json does for captures."""
-    if b"\\u0000" not in data:
-        return data
-    return _NUL_ESCAPE.sub(
-        lambda m: m.group(0) if len(m.group(1)) % 2 == 0 else m.group(1)[:-1] + rb"\ufffd",
-        data,
-    )
+        return without_nul(b'{"events":[' + b",".join(self.events) + b"]," + tail[1:])
 
 
 def _json_object(payload: bytes) -> dict[str, Any] | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
 from psycopg.types.json import Jsonb
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -20,7 +19,7 @@ from starlette.routing import Route
 
 from ..._db.connection_async import AsyncConnector
 from ...errors import InvalidArgumentError, PgMonitoringError, UnavailableError
-from .. import otlp
+from .. import jsonb, otlp
 from ..auth import bearer_key
 from ..responses import status_response, unavailable
 
@@ -86,8 +85,9 @@ async def record(
     async with database.transaction(timeout) as conn:
         for batch, _count in (first, *parts):
             # orjson: a fifth of json's time, on the event loop's thread (NaN and infinities,
-            # which JSON has no numbers for, are strings already: otlp.decode)
-            cursor = await conn.execute(signal.query, (Jsonb(batch, dumps=orjson.dumps),))
+            # which JSON has no numbers for, are strings already: otlp.decode); a NUL,
+            # which jsonb refuses, made U+FFFD
+            cursor = await conn.execute(signal.query, (Jsonb(batch, dumps=jsonb.dumps),))
             row = await cursor.fetchone()
             result = (row[0] if row else None) or {}
             rejected += int(result.get("rejected") or 0)
