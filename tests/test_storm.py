@@ -166,7 +166,8 @@ def test_a_storm_is_counted_exactly_and_stored_as_a_sample(installed_db: str) ->
     # only committed events) in each window the storm touched; after it, exactly the ids the
     # hash picks.
     assert stored_unpicked + kept_stored >= FULL
-    assert stored_unpicked <= FULL * WRITERS * windows
+    # (plus about errors.storm_check_one_in, 8, each: the threshold is checked at random)
+    assert stored_unpicked <= (FULL + 8 * 8) * WRITERS * windows
     assert kept_stored == kept
     assert stored == stored_unpicked + kept_stored
     assert calm == (OTHER, 0, OTHER), "the other issue is stored whole"

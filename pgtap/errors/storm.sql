@@ -2,10 +2,12 @@
 -- exactly and stored one in K (by event id); the issue shows the sampling; a new window
 -- starts over; settings are range-checked.
 BEGIN;
-SELECT plan(26);
+SELECT plan(27);
 
 SELECT monitoring.set_setting('errors.storm_full_events', '5');
 SELECT monitoring.set_setting('errors.storm_keep_one_in', '4');
+-- every capture checks the threshold, so that the test knows each event's fate
+SELECT monitoring.set_setting('errors.storm_check_one_in', '1');
 
 -- n event ids whose hash keeps them whole (p_kept) or not, so that the test knows each fate
 CREATE FUNCTION pg_temp.ids(p_n integer, p_kept boolean)
@@ -25,7 +27,7 @@ $$;
 CREATE FUNCTION pg_temp.storm(
     p_ids uuid[], p_at timestamptz DEFAULT NULL, p_service text DEFAULT 'storm'
 )
-RETURNS SETOF record
+RETURNS TABLE (event_id uuid, issue_id bigint)
 LANGUAGE sql
 AS $$
     SELECT c.event_id, c.issue_id
@@ -53,6 +55,10 @@ SELECT throws_ok(
 SELECT throws_ok(
     $$SELECT monitoring.set_setting('errors.storm_keep_one_in', '0')$$, '22023', NULL,
     'storm_keep_one_in must be at least 1'
+);
+SELECT throws_ok(
+    $$SELECT monitoring.set_setting('errors.storm_check_one_in', '1001')$$, '22023', NULL,
+    'storm_check_one_in is at most 1000'
 );
 
 -- Under the threshold: every event stored
@@ -213,7 +219,9 @@ CREATE TEMP TABLE earlier AS
 SELECT
     date_bin(interval '1 minute', now(), timestamptz '2000-01-01 00:00:00+00')
     - interval '1 minute' AS w;
-SELECT * FROM pg_temp.storm(pg_temp.ids(6, FALSE), (SELECT e.w FROM earlier AS e), 'storm-windows');
+SELECT * FROM pg_temp.storm(
+    pg_temp.ids(6, FALSE), (SELECT e.w FROM earlier AS e), 'storm-windows'
+);
 UPDATE monitoring.error_issues SET sampling_since = now() - interval '5 minutes'
 WHERE service = 'storm-windows';
 SELECT is(

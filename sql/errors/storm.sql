@@ -6,13 +6,15 @@
 -- scrubs or stores the payload, so a sampled-out event costs its grouping and its count row.
 --
 -- No counter that writers update: the count is of the stored rows themselves (the issue's
--- events of the window, by error_events_issue, LIMIT N), read while the issue is under N, and
+-- events of the window, by error_events_issue, LIMIT N), read while the issue is under N by
+-- one capture in errors.storm_check_one_in (at random, not by the id a client chooses: the
+-- count reads up to N rows, and done by every capture it cost a whole capture 15% more), and
 -- the first capture to find N marks the issue (sampling_until, one update per issue and
 -- window, SKIP LOCKED so that it never waits: a capture that finds the row locked leaves the
 -- mark to the next). After that every capture reads the mark from the issue row it looks up
 -- anyway. Concurrent transactions do not see each other's uncommitted events, so each may
 -- store up to N before the mark: whole events per window are at most N times the writers in
--- flight, plus the one in K.
+-- flight, plus about errors.storm_check_one_in each, plus the one in K.
 --
 -- What a sampled-out capture returns: the event id it was counted under (the id sent, or a
 -- new one) and its issue. No row of monitoring.errors has that id; a resend of it is counted
@@ -33,6 +35,9 @@ DECLARE
     v_stored integer;
 BEGIN
     IF p_issue.sampling_until IS DISTINCT FROM v_window + v_length THEN
+        IF random() * (p_cfg ->> 'errors.storm_check_one_in')::integer >= 1 THEN
+            RETURN FALSE;
+        END IF;
         v_full := (p_cfg ->> 'errors.storm_full_events')::integer;
         SELECT count(*) INTO v_stored FROM (
             SELECT FROM monitoring.error_events AS e

@@ -21,6 +21,13 @@ INSERT INTO monitoring.setting_definitions (
     1, 1440
 ),
 (
+    'errors.storm_check_one_in', '8',
+    'How often a capture of an issue not yet sampled in the window counts its stored events '
+    '(one in this many, at random): the count reads up to errors.storm_full_events index '
+    'entries; about this many more events are stored whole past the threshold',
+    1, 1000
+),
+(
     'errors.storm_keep_one_in', '100',
     'Of an issue''s events past errors.storm_full_events in a window, one in this many is '
     'stored whole (by its event id); 1 stores every event',
