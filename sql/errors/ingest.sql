@@ -214,7 +214,8 @@ BEGIN
             IF FOUND AND v_issue.last_seen >= now() - make_interval(
                 days => (v_cfg ->> 'errors.retention_days')::integer - 1
             ) THEN
-                v_sampled := monitoring._storm_sampled(v_issue, v_occurred, event_id, v_cfg);
+                v_sampled := monitoring._storm_due(v_issue.sampling_until, v_occurred, v_cfg)
+                    AND monitoring._storm_sampled(v_issue, v_occurred, event_id, v_cfg);
                 IF v_sampled THEN
                     v_user_key := monitoring._storm_user_key(
                         p_user, p_context, v_cfg, v_pattern, v_likes, v_safe
@@ -375,11 +376,13 @@ BEGIN
                     SELECT * INTO STRICT v_issue FROM monitoring.error_issues AS g
                     WHERE g.service = v_service AND g.environment = v_environment
                         AND g.fingerprint = v_fingerprint;
-                    v_sampled := monitoring._storm_sampled(v_issue, v_occurred, event_id, v_cfg);
+                    v_sampled := monitoring._storm_due(v_issue.sampling_until, v_occurred, v_cfg)
+                        AND monitoring._storm_sampled(v_issue, v_occurred, event_id, v_cfg);
                 END IF;
             ELSE
                 -- an issue seen before: its storm decides (its payload is cut already; not stored)
-                v_sampled := monitoring._storm_sampled(v_issue, v_occurred, event_id, v_cfg);
+                v_sampled := monitoring._storm_due(v_issue.sampling_until, v_occurred, v_cfg)
+                    AND monitoring._storm_sampled(v_issue, v_occurred, event_id, v_cfg);
             END IF;
         END IF;
     END IF;

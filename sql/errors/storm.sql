@@ -20,6 +20,42 @@
 -- new one) and its issue. No row of monitoring.errors has that id; a resend of it is counted
 -- again, as it can not be told from a new event without a stored row.
 
+-- Whether _storm_sampled need run: the issue is marked for a window that ends after the
+-- event, or this capture is the one in errors.storm_check_one_in that counts. SQL, inlined
+-- into _ingest's expression: the common capture, of an issue in no storm, makes no call.
+CREATE OR REPLACE FUNCTION monitoring._storm_due(
+    p_sampling_until timestamptz, p_occurred timestamptz, p_cfg jsonb
+)
+RETURNS boolean
+LANGUAGE sql
+VOLATILE
+AS $$
+    SELECT coalesce(p_sampling_until > p_occurred, FALSE)
+        OR pg_catalog.random() * (p_cfg ->> 'errors.storm_check_one_in')::integer < 1;
+$$;
+
+-- An issue's events stored from p_from to p_to, counted up to p_limit. A generic plan, kept
+-- for the session: PostgreSQL would plan a custom one for each call (partitions pruned by
+-- the parameters), and planning the partitioned table cost more than a whole capture.
+CREATE OR REPLACE FUNCTION monitoring._storm_stored(
+    p_issue_id bigint, p_from timestamptz, p_to timestamptz, p_limit integer
+)
+RETURNS integer
+LANGUAGE plpgsql
+STABLE
+SET plan_cache_mode = force_generic_plan
+AS $$
+BEGIN
+    RETURN (
+        SELECT count(*) FROM (
+            SELECT FROM monitoring.error_events AS e
+            WHERE e.issue_id = p_issue_id AND e.occurred_at >= p_from AND e.occurred_at < p_to
+            LIMIT p_limit
+        ) AS w
+    );
+END
+$$;
+
 -- Whether the event is counted only (true) or stored whole. p_issue is the issue's row as
 -- the capture read it.
 CREATE OR REPLACE FUNCTION monitoring._storm_sampled(
@@ -35,16 +71,8 @@ DECLARE
     v_stored integer;
 BEGIN
     IF p_issue.sampling_until IS DISTINCT FROM v_window + v_length THEN
-        IF random() * (p_cfg ->> 'errors.storm_check_one_in')::integer >= 1 THEN
-            RETURN FALSE;
-        END IF;
         v_full := (p_cfg ->> 'errors.storm_full_events')::integer;
-        SELECT count(*) INTO v_stored FROM (
-            SELECT FROM monitoring.error_events AS e
-            WHERE e.issue_id = p_issue.id
-                AND e.occurred_at >= v_window AND e.occurred_at < v_window + v_length
-            LIMIT v_full
-        ) AS w;
+        v_stored := monitoring._storm_stored(p_issue.id, v_window, v_window + v_length, v_full);
         IF v_stored < v_full THEN
             RETURN FALSE;
         END IF;
