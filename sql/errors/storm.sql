@@ -8,7 +8,7 @@
 -- No counter that writers update: the count is of the stored rows themselves (the issue's
 -- events of the window, by error_events_issue, LIMIT N), read while the issue is under N by
 -- one capture in errors.storm_check_one_in (at random, not by the id a client chooses: the
--- count reads up to N rows, and done by every capture it cost a whole capture 15% more), and
+-- count reads up to N rows, and done by every capture it cost a whole capture about 15%), and
 -- the first capture to find N marks the issue (sampling_until, one update per issue and
 -- window, SKIP LOCKED so that it never waits: a capture that finds the row locked leaves the
 -- mark to the next). After that every capture reads the mark from the issue row it looks up
@@ -35,8 +35,8 @@ AS $$
 $$;
 
 -- An issue's events stored from p_from to p_to, counted up to p_limit. A generic plan, kept
--- for the session: PostgreSQL would plan a custom one for each call (partitions pruned by
--- the parameters), and planning the partitioned table cost more than a whole capture.
+-- for the session: the plan cache would otherwise try custom plans, each planning every
+-- partition of the table, for a query whose parameters prune them at run time anyway.
 CREATE OR REPLACE FUNCTION monitoring._storm_stored(
     p_issue_id bigint, p_from timestamptz, p_to timestamptz, p_limit integer
 )
