@@ -14,6 +14,9 @@ EVENTS_EACH = 60
 
 
 def test_a_storm_on_one_issue_counts_exactly(installed_db: str) -> None:
+    # every event stored (test_storm.py has storm protection sample them)
+    with psycopg.connect(installed_db, autocommit=True) as conn:
+        conn.execute("SELECT monitoring.set_setting('errors.storm_full_events', '1000')")
     storm(installed_db, writers=WRITERS, events_each=EVENTS_EACH, distinct_users=10)
     with psycopg.connect(installed_db) as conn:
         issues = conn.execute("SELECT times_seen, users_seen FROM monitoring.issues").fetchall()

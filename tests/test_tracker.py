@@ -410,6 +410,9 @@ class Gate:
 
 
 def test_background_batches_everything(installed_db: str) -> None:
+    # every event stored: 400 of one issue stay under storm protection's threshold
+    with psycopg.connect(installed_db, autocommit=True) as conn:
+        conn.execute("SELECT monitoring.set_setting('errors.storm_full_events', '1000')")
     tracker = ErrorTracker(installed_db, environment=ENV, background=True, batch_size=50)
     gate = Gate(tracker)
     gate.open()

@@ -38,8 +38,8 @@ SELECT results_eq(
       ORDER BY 1$$,
     $$VALUES ('monitoring.alert_outbox'), ('monitoring.alert_rule_state'),
         ('monitoring.error_events'), ('monitoring.error_issue_counts'),
-        ('monitoring.error_issue_regressions'), ('monitoring.error_issue_users'),
-        ('monitoring.issue_activity')$$,
+        ('monitoring.error_issue_regressions'), ('monitoring.error_issue_sampled'),
+        ('monitoring.error_issue_users'), ('monitoring.issue_activity')$$,
     'the tables that name an issue call it issue_id'
 );
 

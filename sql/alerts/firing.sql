@@ -288,13 +288,22 @@ BEGIN
                 CONTINUE;
             END IF;
 
-            -- Frequency: counted up to threshold + 1, which is all "more than" needs.
+            -- Frequency: counted up to threshold + 1, which is all "more than" needs. Events
+            -- storm protection did not store are counted by minute (error_issue_sampled,
+            -- folded just now): the window's first minute counts whole.
             IF v_rule.condition = 'event_frequency' THEN
                 SELECT count(*) INTO v_count FROM (
                     SELECT FROM monitoring.error_events AS e
                     WHERE e.issue_id = v_issue.id AND e.occurred_at > now() - v_rule.time_window
                     LIMIT v_rule.threshold + 1
                 ) AS recent;
+                IF v_issue.sampling_until IS NOT NULL THEN
+                    v_count := v_count + coalesce((
+                        SELECT sum(s.events) FROM monitoring.error_issue_sampled AS s
+                        WHERE s.issue_id = v_issue.id
+                            AND s.minute >= date_trunc('minute', now() - v_rule.time_window)
+                    ), 0);
+                END IF;
             ELSE
                 SELECT count(*) INTO v_count FROM (
                     SELECT FROM monitoring.error_issue_users AS u

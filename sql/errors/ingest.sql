@@ -100,6 +100,10 @@ DECLARE
     v_session_key text;
     v_issue monitoring.error_issues;
     v_reason text;
+    -- storm protection (storm.sql): counted only, not stored
+    v_sampled boolean := FALSE;
+    -- whether the payload was cut and scrubbed (not for a sampled-out event)
+    v_processed boolean := FALSE;
 BEGIN
     -- One read of every setting capture needs.
     SELECT s.value, s.session_key, s.scrub_pattern, s.scrub_likes, s.scrub_safe_keys
@@ -172,99 +176,132 @@ BEGIN
     v_max_bytes := (v_cfg ->> 'errors.max_context_bytes')::integer;
 
     v_exceptions := monitoring._limit_exceptions(p_exceptions, v_cfg);
-    -- as capture_error: a helper only when there may be something to cut
-    v_message := CASE WHEN p_message IS NULL OR length(p_message) <= v_max_length THEN p_message
-        ELSE monitoring.truncate_text(p_message, v_max_length)
-    END;
-    v_context := coalesce(
-        CASE WHEN p_context IS NULL OR pg_column_size(p_context) <= v_max_bytes THEN p_context
-            ELSE monitoring.cap_object(p_context, v_max_bytes)
-        END,
-        '{}'
-    );
-    v_tags := coalesce(
-        CASE WHEN p_tags IS NULL OR pg_column_size(p_tags) <= v_max_bytes THEN p_tags
-            ELSE monitoring.cap_object(p_tags, v_max_bytes)
-        END,
-        '{}'
-    );
-    v_user := CASE WHEN p_user IS NULL OR pg_column_size(p_user) <= v_max_bytes THEN p_user
-        ELSE monitoring.cap_object(p_user, v_max_bytes)
-    END;
-    v_data := CASE WHEN p_data IS NULL OR pg_column_size(p_data) <= v_max_bytes THEN p_data
-        ELSE monitoring.cap_object(p_data, v_max_bytes)
-    END;
-    IF v_adjusted IS NOT NULL THEN
-        v_data := coalesce(v_data, '{}') || v_adjusted;
-    END IF;
-    v_crumbs := CASE WHEN p_breadcrumbs IS NULL THEN NULL
-        ELSE monitoring.cap_array_newest(
-            p_breadcrumbs, (v_cfg ->> 'errors.max_breadcrumbs')::integer, v_max_bytes
-        )
-    END;
-    -- No string longer than a message, nothing nested deeper than 10 levels (scrubbing walks
-    -- them recursively, clients read them back). One cheap look at all five: a document no
-    -- bigger than the longest string allowed holds no string too long, and the jsonpath finds
-    -- an item 12 levels down, inside something nested 11 levels deep in one of them.
-    v_bags := jsonb_build_array(v_context, v_tags, v_user, v_data, v_crumbs);
-    IF pg_column_size(v_bags) > v_max_length OR jsonb_path_exists(v_bags, 'strict $.**{12}') THEN
-        v_context := monitoring.bound_json(v_context, v_max_length);
-        v_tags := monitoring.bound_json(v_tags, v_max_length);
-        v_user := monitoring.bound_json(v_user, v_max_length);
-        v_data := monitoring.bound_json(v_data, v_max_length);
-        v_crumbs := monitoring.bound_json(v_crumbs, v_max_length);
-        v_bags := jsonb_build_array(v_context, v_tags, v_user, v_data, v_crumbs);
-    END IF;
 
-    IF v_pattern IS NOT NULL THEN
-        v_exceptions := monitoring.scrub_exceptions(v_exceptions, v_pattern, v_safe);
-        -- A raised exception's value, scrubbed above, becomes the message (below) and then
-        -- decides the fingerprint: the message is scrubbed only when there is none.
-        v_message := CASE WHEN v_exceptions -> -1 ->> 'value' <> '' THEN v_exceptions -> -1 ->> 'value'
-            ELSE monitoring.scrub_text(v_message)
-        END;
-        -- one look at all the small documents together; each is walked only if it matters
-        -- (the text in a variable: the inlined test reads it three times)
-        v_text := v_bags::text;
-        IF monitoring._may_hold_secrets(v_text, v_pattern, v_likes) THEN
-            v_context := monitoring.scrub_with(v_context, v_pattern, v_safe);
-            v_tags := monitoring.scrub_with(v_tags, v_pattern, v_safe);
-            v_user := monitoring.scrub_with(v_user, v_pattern, v_safe);
-            v_data := monitoring.scrub_with(v_data, v_pattern, v_safe);
-            v_crumbs := monitoring.scrub_with(v_crumbs, v_pattern, v_safe);
-        END IF;
-    END IF;
-
-    IF coalesce(cardinality(p_fingerprint), 0) = 0 THEN
-        -- An error storm repeats one stack trace, and its fingerprint costs more than the rest
-        -- of the capture: each session remembers the last 16 it computed from frames. Only for
-        -- one exception with a stack, whose fingerprint depends on nothing but its type and
-        -- frames: they are the key (not the value, which varies from event to event).
+    -- The grouping first, when the session remembers it, and the issue: in a storm the event
+    -- may be counted only (storm.sql), and then its payload is neither cut nor scrubbed.
+    IF coalesce(cardinality(p_fingerprint), 0) = 0 AND jsonb_array_length(v_exceptions) = 1 THEN
+        -- An error storm repeats one stack trace, and its fingerprint costs more than the
+        -- rest of the capture: each session remembers the last 16 it computed from frames.
+        -- Only for one exception with a stack, whose fingerprint depends on nothing but its
+        -- type and frames (cut to the limits, above): they are the key (not the value, which
+        -- varies from event to event, nor the frames' variables, which scrubbing changes).
         -- A session setting: it lives as long as the connection and goes with a rollback.
         -- The caller can write it too, so each entry carries a MAC with the key only the
         -- owner reads (settings_snapshot.session_key): a forged entry is a miss, and so is
         -- a memo longer than 16 entries.
-        IF jsonb_array_length(v_exceptions) = 1 THEN
-            -- md5 of the frames as text, not jsonb_hash_extended: that one XORs its values'
-            -- hashes, rotating each 32-bit half by one bit, so a trace whose frames come in
-            -- another order (two frames 32 values apart swapped) hashes the same.
-            v_memo_key := md5(
-                coalesce(v_exceptions -> 0 ->> 'type', '') || E'\n'
-                || coalesce((v_exceptions -> 0 -> 'frames')::text, '')
-            ) || '=';
-            v_memo := CASE
-                WHEN octet_length(current_setting('pg_monitoring.fingerprints', TRUE)) <= 82 * 16
-                    THEN current_setting('pg_monitoring.fingerprints', TRUE)
-                ELSE ''
-            END;
-            v_memo_hit := strpos(v_memo, v_memo_key);
-        END IF;
+        -- md5 of the frames as text, not jsonb_hash_extended: that one XORs its values'
+        -- hashes, rotating each 32-bit half by one bit, so a trace whose frames come in
+        -- another order (two frames 32 values apart swapped) hashes the same.
+        v_memo_key := md5(
+            coalesce(v_exceptions -> 0 ->> 'type', '') || E'\n'
+            || coalesce((v_exceptions -> 0 -> 'frames')::text, '')
+        ) || '=';
+        v_memo := CASE
+            WHEN octet_length(current_setting('pg_monitoring.fingerprints', TRUE)) <= 82 * 16
+                THEN current_setting('pg_monitoring.fingerprints', TRUE)
+            ELSE ''
+        END;
+        v_memo_hit := strpos(v_memo, v_memo_key);
         IF v_memo_hit > 0 AND substr(v_memo, v_memo_hit + 65, 16) = left(md5(
             v_session_key || v_memo_key || substr(v_memo, v_memo_hit + 33, 32)
         ), 16) THEN
             v_fingerprint := substr(v_memo, v_memo_hit + 33, 32);
             v_source := 'stacktrace';
-        ELSE
+            SELECT * INTO v_issue FROM monitoring.error_issues AS g
+            WHERE g.service = v_service AND g.environment = v_environment
+                AND g.fingerprint = v_fingerprint;
+            -- an issue near retention is looked up again below, and locked
+            IF FOUND AND v_issue.last_seen >= now() - make_interval(
+                days => (v_cfg ->> 'errors.retention_days')::integer - 1
+            ) THEN
+                v_sampled := monitoring._storm_due(v_issue.sampling_until, v_occurred, v_cfg)
+                    AND monitoring._storm_sampled(v_issue, v_occurred, event_id, v_cfg);
+                IF v_sampled THEN
+                    v_user_key := monitoring._storm_user_key(
+                        p_user, p_context, v_cfg, v_pattern, v_likes, v_safe
+                    );
+                    -- a user too big to tell without cutting it: stored whole
+                    v_sampled := v_user_key IS NOT NULL;
+                    v_user_key := nullif(v_user_key, '');
+                END IF;
+            ELSE
+                v_issue := NULL;
+            END IF;
+        END IF;
+    END IF;
+
+    IF NOT v_sampled THEN
+        v_processed := TRUE;
+        -- as capture_error: a helper only when there may be something to cut
+        v_message := CASE
+            WHEN p_message IS NULL OR length(p_message) <= v_max_length THEN p_message
+            ELSE monitoring.truncate_text(p_message, v_max_length)
+        END;
+        v_context := coalesce(
+            CASE WHEN p_context IS NULL OR pg_column_size(p_context) <= v_max_bytes THEN p_context
+                ELSE monitoring.cap_object(p_context, v_max_bytes)
+            END,
+            '{}'
+        );
+        v_tags := coalesce(
+            CASE WHEN p_tags IS NULL OR pg_column_size(p_tags) <= v_max_bytes THEN p_tags
+                ELSE monitoring.cap_object(p_tags, v_max_bytes)
+            END,
+            '{}'
+        );
+        v_user := CASE WHEN p_user IS NULL OR pg_column_size(p_user) <= v_max_bytes THEN p_user
+            ELSE monitoring.cap_object(p_user, v_max_bytes)
+        END;
+        v_data := CASE WHEN p_data IS NULL OR pg_column_size(p_data) <= v_max_bytes THEN p_data
+            ELSE monitoring.cap_object(p_data, v_max_bytes)
+        END;
+        IF v_adjusted IS NOT NULL THEN
+            v_data := coalesce(v_data, '{}') || v_adjusted;
+        END IF;
+        v_crumbs := CASE WHEN p_breadcrumbs IS NULL THEN NULL
+            ELSE monitoring.cap_array_newest(
+                p_breadcrumbs, (v_cfg ->> 'errors.max_breadcrumbs')::integer, v_max_bytes
+            )
+        END;
+        -- No string longer than a message, nothing nested deeper than 10 levels (scrubbing
+        -- walks them recursively, clients read them back). One cheap look at all five: a
+        -- document no bigger than the longest string allowed holds no string too long, and the
+        -- jsonpath finds an item 12 levels down, inside something nested 11 levels deep in one
+        -- of them.
+        v_bags := jsonb_build_array(v_context, v_tags, v_user, v_data, v_crumbs);
+        IF pg_column_size(v_bags) > v_max_length
+            OR jsonb_path_exists(v_bags, 'strict $.**{12}') THEN
+            v_context := monitoring.bound_json(v_context, v_max_length);
+            v_tags := monitoring.bound_json(v_tags, v_max_length);
+            v_user := monitoring.bound_json(v_user, v_max_length);
+            v_data := monitoring.bound_json(v_data, v_max_length);
+            v_crumbs := monitoring.bound_json(v_crumbs, v_max_length);
+            v_bags := jsonb_build_array(v_context, v_tags, v_user, v_data, v_crumbs);
+        END IF;
+
+        IF v_pattern IS NOT NULL THEN
+            v_exceptions := monitoring.scrub_exceptions(v_exceptions, v_pattern, v_safe);
+            -- A raised exception's value, scrubbed above, becomes the message (below) and
+            -- then decides the fingerprint: the message is scrubbed only when there is none.
+            v_message := CASE
+                WHEN v_exceptions -> -1 ->> 'value' <> '' THEN v_exceptions -> -1 ->> 'value'
+                ELSE monitoring.scrub_text(v_message)
+            END;
+            -- one look at all the small documents together; each is walked only if it matters
+            -- (the text in a variable: the inlined test reads it three times)
+            v_text := v_bags::text;
+            IF monitoring._may_hold_secrets(v_text, v_pattern, v_likes) THEN
+                v_context := monitoring.scrub_with(v_context, v_pattern, v_safe);
+                v_tags := monitoring.scrub_with(v_tags, v_pattern, v_safe);
+                v_user := monitoring.scrub_with(v_user, v_pattern, v_safe);
+                v_data := monitoring.scrub_with(v_data, v_pattern, v_safe);
+                v_crumbs := monitoring.scrub_with(v_crumbs, v_pattern, v_safe);
+            END IF;
+        END IF;
+
+        IF v_fingerprint IS NOT NULL THEN
+            NULL;  -- remembered (above)
+        ELSIF coalesce(cardinality(p_fingerprint), 0) = 0 THEN
             SELECT f.fingerprint, f.source INTO v_fingerprint, v_source
             FROM monitoring.default_fingerprint(v_exceptions, v_message) AS f;
             IF v_memo_key IS NOT NULL AND v_source = 'stacktrace' THEN
@@ -280,59 +317,73 @@ BEGIN
                     FALSE
                 );
             END IF;
-        END IF;
-    ELSE
-        SELECT f.fingerprint, f.source INTO v_fingerprint, v_source
-        FROM monitoring.compute_fingerprint(v_exceptions, v_message, p_fingerprint) AS f;
-    END IF;
-    v_type := nullif(v_exceptions -> -1 ->> 'type', '');
-    -- the raised exception's value is the event's message when there is one
-    v_message := coalesce(v_exceptions -> -1 ->> 'value', v_message);
-
-    SELECT * INTO v_issue FROM monitoring.error_issues AS g
-    WHERE g.service = v_service AND g.environment = v_environment
-        AND g.fingerprint = v_fingerprint;
-    -- An issue old enough for retention to delete may be deleted by a run that can not see
-    -- this event yet (not committed): lock it, and the run skips it (apply_error_retention),
-    -- or, if the run locked it first, wait for it and file the event in a new issue. A day
-    -- early, for a transaction that began before the run. Rare, so a storm on a live issue
-    -- takes no lock on its row.
-    IF FOUND AND v_issue.last_seen
-        < now() - make_interval(days => (v_cfg ->> 'errors.retention_days')::integer - 1) THEN
-        SELECT * INTO v_issue FROM monitoring.error_issues AS g
-        WHERE g.id = v_issue.id
-        FOR KEY SHARE;
-    END IF;
-    IF NOT FOUND THEN
-        INSERT INTO monitoring.error_issues AS g (
-            service, environment, fingerprint, fingerprint_source, title, culprit,
-            exception_type, level, platform, first_seen, last_seen, first_release
-        )
-        VALUES (
-            v_service, v_environment, v_fingerprint, v_source,
-            left(coalesce(
-                v_type || coalesce(': ' || nullif(split_part(btrim(v_message), E'\n', 1), ''), ''),
-                nullif(split_part(btrim(v_message), E'\n', 1), ''),
-                '<unlabeled event>'
-            ), 200),
-            coalesce(
-                coalesce(v_transaction, nullif(p_transaction, '')),
-                monitoring.truncate_text(monitoring._culprit(v_exceptions -> -1 -> 'frames'), 200)
-            ),
-            v_type, p_level, coalesce(v_platform, p_platform), v_occurred, v_occurred, v_release
-        )
-        ON CONFLICT ON CONSTRAINT error_issues_identity DO NOTHING
-        RETURNING * INTO v_issue;
-        IF v_issue.id IS NOT NULL THEN
-            PERFORM monitoring._record_activity(
-                v_issue.id, 'first_seen', NULL,
-                jsonb_build_object('event_id', event_id, 'level', p_level)
-            );
         ELSE
-            -- another session created it since our look: use theirs
-            SELECT * INTO STRICT v_issue FROM monitoring.error_issues AS g
+            SELECT f.fingerprint, f.source INTO v_fingerprint, v_source
+            FROM monitoring.compute_fingerprint(v_exceptions, v_message, p_fingerprint) AS f;
+        END IF;
+        v_type := nullif(v_exceptions -> -1 ->> 'type', '');
+        -- the raised exception's value is the event's message when there is one
+        v_message := coalesce(v_exceptions -> -1 ->> 'value', v_message);
+
+        IF v_issue.id IS NULL THEN
+            SELECT * INTO v_issue FROM monitoring.error_issues AS g
             WHERE g.service = v_service AND g.environment = v_environment
                 AND g.fingerprint = v_fingerprint;
+            -- An issue old enough for retention to delete may be deleted by a run that can not
+            -- see this event yet (not committed): lock it, and the run skips it
+            -- (apply_error_retention), or, if the run locked it first, wait for it and file the
+            -- event in a new issue. A day early, for a transaction that began before the run.
+            -- Rare, so a storm on a live issue takes no lock on its row.
+            IF FOUND AND v_issue.last_seen < now() - make_interval(
+                days => (v_cfg ->> 'errors.retention_days')::integer - 1
+            ) THEN
+                SELECT * INTO v_issue FROM monitoring.error_issues AS g
+                WHERE g.id = v_issue.id
+                FOR KEY SHARE;
+            END IF;
+            IF NOT FOUND THEN
+                INSERT INTO monitoring.error_issues AS g (
+                    service, environment, fingerprint, fingerprint_source, title, culprit,
+                    exception_type, level, platform, first_seen, last_seen, first_release
+                )
+                VALUES (
+                    v_service, v_environment, v_fingerprint, v_source,
+                    left(coalesce(
+                        v_type || coalesce(
+                            ': ' || nullif(split_part(btrim(v_message), E'\n', 1), ''), ''
+                        ),
+                        nullif(split_part(btrim(v_message), E'\n', 1), ''),
+                        '<unlabeled event>'
+                    ), 200),
+                    coalesce(
+                        coalesce(v_transaction, nullif(p_transaction, '')),
+                        monitoring.truncate_text(
+                            monitoring._culprit(v_exceptions -> -1 -> 'frames'), 200
+                        )
+                    ),
+                    v_type, p_level, coalesce(v_platform, p_platform), v_occurred, v_occurred,
+                    v_release
+                )
+                ON CONFLICT ON CONSTRAINT error_issues_identity DO NOTHING
+                RETURNING * INTO v_issue;
+                IF v_issue.id IS NOT NULL THEN
+                    PERFORM monitoring._record_activity(
+                        v_issue.id, 'first_seen', NULL,
+                        jsonb_build_object('event_id', event_id, 'level', p_level)
+                    );
+                ELSE
+                    -- another session created it since our look: use theirs
+                    SELECT * INTO STRICT v_issue FROM monitoring.error_issues AS g
+                    WHERE g.service = v_service AND g.environment = v_environment
+                        AND g.fingerprint = v_fingerprint;
+                    v_sampled := monitoring._storm_due(v_issue.sampling_until, v_occurred, v_cfg)
+                        AND monitoring._storm_sampled(v_issue, v_occurred, event_id, v_cfg);
+                END IF;
+            ELSE
+                -- an issue seen before: its storm decides (its payload is cut already; not stored)
+                v_sampled := monitoring._storm_due(v_issue.sampling_until, v_occurred, v_cfg)
+                    AND monitoring._storm_sampled(v_issue, v_occurred, event_id, v_cfg);
+            END IF;
         END IF;
     END IF;
 
@@ -343,45 +394,43 @@ BEGIN
     -- that (a string or number) as its user's id, and stores it as its user (below), so that
     -- what `pg-monitoring show` prints and what is counted agree. Computed before the event
     -- is stored, in the one expression: each expression PL/pgSQL evaluates costs again in
-    -- every transaction.
-    v_user_key := coalesce(
-        'id:' || nullif(v_user ->> 'id', ''),
-        'username:' || nullif(v_user ->> 'username', ''),
-        'email:' || nullif(v_user ->> 'email', ''),
-        'ip:' || nullif(v_user ->> 'ip_address', ''),
-        'id:' || CASE WHEN jsonb_typeof(v_context -> 'user_id') IN ('string', 'number')
-                THEN nullif(v_context ->> 'user_id', '')
-        END
-    );
-    INSERT INTO monitoring.error_events (
-        event_id, occurred_at, issue_id, level, exception_type, message, exceptions,
-        context, tags, user_info, breadcrumbs, release, trace_id, span_id, platform,
-        server_name, transaction_name, data
-    )
-    VALUES (
-        event_id, v_occurred, v_issue.id, p_level, v_type, v_message, v_exceptions,
-        v_context, v_tags,
-        -- an id key and no id of its own: the id is the context's user_id
-        CASE WHEN v_user_key LIKE 'id:%' AND nullif(v_user ->> 'id', '') IS NULL
-            THEN coalesce(v_user, '{}') || jsonb_build_object('id', v_context -> 'user_id')
-            ELSE v_user
-        END,
-        v_crumbs, v_release, coalesce(v_trace_id, nullif(p_trace_id, '')),
-        coalesce(v_span_id, nullif(p_span_id, '')), coalesce(v_platform, p_platform),
-        coalesce(v_server_name, p_server_name), coalesce(v_transaction, nullif(p_transaction, '')),
-        v_data
-    )
-    ON CONFLICT DO NOTHING;
-    IF NOT FOUND THEN
-        RETURN;  -- the same event sent again: stored and counted once
+    -- every transaction. A sampled-out event's key was found from its user and context
+    -- without cutting them (_storm_user_key, above), when they were not cut already.
+    IF v_processed THEN
+        v_user_key := monitoring._user_key(v_user, v_context);
+    END IF;
+    IF NOT v_sampled THEN
+        INSERT INTO monitoring.error_events (
+            event_id, occurred_at, issue_id, level, exception_type, message, exceptions,
+            context, tags, user_info, breadcrumbs, release, trace_id, span_id, platform,
+            server_name, transaction_name, data
+        )
+        VALUES (
+            event_id, v_occurred, v_issue.id, p_level, v_type, v_message, v_exceptions,
+            v_context, v_tags,
+            -- an id key and no id of its own: the id is the context's user_id
+            CASE WHEN v_user_key LIKE 'id:%' AND nullif(v_user ->> 'id', '') IS NULL
+                THEN coalesce(v_user, '{}') || jsonb_build_object('id', v_context -> 'user_id')
+                ELSE v_user
+            END,
+            v_crumbs, v_release, coalesce(v_trace_id, nullif(p_trace_id, '')),
+            coalesce(v_span_id, nullif(p_span_id, '')), coalesce(v_platform, p_platform),
+            coalesce(v_server_name, p_server_name),
+            coalesce(v_transaction, nullif(p_transaction, '')),
+            v_data
+        )
+        ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+            RETURN;  -- the same event sent again: stored and counted once
+        END IF;
     END IF;
 
     -- the fold indexes the user's key, so it is cut to fit
     IF octet_length(v_user_key) > 200 THEN
         v_user_key := monitoring._index_text(v_user_key, 200);
     END IF;
-    INSERT INTO monitoring.error_issue_counts (issue_id, occurred_at, user_key, level)
-    VALUES (v_issue.id, v_occurred, v_user_key, p_level);
+    INSERT INTO monitoring.error_issue_counts (issue_id, occurred_at, user_key, level, sampled)
+    VALUES (v_issue.id, v_occurred, v_user_key, p_level, v_sampled);
     IF v_release IS NOT NULL THEN
         INSERT INTO monitoring.releases (service, version, first_seen)
         VALUES (v_service, v_release, v_occurred)

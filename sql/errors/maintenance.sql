@@ -21,6 +21,7 @@ DECLARE
     v_counts bigint[];
     v_firsts timestamptz[];
     v_lasts timestamptz[];
+    v_sampled bigint[];
     -- per issue and user: the same
     v_user_issues bigint[];
     v_user_keys text[];
@@ -38,24 +39,34 @@ DECLARE
 BEGIN
     WITH moved AS (
         DELETE FROM monitoring.error_issue_counts
-        RETURNING issue_id, occurred_at, user_key, level
+        RETURNING issue_id, occurred_at, user_key, level, sampled
+    ),
+
+    -- storm protection's events counted and not stored, by minute, for frequency alert rules
+    sampled AS (
+        INSERT INTO monitoring.error_issue_sampled AS s (issue_id, minute, events)
+        SELECT m.issue_id, date_trunc('minute', m.occurred_at), count(*)
+        FROM moved AS m
+        WHERE m.sampled
+        GROUP BY m.issue_id, date_trunc('minute', m.occurred_at)
+        ON CONFLICT (issue_id, minute) DO UPDATE SET events = s.events + excluded.events
     ),
 
     -- one pass over the events for both the issues' counts and the levels' (Prometheus's)
     by_level AS (
         SELECT m.issue_id, m.level, count(*) AS n, min(m.occurred_at) AS first,
-            max(m.occurred_at) AS last
+            max(m.occurred_at) AS last, count(*) FILTER (WHERE m.sampled) AS sampled
         FROM moved AS m
         GROUP BY m.issue_id, m.level
     )
 
     SELECT
         coalesce(e.events, 0),
-        e.issues, e.counts, e.firsts, e.lasts,
+        e.issues, e.counts, e.firsts, e.lasts, e.sampled,
         u.issues, u.keys, u.firsts, u.lasts,
         l.issues, l.levels, l.counts
     INTO
-        v_events, v_issues, v_counts, v_firsts, v_lasts,
+        v_events, v_issues, v_counts, v_firsts, v_lasts, v_sampled,
         v_user_issues, v_user_keys, v_user_firsts, v_user_lasts,
         v_level_issues, v_levels, v_level_counts
     FROM (
@@ -64,10 +75,11 @@ BEGIN
             array_agg(g.issue_id ORDER BY g.issue_id) AS issues,
             array_agg(g.n ORDER BY g.issue_id) AS counts,
             array_agg(g.first ORDER BY g.issue_id) AS firsts,
-            array_agg(g.last ORDER BY g.issue_id) AS lasts
+            array_agg(g.last ORDER BY g.issue_id) AS lasts,
+            array_agg(g.sampled ORDER BY g.issue_id) AS sampled
         FROM (
             SELECT b.issue_id, sum(b.n)::bigint AS n, min(b.first) AS first,
-                max(b.last) AS last
+                max(b.last) AS last, sum(b.sampled)::bigint AS sampled
             FROM by_level AS b
             GROUP BY b.issue_id
         ) AS g
@@ -121,8 +133,10 @@ BEGIN
         SET times_seen = g.times_seen + e.n,
             users_seen = g.users_seen + coalesce(u.n, 0),
             first_seen = least(g.first_seen, e.first),
-            last_seen = greatest(g.last_seen, e.last)
-        FROM unnest(v_issues, v_counts, v_firsts, v_lasts) AS e (issue_id, n, first, last)
+            last_seen = greatest(g.last_seen, e.last),
+            events_sampled_out = g.events_sampled_out + e.sampled
+        FROM unnest(v_issues, v_counts, v_firsts, v_lasts, v_sampled)
+            AS e (issue_id, n, first, last, sampled)
         LEFT JOIN users AS u ON e.issue_id = u.issue_id
         WHERE g.id = e.issue_id
         RETURNING g.id, g.times_seen, e.n, g.users_seen
@@ -299,6 +313,8 @@ BEGIN
 
     DELETE FROM monitoring.error_events_default AS d WHERE d.occurred_at < v_cutoff;
     GET DIAGNOSTICS v_default_rows = ROW_COUNT;
+    -- storm protection's counts go with the events they stand for
+    DELETE FROM monitoring.error_issue_sampled AS s WHERE s.minute < v_cutoff;
 
     -- Issues not seen within the window, locked first. One a capture locked is skipped, to
     -- come up at the next run: that capture found it old (see _ingest) and is adding an event
@@ -330,6 +346,12 @@ BEGIN
         DELETE FROM monitoring.error_issue_users AS u
         USING deleted AS d
         WHERE u.issue_id = d.id
+    ),
+
+    sampled AS (
+        DELETE FROM monitoring.error_issue_sampled AS s
+        USING deleted AS d
+        WHERE s.issue_id = d.id
     )
 
     SELECT count(*) INTO v_issues FROM deleted;

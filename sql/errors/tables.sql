@@ -124,6 +124,12 @@ CREATE TABLE monitoring.error_issues (
     ignore_until_users_seen bigint,
     assignee text,
     assigned_at timestamptz,
+    -- Storm protection (storm.sql): events counted but not stored, as of the last fold; the
+    -- end of the latest window in which the issue's events are sampled, and since when its
+    -- sampling has gone on (windows in a row)
+    events_sampled_out bigint NOT NULL DEFAULT 0,
+    sampling_until timestamptz,
+    sampling_since timestamptz,
     CONSTRAINT error_issues_identity UNIQUE (service, environment, fingerprint)
 );
 
@@ -196,7 +202,9 @@ CREATE TABLE monitoring.error_issue_counts (
     occurred_at timestamptz NOT NULL,
     user_key text,
     -- the event's own (its issue's level is its first event's); NULL: the issue's
-    level text
+    level text,
+    -- counted only: storm protection kept no event row of it (storm.sql)
+    sampled boolean NOT NULL DEFAULT FALSE
 );
 
 CREATE INDEX error_issue_counts_issue ON monitoring.error_issue_counts (issue_id);

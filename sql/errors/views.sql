@@ -39,13 +39,19 @@ SELECT
     g.ignored_by,
     g.ignore_until,
     g.ignore_until_times_seen,
-    g.ignore_until_users_seen
+    g.ignore_until_users_seen,
+    -- storm protection (storm.sql): events counted but not stored, and the sampling of the
+    -- latest storm (sampling_until in the future: the issue is being sampled now)
+    g.events_sampled_out + coalesce(p.sampled, 0) AS events_sampled_out,
+    g.sampling_since,
+    g.sampling_until
 FROM monitoring.error_issues AS g
 LEFT JOIN LATERAL (
     SELECT
         pg_catalog.count(*) AS events,
         pg_catalog.min(c.occurred_at) AS first_seen,
         pg_catalog.max(c.occurred_at) AS last_seen,
+        pg_catalog.count(*) FILTER (WHERE c.sampled) AS sampled,
         pg_catalog.count(DISTINCT c.user_key) FILTER (
             WHERE NOT EXISTS (
                 SELECT FROM monitoring.error_issue_users AS u

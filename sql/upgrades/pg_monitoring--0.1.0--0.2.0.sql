@@ -32,10 +32,12 @@ ADD COLUMN fractional boolean NOT NULL DEFAULT FALSE;
 -- @include ../errors/fingerprint.sql
 -- @include ../errors/vocabulary.sql
 -- @include ../errors/tables.sql
+-- @include ../errors/storm_tables.sql
 -- @include ../errors/views.sql
 -- @include ../errors/issues.sql
 -- @include ../errors/capture_chain.sql
 -- @include ../errors/capture_limits.sql
+-- @include ../errors/storm.sql
 -- @include ../errors/ingest.sql
 -- @include ../errors/capture.sql
 -- @include ../errors/sentry.sql
