@@ -98,9 +98,9 @@ SELECT is(
 );
 SELECT is(monitoring.ensure_error_partitions(2), 0, 'ensure_error_partitions again creates none');
 
--- The report's keys of the errors, notifications and cache steps (traces, logs and metrics
--- report theirs too: pgtap/traces/maintenance.sql, pgtap/metrics/maintenance.sql; the
--- statements snapshot: pgtap/database).
+-- The report's keys of the errors, notifications and cache steps (traces, logs, metrics and
+-- the Sentry ingest report theirs too: pgtap/traces/maintenance.sql,
+-- pgtap/metrics/maintenance.sql, pgtap/sentry; the statements snapshot: pgtap/database).
 CREATE FUNCTION pg_temp.errors_and_cache(p_report jsonb)
 RETURNS jsonb
 LANGUAGE sql
@@ -112,7 +112,7 @@ AS $$
             'milliseconds', 'traces_folded', 'edges_resolved', 'orphans_expired',
             'statements_snapshot'
         )
-            OR k.key ~ '(span|trace|log|edge|operation|spans|logs|metric)_'
+            OR k.key ~ '(span|trace|log|edge|operation|spans|logs|metric|sentry)_'
     );
 $$;
 
