@@ -404,8 +404,7 @@ def test_a_nul_character_is_stored_as_the_replacement_character(
     assert answer.status_code == 200, answer.text
     stored = rows(
         installed_db,
-        "SELECT message AS value "
-        "FROM monitoring.error_events WHERE event_id = %s",
+        "SELECT message AS value FROM monitoring.error_events WHERE event_id = %s",
         (json.loads(body)["event_id"],),
     )
     assert stored == [{"value": "bytes \ufffd and the text \\u0000"}]

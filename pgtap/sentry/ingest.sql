@@ -108,12 +108,12 @@ INSERT INTO monitoring.sentry_outcomes (
 )
 SELECT
     m.project_id,
-    date_trunc('hour', now()) - interval '400 days',
-    'accepted',
-    'error',
-    '',
-    0,
-    7
+    date_trunc('hour', now()) - interval '400 days' AS hour,
+    'accepted' AS outcome,
+    'error' AS category,
+    '' AS reason,
+    0 AS slot,
+    7 AS quantity
 FROM made AS m;
 SELECT is(
     monitoring.apply_sentry_outcomes_retention(), 1::bigint,
