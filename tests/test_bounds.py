@@ -87,10 +87,12 @@ def test_after_a_failure_calls_fail_at_once_until_a_probe_succeeds(installed_db:
         with held(installed_db, "SELECT monitoring.cache_set('k', '1')"):
             with pytest.raises(CallTimeoutError):
                 cache.set("k", "ours")
-            with within(0.01), pytest.raises(UnavailableError, match="next try in"):
+            # no round trip: far under the bound (the pool's threads replacing the abandoned
+            # connection share the GIL, so not always under 10 ms on 2 busy cores)
+            with within(BOUND / 10), pytest.raises(UnavailableError, match="next try in"):
                 cache.get("k")  # no round trip: the breaker refuses
             assert lenient.set("k", "ours") is False
-            with within(0.01):
+            with within(BOUND / 10):
                 assert lenient.get("k", "miss") == "miss", "or answers a miss"
         time.sleep(BACKOFF_FIRST)
         for client in (cache, lenient):
@@ -115,7 +117,7 @@ def test_a_capture_with_no_answer_is_queued_and_stored_once(installed_db: str) -
         with held(installed_db, stalled):
             with within(BOUND + SLACK):
                 first = tracker.capture_message("stalled")
-            with within(0.01):
+            with within(BOUND / 10):
                 second = tracker.capture_message("joins the queue")
             # the worker's resend of both waits for the lock; the capture does not
             assert waiting_backends(installed_db, "capture_event") == 0
