@@ -38,6 +38,9 @@ class Prometheus:
 
     def api(self, path: str, **params: str) -> Any:
         response = self.client.get(f"{self.url}/api/v1/{path}", params=params)
+        if response.status_code == 503:
+            # "Service Unavailable" as text until its storage is ready: not ready yet
+            response.raise_for_status()
         body = response.json()
         assert body["status"] == "success", (path, params, body)
         return body["data"]
