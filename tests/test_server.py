@@ -1,6 +1,6 @@
 """`pg-monitoring serve` as a real uvicorn process on 127.0.0.1, against the throwaway cluster:
-health, ingest keys (401), body limits (413), garbage (400), gzip and a gzip bomb, an
-unreachable database (503 with Retry-After), and OTLP exporters of the real SDK."""
+health, ingest keys (401), body limits (413), garbage (400), every Content-Encoding and zip
+bombs, an unreachable database (503 with Retry-After), and OTLP exporters of the real SDK."""
 
 from __future__ import annotations
 
@@ -12,14 +12,17 @@ import socket
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import brotli
 import httpx
 import psycopg
 import pytest
+import zstandard
 from click.testing import CliRunner
 from google.rpc import status_pb2
 from opentelemetry.exporter.otlp.proto.http import Compression
@@ -188,12 +191,22 @@ def test_body_limit_is_413(server: Serve, installed_db: str) -> None:
     assert "inflates" in status_of(inflated).message
 
 
-def test_a_gzip_bomb_costs_no_more_than_the_limit(writer_dsn: str, installed_db: str) -> None:
+@pytest.mark.parametrize("encoding", ["gzip", "zstd"])
+def test_a_zip_bomb_costs_no_more_than_the_limit(
+    writer_dsn: str, installed_db: str, encoding: str
+) -> None:
     key = add_key(installed_db, "shop")
-    bomb = gzip.compress(b"\0" * (512 * 1024 * 1024), compresslevel=9)  # ~500 kB
+    # 512 MiB of zeros: ~500 kB of gzip, ~16 kB of zstd
+    compressor: Any = (
+        zlib.compressobj(9, wbits=16 + zlib.MAX_WBITS)
+        if encoding == "gzip"
+        else zstandard.ZstdCompressor().compressobj()
+    )
+    zeros = bytes(1024 * 1024)
+    bomb = b"".join(compressor.compress(zeros) for _ in range(512)) + compressor.flush()
     with serve(writer_dsn) as server:  # the default limit, 16 MiB
         before = server.peak_memory()
-        response = server.post("/v1/traces", bomb, {**PROTOBUF, "Content-Encoding": "gzip"}, key)
+        response = server.post("/v1/traces", bomb, {**PROTOBUF, "Content-Encoding": encoding}, key)
         assert response.status_code == 413
         assert server.peak_memory() - before < 100 * 1024 * 1024
 
@@ -212,12 +225,21 @@ def test_garbage_is_400(server: Serve, installed_db: str) -> None:
     assert server.post("/v1/traces", b"x", {"Content-Type": "text/plain"}, key).status_code == 415
 
 
-def test_gzip(server: Serve, installed_db: str) -> None:
+def test_content_encodings(server: Serve, installed_db: str) -> None:
     key = add_key(installed_db, "shop")
-    response = server.post(
-        "/v1/traces", gzip.compress(empty_traces()), {**PROTOBUF, "Content-Encoding": "gzip"}, key
-    )
-    assert response.status_code == 200
+    for encoding, compress in {
+        "gzip": gzip.compress,
+        "deflate": zlib.compress,
+        "br": brotli.compress,
+        "zstd": zstandard.ZstdCompressor().compress,
+        "identity": bytes,
+    }.items():
+        headers = {**PROTOBUF, "Content-Encoding": encoding}
+        response = server.post("/v1/traces", compress(empty_traces()), headers, key)
+        assert response.status_code == 200, encoding
+    refused = server.post("/v1/traces", b"x", {**PROTOBUF, "Content-Encoding": "lzma"}, key)
+    assert refused.status_code == 415
+    assert "not supported" in status_of(refused).message
 
 
 def test_database_away_is_503_with_retry_after(installed_db: str) -> None:

@@ -1,5 +1,6 @@
-"""pg_monitoring.server.otlp on its own: bodies read and bounded, protobuf turned into the OTLP
-JSON the SQL takes (compared with the JSON OpenTelemetry's own encoder writes), batches, and
+"""pg_monitoring.server.otlp on its own: bodies read and bounded (server.decompress, as the OTLP
+and Sentry routes read them: gzip, deflate, br and zstd), protobuf turned into the OTLP JSON
+the SQL takes (compared with the JSON OpenTelemetry's own encoder writes), batches, and
 the answers. Messages are built with opentelemetry-proto's classes and the SDK's encoders."""
 
 from __future__ import annotations
@@ -7,9 +8,16 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import os
+import time
+import tracemalloc
+import zlib
 from collections.abc import AsyncIterator
+from typing import Any
 
+import brotli
 import pytest
+import zstandard
 from google.protobuf.json_format import MessageToDict
 from opentelemetry import metrics as metrics_api
 from opentelemetry.exporter.otlp.json.common._log_encoder import encode_logs as json_logs
@@ -37,7 +45,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from pg_monitoring.server import otlp
+from pg_monitoring.server import decompress, otlp
 
 TRACE_ID = bytes.fromhex("4bf92f3577b34da6a3ce929d0e0e4736")
 SPAN_ID = bytes.fromhex("00f067aa0ba902b7")
@@ -297,21 +305,94 @@ async def chunks(data: bytes, size: int = 65536) -> AsyncIterator[bytes]:
         yield data[start : start + size]
 
 
-def read(data: bytes, encoding: str | None, limit: int) -> bytes:
-    return asyncio.run(otlp.read_body(chunks(data), encoding, limit))
+def read(
+    data: bytes, encoding: str | None, limit: int, max_sent: int | None = None, size: int = 65536
+) -> bytes:
+    return asyncio.run(decompress.read_body(chunks(data, size), encoding, limit, max_sent))
 
 
-def test_gzip_is_inflated() -> None:
+COMPRESS = {
+    "gzip": gzip.compress,
+    "deflate": zlib.compress,
+    "br": brotli.compress,
+    "zstd": zstandard.ZstdCompressor().compress,
+}
+
+
+@pytest.mark.parametrize("encoding", sorted(COMPRESS))
+def test_bodies_are_decompressed(encoding: str) -> None:
     body = span_message().SerializeToString() * 10
-    assert read(gzip.compress(body), "gzip", 10_000) == body
-    assert read(gzip.compress(body[:50]) + gzip.compress(body[50:]), "gzip", 10_000) == body
+    data = COMPRESS[encoding](body)
+    assert read(data, encoding, 10_000) == body
+    assert read(data, encoding.upper(), len(body), size=1) == body  # a byte at a time
+    assert read(b"", encoding, 10_000) == b""  # no bytes: no body, in any encoding
 
 
-def test_a_gzip_bomb_stops_at_the_limit() -> None:
-    bomb = gzip.compress(b"\0" * (200 * 1024 * 1024))  # ~200 kB, inflates to 200 MiB
-    with pytest.raises(otlp.BodyError) as raised:
-        read(bomb, "gzip", 1024 * 1024)
+def test_identity_and_no_encoding_are_the_body() -> None:
+    assert read(b"abc", None, 10) == read(b"abc", "identity", 10) == b"abc"
+
+
+def test_streams_one_after_another() -> None:
+    body = span_message().SerializeToString() * 10
+    # gzip members (and zero padding after the last, which gzip(1) ignores too)
+    members = gzip.compress(body[:50]) + gzip.compress(body[50:]) + b"\0" * 10
+    assert read(members, "gzip", 10_000, size=7) == body
+    # zstd frames, a skippable frame between them; one without its size, one with a checksum
+    frames = (
+        zstandard.ZstdCompressor(write_content_size=False).compress(body[:50])
+        + (0x184D2A50).to_bytes(4, "little")
+        + (3).to_bytes(4, "little")
+        + b"xyz"
+        + zstandard.ZstdCompressor(write_checksum=True).compress(body[50:])
+    )
+    assert read(frames, "zstd", 10_000, size=7) == body
+
+
+def test_raw_deflate_is_read_too() -> None:
+    # RFC 9110's deflate is zlib's format, but some clients send deflate without its header
+    body = span_message().SerializeToString()
+    raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    assert read(raw.compress(body) + raw.flush(), "deflate", 10_000) == body
+
+
+def zeros_compressed(encoding: str, mib: int) -> bytes:
+    """`mib` MiB of zeros in `encoding`, compressed a MiB at a time."""
+    compressor: Any = {
+        "gzip": lambda: zlib.compressobj(wbits=16 + zlib.MAX_WBITS),
+        "deflate": lambda: zlib.compressobj(),
+        "br": lambda: brotli.Compressor(quality=5),
+        "zstd": lambda: zstandard.ZstdCompressor().compressobj(),
+    }[encoding]()
+    step = compressor.process if encoding == "br" else compressor.compress
+    end = compressor.finish if encoding == "br" else compressor.flush
+    zeros = bytes(1024 * 1024)
+    return b"".join(step(zeros) for _ in range(mib)) + end()
+
+
+@pytest.mark.parametrize("encoding", sorted(COMPRESS))
+def test_a_bomb_stops_at_the_limit(encoding: str) -> None:
+    bomb = zeros_compressed(encoding, 64)  # inflates to 64 MiB
+    assert len(bomb) < 64 * 1024
+    tracemalloc.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(decompress.BodyError) as raised:
+            read(bomb, encoding, 1024 * 1024)
+        elapsed = time.monotonic() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
     assert raised.value.status == 413
+    assert "inflates" in raised.value.message
+    # the limit and a step (a MiB each), not 64 MiB; well under the time to inflate it all
+    assert peak < 4 * 1024 * 1024
+    assert elapsed < 2
+
+
+def zstd_window_of_16_mib() -> bytes:
+    params = zstandard.ZstdCompressionParameters(window_log=24)
+    compressor = zstandard.ZstdCompressor(compression_params=params).compressobj()
+    return compressor.compress(b"abc" * 100) + compressor.flush()
 
 
 @pytest.mark.parametrize(
@@ -320,13 +401,39 @@ def test_a_gzip_bomb_stops_at_the_limit() -> None:
         (b"x" * 2000, None, 413),
         (b"not gzip", "gzip", 400),
         (gzip.compress(b"abc" * 100)[:-12], "gzip", 400),
-        (b"x", "br", 415),
+        (b"not deflate", "deflate", 400),
+        (zlib.compress(b"abc" * 100)[:-3], "deflate", 400),
+        (zlib.compress(b"abc") + b"more", "deflate", 400),
+        (b"not br", "br", 400),
+        (brotli.compress(b"abc" * 100)[:-3], "br", 400),
+        (b"not zstd", "zstd", 400),
+        (zstandard.ZstdCompressor().compress(b"abc" * 100)[:-3], "zstd", 400),
+        (zstandard.ZstdCompressor(write_checksum=True).compress(b"abc")[:-1], "zstd", 400),
+        # RFC 9659: a zstd window up to 8 MiB, which the decoder allocates
+        (zstd_window_of_16_mib(), "zstd", 400),
+        (b"x", "lzma", 415),
+        (b"x", "gzip, br", 415),
     ],
 )
 def test_bodies_refused(data: bytes, encoding: str | None, status: int) -> None:
-    with pytest.raises(otlp.BodyError) as raised:
+    with pytest.raises(decompress.BodyError) as raised:
         read(data, encoding, 1000)
     assert raised.value.status == status
+
+
+def test_bounds_as_sent_and_decompressed() -> None:
+    body = os.urandom(3000)  # does not compress
+    sent = zstandard.ZstdCompressor().compress(body)
+    assert read(sent, "zstd", 5000, max_sent=4000) == body
+    with pytest.raises(decompress.BodyError, match="zstd body is larger than 1000 bytes"):
+        read(sent, "zstd", 5000, max_sent=1000)
+    with pytest.raises(decompress.BodyError, match="inflates to more than 2000 bytes"):
+        read(sent, "zstd", 2000, max_sent=4000)
+    # uncompressed, the smaller bound holds
+    with pytest.raises(decompress.BodyError, match="body is larger than 2000 bytes") as raised:
+        read(body, None, 2000, max_sent=4000, size=500)
+    # what was read before the refusal: a Sentry envelope's header names the key counted
+    assert raised.value.head == body[:2000]
 
 
 def test_responses() -> None:

@@ -7,8 +7,10 @@ pg-monitoring[server]).
   (GET /metrics), `sentry` (POST /api/<project id>/envelope/ and /store/: Sentry's ingest
   protocol);
 - `auth.py` checks `Authorization: Bearer <key>` against `monitoring.check_ingest_key`;
-- `otlp.py` reads, decodes, batches and answers OTLP bodies;
-- `envelopes.py` decompresses (bounded) and parses Sentry envelopes for `sentry_ingest`;
+- `decompress.py` reads a request's body, decompressed and bounded, for every route that
+  takes one;
+- `otlp.py` decodes, batches and answers OTLP bodies;
+- `envelopes.py` parses Sentry envelopes for `sentry_ingest`;
 - `responses.py` the error answers the routes share.
 """
 

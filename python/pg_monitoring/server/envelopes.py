@@ -4,15 +4,12 @@ takes (events as they came, transactions, spans and logs as OTLP JSON by
 pg_monitoring.sentry.items, client reports, counts of the rest).
 
 Bounds (Sentry's documented limits): a request 20 MiB as sent, its body `max_body` bytes
-decompressed (serve's --max-body), an event, transaction or span item 1 MiB. Decompression
-asks each step for no more than the room left, so a zip bomb costs the bound, never what it
-would inflate to.
+decompressed (serve's --max-body; decompress.py keeps both, a zip bomb costing the bound),
+an event, transaction or span item 1 MiB.
 """
 
 from __future__ import annotations
 
-import io
-import zlib
 from collections import Counter
 from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
@@ -21,6 +18,7 @@ from typing import Any
 import orjson
 
 from ..sentry import items
+from . import decompress
 from .jsonb import without_nul
 
 MAX_COMPRESSED = 20 * 1024 * 1024
@@ -53,117 +51,21 @@ class EnvelopeError(Exception):
         self.key: str | None = None
 
 
-# Content-Encoding --------------------------------------------------------------------------
-
-
-class _Inflater:
-    """Decompresses chunks into `out`, refusing (413) output over `limit` bytes."""
-
-    def __init__(self, encoding: str, limit: int) -> None:
-        self.encoding = encoding
-        self.limit = limit
-        self.out = bytearray()
-        self._zlib: Any = None
-        self._brotli: Any = None
-        self._zstd = bytearray()  # zstandard's streaming object has no output bound: see finish
-        if encoding == "gzip":
-            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif encoding == "br":
-            import brotli
-
-            self._brotli = brotli.Decompressor()
-        elif encoding not in ("deflate", "zstd"):
-            raise EnvelopeError(415, f"Content-Encoding {encoding!r} is not supported")
-
-    def room(self) -> int:
-        return self.limit - len(self.out) + 1
-
-    def check(self) -> None:
-        if len(self.out) > self.limit:
-            raise EnvelopeError(413, f"the body inflates to more than {self.limit} bytes")
-
-    def feed(self, data: bytes) -> None:
-        try:
-            if self.encoding == "deflate" and self._zlib is None:
-                # RFC 9110's deflate is zlib's format; some clients send raw deflate
-                raw = data[:1] and (data[0] & 0x0F) != 8
-                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
-            if self._zlib is not None:
-                self._feed_zlib(data)
-            elif self._brotli is not None:
-                self.out += self._brotli.process(data, output_buffer_limit=self.room())
-                self.check()
-                while not self._brotli.can_accept_more_data():
-                    self.out += self._brotli.process(b"", output_buffer_limit=self.room())
-                    self.check()
-            else:
-                self._zstd += data
-        except EnvelopeError:
-            raise
-        except Exception as error:  # zlib.error, brotli.error
-            raise EnvelopeError(400, f"the body is not valid {self.encoding}: {error}") from None
-
-    def _feed_zlib(self, data: bytes) -> None:
-        while data:
-            self.out += self._zlib.decompress(data, self.room())
-            self.check()
-            data = self._zlib.unconsumed_tail
-            if self._zlib.eof:
-                data = self._zlib.unused_data + data
-                if not data.strip(b"\0"):
-                    return
-                # a gzip body may hold several members
-                self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
-
-    def finish(self) -> bytes:
-        if self.encoding == "zstd":
-            import zstandard
-
-            try:
-                reader = zstandard.ZstdDecompressor().stream_reader(
-                    io.BytesIO(bytes(self._zstd)), read_across_frames=True
-                )
-                while chunk := reader.read(min(self.room(), 1 << 20)):
-                    self.out += chunk
-                    self.check()
-            except zstandard.ZstdError as error:
-                raise EnvelopeError(400, f"the body is not valid zstd: {error}") from None
-        elif self._zlib is not None and not self._zlib.eof:
-            raise EnvelopeError(400, f"the {self.encoding} body ends early")
-        return bytes(self.out)
+# The body -------------------------------------------------------------------------------
 
 
 async def read_body(
     chunks: AsyncIterable[bytes], content_encoding: str | None, max_body: int
 ) -> bytes:
-    """The body decompressed: 413 over MAX_COMPRESSED as sent or `max_body` decompressed."""
-    encodings = [e.strip().lower() for e in (content_encoding or "").split(",") if e.strip()] or [
-        "identity"
-    ]
-    if len(encodings) > 1:
-        raise EnvelopeError(415, "one Content-Encoding at most")
-    encoding = encodings[0]
-    received = 0
-    if encoding == "identity":
-        body = bytearray()
-        async for chunk in chunks:
-            received += len(chunk)
-            if received > min(MAX_COMPRESSED, max_body):
-                raise EnvelopeError(413, "the body is larger than the limit")
-            body += chunk
-        return bytes(body)
-    inflater = _Inflater(encoding, max_body)
+    """The body decompressed (decompress.read_body): 413 over MAX_COMPRESSED as sent or
+    `max_body` decompressed."""
     try:
-        async for chunk in chunks:
-            received += len(chunk)
-            if received > MAX_COMPRESSED:
-                raise EnvelopeError(413, f"the request is larger than {MAX_COMPRESSED} bytes")
-            inflater.feed(chunk)
-        return inflater.finish()
-    except EnvelopeError as error:
+        return await decompress.read_body(chunks, content_encoding, max_body, MAX_COMPRESSED)
+    except decompress.BodyError as error:
+        refused = EnvelopeError(error.status, error.message)
         # the envelope header may have arrived before the bound: the key it names counts it
-        error.key = _dsn_key(bytes(inflater.out[:4096]).split(b"\n", 1)[0])
-        raise
+        refused.key = _dsn_key(error.head.split(b"\n", 1)[0])
+        raise refused from None
 
 
 # Envelopes ---------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""OTLP/HTTP bodies: read (bounded, gzip streamed), decoded into the OTLP JSON mapping the
-SQL takes, cut into batches, and the answers encoded (opentelemetry-proto's messages).
+"""OTLP/HTTP bodies (read by decompress.py): decoded into the OTLP JSON mapping the SQL
+takes, cut into batches, and the answers encoded (opentelemetry-proto's messages).
 
 `monitoring.record_spans(jsonb)`, `monitoring.record_logs(jsonb)` and
 `monitoring.record_metrics(jsonb)` take a request in OTLP's JSON mapping: lowerCamelCase
@@ -14,8 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-import zlib
-from collections.abc import AsyncIterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +28,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 
 from . import DEFAULT_MAX_BODY
+from .decompress import BodyError
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -36,15 +36,6 @@ JSON = "application/json"
 # How many items (spans, log records, metric data points) one stored-function call gets at
 # most.
 BATCH_ITEMS = 1000
-
-
-class BodyError(Exception):
-    """A request the server refuses: `status` is the HTTP status to answer."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -114,63 +105,6 @@ def media_type(content_type: str | None) -> str | None:
     """PROTOBUF or JSON for a Content-Type header (parameters ignored), else None."""
     kind = (content_type or "").split(";", 1)[0].strip().lower()
     return kind if kind in (PROTOBUF, JSON) else None
-
-
-async def read_body(
-    chunks: AsyncIterable[bytes], content_encoding: str | None, limit: int
-) -> bytes:
-    """The request body, decompressed, refused (413) beyond `limit` bytes.
-
-    gzip is inflated as it arrives, each step asked for no more than the room left, so a
-    small body that inflates to gigabytes costs `limit` bytes and stops there.
-    """
-    encoding = (content_encoding or "identity").strip().lower()
-    if encoding not in ("identity", "gzip"):
-        raise BodyError(415, f"Content-Encoding {encoding!r} is not supported; use gzip")
-    body = bytearray()
-    received = 0
-    inflater = _GzipInflater(body, limit) if encoding == "gzip" else None
-    async for chunk in chunks:
-        received += len(chunk)
-        if received > limit:
-            raise BodyError(413, f"the body is larger than {limit} bytes")
-        if inflater is None:
-            body += chunk
-        else:
-            inflater.feed(chunk)
-    if inflater is not None:
-        inflater.finish()
-    return bytes(body)
-
-
-class _GzipInflater:
-    """Inflates gzip members into `out`, never holding more than `limit` bytes of output."""
-
-    def __init__(self, out: bytearray, limit: int) -> None:
-        self.out = out
-        self.limit = limit
-        self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        self.in_member = False  # the current member has begun, and not ended yet
-
-    def feed(self, data: bytes) -> None:
-        try:
-            while data:
-                room = self.limit - len(self.out) + 1
-                self.in_member = True
-                self.out += self.inflater.decompress(data, room)
-                if len(self.out) > self.limit:
-                    raise BodyError(413, f"the body inflates to more than {self.limit} bytes")
-                data = self.inflater.unconsumed_tail
-                if self.inflater.eof:  # a gzip file may hold several members
-                    data = self.inflater.unused_data + data
-                    self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                    self.in_member = False
-        except zlib.error as error:
-            raise BodyError(400, f"the body is not valid gzip: {error}") from None
-
-    def finish(self) -> None:
-        if self.in_member:
-            raise BodyError(400, "the gzip body ends early")
 
 
 def decode(body: bytes, kind: str, signal: Signal) -> dict[str, Any]:
@@ -463,6 +397,5 @@ __all__ = [
     "encode_response",
     "encode_status",
     "media_type",
-    "read_body",
     "to_json",
 ]

@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from ..._db.connection_async import AsyncConnector
 from ...errors import InvalidArgumentError, PgMonitoringError, UnavailableError
-from .. import jsonb, otlp
+from .. import decompress, jsonb, otlp
 from ..auth import bearer_key
 from ..responses import status_response, unavailable
 
@@ -50,7 +50,7 @@ async def export(request: Request, signal: otlp.Signal) -> Response:
                 {"WWW-Authenticate": "Bearer"},
             )
     try:
-        body = await otlp.read_body(
+        body = await decompress.read_body(
             request.stream(), request.headers.get("content-encoding"), state.config.max_body
         )
         # a thread: decoding 16 MiB takes seconds, which the event loop's other requests
@@ -60,7 +60,7 @@ async def export(request: Request, signal: otlp.Signal) -> Response:
         rejected, error_message = await record(
             state.database, signal, payload, state.config.db_timeout
         )
-    except otlp.BodyError as error:
+    except decompress.BodyError as error:  # otlp.decode's too
         return status_response(error.status, error.message, kind)
     except UnavailableError:
         return unavailable(kind)
