@@ -39,7 +39,7 @@ def is_loopback(host: str) -> bool:
     default=DEFAULT_MAX_BODY,
     show_default=True,
     type=click.IntRange(min=1024),
-    help="Bytes a request body may hold, after gzip; more is answered 413.",
+    help="Bytes a request body may hold, decompressed; more is answered 413.",
 )
 @click.option(
     "--pool-size",
