@@ -1,7 +1,7 @@
 -- Storing an event: the per-session fingerprint memo, times a client clock sends wrong, and
 -- the user an event counts.
 BEGIN;
-SELECT plan(16);
+SELECT plan(18);
 -- The per-session fingerprint memo: a repeated trace is grouped from memory, exactly as if
 -- computed; a trace that differs in a frame, or grouping that depends on the value, is not.
 SELECT set_config('pg_monitoring.fingerprints', '', FALSE);
@@ -58,6 +58,30 @@ SELECT is(
     pg_catalog.length(pg_catalog.current_setting('pg_monitoring.fingerprints')),
     164,
     'and it is remembered too'
+);
+-- An SDK sends each frame's variables, and they vary from event to event (locals), as do
+-- the line numbers and the lines around: none decides the fingerprint, so none is in the key.
+SELECT is(
+    (
+        SELECT (monitoring.capture_error(
+            'KeyError', 'item 4',
+            jsonb_set(
+                jsonb_set(m.a, '{0,vars}', '{"item": "4", "cart": [1, 2]}'), '{0,lineno}', '11'
+            ) || '[]', p_service => 'memo'
+        )).issue_id
+        FROM memo_frames AS m
+    ),
+    (
+        SELECT g.id FROM monitoring.error_issues AS g
+        WHERE g.service = 'memo'
+        ORDER BY g.id LIMIT 1
+    ),
+    'a repeated trace with other variables and line numbers joins the same issue'
+);
+SELECT is(
+    pg_catalog.length(pg_catalog.current_setting('pg_monitoring.fingerprints')),
+    164,
+    'from memory: no entry is added'
 );
 SELECT monitoring.capture_error('KeyError', 'no frames 1', p_service => 'memo');
 SELECT is(

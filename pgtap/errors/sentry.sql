@@ -1,7 +1,7 @@
 -- Sentry's event JSON: capture_event as SDKs send it, timestamps, an SDK's retries stored
 -- once, capture_events batches, JSON text jsonb refuses, and fields of the wrong shape.
 BEGIN;
-SELECT plan(35);
+SELECT plan(36);
 -- Most tests send fixed times from 2024: a window that keeps them. Capture files an event
 -- older than errors.retention_days at the time received (ingest.sql tests it).
 SELECT monitoring.set_setting('errors.retention_days', '36500');
@@ -222,6 +222,24 @@ SELECT set_eq(
         ('"2024-03-01T14:30:45+02:00"', '2024-03-01 12:30:45+00'),
         ('"2024-03-01 12:30:45.250"', '2024-03-01 12:30:45.25+00')$$,
     'string timestamps with a zone keep it, without one they are UTC; numbers are Unix time'
+);
+-- What SDKs send is cast directly, the rest after a look at each field (sentry.sql): both
+-- ways give the same time. Day 29 and later, and hour 24, take the second way.
+SELECT is(
+    (
+        SELECT array_agg(monitoring._sent_timestamp(t.sent, 't') ORDER BY t.ord)
+        FROM unnest(ARRAY[
+            '2024-02-28T23:59:59.999999Z', '2024-02-29T10:00:00Z', '2024-01-31 10:00:00',
+            '2024-03-01T07:30:45.5-05', '2024-03-01t12:30:45z', '2024-03-01T24:00:00',
+            '2024-03-01T13:30:45.5+0100', '2024-03-01T12:30'
+        ]) WITH ORDINALITY AS t (sent, ord)
+    ),
+    ARRAY[
+        '2024-02-28 23:59:59.999999+00', '2024-02-29 10:00:00+00', '2024-01-31 10:00:00+00',
+        '2024-03-01 12:30:45.5+00', '2024-03-01 12:30:45+00', '2024-03-02 00:00:00+00',
+        '2024-03-01 12:30:45.5+00', '2024-03-01 12:30:00+00'
+    ]::timestamptz[],
+    'times with and without a zone, on the direct way and the checked one, read alike'
 );
 RESET timezone;
 

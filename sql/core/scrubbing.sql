@@ -279,7 +279,12 @@ IMMUTABLE
 PARALLEL SAFE
 AS $$
 BEGIN
-    IF NOT jsonb_path_exists(p_chain, '$[*].frames[*].vars')
+    -- The frames' variables all together, as scrub_with looks at each: SDKs send variables
+    -- with every frame (sentry-python's include_local_variables), and few hold a secret.
+    -- What may hold one in a frame's variables may in the text of them all (a superset).
+    IF NOT coalesce(monitoring._may_hold_secrets(
+            jsonb_path_query_array(p_chain, '$[*].frames[*].vars')::text, p_key_pattern
+        ), FALSE)
         AND NOT EXISTS (
             SELECT FROM jsonb_array_elements(p_chain) AS e (exc)
             -- scrub_text returns what holds no secret unchanged

@@ -191,10 +191,25 @@ BEGIN
         -- a memo longer than 16 entries.
         -- md5 of the frames as text, not jsonb_hash_extended: that one XORs its values'
         -- hashes, rotating each 32-bit half by one bit, so a trace whose frames come in
-        -- another order (two frames 32 values apart swapped) hashes the same.
+        -- another order (two frames 32 values apart swapped) hashes the same. The frames
+        -- without what the fingerprint does not read and varies by event: their variables
+        -- (an SDK's locals: a storm's events would never meet their memo), their source
+        -- lines around the failing one and their line numbers.
         v_memo_key := md5(
-            coalesce(v_exceptions -> 0 ->> 'type', '') || E'\n'
-            || coalesce((v_exceptions -> 0 -> 'frames')::text, '')
+            coalesce(v_exceptions -> 0 ->> 'type', '') || E'\n' || coalesce((
+                SELECT jsonb_agg(
+                    CASE WHEN jsonb_typeof(f.frame) = 'object'
+                        THEN f.frame - '{vars,pre_context,post_context,lineno,colno}'::text[]
+                        ELSE f.frame
+                    END
+                    ORDER BY f.ord
+                )::text
+                FROM jsonb_array_elements(
+                    CASE WHEN jsonb_typeof(v_exceptions -> 0 -> 'frames') = 'array'
+                        THEN v_exceptions -> 0 -> 'frames'
+                    END
+                ) WITH ORDINALITY AS f (frame, ord)
+            ), '')
         ) || '=';
         v_memo := CASE
             WHEN octet_length(current_setting('pg_monitoring.fingerprints', TRUE)) <= 82 * 16

@@ -11,12 +11,21 @@ LANGUAGE plpgsql
 STABLE
 AS $$
 DECLARE
+    v_parts text[];
+BEGIN
+    -- What SDKs send, with every field in a range no calendar refuses (days up to 28), is
+    -- cast without the EXCEPTION block below: each entry to one starts a subtransaction,
+    -- which took 60 us, more than the rest of the Sentry adapter's checks.
+    IF p_text ~ E'^[1-9]\\d{3}-(0[1-9]|1[0-2])-(0[1-9]|1\\d|2[0-8])[Tt ]([01]\\d|2[0-3]):[0-5]\\d(:[0-5]\\d(\\.\\d{1,9})?)?(Z|z|[+-](0\\d|1[0-3])(:?[0-5]\\d)?)$' THEN
+        RETURN p_text::timestamptz;
+    ELSIF p_text ~ E'^[1-9]\\d{3}-(0[1-9]|1[0-2])-(0[1-9]|1\\d|2[0-8])[Tt ]([01]\\d|2[0-3]):[0-5]\\d(:[0-5]\\d(\\.\\d{1,9})?)?$' THEN
+        RETURN p_text::timestamp AT TIME ZONE 'UTC';
+    END IF;
     -- the date and time, and the offset if any
-    v_parts text[] := regexp_match(
+    v_parts := regexp_match(
         p_text,
         E'^\\s*(\\d{4}-\\d\\d-\\d\\d(?:[Tt ]\\d\\d:\\d\\d(?::\\d\\d(?:\\.\\d+)?)?)?)\\s*(Z|z|[+-]\\d\\d(?::?\\d\\d)?)?\\s*$'
     );
-BEGIN
     IF v_parts IS NULL THEN
         RAISE EXCEPTION '% must be an RFC 3339 date and time, like 2024-01-15T10:30:00Z, not %',
             p_name, quote_literal(monitoring.truncate_text(p_text, 100))
