@@ -10,7 +10,8 @@
 -- alerts/, cache/, otlp/ (the OpenTelemetry data model traces and logs share: resources,
 -- attribute values), traces/, logs/, database/ (the health of the PostgreSQL server itself,
 -- from its statistics), sentry/ (Sentry SDKs' ingest on serve: projects, their quotas and
--- counts), metrics/ (OTLP metrics; Prometheus's exposition). Files come
+-- counts), metrics/ (OTLP metrics; Prometheus's exposition), scaling/ (monitoring.distribute(),
+-- for Citus). Files come
 -- in dependency order: a domain's tables before its functions (a LANGUAGE sql body is
 -- checked when it is created), but after the functions their CHECK constraints call (the
 -- one list of levels, core/levels.sql, of issue statuses, errors/vocabulary.sql, and of
@@ -134,6 +135,8 @@
 -- @include metrics/views.sql
 -- @include metrics/maintenance.sql
 -- @include metrics/exposition.sql
+
+-- @include scaling/distribute.sql
 
 -- @include core/maintenance.sql
 -- @include core/privileges.sql

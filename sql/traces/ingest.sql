@@ -60,12 +60,11 @@ BEGIN
         -- operations before the spans, for the same reason as resources (_otlp_request)
         INSERT INTO monitoring.trace_operations AS o (service, kind, name)
         SELECT DISTINCT f.service, f.kind, f.name
+        -- a join, not NOT EXISTS, as for resources (otlp/values.sql)
         FROM flat AS f
-        WHERE f.reason IS NULL
-            AND NOT EXISTS (
-                SELECT FROM monitoring.trace_operations AS e
-                WHERE e.service = f.service AND e.kind = f.kind AND e.name = f.name
-            )
+        LEFT JOIN monitoring.trace_operations AS e
+            ON f.service = e.service AND f.kind = e.kind AND f.name = e.name
+        WHERE f.reason IS NULL AND e.id IS NULL
         ORDER BY f.service, f.kind, f.name
         ON CONFLICT ON CONSTRAINT trace_operations_identity DO NOTHING
     )

@@ -95,5 +95,7 @@ ADD COLUMN fractional boolean NOT NULL DEFAULT FALSE;
 -- @include ../metrics/maintenance.sql
 -- @include ../metrics/exposition.sql
 
+-- @include ../scaling/distribute.sql
+
 -- @include ../core/maintenance.sql
 -- @include ../core/privileges.sql

@@ -1,0 +1,275 @@
+-- Scaling out on Citus: monitoring.distribute(), run once on a Citus coordinator after the
+-- install (and again after each upgrade: it is idempotent, and an upgrade's CREATE OR REPLACE
+-- brings back what it changed in functions and views). CITUS_NOTES.md says what Citus refused
+-- and why each table is where it is.
+--
+-- The hot paths are single-shard: a capture writes its event and its count to the shard of
+-- its issue; a trace by id reads the shard of its trace id. Tables written once per new key
+-- and joined to those (issues, operations, resources, series) are reference tables, copied on
+-- every node. The rest stays on the coordinator, which every call goes through: the capture
+-- and ingest functions run there, and Citus sends each statement on a distributed table to
+-- the worker that holds the shard.
+
+-- Where each table goes, and why (the coordinator's reasons are what Citus refused).
+CREATE OR REPLACE FUNCTION monitoring._citus_layout(
+    OUT relation text, OUT placement text, OUT distribution_column text,
+    OUT colocate_with text, OUT reason text
+)
+RETURNS SETOF record
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT * FROM (VALUES
+    -- by issue: a capture's event, its count and the issue's events read are single-shard
+    (
+        'error_events', 'distributed', 'issue_id', NULL,
+        'an issue''s events on one shard; its primary key gains issue_id'
+    ),
+    ('error_issue_counts', 'distributed', 'issue_id', 'error_events', 'written by every capture'),
+    ('error_issue_users', 'distributed', 'issue_id', 'error_events', 'joined to the counts'),
+    ('error_issue_sampled', 'distributed', 'issue_id', 'error_events', 'joined to the counts'),
+    ('error_issue_regressions', 'distributed', 'issue_id', 'error_events', 'per issue'),
+    -- by trace: spans, a trace's summary rows and its orphans on one shard
+    ('trace_spans', 'distributed', 'trace_id', NULL, 'a trace by id is single-shard'),
+    (
+        'trace_parts', 'distributed', 'trace_id', 'trace_spans',
+        'monitoring.traces; its primary key gains trace_id'
+    ),
+    ('trace_orphans', 'distributed', 'trace_id', 'trace_spans', 'the fold joins them to spans'),
+    -- logs: trace_id is often NULL, which a distribution column can not be
+    ('log_records', 'distributed', 'time', NULL, 'spread evenly; trace_id may be NULL'),
+    ('metric_data_points', 'distributed', 'series_id', NULL, 'a series'' points on one shard'),
+    -- written once per new key, joined to the distributed tables on every read
+    ('error_issues', 'reference', NULL, NULL, 'joined to events and counts; looked up by fingerprint'),
+    ('trace_operations', 'reference', NULL, NULL, 'joined to spans'),
+    ('otel_resources', 'reference', NULL, NULL, 'joined to spans and logs'),
+    ('metric_series', 'reference', NULL, NULL, 'joined to points'),
+    -- the coordinator's
+    (
+        'setting_definitions', 'coordinator', NULL, NULL,
+        'a trigger keeps settings_snapshot: Citus refuses tables with triggers'
+    ),
+    ('settings', 'coordinator', NULL, NULL, 'as setting_definitions (a trigger)'),
+    ('settings_snapshot', 'coordinator', NULL, NULL, 'read by the functions, which run here'),
+    (
+        'issue_activity', 'coordinator', NULL, NULL,
+        'its trigger queues alerts; its foreign key to error_issues is dropped (Citus makes a '
+        'local table that refers to a reference table a Citus local table, which it can not do '
+        'with a table whose identity sequence an extension owns)'
+    ),
+    (
+        'alert_rule_state', 'coordinator', NULL, NULL,
+        'as issue_activity: its foreign key to error_issues is dropped'
+    ),
+    ('alert_channels', 'coordinator', NULL, NULL, 'alerts run here (worker, triggers)'),
+    ('alert_rules', 'coordinator', NULL, NULL, 'alerts run here (worker, triggers)'),
+    ('alert_outbox', 'coordinator', NULL, NULL, 'a trigger sends the wake-up; SKIP LOCKED claims'),
+    (
+        'releases', 'coordinator', NULL, NULL,
+        'written by every capture with a release: a reference table would make each one a '
+        'write on every node'
+    ),
+    ('error_totals', 'coordinator', NULL, NULL, 'written by the fold, read by scrapes'),
+    (
+        'cache_entries', 'coordinator', NULL, NULL,
+        'UNLOGGED and latency-bound: a hop to a worker would double a cache read'
+    ),
+    ('cache_counters', 'coordinator', NULL, NULL, 'as cache_entries'),
+    (
+        'trace_operation_minutes', 'coordinator', NULL, NULL,
+        'appended by every ingest and folded here; small (per operation and minute)'
+    ),
+    ('trace_edge_minutes', 'coordinator', NULL, NULL, 'as trace_operation_minutes'),
+    ('trace_operation_totals', 'coordinator', NULL, NULL, 'one row per operation'),
+    ('ingest_keys', 'coordinator', NULL, NULL, 'checked by serve, which talks to the coordinator'),
+    ('ingest_drops', 'coordinator', NULL, NULL, 'counters of the coordinator''s ingest'),
+    ('sentry_projects', 'coordinator', NULL, NULL, 'with ingest_keys (a foreign key)'),
+    ('sentry_outcomes', 'coordinator', NULL, NULL, 'counters per envelope, written here'),
+    ('sentry_outcome_totals', 'coordinator', NULL, NULL, 'as sentry_outcomes'),
+    ('sentry_quota_usage', 'coordinator', NULL, NULL, 'as sentry_outcomes'),
+    ('maintenance_runs', 'coordinator', NULL, NULL, 'one row'),
+    ('installed_versions', 'coordinator', NULL, NULL, 'the install''s own'),
+    (
+        'database_statement_snapshots', 'coordinator', NULL, NULL,
+        'the coordinator''s pg_stat_statements'
+    )
+    ) AS l (relation, placement, distribution_column, colocate_with, reason);
+$$;
+
+COMMENT ON FUNCTION monitoring._citus_layout() IS
+'Where monitoring.distribute() puts each table on Citus, and why';
+
+CREATE OR REPLACE FUNCTION monitoring.distribute()
+RETURNS TABLE (relation regclass, placement text, reason text)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_table record;
+    v_function regprocedure;
+    v_owner oid := (
+        SELECT c.relowner FROM pg_catalog.pg_class AS c
+        WHERE c.oid = 'monitoring.error_events'::regclass
+    );
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension AS e WHERE e.extname = 'citus') THEN
+        RAISE EXCEPTION 'monitoring.distribute() needs Citus: run it on a Citus coordinator, '
+            'after CREATE EXTENSION citus and citus_add_node for each worker'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF NOT pg_catalog.pg_has_role(current_user, v_owner, 'USAGE') THEN
+        RAISE EXCEPTION 'monitoring.distribute() must run as the owner of the monitoring schema''s '
+            'tables (%) or a superuser', v_owner::regrole
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+
+    -- Citus can not plan a generic plan for a statement on a distributed table that takes
+    -- parameters, unless it is a single-table filter on the distribution column: the
+    -- functions that force one for speed on a single server plan each call instead.
+    FOR v_function IN
+        SELECT p.oid FROM pg_catalog.pg_proc AS p
+        WHERE p.pronamespace = 'monitoring'::regnamespace
+            AND 'plan_cache_mode=force_generic_plan' = ANY(p.proconfig)
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s RESET plan_cache_mode', v_function);
+    END LOOP;
+
+    -- Citus's refusals, met before distributing (CITUS_NOTES.md):
+    -- keys of distributed tables include the distribution column
+    IF NOT EXISTS (
+        SELECT FROM pg_catalog.pg_dist_partition AS d
+        WHERE d.logicalrelid = 'monitoring.error_events'::regclass
+    ) THEN
+        ALTER TABLE monitoring.error_events
+        DROP CONSTRAINT error_events_pkey,
+        ADD CONSTRAINT error_events_pkey PRIMARY KEY (event_id, occurred_at, issue_id);
+    END IF;
+    IF NOT EXISTS (
+        SELECT FROM pg_catalog.pg_dist_partition AS d
+        WHERE d.logicalrelid = 'monitoring.trace_parts'::regclass
+    ) THEN
+        ALTER TABLE monitoring.trace_parts
+        DROP CONSTRAINT trace_parts_pkey,
+        ADD CONSTRAINT trace_parts_pkey PRIMARY KEY (trace_id, id);
+    END IF;
+    -- coordinator tables may not refer to a reference table (see _citus_layout)
+    ALTER TABLE monitoring.issue_activity
+    DROP CONSTRAINT IF EXISTS issue_activity_issue_id_fkey;
+    ALTER TABLE monitoring.alert_rule_state
+    DROP CONSTRAINT IF EXISTS alert_rule_state_issue_id_fkey;
+
+    FOR v_table IN
+        SELECT
+            format('monitoring.%I', l.relation)::regclass AS relation,
+            l.placement,
+            l.distribution_column,
+            l.colocate_with
+        FROM monitoring._citus_layout() AS l
+        WHERE l.placement <> 'coordinator'
+            AND NOT EXISTS (
+                SELECT FROM pg_catalog.pg_dist_partition AS d
+                WHERE d.logicalrelid = format('monitoring.%I', l.relation)::regclass
+            )
+        -- reference tables first, then each colocation group's first table before the others
+        ORDER BY l.placement DESC, l.colocate_with IS NOT NULL
+    LOOP
+        IF v_table.placement = 'reference' THEN
+            PERFORM create_reference_table(v_table.relation);
+        ELSE
+            PERFORM create_distributed_table(
+                v_table.relation, v_table.distribution_column,
+                colocate_with => coalesce('monitoring.' || quote_ident(v_table.colocate_with), 'default')
+            );
+        END IF;
+    END LOOP;
+
+    -- The issues view's LEFT JOIN LATERAL of an issue (a reference table) to its counts (a
+    -- distributed one) is a join Citus refuses; a join to the counts grouped by issue is not.
+    -- A single server keeps the lateral form: it reads only the counts of the issues asked for.
+    CREATE OR REPLACE VIEW monitoring.issues AS
+    SELECT
+        g.id,
+        g.service,
+        g.environment,
+        g.fingerprint,
+        g.fingerprint_source,
+        g.title,
+        g.culprit,
+        g.exception_type,
+        g.level,
+        g.platform,
+        g.status,
+        CASE
+            WHEN g.status <> 'unresolved' THEN NULL
+            WHEN g.substatus IS NOT NULL AND g.substatus_at > pg_catalog.now() - interval '7 days'
+                THEN g.substatus
+            WHEN g.first_seen > pg_catalog.now() - interval '7 days' THEN 'new'
+            ELSE 'ongoing'
+        END AS substatus,
+        least(g.first_seen, p.first_seen) AS first_seen,
+        greatest(g.last_seen, p.last_seen) AS last_seen,
+        g.times_seen + coalesce(p.events, 0) AS times_seen,
+        g.users_seen + coalesce(p.new_users, 0) AS users_seen,
+        g.first_release,
+        g.assignee,
+        g.assigned_at,
+        g.resolved_at,
+        g.resolved_by,
+        g.resolution,
+        g.resolved_in_release,
+        g.ignored_at,
+        g.ignored_by,
+        g.ignore_until,
+        g.ignore_until_times_seen,
+        g.ignore_until_users_seen,
+        g.events_sampled_out + coalesce(p.sampled, 0) AS events_sampled_out,
+        g.sampling_since,
+        g.sampling_until
+    FROM monitoring.error_issues AS g
+    LEFT JOIN (
+        SELECT
+            c.issue_id,
+            pg_catalog.count(*) AS events,
+            pg_catalog.min(c.occurred_at) AS first_seen,
+            pg_catalog.max(c.occurred_at) AS last_seen,
+            pg_catalog.count(*) FILTER (WHERE c.sampled) AS sampled,
+            pg_catalog.count(DISTINCT c.user_key) FILTER (
+                WHERE NOT EXISTS (
+                    SELECT FROM monitoring.error_issue_users AS u
+                    WHERE u.issue_id = c.issue_id AND u.user_key = c.user_key
+                )
+            ) AS new_users
+        FROM monitoring.error_issue_counts AS c
+        GROUP BY c.issue_id
+    ) AS p ON g.id = p.issue_id;
+
+    RETURN QUERY
+    SELECT
+        c.oid::regclass,
+        coalesce(l.placement, 'coordinator'),
+        coalesce(
+            CASE l.placement
+                WHEN 'distributed' THEN format(
+                    'by %s%s: %s', l.distribution_column,
+                    ', colocated with ' || l.colocate_with, l.reason
+                )
+                ELSE l.reason
+            END,
+            'not placed by distribute()'
+        )
+    FROM pg_catalog.pg_class AS c
+    LEFT JOIN monitoring._citus_layout() AS l ON c.relname = l.relation
+    WHERE c.relnamespace = 'monitoring'::regnamespace
+        AND c.relkind IN ('r', 'p')
+        AND NOT c.relispartition
+    ORDER BY 2, c.relname;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.distribute() IS
+'On a Citus coordinator, after the install and after each upgrade: distributes events, spans, '
+'logs and metric points, makes issues, operations, resources and series reference tables, and '
+'returns where each table is and why. Run by the schema''s owner or a superuser';
+
+REVOKE ALL ON FUNCTION monitoring.distribute() FROM PUBLIC;
+REVOKE ALL ON FUNCTION monitoring._citus_layout() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION monitoring.distribute() TO monitoring_admin;
