@@ -1,7 +1,7 @@
 -- Firing: fact rules in the capture's transaction, threshold rules at the fold, and what
 -- holds an alert back (filters, the action interval, ignored issues, a paused channel).
 BEGIN;
-SELECT plan(21);
+SELECT plan(23);
 
 -- An event of the issue with explicit fingerprint p_name in service alerts.
 CREATE FUNCTION pg_temp.event(
@@ -212,6 +212,36 @@ SELECT is_empty(
     'and its queued notifications are not claimed'
 );
 SELECT monitoring.set_channel_enabled('errors-only', TRUE);
+
+-- A frequency rule counts the events storm protection did not store: 8 events, 2 stored,
+-- fire "more than 5 in an hour".
+SELECT monitoring.set_setting('errors.storm_full_events', '2');
+SELECT monitoring.set_setting('errors.storm_check_one_in', '1');
+SELECT monitoring.set_setting('errors.storm_keep_one_in', '1000000');
+SELECT monitoring.add_alert_rule(
+    'event_frequency', 'hook', p_threshold => 5, p_window => '1 hour',
+    p_service => 'alerts-storm'
+);
+SELECT monitoring.capture_message('flood', 'error', p_service => 'alerts-storm')
+FROM pg_catalog.generate_series(1, 8);
+SELECT monitoring.fold_error_counts();
+SELECT is(
+    (
+        SELECT row(i.times_seen, i.events_sampled_out)::text FROM monitoring.issues AS i
+        WHERE i.service = 'alerts-storm'
+    ),
+    '(8,6)',
+    'a storm: 8 events counted, 6 of them not stored'
+);
+SELECT is(
+    (
+        SELECT count(*) FROM monitoring.notifications AS n
+        INNER JOIN monitoring.error_issues AS g ON n.issue_id = g.id
+        WHERE g.service = 'alerts-storm' AND n.condition = 'event_frequency'
+    ),
+    1::bigint,
+    'a frequency rule counts the events not stored, and fires'
+);
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -2,7 +2,7 @@
 -- span latency histogram, ingest drops. Each moves by what happened, once, at the fold, and
 -- never goes down when retention deletes what it counted.
 BEGIN;
-SELECT plan(19);
+SELECT plan(21);
 
 -- the samples of the page whose line starts with p_start, in page order, ';' between
 CREATE FUNCTION pg_temp.sample(p_start text)
@@ -102,6 +102,35 @@ SELECT is(
     ),
     TRUE,
     'events, new and regressed issues do not go down when retention deletes issues'
+);
+
+-- storm protection: the events counted but not stored are counted apart too
+SELECT monitoring.set_setting('errors.storm_full_events', '1');
+SELECT monitoring.set_setting('errors.storm_check_one_in', '1');
+SELECT monitoring.set_setting('errors.storm_keep_one_in', '1000000');
+SELECT monitoring.capture_message('flood', 'error', NULL, 'production', 'stormy')
+FROM generate_series(1, 6);
+SELECT monitoring.fold_counts();
+
+SELECT is(
+    pg_temp.sample(
+        'pg_monitoring_events_total{environment="production",level="error",'
+        || 'service="stormy"}'
+    ),
+    'pg_monitoring_events_total{environment="production",level="error",service="stormy"} 6',
+    'events sampled out are events'
+);
+SELECT is(
+    pg_temp.sample(
+        'pg_monitoring_events_sampled_out_total{environment="production",'
+        || 'level="error",service="stormy"}'
+    ),
+    'pg_monitoring_events_sampled_out_total{environment="production",level="error",'
+    || 'service="stormy"} ' || (
+        SELECT i.events_sampled_out FROM monitoring.issues AS i
+        WHERE i.service = 'stormy' AND i.events_sampled_out > 0
+    ),
+    'and counted apart, as the issue counts them'
 );
 
 -- spans: entry points (server, consumer) only; 3 ms, 40 ms, 700 ms and 20 s

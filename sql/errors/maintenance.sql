@@ -31,6 +31,7 @@ DECLARE
     v_level_issues bigint[];
     v_levels text[];
     v_level_counts bigint[];
+    v_level_sampled bigint[];
     -- per issue folded: its counts after the fold and what the fold added
     v_folded bigint[];
     v_times_seen bigint[];
@@ -64,11 +65,11 @@ BEGIN
         coalesce(e.events, 0),
         e.issues, e.counts, e.firsts, e.lasts, e.sampled,
         u.issues, u.keys, u.firsts, u.lasts,
-        l.issues, l.levels, l.counts
+        l.issues, l.levels, l.counts, l.sampled
     INTO
         v_events, v_issues, v_counts, v_firsts, v_lasts, v_sampled,
         v_user_issues, v_user_keys, v_user_firsts, v_user_lasts,
-        v_level_issues, v_levels, v_level_counts
+        v_level_issues, v_levels, v_level_counts, v_level_sampled
     FROM (
         SELECT
             sum(g.n)::bigint AS events,
@@ -102,7 +103,8 @@ BEGIN
         SELECT
             array_agg(b.issue_id) AS issues,
             array_agg(b.level) AS levels,
-            array_agg(b.n) AS counts
+            array_agg(b.n) AS counts,
+            array_agg(b.sampled) AS sampled
         FROM by_level AS b
     ) AS l;
     IF v_events = 0 THEN
@@ -162,23 +164,24 @@ BEGIN
         RETURNING issue_id
     ),
 
-    added (issue_id, level, events, new_issues, regressed_issues) AS (
-        SELECT v.issue_id, v.level, v.n, 0, 0
-        FROM unnest(v_level_issues, v_levels, v_level_counts) AS v (issue_id, level, n)
+    added (issue_id, level, events, sampled, new_issues, regressed_issues) AS (
+        SELECT v.issue_id, v.level, v.n, v.sampled, 0, 0
+        FROM unnest(v_level_issues, v_levels, v_level_counts, v_level_sampled)
+            AS v (issue_id, level, n, sampled)
         UNION ALL
-        SELECT f.issue_id, NULL, 0, 1, 0
+        SELECT f.issue_id, NULL, 0, 0, 1, 0
         FROM unnest(v_folded, v_times_seen, v_added) AS f (issue_id, times_seen, n)
         WHERE f.times_seen = f.n
         UNION ALL
-        SELECT r.issue_id, NULL, 0, 0, 1
+        SELECT r.issue_id, NULL, 0, 0, 0, 1
         FROM regressions AS r
     )
 
     INSERT INTO monitoring.error_totals AS t (
-        service, environment, level, events, new_issues, regressed_issues
+        service, environment, level, events, events_sampled_out, new_issues, regressed_issues
     )
     SELECT
-        g.service, g.environment, coalesce(a.level, g.level), sum(a.events),
+        g.service, g.environment, coalesce(a.level, g.level), sum(a.events), sum(a.sampled),
         sum(a.new_issues), sum(a.regressed_issues)
     FROM added AS a
     INNER JOIN monitoring.error_issues AS g ON a.issue_id = g.id
@@ -186,6 +189,7 @@ BEGIN
     ON CONFLICT (service, environment, level) DO UPDATE
         SET
             events = t.events + excluded.events,
+            events_sampled_out = t.events_sampled_out + excluded.events_sampled_out,
             new_issues = t.new_issues + excluded.new_issues,
             regressed_issues = t.regressed_issues + excluded.regressed_issues;
 

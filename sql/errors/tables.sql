@@ -227,6 +227,8 @@ CREATE TABLE monitoring.error_totals (
     environment text NOT NULL,
     level text NOT NULL,
     events bigint NOT NULL DEFAULT 0,
+    -- of those, counted but not stored by storm protection (storm.sql)
+    events_sampled_out bigint NOT NULL DEFAULT 0,
     -- issues by their own level
     new_issues bigint NOT NULL DEFAULT 0,
     regressed_issues bigint NOT NULL DEFAULT 0,

@@ -133,14 +133,26 @@ BEGIN
         ) AS c (name, help, value)
         UNION ALL
         SELECT
-            'pg_monitoring_events_total', 'counter',
-            'Error events captured, by service, environment and the event''s level (as of the '
-            || 'last fold)',
+            'pg_monitoring_' || c.name, 'counter', c.help,
             'environment="' || monitoring._prometheus_label(t.environment)
             || '",level="' || monitoring._prometheus_label(t.level)
             || '",service="' || monitoring._prometheus_label(t.service) || '"',
-            t.events::numeric
+            c.value
         FROM monitoring.error_totals AS t
+        CROSS JOIN LATERAL (VALUES
+            (
+                'events_total',
+                'Error events captured, by service, environment and the event''s level (as of '
+                || 'the last fold)',
+                t.events::numeric
+            ),
+            (
+                'events_sampled_out_total',
+                'Error events counted but not stored by storm protection (errors.storm_*), by '
+                || 'service, environment and level (as of the last fold)',
+                t.events_sampled_out::numeric
+            )
+        ) AS c (name, help, value)
         UNION ALL
         SELECT
             'pg_monitoring_issues_' || c.name || '_total', 'counter', c.help,
