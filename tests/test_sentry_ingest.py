@@ -5,6 +5,7 @@ and `pg-monitoring stats`. Everything real: a uvicorn process, the throwaway clu
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import re
@@ -408,3 +409,76 @@ def test_a_nul_character_is_stored_as_the_replacement_character(
         (json.loads(body)["event_id"],),
     )
     assert stored == [{"value": "bytes \ufffd and the text \\u0000"}]
+
+
+def test_concurrent_requests_are_stored_together_and_answered_each(
+    installed_db: str, writer_dsn: str
+) -> None:
+    """Requests arriving while a call runs go into one sentry_ingest_many call (one
+    transaction): each is answered alone, with its own event id or its own refusal."""
+    project_dsn = add_project(installed_db, "together")
+    key, project_id = parts(project_dsn)
+    with psycopg.connect(installed_db, autocommit=True) as conn:
+        database = conn.execute("SELECT current_database()").fetchone()[0]
+        conn.execute(f"ALTER DATABASE {database} SET track_functions = 'pl'")
+    before = function_calls(installed_db)
+    ids = [uuid.uuid4().hex for _ in range(48)]
+    bodies = [
+        envelope(({"type": "event"}, event(f"together {n}", event_id=event_id)))
+        for n, event_id in enumerate(ids)
+    ]
+
+    async def post_all(url: str) -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=30) as client:
+            auth = f"Sentry sentry_version=7, sentry_key={key}, sentry_client=t/1"
+            wrong = "Sentry sentry_version=7, sentry_key=pgm_wrong, sentry_client=t/1"
+            return await asyncio.gather(
+                *(
+                    client.post(
+                        f"{url}/api/{project_id}/envelope/",
+                        content=body,
+                        # every eighth with a wrong key: refused alone, in the same calls
+                        headers={"X-Sentry-Auth": wrong if n % 8 == 7 else auth},
+                    )
+                    for n, body in enumerate(bodies)
+                )
+            )
+
+    with serve(writer_dsn, "--ingest-calls", "1") as running:
+        answers = asyncio.run(post_all(running.url))
+    for n, (event_id, answer) in enumerate(zip(ids, answers, strict=True)):
+        if n % 8 == 7:
+            assert answer.status_code == 403, answer.text
+        else:
+            assert answer.status_code == 200, answer.text
+            assert answer.json() == {"id": event_id}
+    stored = rows(
+        installed_db,
+        "SELECT replace(event_id::text, '-', '') AS id FROM monitoring.error_events "
+        "WHERE message LIKE 'together %%'",
+    )
+    assert sorted(r["id"] for r in stored) == sorted(
+        event_id for n, event_id in enumerate(ids) if n % 8 != 7
+    )
+    # serve's sessions report their counts as they end (it has stopped)
+    deadline = time.monotonic() + 10
+    while True:
+        after = function_calls(installed_db)
+        calls = {name: after.get(name, 0) - before.get(name, 0) for name in after}
+        if calls.get("sentry_ingest") == len(ids) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    # one request per sentry_ingest; fewer calls than requests, so some held several
+    assert calls["sentry_ingest"] == len(ids), calls
+    assert 1 <= calls["sentry_ingest_many"] < len(ids), calls
+
+
+def function_calls(dsn: str) -> dict[str, int]:
+    with psycopg.connect(dsn) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        return dict(
+            conn.execute(
+                "SELECT funcname, calls FROM pg_stat_user_functions "
+                "WHERE funcname IN ('sentry_ingest', 'sentry_ingest_many')"
+            ).fetchall()
+        )

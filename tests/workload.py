@@ -232,6 +232,13 @@ def run(conn: psycopg.Connection[Any]) -> dict[str, Any]:
             "SELECT monitoring.sentry_ingest(%s, 'pgm_wrong', '{}') ->> 'status'",
             (project_id,),
         ),
+        _one(
+            conn,
+            "SELECT jsonb_path_query_array(monitoring.sentry_ingest_many("
+            "jsonb_build_array(jsonb_build_array(%s::bigint, %s::text, '{}'::jsonb), "
+            "jsonb_build_array(%s::bigint, 'pgm_wrong', '{}'::jsonb))), '$[*].status')",
+            (project_id, public_key, project_id),
+        ),
     ]
     seen["sentry projects"] = _rows(
         conn,

@@ -1,7 +1,7 @@
 -- The Sentry ingest in SQL: projects keep their public key hashed, sentry_ingest checks it,
 -- stores and counts, refuses over the quota with Sentry's headers, and counts every drop.
 BEGIN;
-SELECT plan(17);
+SELECT plan(20);
 
 CREATE TEMPORARY TABLE made (project_id bigint, key text) ON COMMIT DROP;
 GRANT SELECT, INSERT ON made TO monitoring_admin, monitoring_writer;
@@ -98,6 +98,46 @@ SELECT is(
 SELECT is(
     pg_temp.counted('client_dropped', 'error', 'ratelimit_backoff'), 5::bigint,
     'the SDK''s own drops are recorded'
+);
+
+-- serve's requests stored together: each answered as sentry_ingest would, in order
+SELECT is(
+    (
+        SELECT
+            jsonb_path_query_array(
+                monitoring.sentry_ingest_many(jsonb_build_array(
+                    jsonb_build_array(m.project_id, m.key, jsonb_build_object(
+                        'client_reports', jsonb_build_array(jsonb_build_object(
+                            'category', 'error', 'reason', 'sample_rate', 'quantity', 3
+                        ))
+                    )),
+                    jsonb_build_array(m.project_id, 'pgm_wrong', '{}'::jsonb),
+                    jsonb_build_array(m.project_id, NULL, '{}'::jsonb),
+                    jsonb_build_array(
+                        m.project_id, m.key, '{"events": [{"message": "tap six"}]}'::jsonb
+                    )
+                )),
+                '$[*].status'
+            )
+        FROM made AS m
+    ),
+    '["accepted", "forbidden", "unauthorized", "accepted"]'::jsonb,
+    'sentry_ingest_many answers each request as sentry_ingest, in order'
+);
+SELECT is(
+    pg_temp.counted('client_dropped', 'error', 'sample_rate')
+    + (
+        SELECT count(*) FROM monitoring.error_events AS e
+        WHERE e.message = 'tap six'
+    ),
+    4::bigint,
+    'and stores what each holds'
+);
+SELECT throws_ok(
+    $$SELECT monitoring.sentry_ingest_many('[[1, "k"]]')$$,
+    '22023',
+    'each request must be [project id, key, items], not [1, "k"]',
+    'a request that is no [project id, key, items] is refused by name'
 );
 
 -- retention deletes old hours, and the exposition's counter keeps what they counted

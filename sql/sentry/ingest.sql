@@ -297,7 +297,48 @@ BEGIN
 END
 $$;
 
+-- Requests that serve received together: [[project id, key, items], ...], each as
+-- sentry_ingest takes it, in one transaction (under load serve sends those that arrived while
+-- its previous call ran: one commit, and each statement's set-up, for all). Returns
+-- sentry_ingest's answers, in order. An error fails the whole call; serve then sends each
+-- request alone, so that one request's error is its own.
+CREATE OR REPLACE FUNCTION monitoring.sentry_ingest_many(p_requests jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_request jsonb;
+    v_results jsonb := '[]';
+BEGIN
+    IF jsonb_typeof(p_requests) IS DISTINCT FROM 'array' OR jsonb_array_length(p_requests) > 100
+        THEN
+        RAISE EXCEPTION 'p_requests must be a JSON array of at most 100 [project id, key, items]'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR v_request IN SELECT r.value FROM jsonb_array_elements(p_requests) AS r LOOP
+        IF jsonb_typeof(v_request) IS DISTINCT FROM 'array'
+            OR jsonb_typeof(v_request -> 0) IS DISTINCT FROM 'number'
+            OR jsonb_typeof(v_request -> 2) IS DISTINCT FROM 'object' THEN
+            RAISE EXCEPTION 'each request must be [project id, key, items], not %',
+                monitoring.truncate_text(v_request::text, 100)
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        v_results := v_results || jsonb_build_array(monitoring.sentry_ingest(
+            (v_request ->> 0)::bigint, v_request ->> 1, v_request -> 2
+        ));
+    END LOOP;
+    RETURN v_results;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.sentry_ingest_many(jsonb) IS
+'sentry_ingest for many requests ([[project id, key, items], ...]) in one transaction; '
+'returns their answers in order';
+
 GRANT EXECUTE ON FUNCTION monitoring.sentry_ingest(bigint, text, jsonb) TO monitoring_writer;
+GRANT EXECUTE ON FUNCTION monitoring.sentry_ingest_many(jsonb) TO monitoring_writer;
 
 -- The counts of {"<category>": count} as _sentry_count takes them.
 CREATE OR REPLACE FUNCTION monitoring._sentry_map_counts(

@@ -37,6 +37,9 @@ class ServerConfig:
     key_cache_seconds: float = DEFAULT_KEY_CACHE_SECONDS
     # The bound of one request's database work, the wait for a connection included.
     db_timeout: float = 30.0
+    # The most Sentry ingest calls running at once; requests arriving meanwhile are stored
+    # together by the next (routes/sentry.py).
+    ingest_calls: int = 2
     # The bound of a key check (db_timeout when that is shorter).
     auth_timeout: float = 5.0
     connect_timeout: int = 5
@@ -57,6 +60,9 @@ def create_app(config: ServerConfig) -> Starlette:
         database = AsyncConnector(pool, name="pg-monitoring serve")
         app.state.config = config
         app.state.database = database
+        app.state.sentry_batcher = sentry.make_batcher(
+            database, config.db_timeout, config.ingest_calls
+        )
         app.state.keys = KeyChecker(
             database,
             ttl=config.key_cache_seconds,

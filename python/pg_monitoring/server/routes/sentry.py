@@ -3,6 +3,9 @@ protocol, for any Sentry SDK given a DSN from `pg-monitoring projects add`. Each
 one call of `monitoring.sentry_ingest`, which checks the key and the project's quota, stores
 and counts; envelopes.py reads and sorts the body before it.
 
+Requests that arrive while earlier ones are being stored go in one call of
+`monitoring.sentry_ingest_many` (batching.py): one transaction for many, each answered alone.
+
 The DSN's public key comes from `X-Sentry-Auth: Sentry sentry_key=<key>, ...` (or the same
 in `Authorization`), the `sentry_key` query parameter, or the envelope header's `dsn`.
 """
@@ -10,8 +13,10 @@ in `Authorization`), the `sentry_key` query parameter, or the envelope header's 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeAlias
 
+import orjson
 from psycopg.types.json import Jsonb
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -20,11 +25,15 @@ from starlette.routing import Route
 
 from ...errors import InvalidArgumentError, PgMonitoringError, UnavailableError
 from .. import envelopes
+from ..batching import Batcher
 from ..responses import RETRY_AFTER_SECONDS
 
 logger = logging.getLogger("pg_monitoring.server")
 
 INGEST = "SELECT monitoring.sentry_ingest(%s, %s, %s::jsonb)"
+INGEST_MANY = "SELECT monitoring.sentry_ingest_many(%s::jsonb)"
+# A request to store: (project id, key, sentry_ingest's items as JSON bytes)
+Request_: TypeAlias = tuple[int, str | None, bytes]
 # Bodies up to this many bytes (decompressed) are parsed on the event loop: ~100 us for an
 # event of 5 kB, less than handing it to a thread and back.
 INLINE_PARSE = 64 * 1024
@@ -64,6 +73,26 @@ def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> R
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
+def make_batcher(database: Any, timeout: float, max_calls: int) -> Batcher[Request_, Any]:
+    """The Batcher the Sentry routes store through (the app makes one at startup): at most
+    `max_calls` calls at once, each bounded by `timeout` seconds."""
+
+    async def one(request: Request_) -> Any:
+        project_id, key, items = request
+        return await database.fetch_value(
+            INGEST, (project_id, key, Jsonb(items, dumps=bytes)), timeout
+        )
+
+    async def many(requests: Sequence[Request_]) -> Any:
+        argument = b"[%s]" % b",".join(
+            b"[%d,%s,%s]" % (project_id, orjson.dumps(key), items)
+            for project_id, key, items in requests
+        )
+        return await database.fetch_value(INGEST_MANY, (Jsonb(argument, dumps=bytes),), timeout)
+
+    return Batcher(many, one, max_calls=max_calls)
+
+
 async def _ingest(request: Request, parse: Any) -> Response:
     state = request.app.state
     project_id = request.path_params["project_id"]
@@ -90,11 +119,7 @@ async def _ingest(request: Request, parse: Any) -> Response:
             # counted for the project when the key is good; answered 401/403 when it is not
             argument = b'{"too_large": {"%s": 1}}' % error.category.encode()
             key = key or error.key
-        result = await state.database.fetch_value(
-            INGEST,
-            (project_id, key, Jsonb(argument, dumps=bytes)),
-            state.config.db_timeout,
-        )
+        result = await state.sentry_batcher.submit((project_id, key, argument), len(argument))
     except UnavailableError:
         return _error(503, "the database is unavailable", {"Retry-After": str(RETRY_AFTER_SECONDS)})
     except InvalidArgumentError as error:
