@@ -16,6 +16,9 @@
 # Without it, a build with storm protection keeps every event whole (errors.storm_keep_one_in
 # 1): the captures here are one issue's, a storm past 100 events.
 # capture_events is measured with batches of BENCH_BATCH events (default 50), per event.
+# BENCH_EVENTS_FILE: capture_event(s) send these events (a JSON array of Sentry events, e.g.
+# bench/sdk_events.py's, made by the real sentry-sdk), each with a new event_id, in place of
+# the 10-frame event.
 set -euo pipefail
 
 N=${BENCH_CAPTURES:-300}
@@ -68,9 +71,11 @@ done
 
 # The statements of bench/capture.sh's hot and event scenarios, one per line (single-user
 # mode ends a statement at the end of its line).
-python3 - "$work" "$N" "$BATCH" <<'PY'
-import json, sys
-work, n, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+python3 - "$work" "$N" "$BATCH" "${BENCH_EVENTS_FILE:-}" <<'PY'
+import itertools, json, sys, uuid
+work, n, batch, events_file = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+sent = json.load(open(events_file)) if events_file else None
+ids = itertools.count(1)  # an id never sent before: a resend would take the short way
 frames = json.dumps([{
     "filename": f"app/services/payments_{i}.py", "module": f"app.services.payments_{i}",
     "function": "charge" if i == 9 else f"step_{i}", "lineno": 100 + i,
@@ -83,6 +88,8 @@ def error(i):
     return ("SELECT monitoring.capture_error('PaymentTimeout', 'timeout after %d ms', %s::jsonb, %s::jsonb)"
             % (i, "'" + frames.replace("'", "''") + "'", "'" + json.dumps(context) + "'"))
 def doc(i):
+    if sent:
+        return {**sent[i % len(sent)], "event_id": uuid.UUID(int=next(ids)).hex}
     return {"level": "error", "platform": "python",
             "exception": {"values": [{"type": "PaymentTimeout", "value": f"timeout after {i} ms",
                                       "stacktrace": {"frames": json.loads(frames)}}]},
