@@ -106,6 +106,7 @@ AS $$
 DECLARE
     v_table record;
     v_function regprocedure;
+    v_failures text[];
     v_owner oid := (
         SELECT c.relowner FROM pg_catalog.pg_class AS c
         WHERE c.oid = 'monitoring.error_events'::regclass
@@ -120,6 +121,33 @@ BEGIN
         RAISE EXCEPTION 'monitoring.distribute() must run as the owner of the monitoring schema''s '
             'tables (%) or a superuser', v_owner::regrole
             USING ERRCODE = 'insufficient_privilege';
+    END IF;
+
+    -- Each worker's copy of the tables (the shell Citus plans queries on there, and to which
+    -- it adds each new partition) was made by CREATE EXTENSION on that worker, not from the
+    -- coordinator's tables: the keys changed below change there too, or a partition created
+    -- later would get the new primary key beside the old one inherited there ("multiple
+    -- primary keys ... are not allowed"). Before anything else: run_command_on_workers runs
+    -- in transactions of its own, which would wait for the locks this one takes on the
+    -- workers once it distributes a table. Idempotent (the shells are empty); without DDL
+    -- propagation, which only the coordinator may do.
+    SELECT array_agg(format('%s:%s: %s', w.nodename, w.nodeport, w.result))
+    INTO v_failures
+    FROM run_command_on_workers(
+        'SET LOCAL citus.enable_ddl_propagation = off; '
+        'ALTER TABLE monitoring.error_events DROP CONSTRAINT IF EXISTS error_events_pkey, '
+        'ADD CONSTRAINT error_events_pkey PRIMARY KEY (event_id, occurred_at, issue_id); '
+        'ALTER TABLE monitoring.trace_parts DROP CONSTRAINT IF EXISTS trace_parts_pkey, '
+        'ADD CONSTRAINT trace_parts_pkey PRIMARY KEY (trace_id, id); '
+        'ALTER TABLE monitoring.issue_activity '
+        'DROP CONSTRAINT IF EXISTS issue_activity_issue_id_fkey; '
+        'ALTER TABLE monitoring.alert_rule_state '
+        'DROP CONSTRAINT IF EXISTS alert_rule_state_issue_id_fkey'
+    ) AS w
+    WHERE NOT w.success;
+    IF v_failures IS NOT NULL THEN
+        RAISE EXCEPTION 'monitoring.distribute() could not change the workers'' tables: %',
+            array_to_string(v_failures, '; ');
     END IF;
 
     -- Citus can not plan a generic plan for a statement on a distributed table that takes
