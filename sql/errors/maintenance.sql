@@ -208,6 +208,10 @@ DECLARE
     v_from timestamptz := p_day::timestamp AT TIME ZONE 'UTC';
     v_to timestamptz := (p_day + 1)::timestamp AT TIME ZONE 'UTC';
 BEGIN
+    -- on Citus as the other daily partitions are (core/partitions.sql)
+    IF monitoring._distributed('monitoring.error_events') THEN
+        RETURN monitoring._create_daily_partition('monitoring.error_events', 'occurred_at', p_day);
+    END IF;
     IF to_regclass(format('monitoring.%I', v_name)) IS NOT NULL THEN
         RETURN false;
     END IF;
