@@ -370,22 +370,20 @@ COMMENT ON FUNCTION monitoring.apply_error_retention() IS
 -- concurrent events each counted just short of the threshold (a capture sees only committed
 -- events). Runs after the fold, serially, so every threshold crossing is caught here at the
 -- latest.
+-- Each issue is read into a variable and tested here, as a capture tests it (errors/ingest.sql),
+-- not in one query passing the row to _ignore_over: on Citus such a query over error_issues (a
+-- reference table) runs on a placement, whose row type is the shard's, not error_issues.
 CREATE OR REPLACE FUNCTION monitoring.expire_ignores()
 RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 AS $$
-    SELECT count(*) FILTER (WHERE monitoring._transition(
-        d.id, '{ignored}', 'unresolved',
-        -- thresholds met by events escalate; a period that merely ended does not
-        CASE WHEN d.reason = 'until time passed' THEN 'unresolved' ELSE 'escalating' END,
-        NULL,
-        CASE WHEN d.reason = 'until time passed' THEN '{"reason": "ignore period ended"}'
-            ELSE jsonb_build_object('reason', d.reason)
-        END,
-        p_substatus => CASE WHEN d.reason = 'until time passed' THEN NULL ELSE 'escalating' END
-    ))
-    FROM (
-        SELECT g.id, monitoring._ignore_over(g) AS reason
+DECLARE
+    v_issue monitoring.error_issues;
+    v_reason text;
+    v_expired bigint := 0;
+BEGIN
+    FOR v_issue IN
+        SELECT g.*
         FROM monitoring.error_issues AS g
         WHERE g.status = 'ignored'
             AND (
@@ -393,6 +391,22 @@ AS $$
                 OR g.ignore_until_times_seen IS NOT NULL
                 OR g.ignore_until_users_seen IS NOT NULL
             )
-    ) AS d
-    WHERE d.reason IS NOT NULL;
+        ORDER BY g.id
+    LOOP
+        v_reason := monitoring._ignore_over(v_issue);
+        -- thresholds met by events escalate; a period that merely ended does not
+        IF v_reason IS NOT NULL AND monitoring._transition(
+            v_issue.id, '{ignored}', 'unresolved',
+            CASE WHEN v_reason = 'until time passed' THEN 'unresolved' ELSE 'escalating' END,
+            NULL,
+            CASE WHEN v_reason = 'until time passed' THEN '{"reason": "ignore period ended"}'
+                ELSE jsonb_build_object('reason', v_reason)
+            END,
+            p_substatus => CASE WHEN v_reason = 'until time passed' THEN NULL ELSE 'escalating' END
+        ) THEN
+            v_expired := v_expired + 1;
+        END IF;
+    END LOOP;
+    RETURN v_expired;
+END
 $$;
