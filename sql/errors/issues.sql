@@ -115,16 +115,20 @@ CREATE OR REPLACE FUNCTION monitoring._transition(
 RETURNS boolean
 LANGUAGE plpgsql
 AS $$
+DECLARE
+    -- a value, not now() inside the CASEs: Citus refuses a non-IMMUTABLE function in a CASE
+    -- of an UPDATE on a distributed or reference table (error_issues is one there)
+    v_now timestamptz := now();
 BEGIN
     UPDATE monitoring.error_issues AS g
     SET status = p_to,
         substatus = p_substatus,
-        substatus_at = CASE WHEN p_substatus IS NOT NULL THEN now() END,
-        resolved_at = CASE WHEN p_to = 'resolved' THEN now() END,
+        substatus_at = CASE WHEN p_substatus IS NOT NULL THEN v_now END,
+        resolved_at = CASE WHEN p_to = 'resolved' THEN v_now END,
         resolved_by = CASE WHEN p_to = 'resolved' THEN p_actor END,
         resolution = CASE WHEN p_to = 'resolved' THEN p_resolution END,
         resolved_in_release = CASE WHEN p_to = 'resolved' THEN p_release END,
-        ignored_at = CASE WHEN p_to = 'ignored' THEN now() END,
+        ignored_at = CASE WHEN p_to = 'ignored' THEN v_now END,
         ignored_by = CASE WHEN p_to = 'ignored' THEN p_actor END,
         ignore_until = CASE WHEN p_to = 'ignored' THEN p_ignore_until END,
         ignore_until_times_seen = CASE WHEN p_to = 'ignored' THEN p_ignore_until_times_seen END,
