@@ -180,13 +180,16 @@ BEGIN
         -- The newest release the issue was seen in, ordered as _regresses orders releases
         -- (by first sighting): the latest event may come from a server still running an
         -- older release, and resolving after that one would let the current one regress it.
+        -- Subqueries, not joins: on Citus releases stays on the coordinator, issues are a
+        -- reference table and events distributed, and Citus joins none of them directly.
         SELECT r.version INTO v_release
-        FROM monitoring.error_issues AS g
-        INNER JOIN monitoring.releases AS r ON g.service = r.service
-        WHERE g.id = p_issue_id
-            AND EXISTS (
-                SELECT FROM monitoring.error_events AS e
-                WHERE e.issue_id = g.id AND e.release = r.version
+        FROM monitoring.releases AS r
+        WHERE r.service = (
+            SELECT g.service FROM monitoring.error_issues AS g WHERE g.id = p_issue_id
+        )
+            AND r.version IN (
+                SELECT e.release FROM monitoring.error_events AS e
+                WHERE e.issue_id = p_issue_id AND e.release IS NOT NULL
             )
         ORDER BY r.first_seen DESC
         LIMIT 1;
