@@ -270,6 +270,55 @@ BEGIN
         GROUP BY c.issue_id
     ) AS p ON g.id = p.issue_id;
 
+    -- monitoring.traces adds up a trace's parts in a LATERAL subquery correlated to its first
+    -- part: Citus does not carry a filter on the outer trace_id into it, so a trace by id read
+    -- all 32 shards. Grouped by trace_id instead, the filter reaches the parts and the plan
+    -- is one shard's. A single server keeps the lateral form: recent_traces joins the view
+    -- laterally to a few trace ids, which the grouped form would add up for every trace.
+    CREATE OR REPLACE VIEW monitoring.traces AS
+    SELECT
+        a.trace_id,
+        a.start_time,
+        round((extract(EPOCH FROM a.end_time - a.start_time) * 1000)::numeric, 3) AS duration_ms,
+        monitoring._span_status(a.root_status) AS status_code,
+        o.service AS root_service,
+        o.name AS root_operation,
+        a.span_count,
+        a.error_count > 0 AS error,
+        a.error_count,
+        a.end_time,
+        a.root_span_id,
+        a.last_start,
+        a.root_remote
+    FROM (
+        SELECT
+            q.trace_id,
+            min(q.first_start) AS start_time,
+            max(q.last_start) AS last_start,
+            max(q.last_end) AS end_time,
+            sum(q.span_count)::bigint AS span_count,
+            sum(q.error_count)::bigint AS error_count,
+            (
+                array_agg(q.root_span_id ORDER BY q.root_remote, q.id)
+                FILTER (WHERE q.root_span_id IS NOT NULL)
+            )[1] AS root_span_id,
+            (
+                array_agg(q.root_operation_id ORDER BY q.root_remote, q.id)
+                FILTER (WHERE q.root_span_id IS NOT NULL)
+            )[1] AS root_operation_id,
+            (
+                array_agg(q.root_status ORDER BY q.root_remote, q.id)
+                FILTER (WHERE q.root_span_id IS NOT NULL)
+            )[1] AS root_status,
+            (
+                array_agg(q.root_remote ORDER BY q.root_remote, q.id)
+                FILTER (WHERE q.root_span_id IS NOT NULL)
+            )[1] AS root_remote
+        FROM monitoring.trace_parts AS q
+        GROUP BY q.trace_id
+    ) AS a
+    LEFT JOIN monitoring.trace_operations AS o ON a.root_operation_id = o.id;
+
     RETURN QUERY
     SELECT
         c.oid::regclass,
