@@ -2,7 +2,7 @@
 -- span request through the coordinator, read back through the design's views, with a trace
 -- by id and an issue's events each read from one shard (a router plan).
 BEGIN;
-SELECT plan(10);
+SELECT plan(11);
 
 -- The tasks of a query's distributed plan (1: a router plan, one shard). Citus warns that a
 -- temporary function stays on the coordinator, which is where it runs.
@@ -123,6 +123,14 @@ SELECT is(
     ),
     1,
     'a trace by id reads one shard (router plan)'
+);
+
+SELECT is(
+    pg_temp.task_count(
+        $$ SELECT * FROM monitoring.traces WHERE trace_id = 'c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1' $$
+    ),
+    1,
+    'monitoring.traces by id reads one shard (router plan)'
 );
 
 SELECT is(

@@ -5,6 +5,29 @@
 -- A partition of table T for day D is named T_pYYYYMMDD; only these functions create them.
 -- Callers pass their own tables (regclass), never text from a writer.
 
+-- Whether p_table is distributed by Citus (monitoring.distribute()): partitions are created
+-- another way there. A catalog look-up per call, made by maintenance only.
+CREATE OR REPLACE FUNCTION monitoring._distributed(p_table regclass)
+RETURNS boolean
+LANGUAGE plpgsql
+STABLE
+AS $$
+DECLARE
+    v_distributed boolean;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition AS d WHERE d.logicalrelid = $1)'
+    INTO v_distributed
+    USING p_table;
+    RETURN v_distributed;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring._distributed(regclass) IS
+'Whether p_table is a Citus distributed table';
+
 CREATE OR REPLACE FUNCTION monitoring._create_daily_partition(
     p_parent regclass, p_column name, p_day date
 )
@@ -18,9 +41,47 @@ DECLARE
     -- TimeZone, whose abbreviation may read back as another zone
     v_from text := to_char(p_day, 'YYYY-MM-DD') || ' 00:00:00+00';
     v_to text := to_char(p_day + 1, 'YYYY-MM-DD') || ' 00:00:00+00';
+    v_default text := v_parent || '_default';
+    v_day_in_default text := format(
+        'FROM monitoring.%I AS d WHERE d.%I >= $1::timestamptz AND d.%I < $2::timestamptz',
+        v_default, p_column, p_column
+    );
+    v_strays boolean;
 BEGIN
     IF to_regclass(format('monitoring.%I', v_name)) IS NOT NULL THEN
         RETURN false;
+    END IF;
+    -- On Citus, created as a partition at once, which Citus distributes (a shard beside each
+    -- of the parent's). The way below, a table LIKE the parent filled and then attached, has
+    -- Citus copy that local table into new shards on ATTACH (leaving its rows on the
+    -- coordinator's disk), and ended in a distributed deadlock inside run_maintenance.
+    -- CREATE TABLE ... PARTITION OF locks the parent ACCESS EXCLUSIVE, on the coordinator and
+    -- on each shard: no writer chooses DEFAULT while the bounds change. When DEFAULT holds
+    -- rows of that day, it is detached first, and they move before it is attached again.
+    IF monitoring._distributed(p_parent) THEN
+        -- SELECT 1, not SELECT: Citus plans the subquery apart, and an empty target list
+        -- then fails (a column definition list is required for functions returning "record")
+        EXECUTE 'SELECT EXISTS (SELECT 1 ' || v_day_in_default || ')' INTO v_strays USING v_from, v_to;
+        IF v_strays THEN
+            EXECUTE format(
+                'ALTER TABLE monitoring.%I DETACH PARTITION monitoring.%I', v_parent, v_default
+            );
+        END IF;
+        EXECUTE format(
+            'CREATE TABLE monitoring.%I PARTITION OF monitoring.%I FOR VALUES FROM (%L) TO (%L)',
+            v_name, v_parent, v_from, v_to
+        );
+        IF v_strays THEN
+            -- colocated: Citus runs each on the shards, no row through the coordinator
+            EXECUTE format('INSERT INTO monitoring.%I SELECT d.* ', v_name) || v_day_in_default
+            USING v_from, v_to;
+            EXECUTE 'DELETE ' || v_day_in_default USING v_from, v_to;
+            EXECUTE format(
+                'ALTER TABLE monitoring.%I ATTACH PARTITION monitoring.%I DEFAULT',
+                v_parent, v_default
+            );
+        END IF;
+        RETURN true;
     END IF;
     -- Writers must not insert while the bounds change: one that chose DEFAULT before the
     -- ATTACH would put a row of that day there and fail its constraint. This waits for
@@ -31,12 +92,9 @@ BEGIN
         '(LIKE monitoring.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING COMPRESSION INCLUDING STORAGE)',
         v_name, v_parent
     );
-    EXECUTE format(
-        'WITH moved AS (DELETE FROM monitoring.%I AS d '
-        'WHERE d.%I >= $1::timestamptz AND d.%I < $2::timestamptz RETURNING d.*) '
-        'INSERT INTO monitoring.%I SELECT * FROM moved',
-        v_parent || '_default', p_column, p_column, v_name
-    ) USING v_from, v_to;
+    EXECUTE 'WITH moved AS (DELETE ' || v_day_in_default
+        || format(' RETURNING d.*) INSERT INTO monitoring.%I SELECT * FROM moved', v_name)
+    USING v_from, v_to;
     EXECUTE format(
         'ALTER TABLE monitoring.%I ATTACH PARTITION monitoring.%I FOR VALUES FROM (%L) TO (%L)',
         v_parent, v_name, v_from, v_to

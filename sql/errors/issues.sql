@@ -115,16 +115,20 @@ CREATE OR REPLACE FUNCTION monitoring._transition(
 RETURNS boolean
 LANGUAGE plpgsql
 AS $$
+DECLARE
+    -- a value, not now() inside the CASEs: Citus refuses a non-IMMUTABLE function in a CASE
+    -- of an UPDATE on a distributed or reference table (error_issues is one there)
+    v_now timestamptz := now();
 BEGIN
     UPDATE monitoring.error_issues AS g
     SET status = p_to,
         substatus = p_substatus,
-        substatus_at = CASE WHEN p_substatus IS NOT NULL THEN now() END,
-        resolved_at = CASE WHEN p_to = 'resolved' THEN now() END,
+        substatus_at = CASE WHEN p_substatus IS NOT NULL THEN v_now END,
+        resolved_at = CASE WHEN p_to = 'resolved' THEN v_now END,
         resolved_by = CASE WHEN p_to = 'resolved' THEN p_actor END,
         resolution = CASE WHEN p_to = 'resolved' THEN p_resolution END,
         resolved_in_release = CASE WHEN p_to = 'resolved' THEN p_release END,
-        ignored_at = CASE WHEN p_to = 'ignored' THEN now() END,
+        ignored_at = CASE WHEN p_to = 'ignored' THEN v_now END,
         ignored_by = CASE WHEN p_to = 'ignored' THEN p_actor END,
         ignore_until = CASE WHEN p_to = 'ignored' THEN p_ignore_until END,
         ignore_until_times_seen = CASE WHEN p_to = 'ignored' THEN p_ignore_until_times_seen END,
@@ -176,13 +180,16 @@ BEGIN
         -- The newest release the issue was seen in, ordered as _regresses orders releases
         -- (by first sighting): the latest event may come from a server still running an
         -- older release, and resolving after that one would let the current one regress it.
+        -- Subqueries, not joins: on Citus releases stays on the coordinator, issues are a
+        -- reference table and events distributed, and Citus joins none of them directly.
         SELECT r.version INTO v_release
-        FROM monitoring.error_issues AS g
-        INNER JOIN monitoring.releases AS r ON g.service = r.service
-        WHERE g.id = p_issue_id
-            AND EXISTS (
-                SELECT FROM monitoring.error_events AS e
-                WHERE e.issue_id = g.id AND e.release = r.version
+        FROM monitoring.releases AS r
+        WHERE r.service = (
+            SELECT g.service FROM monitoring.error_issues AS g WHERE g.id = p_issue_id
+        )
+            AND r.version IN (
+                SELECT e.release FROM monitoring.error_events AS e
+                WHERE e.issue_id = p_issue_id AND e.release IS NOT NULL
             )
         ORDER BY r.first_seen DESC
         LIMIT 1;

@@ -212,6 +212,10 @@ DECLARE
     v_from timestamptz := p_day::timestamp AT TIME ZONE 'UTC';
     v_to timestamptz := (p_day + 1)::timestamp AT TIME ZONE 'UTC';
 BEGIN
+    -- on Citus as the other daily partitions are (core/partitions.sql)
+    IF monitoring._distributed('monitoring.error_events') THEN
+        RETURN monitoring._create_daily_partition('monitoring.error_events', 'occurred_at', p_day);
+    END IF;
     IF to_regclass(format('monitoring.%I', v_name)) IS NOT NULL THEN
         RETURN false;
     END IF;
@@ -292,6 +296,7 @@ DECLARE
     v_default_rows bigint;
     v_issues bigint;
     v_old bigint[];
+    v_gone bigint[];
     v_lock_timeout text := current_setting('lock_timeout');
 BEGIN
     -- DROP locks the parent like ATTACH does (see ensure_error_partitions).
@@ -330,35 +335,28 @@ BEGIN
         ORDER BY g.id
         FOR UPDATE SKIP LOCKED
     );
-    -- error_issue_users has no foreign key to cascade from: the rows of the deleted issues
-    -- go in the same statement.
-    WITH deleted AS (
-        DELETE FROM monitoring.error_issues AS g
-        WHERE g.id = ANY(v_old)
-            AND NOT EXISTS (
-                SELECT FROM monitoring.error_issue_counts AS c WHERE c.issue_id = g.id
-            )
-            -- an issue goes with its last event: one in a partition not dropped yet (the
-            -- cutoff falls inside its day) keeps the issue until the next day
-            AND NOT EXISTS (
-                SELECT FROM monitoring.error_events AS e WHERE e.issue_id = g.id
-            )
-        RETURNING g.id
-    ),
-
-    users AS (
-        DELETE FROM monitoring.error_issue_users AS u
-        USING deleted AS d
-        WHERE u.issue_id = d.id
-    ),
-
-    sampled AS (
-        DELETE FROM monitoring.error_issue_sampled AS s
-        USING deleted AS d
-        WHERE s.issue_id = d.id
-    )
-
-    SELECT count(*) INTO v_issues FROM deleted;
+    -- Of those, the ones with no event and no count left: an issue goes with its last event,
+    -- and one in a partition not dropped yet (the cutoff falls inside its day) keeps the
+    -- issue until the next day. Computed apart from the DELETE, whose other tables then name
+    -- only the ids: Citus refuses a DELETE on a reference table (error_issues) that reads a
+    -- distributed one.
+    v_gone := ARRAY(
+        SELECT o.id FROM unnest(v_old) AS o (id)
+        EXCEPT
+        SELECT c.issue_id FROM monitoring.error_issue_counts AS c WHERE c.issue_id = ANY(v_old)
+        EXCEPT
+        SELECT e.issue_id FROM monitoring.error_events AS e WHERE e.issue_id = ANY(v_old)
+    );
+    -- What refers to an issue goes with it. The foreign keys of issue_activity and
+    -- alert_rule_state would cascade on one server, but monitoring.distribute() drops them
+    -- (CITUS_NOTES.md): deleted here on both, in the order the cascade would, so retention
+    -- has one path; error_issue_users and error_issue_sampled have no foreign key at all.
+    DELETE FROM monitoring.issue_activity AS a WHERE a.issue_id = ANY(v_gone);
+    DELETE FROM monitoring.alert_rule_state AS r WHERE r.issue_id = ANY(v_gone);
+    DELETE FROM monitoring.error_issue_users AS u WHERE u.issue_id = ANY(v_gone);
+    DELETE FROM monitoring.error_issue_sampled AS s WHERE s.issue_id = ANY(v_gone);
+    DELETE FROM monitoring.error_issues AS g WHERE g.id = ANY(v_gone);
+    GET DIAGNOSTICS v_issues = ROW_COUNT;
 
     RETURN jsonb_build_object(
         'partitions_dropped', v_dropped,
@@ -376,22 +374,20 @@ COMMENT ON FUNCTION monitoring.apply_error_retention() IS
 -- concurrent events each counted just short of the threshold (a capture sees only committed
 -- events). Runs after the fold, serially, so every threshold crossing is caught here at the
 -- latest.
+-- Each issue is read into a variable and tested here, as a capture tests it (errors/ingest.sql),
+-- not in one query passing the row to _ignore_over: on Citus such a query over error_issues (a
+-- reference table) runs on a placement, whose row type is the shard's, not error_issues.
 CREATE OR REPLACE FUNCTION monitoring.expire_ignores()
 RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 AS $$
-    SELECT count(*) FILTER (WHERE monitoring._transition(
-        d.id, '{ignored}', 'unresolved',
-        -- thresholds met by events escalate; a period that merely ended does not
-        CASE WHEN d.reason = 'until time passed' THEN 'unresolved' ELSE 'escalating' END,
-        NULL,
-        CASE WHEN d.reason = 'until time passed' THEN '{"reason": "ignore period ended"}'
-            ELSE jsonb_build_object('reason', d.reason)
-        END,
-        p_substatus => CASE WHEN d.reason = 'until time passed' THEN NULL ELSE 'escalating' END
-    ))
-    FROM (
-        SELECT g.id, monitoring._ignore_over(g) AS reason
+DECLARE
+    v_issue monitoring.error_issues;
+    v_reason text;
+    v_expired bigint := 0;
+BEGIN
+    FOR v_issue IN
+        SELECT g.*
         FROM monitoring.error_issues AS g
         WHERE g.status = 'ignored'
             AND (
@@ -399,6 +395,22 @@ AS $$
                 OR g.ignore_until_times_seen IS NOT NULL
                 OR g.ignore_until_users_seen IS NOT NULL
             )
-    ) AS d
-    WHERE d.reason IS NOT NULL;
+        ORDER BY g.id
+    LOOP
+        v_reason := monitoring._ignore_over(v_issue);
+        -- thresholds met by events escalate; a period that merely ended does not
+        IF v_reason IS NOT NULL AND monitoring._transition(
+            v_issue.id, '{ignored}', 'unresolved',
+            CASE WHEN v_reason = 'until time passed' THEN 'unresolved' ELSE 'escalating' END,
+            NULL,
+            CASE WHEN v_reason = 'until time passed' THEN '{"reason": "ignore period ended"}'
+                ELSE jsonb_build_object('reason', v_reason)
+            END,
+            p_substatus => CASE WHEN v_reason = 'until time passed' THEN NULL ELSE 'escalating' END
+        ) THEN
+            v_expired := v_expired + 1;
+        END IF;
+    END LOOP;
+    RETURN v_expired;
+END
 $$;

@@ -69,6 +69,7 @@ DECLARE
     v_window timestamptz := date_bin(v_length, p_occurred, timestamptz '2000-01-01 00:00:00+00');
     v_full integer;
     v_stored integer;
+    v_now timestamptz;
 BEGIN
     IF p_issue.sampling_until IS DISTINCT FROM v_window + v_length THEN
         v_full := (p_cfg ->> 'errors.storm_full_events')::integer;
@@ -77,11 +78,13 @@ BEGIN
             RETURN FALSE;
         END IF;
         -- Only forward: a late event of an earlier window does not move the mark back.
-        -- sampling_since stays while windows follow one another.
+        -- sampling_since stays while windows follow one another. now() as a value: Citus
+        -- refuses a non-IMMUTABLE function in a CASE of an UPDATE on a reference table.
+        v_now := now();
         UPDATE monitoring.error_issues AS g
         SET sampling_until = v_window + v_length,
             sampling_since = CASE WHEN g.sampling_until >= v_window THEN g.sampling_since
-                ELSE now()
+                ELSE v_now
             END
         WHERE g.id = (
             SELECT h.id FROM monitoring.error_issues AS h

@@ -26,6 +26,8 @@ DECLARE
         - make_interval(days => (monitoring.get_setting('metrics.retention_days'))::integer);
     v_dropped record;
     v_series bigint := 0;
+    v_id integer;
+    v_empty integer[] := '{}';
 BEGIN
     v_dropped := monitoring._drop_daily_partitions(
         'monitoring.metric_data_points', 'time', v_cutoff
@@ -35,12 +37,28 @@ BEGIN
     -- so a writer that has just stored one finds it; one silent for the whole window and
     -- written again at this very moment may lose that point's series (the next export
     -- stores the series again).
-    IF v_dropped.partitions_dropped > 0 OR v_dropped.default_rows_deleted > 0 THEN
+    IF (v_dropped.partitions_dropped > 0 OR v_dropped.default_rows_deleted > 0)
+        AND NOT monitoring._distributed('monitoring.metric_data_points') THEN
         DELETE FROM monitoring.metric_series AS s
         WHERE s.first_seen < v_cutoff
             AND NOT EXISTS (
                 SELECT FROM monitoring.metric_data_points AS p WHERE p.series_id = s.id
             );
+        GET DIAGNOSTICS v_series = ROW_COUNT;
+    ELSIF v_dropped.partitions_dropped > 0 OR v_dropped.default_rows_deleted > 0 THEN
+        -- On Citus the series are a reference table and the points distributed, and Citus
+        -- plans no correlated subquery from the one into the other: each series is probed on
+        -- its own, a single-shard query each (a round trip to a worker per series, once a day).
+        FOR v_id IN
+            SELECT s.id FROM monitoring.metric_series AS s WHERE s.first_seen < v_cutoff
+        LOOP
+            IF NOT EXISTS (
+                SELECT FROM monitoring.metric_data_points AS p WHERE p.series_id = v_id
+            ) THEN
+                v_empty := v_empty || v_id;
+            END IF;
+        END LOOP;
+        DELETE FROM monitoring.metric_series AS s WHERE s.id = ANY(v_empty);
         GET DIAGNOSTICS v_series = ROW_COUNT;
     END IF;
     RETURN jsonb_build_object(

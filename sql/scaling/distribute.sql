@@ -106,6 +106,7 @@ AS $$
 DECLARE
     v_table record;
     v_function regprocedure;
+    v_failures text[];
     v_owner oid := (
         SELECT c.relowner FROM pg_catalog.pg_class AS c
         WHERE c.oid = 'monitoring.error_events'::regclass
@@ -120,6 +121,33 @@ BEGIN
         RAISE EXCEPTION 'monitoring.distribute() must run as the owner of the monitoring schema''s '
             'tables (%) or a superuser', v_owner::regrole
             USING ERRCODE = 'insufficient_privilege';
+    END IF;
+
+    -- Each worker's copy of the tables (the shell Citus plans queries on there, and to which
+    -- it adds each new partition) was made by CREATE EXTENSION on that worker, not from the
+    -- coordinator's tables: the keys changed below change there too, or a partition created
+    -- later would get the new primary key beside the old one inherited there ("multiple
+    -- primary keys ... are not allowed"). Before anything else: run_command_on_workers runs
+    -- in transactions of its own, which would wait for the locks this one takes on the
+    -- workers once it distributes a table. Idempotent (the shells are empty); without DDL
+    -- propagation, which only the coordinator may do.
+    SELECT array_agg(format('%s:%s: %s', w.nodename, w.nodeport, w.result))
+    INTO v_failures
+    FROM run_command_on_workers(
+        'SET LOCAL citus.enable_ddl_propagation = off; '
+        'ALTER TABLE monitoring.error_events DROP CONSTRAINT IF EXISTS error_events_pkey, '
+        'ADD CONSTRAINT error_events_pkey PRIMARY KEY (event_id, occurred_at, issue_id); '
+        'ALTER TABLE monitoring.trace_parts DROP CONSTRAINT IF EXISTS trace_parts_pkey, '
+        'ADD CONSTRAINT trace_parts_pkey PRIMARY KEY (trace_id, id); '
+        'ALTER TABLE monitoring.issue_activity '
+        'DROP CONSTRAINT IF EXISTS issue_activity_issue_id_fkey; '
+        'ALTER TABLE monitoring.alert_rule_state '
+        'DROP CONSTRAINT IF EXISTS alert_rule_state_issue_id_fkey'
+    ) AS w
+    WHERE NOT w.success;
+    IF v_failures IS NOT NULL THEN
+        RAISE EXCEPTION 'monitoring.distribute() could not change the workers'' tables: %',
+            array_to_string(v_failures, '; ');
     END IF;
 
     -- Citus can not plan a generic plan for a statement on a distributed table that takes
@@ -241,6 +269,55 @@ BEGIN
         FROM monitoring.error_issue_counts AS c
         GROUP BY c.issue_id
     ) AS p ON g.id = p.issue_id;
+
+    -- monitoring.traces adds up a trace's parts in a LATERAL subquery correlated to its first
+    -- part: Citus does not carry a filter on the outer trace_id into it, so a trace by id read
+    -- all 32 shards. Grouped by trace_id instead, the filter reaches the parts and the plan
+    -- is one shard's. A single server keeps the lateral form: recent_traces joins the view
+    -- laterally to a few trace ids, which the grouped form would add up for every trace.
+    CREATE OR REPLACE VIEW monitoring.traces AS
+    SELECT
+        a.trace_id,
+        a.start_time,
+        round((extract(EPOCH FROM a.end_time - a.start_time) * 1000)::numeric, 3) AS duration_ms,
+        monitoring._span_status(a.root_status) AS status_code,
+        o.service AS root_service,
+        o.name AS root_operation,
+        a.span_count,
+        a.error_count > 0 AS error,
+        a.error_count,
+        a.end_time,
+        a.root_span_id,
+        a.last_start,
+        a.root_remote
+    FROM (
+        SELECT
+            q.trace_id,
+            min(q.first_start) AS start_time,
+            max(q.last_start) AS last_start,
+            max(q.last_end) AS end_time,
+            sum(q.span_count)::bigint AS span_count,
+            sum(q.error_count)::bigint AS error_count,
+            (
+                array_agg(q.root_span_id ORDER BY q.root_remote, q.id)
+                FILTER (WHERE q.root_span_id IS NOT NULL)
+            )[1] AS root_span_id,
+            (
+                array_agg(q.root_operation_id ORDER BY q.root_remote, q.id)
+                FILTER (WHERE q.root_span_id IS NOT NULL)
+            )[1] AS root_operation_id,
+            (
+                array_agg(q.root_status ORDER BY q.root_remote, q.id)
+                FILTER (WHERE q.root_span_id IS NOT NULL)
+            )[1] AS root_status,
+            (
+                array_agg(q.root_remote ORDER BY q.root_remote, q.id)
+                FILTER (WHERE q.root_span_id IS NOT NULL)
+            )[1] AS root_remote
+        FROM monitoring.trace_parts AS q
+        GROUP BY q.trace_id
+    ) AS a
+    LEFT JOIN monitoring.trace_operations AS o ON a.root_operation_id = o.id;
 
     RETURN QUERY
     SELECT

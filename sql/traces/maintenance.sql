@@ -18,13 +18,18 @@ DECLARE
     v_expired bigint;
 BEGIN
     -- Edges first, so that the minutes they add are folded in the same run. A parent starts
-    -- before its child (allowing for clock skew between hosts): one index probe each.
+    -- before its child (allowing for clock skew between hosts): one index probe each, in the
+    -- partitions of those days. The bounds are computed in UTC: timestamptz +/- interval is
+    -- STABLE (it follows the session's TimeZone), and Citus refuses a STABLE function of a
+    -- column in an UPDATE or DELETE; AT TIME ZONE 'UTC' and timestamp +/- interval are
+    -- IMMUTABLE.
     WITH found AS (
         DELETE FROM monitoring.trace_orphans AS o
         USING monitoring.trace_spans AS p
         WHERE p.trace_id = o.trace_id AND p.span_id = o.parent_span_id
-            AND p.start_time BETWEEN o.child_start - interval '1 day'
-            AND o.child_start + interval '5 minutes'
+            AND p.start_time >= ((o.child_start AT TIME ZONE 'UTC') - interval '1 day') AT TIME ZONE 'UTC'
+            AND p.start_time
+            <= ((o.child_start AT TIME ZONE 'UTC') + interval '5 minutes') AT TIME ZONE 'UTC'
         RETURNING o.child_start, p.operation_id AS parent_operation_id, o.child_operation_id,
             o.child_error
     ),
@@ -61,9 +66,11 @@ BEGIN
             x.trace_id, x.child_start, x.child_start, x.child_start, 0, 0, x.child_span_id,
             x.child_operation_id, CASE WHEN x.child_error THEN 2 ELSE 0 END, TRUE
         FROM expired AS x
-        WHERE NOT EXISTS (
-            SELECT FROM monitoring.trace_parts AS p
-            WHERE p.trace_id = x.trace_id AND p.root_span_id IS NOT NULL
+        -- not correlated: Citus plans no correlated subquery over a CTE
+        WHERE x.trace_id NOT IN (
+            SELECT p.trace_id FROM monitoring.trace_parts AS p
+            WHERE p.root_span_id IS NOT NULL
+                AND p.trace_id IN (SELECT e.trace_id FROM expired AS e)
         )
         ORDER BY x.trace_id, x.child_start
     )

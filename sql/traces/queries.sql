@@ -35,6 +35,7 @@ DECLARE
     v_trace_id text := lower(p_trace_id);
     v_first timestamptz;
     v_last timestamptz;
+    v_errors jsonb;
 BEGIN
     SELECT min(p.first_start), max(p.last_start) INTO v_first, v_last
     FROM monitoring.trace_parts AS p
@@ -42,6 +43,21 @@ BEGIN
     IF v_first IS NULL THEN
         RETURN;
     END IF;
+    -- The errors captured in the trace, by span ('' for none), in a statement of their own:
+    -- on Citus events are distributed by issue, not trace, and a recursive query is planned
+    -- only when every table in it is read on the one shard of the trace.
+    SELECT jsonb_object_agg(e.span_id, e.list) INTO v_errors
+    FROM (
+        SELECT
+            coalesce(e.span_id, '') AS span_id,
+            jsonb_agg(jsonb_build_object(
+                'event_id', e.id, 'issue_id', e.issue_id, 'exception_type', e.exception_type,
+                'message', e.message, 'occurred_at', monitoring._json_time(e.occurred_at)
+            ) ORDER BY e.occurred_at) AS list
+        FROM monitoring.errors AS e
+        WHERE e.trace_id = v_trace_id
+        GROUP BY coalesce(e.span_id, '')
+    ) AS e;
     RETURN QUERY
     WITH RECURSIVE span_set AS MATERIALIZED (
         SELECT s.*
@@ -73,18 +89,6 @@ BEGIN
         WHERE t.depth < 100
     ),
 
-    errors AS (
-        SELECT
-            e.span_id,
-            jsonb_agg(jsonb_build_object(
-                'event_id', e.id, 'issue_id', e.issue_id, 'exception_type', e.exception_type,
-                'message', e.message, 'occurred_at', monitoring._json_time(e.occurred_at)
-            ) ORDER BY e.occurred_at) AS list
-        FROM monitoring.errors AS e
-        WHERE e.trace_id = v_trace_id
-        GROUP BY e.span_id
-    ),
-
     ordered AS (
         SELECT
             t.depth,
@@ -108,14 +112,13 @@ BEGIN
         o.status_message,
         o.attributes,
         o.events,
-        nullif(coalesce(er.list, '[]') || CASE WHEN o.ord = 1 THEN coalesce((
+        nullif(coalesce(v_errors -> o.span_id, '[]') || CASE WHEN o.ord = 1 THEN coalesce((
             SELECT jsonb_agg(u.item)
-            FROM errors AS x
+            FROM jsonb_each(v_errors) AS x (span_id, list)
             CROSS JOIN LATERAL jsonb_array_elements(x.list) AS u (item)
-            WHERE x.span_id IS NULL OR NOT EXISTS (SELECT FROM span_set AS y WHERE y.span_id = x.span_id)
+            WHERE x.span_id = '' OR NOT EXISTS (SELECT FROM span_set AS y WHERE y.span_id = x.span_id)
         ), '[]') ELSE '[]' END, '[]')
     FROM ordered AS o
-    LEFT JOIN errors AS er ON o.span_id = er.span_id
     ORDER BY o.ord;
 END
 $$;
