@@ -195,7 +195,7 @@ citus:
 
 # A coordinator and two workers on 127.0.0.1 (ports CITUS_PORT..+2, default 9700), removed at
 # the end; the extension found in STAGE as make test finds it.
-test-citus: system-deps stage
+test-citus: deps stage
 	tools/citus_cluster.sh -o extension_destdir=$(STAGE) $(MAKE) --no-print-directory test-citus-in-cluster
 
 # Expects PG* variables naming a Citus coordinator with its workers added (tools/citus_cluster.sh).
@@ -205,6 +205,7 @@ test-citus-in-cluster:
 		-c 'SELECT count(*) AS tables FROM monitoring.distribute()' \
 		-f pgtap/fixtures/helpers.sql -f pgtap/fixtures/otlp.sql
 	pg_prove --failures $(CITUS_TESTS)
+	PG_MONITORING_CITUS_DSN="dbname=$$PGDATABASE" $(VENV_BIN)/pytest tests/citus
 
 test-docker:
 	docker build -f tests/docker/Dockerfile -t $(EXTENSION)-test .
