@@ -3,7 +3,7 @@ against one server and against a Citus cluster, whose results must be the same.
 
 A case writes through one path and reads back through the views and functions people read
 (`monitoring.issues`, `errors`, `spans`, `traces`, ...), in a fresh database (on the cluster,
-one emptied for it). It returns what it read, which `normalised` turns into what must not
+one emptied for it). It returns what it read, which `Normaliser` turns into what must not
 depend on where it ran: ids (identity values, event ids) become their order of
 first appearance, times become whole minutes from the case's start. A case asserts what it
 knows itself, so it is a test on one server too.
