@@ -146,10 +146,9 @@ def test_distribute_moves_the_rows_of_a_new_install(nodes: Nodes) -> None:
 
 @pytest.mark.xfail(
     reason="distribute() after run_maintenance has made daily partitions (LIKE + ATTACH): "
-    "the primary key of error_events is widened to (event_id, occurred_at, issue_id) on the "
-    "parent, and Citus's shards of those partitions get two: 'multiple primary keys for "
-    "table \"error_events_p...\" are not allowed' (trace_spans' partitions, whose key is "
-    "not changed, distribute)",
+    "Citus's shards of error_events' partitions get two primary keys once the key is widened "
+    'to include issue_id: \'multiple primary keys for table "error_events_p..." are not '
+    "allowed' (trace_spans' partitions, whose key is not widened, distribute)",
     raises=psycopg.Error,
     strict=False,
 )
