@@ -36,7 +36,7 @@ CLUSTER := pg_virtualenv -t \
 .PHONY: all help release test lint deps system-deps stage test-in-cluster pgtap pytest \
 	demo test-docker bench bench-in-cluster bench-errors bench-tracker bench-cache \
 	bench-traces bench-otlp bench-middleware bench-database bench-sentry bench-metrics bench-scrape bench-envelope \
-	citus test-citus test-citus-in-cluster
+	citus test-citus test-citus-in-cluster bench-citus
 
 all: $(EXT_SCRIPTS) $(BUILD_DIR)/$(EXTENSION).control
 
@@ -50,6 +50,7 @@ help:
 	@echo 'make test-docker  pgTAP in the official postgres image (needs a Docker engine)'
 	@echo 'make citus      build and install Citus from ../shared/vendor/ (root; minutes)'
 	@echo 'make test-citus the Citus suite on a throwaway coordinator and two workers'
+	@echo 'make bench-citus capture and span ingest, one server against a Citus cluster'
 
 $(BUILD_DIR):
 	mkdir -p $@
@@ -195,7 +196,7 @@ citus:
 
 # A coordinator and two workers on 127.0.0.1 (ports CITUS_PORT..+2, default 9700), removed at
 # the end; the extension found in STAGE as make test finds it.
-test-citus: system-deps stage
+test-citus: deps stage
 	tools/citus_cluster.sh -o extension_destdir=$(STAGE) $(MAKE) --no-print-directory test-citus-in-cluster
 
 # Expects PG* variables naming a Citus coordinator with its workers added (tools/citus_cluster.sh).
@@ -205,6 +206,14 @@ test-citus-in-cluster:
 		-c 'SELECT count(*) AS tables FROM monitoring.distribute()' \
 		-f pgtap/fixtures/helpers.sql -f pgtap/fixtures/otlp.sql
 	pg_prove --failures $(CITUS_TESTS)
+	PG_MONITORING_CITUS_DSN="dbname=$$PGDATABASE" $(VENV_BIN)/pytest tests/citus
+
+# Capture and span ingest on one server and through a coordinator with two workers, side by
+# side (BENCHMARKS.md, stop 22); fsync on, as make bench. A few minutes: not in make bench.
+bench-citus: deps stage
+	tools/citus_cluster.sh -o extension_destdir=$(STAGE) \
+		-o fsync=on -o synchronous_commit=on -o full_page_writes=on \
+		$(VENV_BIN)/python bench/citus_bench.py
 
 test-docker:
 	docker build -f tests/docker/Dockerfile -t $(EXTENSION)-test .

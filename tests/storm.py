@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import psycopg
 
@@ -25,6 +27,32 @@ def storm(
     """`writers` connections (as monitoring_writer) each capture `events_each` events of one
     fingerprint, users cycling over `distinct_users`, while another connection runs
     `fold_sql` in a loop. Raises the first error any of them met."""
+
+    def write(conn: psycopg.Connection[Any], n: int) -> None:
+        for i in range(events_each):
+            conn.execute(
+                "SELECT monitoring.capture_error(%s, %s, %s::jsonb, p_user => %s::jsonb)",
+                (
+                    exception_type,
+                    f"job {n}-{i} failed",
+                    FRAMES,
+                    f'{{"id": "user-{i % distinct_users}"}}',
+                ),
+            )
+
+    write_at_once(dsn, writers=writers, write=write, fold_sql=fold_sql)
+
+
+def write_at_once(
+    dsn: str,
+    *,
+    writers: int,
+    write: Callable[[psycopg.Connection[Any], int], None],
+    fold_sql: str,
+) -> None:
+    """`writers` connections (as monitoring_writer), started together, each running
+    `write(conn, its number)`, while another connection runs `fold_sql` in a loop. Raises the
+    first error any of them met."""
     errors: list[BaseException] = []
     start = threading.Barrier(writers + 1)
     done = threading.Event()
@@ -34,16 +62,7 @@ def storm(
             with psycopg.connect(dsn, autocommit=True) as conn:
                 conn.execute("SET ROLE monitoring_writer")
                 start.wait()
-                for i in range(events_each):
-                    conn.execute(
-                        "SELECT monitoring.capture_error(%s, %s, %s::jsonb, p_user => %s::jsonb)",
-                        (
-                            exception_type,
-                            f"job {n}-{i} failed",
-                            FRAMES,
-                            f'{{"id": "user-{i % distinct_users}"}}',
-                        ),
-                    )
+                write(conn, n)
         except BaseException as error:
             errors.append(error)
 
@@ -68,3 +87,4 @@ def storm(
     folding.join(timeout=30)
     if errors:
         raise errors[0]
+    assert not any(thread.is_alive() for thread in threads), "a writer did not finish"
