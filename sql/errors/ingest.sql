@@ -194,11 +194,11 @@ BEGIN
         -- another order (two frames 32 values apart swapped) hashes the same. The frames
         -- without their variables, which the fingerprint does not read and an SDK's locals
         -- vary from event to event (a storm's events would never meet their memo); taken
-        -- out only when there are some: the query costs a capture 10%.
+        -- out only when the failing frame has some (SDKs that send variables send them for
+        -- every frame): the query costs a capture 10%.
         v_memo_key := md5(
             coalesce(v_exceptions -> 0 ->> 'type', '') || E'\n' || coalesce(
-                CASE WHEN jsonb_typeof(v_exceptions -> 0 -> 'frames') = 'array'
-                    AND jsonb_path_exists(v_exceptions -> 0 -> 'frames', '$[*].vars') THEN (
+                CASE WHEN v_exceptions -> 0 -> 'frames' -> -1 ? 'vars' THEN (
                     SELECT jsonb_agg(
                         CASE WHEN jsonb_typeof(f.frame) = 'object' THEN f.frame - 'vars'
                             ELSE f.frame

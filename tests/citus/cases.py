@@ -43,23 +43,9 @@ CASES: dict[str, Case] = {}
 # Cases that fail on the cluster, with the reason (CITUS_NOTES.md): xfail there, not strict,
 # so that a fix shows as XPASS.
 CLUSTER_XFAIL = {
-    "triage": (
-        "resolve/ignore/reopen: _transition's UPDATE of error_issues (a reference table) "
-        "has now() inside CASE: 'non-IMMUTABLE functions are not allowed in CASE or "
-        "COALESCE statements'"
-    ),
-    "python_triage": "as triage: the tracker's resolve_error calls resolve_issue",
-    "trace_tree": (
-        "trace_tree: 'recursive CTEs are only supported when they contain a filter on the "
-        "distribution column'"
-    ),
     "recent_traces": (
         "recent_traces: 'could not create distributed plan' (parameters in a SQL function "
         "over distributed tables)"
-    ),
-    "maintenance": (
-        "run_maintenance's ignores, retention, traces_fold and partitions steps fail on the "
-        "cluster (CITUS_NOTES.md)"
     ),
 }
 

@@ -137,15 +137,6 @@ STORM_SQL = (
 @pytest.fixture(params=["one_server", "cluster"])
 def storm_target(request: pytest.FixtureRequest) -> str:
     if request.param == "cluster":
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="marking an issue as sampled (_storm_sampled) updates error_issues, a "
-                "reference table, with now() inside CASE: 'non-IMMUTABLE functions are not "
-                "allowed in CASE or COALESCE statements', and the capture fails",
-                raises=psycopg.Error,
-                strict=False,
-            )
-        )
         return str(request.getfixturevalue("cluster_db"))
     return str(request.getfixturevalue("installed_db"))
 
