@@ -2,7 +2,7 @@
 -- span request through the coordinator, read back through the design's views, with a trace
 -- by id and an issue's events each read from one shard (a router plan).
 BEGIN;
-SELECT plan(11);
+SELECT plan(12);
 
 -- The tasks of a query's distributed plan (1: a router plan, one shard). Citus warns that a
 -- temporary function stays on the coordinator, which is where it runs.
@@ -115,6 +115,13 @@ SELECT results_eq(
     $$,
     $$ VALUES (2::bigint, 1::bigint) $$,
     'monitoring.traces sums the trace'
+);
+
+-- a scrape reads the issues (a reference table) and the coordinator's tables
+SELECT matches(
+    monitoring.prometheus_metrics(),
+    E'# TYPE pg_monitoring_issues gauge\npg_monitoring_issues\\{',
+    'prometheus_metrics() answers on the cluster'
 );
 
 SELECT is(

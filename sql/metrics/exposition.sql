@@ -67,17 +67,19 @@ BEGIN
 
     -- Histograms' samples: a family's _bucket, _sum and _count, in the order the format
     -- wants them (ord)
-    histogram_samples (family, help, name, labels, le, ord, value) AS (
+    -- (columns named in the first SELECT, not in a list after the CTE's name: Citus loses
+    -- such a list when it plans the CTE, "column h.family does not exist")
+    histogram_samples AS (
         SELECT
-            'pg_monitoring_span_duration_seconds',
+            'pg_monitoring_span_duration_seconds' AS family,
             'Duration of entry-point spans (server, consumer) by service and operation, '
-            || 'from the trace rollups (within one 19% rollup bucket of each boundary)',
-            'pg_monitoring_span_duration_seconds_bucket',
+            || 'from the trace rollups (within one 19% rollup bucket of each boundary)' AS help,
+            'pg_monitoring_span_duration_seconds_bucket' AS name,
             'operation="' || monitoring._prometheus_label(b.operation)
-            || '",service="' || monitoring._prometheus_label(b.service) || '"',
+            || '",service="' || monitoring._prometheus_label(b.service) || '"' AS labels,
             b.le,
-            b.i,
-            b.n::numeric
+            b.i AS ord,
+            b.n::numeric AS value
         FROM span_buckets AS b
         UNION ALL
         SELECT
@@ -95,7 +97,7 @@ BEGIN
         ) AS m (suffix, ord, value)
     ),
 
-    samples (name, kind, help, labels, value) AS (
+    samples AS (
         SELECT s.name, s.kind, s.help, s.labels, s.value
         FROM monitoring._sentry_ingest_metrics() AS s
         UNION ALL
