@@ -2,7 +2,7 @@
 -- and regress; ignore (forever, until a time, N more events or N more users) and escalate;
 -- assign, unassign, reopen; every change in monitoring.issue_history with its actor.
 BEGIN;
-SELECT plan(60);
+SELECT plan(62);
 
 -- An event of the issue with explicit fingerprint p_name in service lifecycle.
 CREATE FUNCTION pg_temp.event(
@@ -439,6 +439,24 @@ SELECT throws_ok(
     'P0002',
     'no issue with id -1',
     'assign_issue of an unknown issue is no_data_found'
+);
+
+-- "new" is for 7 days after the first event, the events not folded yet included: a late
+-- event sent with an old time makes the issue ongoing before the fold as after it.
+SELECT monitoring.capture_message('late arrival', p_service => 'substatus');
+SELECT monitoring.capture_message(
+    'late arrival', p_service => 'substatus', p_occurred_at => now() - interval '10 days'
+);
+SELECT is(
+    (SELECT i.substatus FROM monitoring.issues AS i WHERE i.service = 'substatus'),
+    'ongoing',
+    'an issue whose first event, not yet folded, is 10 days old is ongoing'
+);
+SELECT monitoring.fold_error_counts();
+SELECT is(
+    (SELECT i.substatus FROM monitoring.issues AS i WHERE i.service = 'substatus'),
+    'ongoing',
+    'and still after the fold'
 );
 
 SELECT * FROM finish();

@@ -16,12 +16,14 @@ SELECT
     g.platform,
     g.status,
     -- Sentry's sub-states: new for 7 days after the first event, regressed or escalating for
-    -- 7 days after it happened, ongoing otherwise.
+    -- 7 days after it happened, ongoing otherwise. The first event among those not folded
+    -- too, as first_seen below: a late event sent with an old time moves both at once.
     CASE
         WHEN g.status <> 'unresolved' THEN NULL
         WHEN g.substatus IS NOT NULL AND g.substatus_at > pg_catalog.now() - interval '7 days'
             THEN g.substatus
-        WHEN g.first_seen > pg_catalog.now() - interval '7 days' THEN 'new'
+        WHEN least(g.first_seen, p.first_seen) > pg_catalog.now() - interval '7 days'
+            THEN 'new'
         ELSE 'ongoing'
     END AS substatus,
     least(g.first_seen, p.first_seen) AS first_seen,

@@ -230,7 +230,8 @@ BEGIN
             WHEN g.status <> 'unresolved' THEN NULL
             WHEN g.substatus IS NOT NULL AND g.substatus_at > pg_catalog.now() - interval '7 days'
                 THEN g.substatus
-            WHEN g.first_seen > pg_catalog.now() - interval '7 days' THEN 'new'
+            WHEN least(g.first_seen, p.first_seen) > pg_catalog.now() - interval '7 days'
+                THEN 'new'
             ELSE 'ongoing'
         END AS substatus,
         least(g.first_seen, p.first_seen) AS first_seen,

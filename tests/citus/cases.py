@@ -51,10 +51,8 @@ CLUSTER_XFAIL = {
 
 ISSUES = "SELECT * FROM monitoring.issues ORDER BY first_seen, title, environment"
 ERRORS = "SELECT * FROM monitoring.errors ORDER BY occurred_at, message, fingerprint"
-# (substatus is not among them: before a fold it is computed from the first event captured,
-# after it from the earliest event's time)
 COUNTS = (
-    "SELECT fingerprint, environment, times_seen, users_seen, first_seen, last_seen "
+    "SELECT fingerprint, environment, substatus, times_seen, users_seen, first_seen, last_seen "
     "FROM monitoring.issues ORDER BY fingerprint, environment"
 )
 HISTORY = (
