@@ -99,6 +99,77 @@ $$;
 COMMENT ON FUNCTION monitoring._citus_layout() IS
 'Where monitoring.distribute() puts each table on Citus, and why';
 
+-- The schema changes Citus needs (CITUS_NOTES.md), on this node's tables: keys of distributed
+-- tables include the distribution column; coordinator tables may not refer to a reference
+-- table (see _citus_layout). distribute() makes them on the coordinator and on each worker:
+-- a worker's copy of each table (the shell Citus plans on there, and to which it adds each
+-- new partition) is made by CREATE EXTENSION on that worker, not from the coordinator's
+-- table, and a partition Citus creates there with the new key, attached to a parent with the
+-- old one, gets both: "multiple primary keys for table ... are not allowed". Idempotent: a
+-- key already changed is left alone (on the coordinator, it is a distributed table's then).
+CREATE OR REPLACE FUNCTION monitoring._citus_keys()
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_key record;
+BEGIN
+    FOR v_key IN
+        SELECT * FROM (VALUES
+            ('error_events', 'event_id, occurred_at, issue_id'),
+            ('trace_parts', 'trace_id, id')
+        ) AS k (relation, columns)
+    LOOP
+        IF NOT EXISTS (
+            SELECT FROM pg_catalog.pg_constraint AS c
+            WHERE c.conrelid = format('monitoring.%I', v_key.relation)::regclass
+                AND pg_catalog.pg_get_constraintdef(c.oid) = format('PRIMARY KEY (%s)', v_key.columns)
+        ) THEN
+            EXECUTE format(
+                'ALTER TABLE monitoring.%I DROP CONSTRAINT IF EXISTS %I, '
+                'ADD CONSTRAINT %I PRIMARY KEY (%s)',
+                v_key.relation, v_key.relation || '_pkey', v_key.relation || '_pkey', v_key.columns
+            );
+        END IF;
+    END LOOP;
+    ALTER TABLE monitoring.issue_activity
+    DROP CONSTRAINT IF EXISTS issue_activity_issue_id_fkey;
+    ALTER TABLE monitoring.alert_rule_state
+    DROP CONSTRAINT IF EXISTS alert_rule_state_issue_id_fkey;
+END
+$$;
+
+COMMENT ON FUNCTION monitoring._citus_keys() IS
+'The keys and foreign keys monitoring.distribute() changes for Citus, on this node';
+
+-- What readies a worker's database, run there by distribute() (each worker it knows) and by
+-- add_worker() (a new one): pg_monitoring at the coordinator's version, then _citus_keys().
+-- A database that had pg_monitoring before Citus (any database in use) has none on its
+-- workers: Citus would create it there only when distributing the first table, with the old
+-- keys. Without DDL propagation, which only the coordinator may do. One DO block because
+-- run_command_on_workers reports only the first result of several statements (a later one's
+-- failure went unseen). NULL for a plain-script install (no extension): Citus then makes
+-- the workers' tables from the coordinator's, keys included.
+CREATE OR REPLACE FUNCTION monitoring._citus_worker_command()
+RETURNS text
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT format(
+        'DO $do$ BEGIN '
+        'PERFORM pg_catalog.set_config(%L, %L, true); '
+        'CREATE EXTENSION IF NOT EXISTS pg_monitoring VERSION %L; '
+        'PERFORM monitoring._citus_keys(); '
+        'END $do$',
+        'citus.enable_ddl_propagation', 'off', e.extversion
+    )
+    FROM pg_catalog.pg_extension AS e
+    WHERE e.extname = 'pg_monitoring';
+$$;
+
+COMMENT ON FUNCTION monitoring._citus_worker_command() IS
+'The command that readies a Citus worker''s database for monitoring.distribute()''s tables';
+
 CREATE OR REPLACE FUNCTION monitoring.distribute()
 RETURNS TABLE (relation regclass, placement text, reason text)
 LANGUAGE plpgsql
@@ -107,6 +178,8 @@ DECLARE
     v_table record;
     v_function regprocedure;
     v_failures text[];
+    v_worker_command text := monitoring._citus_worker_command();
+    v_ddl_propagation text;
     v_owner oid := (
         SELECT c.relowner FROM pg_catalog.pg_class AS c
         WHERE c.oid = 'monitoring.error_events'::regclass
@@ -122,32 +195,20 @@ BEGIN
             'tables (%) or a superuser', v_owner::regrole
             USING ERRCODE = 'insufficient_privilege';
     END IF;
+    v_ddl_propagation := current_setting('citus.enable_ddl_propagation');
 
-    -- Each worker's copy of the tables (the shell Citus plans queries on there, and to which
-    -- it adds each new partition) was made by CREATE EXTENSION on that worker, not from the
-    -- coordinator's tables: the keys changed below change there too, or a partition created
-    -- later would get the new primary key beside the old one inherited there ("multiple
-    -- primary keys ... are not allowed"). Before anything else: run_command_on_workers runs
-    -- in transactions of its own, which would wait for the locks this one takes on the
-    -- workers once it distributes a table. Idempotent (the shells are empty); without DDL
-    -- propagation, which only the coordinator may do.
-    SELECT array_agg(format('%s:%s: %s', w.nodename, w.nodeport, w.result))
-    INTO v_failures
-    FROM run_command_on_workers(
-        'SET LOCAL citus.enable_ddl_propagation = off; '
-        'ALTER TABLE monitoring.error_events DROP CONSTRAINT IF EXISTS error_events_pkey, '
-        'ADD CONSTRAINT error_events_pkey PRIMARY KEY (event_id, occurred_at, issue_id); '
-        'ALTER TABLE monitoring.trace_parts DROP CONSTRAINT IF EXISTS trace_parts_pkey, '
-        'ADD CONSTRAINT trace_parts_pkey PRIMARY KEY (trace_id, id); '
-        'ALTER TABLE monitoring.issue_activity '
-        'DROP CONSTRAINT IF EXISTS issue_activity_issue_id_fkey; '
-        'ALTER TABLE monitoring.alert_rule_state '
-        'DROP CONSTRAINT IF EXISTS alert_rule_state_issue_id_fkey'
-    ) AS w
-    WHERE NOT w.success;
-    IF v_failures IS NOT NULL THEN
-        RAISE EXCEPTION 'monitoring.distribute() could not change the workers'' tables: %',
-            array_to_string(v_failures, '; ');
+    -- The workers first (_citus_worker_command says why): run_command_on_workers runs in
+    -- transactions of its own, which would wait for the locks this one takes on the workers
+    -- once it distributes a table.
+    IF v_worker_command IS NOT NULL THEN
+        SELECT array_agg(format('%s:%s: %s', w.nodename, w.nodeport, w.result))
+        INTO v_failures
+        FROM run_command_on_workers(v_worker_command) AS w
+        WHERE NOT w.success;
+        IF v_failures IS NOT NULL THEN
+            RAISE EXCEPTION 'monitoring.distribute() could not ready the workers'' tables: %',
+                array_to_string(v_failures, '; ');
+        END IF;
     END IF;
 
     -- Citus can not plan a generic plan for a statement on a distributed table that takes
@@ -161,29 +222,7 @@ BEGIN
         EXECUTE format('ALTER FUNCTION %s RESET plan_cache_mode', v_function);
     END LOOP;
 
-    -- Citus's refusals, met before distributing (CITUS_NOTES.md):
-    -- keys of distributed tables include the distribution column
-    IF NOT EXISTS (
-        SELECT FROM pg_catalog.pg_dist_partition AS d
-        WHERE d.logicalrelid = 'monitoring.error_events'::regclass
-    ) THEN
-        ALTER TABLE monitoring.error_events
-        DROP CONSTRAINT error_events_pkey,
-        ADD CONSTRAINT error_events_pkey PRIMARY KEY (event_id, occurred_at, issue_id);
-    END IF;
-    IF NOT EXISTS (
-        SELECT FROM pg_catalog.pg_dist_partition AS d
-        WHERE d.logicalrelid = 'monitoring.trace_parts'::regclass
-    ) THEN
-        ALTER TABLE monitoring.trace_parts
-        DROP CONSTRAINT trace_parts_pkey,
-        ADD CONSTRAINT trace_parts_pkey PRIMARY KEY (trace_id, id);
-    END IF;
-    -- coordinator tables may not refer to a reference table (see _citus_layout)
-    ALTER TABLE monitoring.issue_activity
-    DROP CONSTRAINT IF EXISTS issue_activity_issue_id_fkey;
-    ALTER TABLE monitoring.alert_rule_state
-    DROP CONSTRAINT IF EXISTS alert_rule_state_issue_id_fkey;
+    PERFORM monitoring._citus_keys();
 
     FOR v_table IN
         SELECT
@@ -208,6 +247,12 @@ BEGIN
                 colocate_with => coalesce('monitoring.' || quote_ident(v_table.colocate_with), 'default')
             );
         END IF;
+        -- Citus copies a table's rows into its shards and leaves the coordinator's own copy
+        -- on disk, unread, until this: not only space, since PostgreSQL still checks those
+        -- rows when a partition is attached on the coordinator (maintenance reattaching
+        -- DEFAULT after moving a day's rows out failed, "partition constraint of relation
+        -- error_events_default is violated by some row"). Partitions included.
+        PERFORM truncate_local_data_after_distributing_table(v_table.relation);
     END LOOP;
 
     -- The issues view's LEFT JOIN LATERAL of an issue (a reference table) to its counts (a
@@ -320,6 +365,51 @@ BEGIN
     ) AS a
     LEFT JOIN monitoring.trace_operations AS o ON a.root_operation_id = o.id;
 
+    -- recent_traces is a SQL function, and Citus can not plan its statement with parameters
+    -- ("could not create distributed plan"): as PL/pgSQL, each call is planned with the
+    -- values. The same query otherwise, but for OFFSET 0 in the lateral subquery: without it
+    -- PostgreSQL pulls the subquery up, joins the window's trace ids to the grouped traces view
+    -- and adds up every trace of each shard first; with it the trace id filter stays inside,
+    -- and each shard adds up only the window's traces, by index (as one server's lateral
+    -- view does). One server keeps the SQL function, whose plan is measured (CITUS_NOTES.md).
+    -- On the coordinator only: Citus would send it to the workers over one connection each,
+    -- which it refuses after this transaction's parallel work on the shards ("cannot run
+    -- function command because there was a parallel operation"); every call comes through
+    -- the coordinator.
+    PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true);
+    CREATE OR REPLACE FUNCTION monitoring.recent_traces(
+        p_since interval DEFAULT '1 day',
+        p_service text DEFAULT NULL,
+        p_errors boolean DEFAULT FALSE,
+        p_slowest boolean DEFAULT FALSE,
+        p_limit integer DEFAULT 20
+    )
+    RETURNS SETOF monitoring.traces
+    LANGUAGE plpgsql
+    STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $function$
+    BEGIN
+        RETURN QUERY
+        SELECT t.*
+        FROM (
+            SELECT DISTINCT p.trace_id
+            FROM monitoring.trace_parts AS p
+            WHERE p.first_start >= now() - coalesce(p_since, interval '1 day')
+        ) AS c
+        CROSS JOIN LATERAL (
+            SELECT * FROM monitoring.traces AS v WHERE v.trace_id = c.trace_id
+            OFFSET 0
+        ) AS t
+        WHERE (p_service IS NULL OR t.root_service = p_service)
+            AND (NOT p_errors OR t.error)
+        ORDER BY CASE WHEN p_slowest THEN t.duration_ms END DESC NULLS LAST, t.start_time DESC
+        LIMIT greatest(p_limit, 0);
+    END
+    $function$;
+    PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', v_ddl_propagation, true);
+
     RETURN QUERY
     SELECT
         c.oid::regclass,
@@ -348,6 +438,44 @@ COMMENT ON FUNCTION monitoring.distribute() IS
 'logs and metric points, makes issues, operations, resources and series reference tables, and '
 'returns where each table is and why. Run by the schema''s owner or a superuser';
 
+-- A worker added after distribute() would get pg_monitoring from Citus with the old keys, and
+-- citus_add_node fails there as soon as a table has a daily partition ("multiple primary
+-- keys"): the new worker's database is readied first, over a connection of its own.
+CREATE OR REPLACE FUNCTION monitoring.add_worker(p_host text, p_port integer DEFAULT 5432)
+RETURNS integer
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_command text := monitoring._citus_worker_command();
+    v_ran record;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension AS e WHERE e.extname = 'citus') THEN
+        RAISE EXCEPTION 'monitoring.add_worker() needs Citus: run it on a Citus coordinator, '
+            'after monitoring.distribute()'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF v_command IS NOT NULL THEN
+        SELECT r.success, r.result INTO v_ran
+        FROM master_run_on_worker(ARRAY[p_host], ARRAY[p_port], ARRAY[v_command], false) AS r;
+        IF NOT v_ran.success THEN
+            RAISE EXCEPTION 'monitoring.add_worker(): could not ready %:%: %', p_host, p_port, v_ran.result
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                HINT = 'The worker needs a database of the same name with CREATE EXTENSION citus '
+                'and the pg_monitoring files installed';
+        END IF;
+    END IF;
+    RETURN citus_add_node(p_host, p_port);
+END
+$$;
+
+COMMENT ON FUNCTION monitoring.add_worker(text, integer) IS
+'On a Citus coordinator after monitoring.distribute(): readies a new worker''s database for '
+'pg_monitoring''s tables, then citus_add_node; returns the node id';
+
 REVOKE ALL ON FUNCTION monitoring.distribute() FROM PUBLIC;
+REVOKE ALL ON FUNCTION monitoring.add_worker(text, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION monitoring._citus_layout() FROM PUBLIC;
+REVOKE ALL ON FUNCTION monitoring._citus_keys() FROM PUBLIC;
+REVOKE ALL ON FUNCTION monitoring._citus_worker_command() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION monitoring.distribute() TO monitoring_admin;
+GRANT EXECUTE ON FUNCTION monitoring.add_worker(text, integer) TO monitoring_admin;

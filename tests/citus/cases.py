@@ -42,12 +42,7 @@ CASES: dict[str, Case] = {}
 
 # Cases that fail on the cluster, with the reason (CITUS_NOTES.md): xfail there, not strict,
 # so that a fix shows as XPASS.
-CLUSTER_XFAIL = {
-    "recent_traces": (
-        "recent_traces: 'could not create distributed plan' (parameters in a SQL function "
-        "over distributed tables)"
-    ),
-}
+CLUSTER_XFAIL: dict[str, str] = {}
 
 ISSUES = "SELECT * FROM monitoring.issues ORDER BY first_seen, title, environment"
 ERRORS = "SELECT * FROM monitoring.errors ORDER BY occurred_at, message, fingerprint"
