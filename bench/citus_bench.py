@@ -205,7 +205,7 @@ def setup() -> dict[str, str]:
     for dsn in databases.values():
         with psycopg.connect(dsn, autocommit=True) as conn:
             # every event stored, as below a storm's threshold (past it, marking an issue
-            # sampled fails on the cluster: CITUS_NOTES.md)
+            # sampled fails on the cluster: docs/citus-notes.md)
             conn.execute("SELECT monitoring.set_setting('errors.storm_full_events', '1000000')")
         warm_up(dsn)
     return databases
@@ -287,7 +287,7 @@ def plans(databases: dict[str, str]) -> None:
         for name, query in statements.items():
             value = params.get(name, params["an issue's latest 10 events"])[0]
             # the key as a literal, as a client's query would carry it (bound parameters
-            # would plan another way: CITUS_NOTES.md on generic plans)
+            # would plan another way: docs/citus-notes.md on generic plans)
             explain = sql.SQL("EXPLAIN (COSTS OFF) ") + sql.SQL(query.replace("%s", "{}")).format(
                 sql.Literal(value)
             )

@@ -6,7 +6,7 @@ SELECT plan(13);
 
 -- Several ingest calls in one transaction, as a client passing its own connection makes them
 -- (nothing else before them: an EXPLAIN earlier in the transaction, after writes to
--- reference tables, makes Citus refuse the next write to one; CITUS_NOTES.md).
+-- reference tables, makes Citus refuse the next write to one; docs/citus-notes.md).
 SELECT is(
     (
         SELECT count(*)::integer FROM monitoring.capture_error(

@@ -349,7 +349,7 @@ BEGIN
     );
     -- What refers to an issue goes with it. The foreign keys of issue_activity and
     -- alert_rule_state would cascade on one server, but monitoring.distribute() drops them
-    -- (CITUS_NOTES.md): deleted here on both, in the order the cascade would, so retention
+    -- (docs/citus-notes.md): deleted here on both, in the order the cascade would, so retention
     -- has one path; error_issue_users and error_issue_sampled have no foreign key at all.
     DELETE FROM monitoring.issue_activity AS a WHERE a.issue_id = ANY(v_gone);
     DELETE FROM monitoring.alert_rule_state AS r WHERE r.issue_id = ANY(v_gone);

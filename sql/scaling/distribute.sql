@@ -1,6 +1,6 @@
 -- Scaling out on Citus: monitoring.distribute(), run once on a Citus coordinator after the
 -- install (and again after each upgrade: it is idempotent, and an upgrade's CREATE OR REPLACE
--- brings back what it changed in functions and views). CITUS_NOTES.md says what Citus refused
+-- brings back what it changed in functions and views). docs/citus-notes.md says what Citus refused
 -- and why each table is where it is.
 --
 -- The hot paths are single-shard: a capture writes its event and its count to the shard of
@@ -99,7 +99,7 @@ $$;
 COMMENT ON FUNCTION monitoring._citus_layout() IS
 'Where monitoring.distribute() puts each table on Citus, and why';
 
--- The schema changes Citus needs (CITUS_NOTES.md), on this node's tables: keys of distributed
+-- The schema changes Citus needs (docs/citus-notes.md), on this node's tables: keys of distributed
 -- tables include the distribution column; coordinator tables may not refer to a reference
 -- table (see _citus_layout). distribute() makes them on the coordinator and on each worker:
 -- a worker's copy of each table (the shell Citus plans on there, and to which it adds each
@@ -371,7 +371,7 @@ BEGIN
     -- PostgreSQL pulls the subquery up, joins the window's trace ids to the grouped traces view
     -- and adds up every trace of each shard first; with it the trace id filter stays inside,
     -- and each shard adds up only the window's traces, by index (as one server's lateral
-    -- view does). One server keeps the SQL function, whose plan is measured (CITUS_NOTES.md).
+    -- view does). One server keeps the SQL function, whose plan is measured (docs/citus-notes.md).
     -- On the coordinator only: Citus would send it to the workers over one connection each,
     -- which it refuses after this transaction's parallel work on the shards ("cannot run
     -- function command because there was a parallel operation"); every call comes through

@@ -40,7 +40,7 @@ Case = Callable[["Run"], Result]
 
 CASES: dict[str, Case] = {}
 
-# Cases that fail on the cluster, with the reason (CITUS_NOTES.md): xfail there, not strict,
+# Cases that fail on the cluster, with the reason (docs/citus-notes.md): xfail there, not strict,
 # so that a fix shows as XPASS.
 CLUSTER_XFAIL: dict[str, str] = {}
 
