@@ -448,13 +448,19 @@ SELECT monitoring.capture_message(
     'late arrival', p_service => 'substatus', p_occurred_at => now() - interval '10 days'
 );
 SELECT is(
-    (SELECT i.substatus FROM monitoring.issues AS i WHERE i.service = 'substatus'),
+    (
+        SELECT i.substatus FROM monitoring.issues AS i
+        WHERE i.service = 'substatus'
+    ),
     'ongoing',
     'an issue whose first event, not yet folded, is 10 days old is ongoing'
 );
 SELECT monitoring.fold_error_counts();
 SELECT is(
-    (SELECT i.substatus FROM monitoring.issues AS i WHERE i.service = 'substatus'),
+    (
+        SELECT i.substatus FROM monitoring.issues AS i
+        WHERE i.service = 'substatus'
+    ),
     'ongoing',
     'and still after the fold'
 );
