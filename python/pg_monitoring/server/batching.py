@@ -3,6 +3,11 @@ one commit for all that came in while the previous calls ran (group commit, as P
 does for WAL flushes). Idle, a request is sent at once, alone; under load each call takes
 what has queued since. Nothing waits on a timer.
 
+The clients' background sending (monitoring/background.py's ThreadBatcher and TaskBatcher)
+batches the same way, but fire and forget: nobody waits there for an item's own answer, and
+an item the database could not take goes back to the queue. Here each submitter waits for
+its answer (its HTTP status), and an error is answered, not retried.
+
 The Sentry ingest sends through a `Batcher`: its requests are one event each, as SDKs send
 them, and each request's own transaction cost the database more than its event (BENCHMARKS.md,
 "Stop 22").
