@@ -271,6 +271,12 @@ def test_database_away_is_503_with_retry_after(installed_db: str) -> None:
         assert away.headers["retry-after"] == "5"
 
 
+def test_ingest_calls_at_least_one() -> None:
+    result = CliRunner().invoke(main, ["serve", "--ingest-calls", "0"])
+    assert result.exit_code == 2
+    assert "--ingest-calls" in result.output
+
+
 def test_anonymous_only_on_loopback() -> None:
     everywhere = "0.0.0.0"  # noqa: S104
     result = CliRunner().invoke(main, ["serve", "--allow-anonymous", "--host", everywhere])
